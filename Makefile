@@ -1,0 +1,40 @@
+# The two commands: `make run` (the whole service on 127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit bench system deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo "[a6hub] creating $(VENV) and installing pinned requirements"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+system:
+	@bash devstack/install-system.sh
+
+deps: system $(STAMP)
+
+run: deps
+	@$(PY) -m devstack run
+
+lint: deps
+	@echo "[a6hub] ruff"
+	@$(VENV)/bin/ruff check .
+	@echo "[a6hub] mypy"
+	@$(VENV)/bin/mypy
+	@echo "[a6hub] cfn-lint"
+	@$(VENV)/bin/cfn-lint infra/*.yaml
+
+test: lint
+	@echo "[a6hub] pytest (starts its own emulator and servers)"
+	@$(VENV)/bin/pytest
+
+bench: deps
+	@$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

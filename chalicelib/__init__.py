@@ -1,0 +1,1 @@
+"""a6hub backend: everything the Lambda needs, importable without chalice outside api/."""

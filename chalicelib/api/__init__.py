@@ -1,0 +1,1 @@
+"""HTTP edge: blueprints with thin routes. The only package that imports chalice."""

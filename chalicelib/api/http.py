@@ -1,0 +1,153 @@
+"""The HTTP conventions every route shares: errors as {"detail"}, body parsing, paging, callers."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable, Iterable, TypeVar
+from urllib.parse import urlencode
+
+from aws_lambda_powertools import Logger
+from chalice import Blueprint, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.config import get_settings
+from chalicelib.logs import SERVICE
+from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.services.identity import Caller, authenticate
+from chalicelib.services.paging import Page
+
+logger = Logger(service=SERVICE, child=True)
+
+M = TypeVar("M", bound=BaseModel)
+View = Callable[..., Any]
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def error_response(status: int, detail: Any, headers: dict[str, str] | None = None,
+                   **extra: Any) -> Response:
+    body = {"detail": detail, **extra}
+    return Response(body=json.dumps(body), status_code=status,
+                    headers={**JSON_HEADERS, **(headers or {})})
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, BaseModel):
+        payload = body.model_dump_json()
+    elif isinstance(body, list) and body and isinstance(body[0], BaseModel):
+        payload = "[" + ",".join(item.model_dump_json() for item in body) + "]"
+    else:
+        payload = json.dumps(body)
+    return Response(body=payload, status_code=status, headers={**JSON_HEADERS, **(headers or {})})
+
+
+def _validation_detail(err: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = []
+    parts = []
+    for item in err.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in item.get("loc", ()))
+        msg = item.get("msg", "invalid")
+        errors.append({"loc": list(item.get("loc", ())), "msg": msg, "type": item.get("type")})
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request", errors
+
+
+def to_response(exc: Exception) -> Response:
+    """Map one exception to the HTTP answer; the only place domain errors meet status codes."""
+    if isinstance(exc, DomainError):
+        return error_response(exc.status_code, exc.detail, exc.headers)
+    if isinstance(exc, ValidationError):
+        detail, errors = _validation_detail(exc)
+        return error_response(422, detail, errors=errors)
+    logger.exception("unhandled error")
+    return error_response(500, "Internal server error")
+
+
+def route(bp: Blueprint, path: str, methods: list[str] | None = None,
+          content_types: list[str] | None = None) -> Callable[[View], View]:
+    """Register a view whose errors become {"detail"} responses instead of Chalice's own."""
+
+    def register(view: View) -> View:
+        @functools.wraps(view)
+        def wrapped(**kwargs: Any) -> Any:
+            try:
+                return view(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - every error leaves as JSON with detail
+                return to_response(exc)
+
+        options: dict[str, Any] = {"methods": methods or ["GET"], "cors": True}
+        if content_types:
+            options["content_types"] = content_types
+        bp.route(path, **options)(wrapped)
+        return view
+
+    return register
+
+
+def request_bytes(request: Request) -> bytes:
+    raw = request.raw_body or b""
+    if len(raw) > get_settings().max_request_bytes:
+        raise PayloadTooLarge(f"request body exceeds {get_settings().max_request_bytes} bytes")
+    return raw
+
+
+def parse_body(request: Request, model: type[M]) -> M:
+    raw = request_bytes(request)
+    if not raw.strip():
+        raise Unprocessable("request body is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest("request body is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise Unprocessable("request body must be a JSON object")
+    return model.model_validate(data)
+
+
+def header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    return value if value else None
+
+
+def client_address(request: Request) -> str:
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("sourceIp") or "unknown")
+
+
+def optional_caller(request: Request) -> Caller | None:
+    return authenticate(header(request, "authorization"), required=False)
+
+
+def required_caller(request: Request) -> Caller:
+    caller = authenticate(header(request, "authorization"), required=True)
+    assert caller is not None
+    return caller
+
+
+def page_request(request: Request) -> tuple[int, str | None]:
+    params = request.query_params or {}
+    settings = get_settings()
+    raw_limit = params.get("limit")
+    limit = settings.default_page_size
+    if raw_limit is not None:
+        try:
+            limit = int(raw_limit)
+        except ValueError as e:
+            raise Unprocessable("limit must be an integer") from e
+        if not 1 <= limit <= settings.max_page_size:
+            raise Unprocessable(f"limit must be between 1 and {settings.max_page_size}")
+    cursor = params.get("cursor") or None
+    return limit, cursor
+
+
+def list_response(request: Request, items: Iterable[BaseModel], page: Page[Any],
+                  limit: int) -> Response:
+    headers: dict[str, str] = {}
+    if page.next_cursor:
+        query = {k: v for k, v in (request.query_params or {}).items() if k not in {"cursor", "limit", "skip"}}
+        query.update({"limit": str(limit), "cursor": page.next_cursor})
+        path = (request.context or {}).get("path") or request.path
+        headers["Link"] = f'<{path}?{urlencode(query)}>; rel="next"'
+    return json_response(list(items) or [], headers=headers)

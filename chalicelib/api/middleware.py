@@ -1,0 +1,44 @@
+"""HTTP middleware: request id and access log, and {"detail"} for Chalice's own error bodies."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.logs import SERVICE
+from chalice.app import Request, Response
+
+logger = Logger(service=SERVICE, child=True)
+
+
+def _detail_body(response: Response) -> None:
+    """Chalice answers 405/415/500 itself with {"Code", "Message"}; keep our contract."""
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or "detail" in body:
+        return
+    message = body.get("Message") or body.get("message") or "error"
+    response.body = json.dumps({"detail": message})
+    response.headers["Content-Type"] = "application/json"
+
+
+def request_context(event: Request, get_response: Callable[[Request], Response]) -> Any:
+    context = event.context or {}
+    request_id = context.get("requestId") or (
+        getattr(event.lambda_context, "aws_request_id", None) if event.lambda_context else None
+    )
+    logger.append_keys(request_id=request_id, method=event.method,
+                       path=context.get("path") or event.path)
+    started = time.perf_counter()
+    try:
+        response = get_response(event)
+        _detail_body(response)
+        if request_id:
+            response.headers["X-Request-Id"] = str(request_id)
+        logger.info("request", extra={"status": response.status_code,
+                                      "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+        return response
+    finally:
+        logger.remove_keys(["request_id", "method", "path", "user_id"])

@@ -1,0 +1,53 @@
+"""JWT access tokens (RFC 8725): HS256 only, exp/iat/sub/iss/aud required and checked."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from chalicelib.config import Settings
+from chalicelib.errors import Unauthorized
+
+ALGORITHM = "HS256"
+_REQUIRED = ["exp", "iat", "sub", "iss", "aud"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    issued_at: int
+
+
+def issue_access_token(settings: Settings, user_id: str, now: int | None = None) -> str:
+    issued = int(time.time()) if now is None else now
+    claims = {
+        "sub": user_id,
+        "iat": issued,
+        "exp": issued + settings.jwt_ttl_seconds,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED},
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError as e:
+        raise Unauthorized("Token has expired") from e
+    except jwt.PyJWTError as e:
+        raise Unauthorized("Could not validate credentials") from e
+    sub, iat = claims.get("sub"), claims.get("iat")
+    if not isinstance(sub, str) or not isinstance(iat, int):
+        raise Unauthorized("Could not validate credentials")
+    return AccessClaims(user_id=sub, issued_at=iat)

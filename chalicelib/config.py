@@ -1,0 +1,105 @@
+"""Typed settings for the API and the runner, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Stages where a missing or weak signing key is tolerated (never deployed).
+DEVELOPMENT_STAGES = frozenset({"local", "test"})
+MIN_JWT_KEY_BYTES = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a runnable service."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from e
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    table_prefix: str
+    bucket: str
+    jobs_queue_url: str
+    jwt_secret: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_ttl_seconds: int
+    bcrypt_rounds: int
+    max_file_bytes: int
+    max_project_bytes: int
+    max_files_per_project: int
+    max_request_bytes: int
+    login_max_failures_per_account: int
+    login_max_failures_per_client: int
+    login_window_seconds: int
+    default_page_size: int
+    max_page_size: int
+
+    def table_name(self, short: str) -> str:
+        return f"{self.table_prefix}{short}"
+
+
+def table_prefix() -> str:
+    """Prefix of every DynamoDB table name; needs nothing else from the environment."""
+    stage = os.environ.get("A6HUB_STAGE", "local")
+    return os.environ.get("A6HUB_TABLE_PREFIX", f"a6hub-{stage}-")
+
+
+def load_settings() -> Settings:
+    stage = os.environ.get("A6HUB_STAGE", "local")
+    secret = os.environ.get("A6HUB_JWT_SECRET", "")
+    if stage not in DEVELOPMENT_STAGES:
+        if len(secret.encode()) < MIN_JWT_KEY_BYTES:
+            raise ConfigurationError(
+                f"A6HUB_JWT_SECRET must hold at least {MIN_JWT_KEY_BYTES} bytes in stage {stage!r}"
+            )
+    elif not secret:
+        raise ConfigurationError(
+            "A6HUB_JWT_SECRET is not set; the local stack generates one (make run)"
+        )
+    rounds = _int("A6HUB_BCRYPT_ROUNDS", 12)
+    if rounds < 12:
+        raise ConfigurationError("A6HUB_BCRYPT_ROUNDS must be at least 12")
+    return Settings(
+        stage=stage,
+        table_prefix=table_prefix(),
+        bucket=os.environ.get("A6HUB_BUCKET", f"a6hub-{stage}-data"),
+        jobs_queue_url=os.environ.get("A6HUB_JOBS_QUEUE_URL", ""),
+        jwt_secret=secret,
+        jwt_issuer=os.environ.get("A6HUB_JWT_ISSUER", "a6hub"),
+        jwt_audience=os.environ.get("A6HUB_JWT_AUDIENCE", "a6hub-api"),
+        jwt_ttl_seconds=_int("A6HUB_JWT_TTL_SECONDS", 3600),
+        bcrypt_rounds=rounds,
+        max_file_bytes=_int("A6HUB_MAX_FILE_BYTES", 5 * 1024 * 1024),
+        max_project_bytes=_int("A6HUB_MAX_PROJECT_BYTES", 50 * 1024 * 1024),
+        max_files_per_project=_int("A6HUB_MAX_FILES_PER_PROJECT", 1000),
+        max_request_bytes=_int("A6HUB_MAX_REQUEST_BYTES", 8 * 1024 * 1024),
+        login_max_failures_per_account=_int("A6HUB_LOGIN_MAX_FAILURES_PER_ACCOUNT", 10),
+        login_max_failures_per_client=_int("A6HUB_LOGIN_MAX_FAILURES_PER_CLIENT", 50),
+        login_window_seconds=_int("A6HUB_LOGIN_WINDOW_SECONDS", 900),
+        default_page_size=_int("A6HUB_DEFAULT_PAGE_SIZE", 50),
+        max_page_size=_int("A6HUB_MAX_PAGE_SIZE", 100),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

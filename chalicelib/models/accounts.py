@@ -1,0 +1,82 @@
+"""Accounts: users, uniqueness guards, personal API tokens, login-attempt counters.
+
+Access patterns:
+- user by id: GetItem users[id]
+- user by email / username: GetItem uniques["email#<email>"] -> user id -> GetItem users
+- slug per owner, path per project: GetItem/conditional Put on uniques (guard items written in
+  the same transaction as the thing they guard)
+- token by secret: GetItem tokens[sha256(secret)]
+- tokens of a user: Query tokens.by_user[user_id]
+- login failures in the current window: GetItem/Update ratelimits[key] (TTL expires them)
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_name
+
+
+class User(Model):
+    class Meta:
+        table_name = table_name("users")
+
+    id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    username = UnicodeAttribute()
+    full_name = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute()
+    is_active = BooleanAttribute(default=True)
+    created_at = UnicodeAttribute()
+    # Tokens issued before this instant (epoch seconds) are no longer accepted.
+    tokens_valid_after = NumberAttribute(default=0)
+    version = VersionAttribute()
+
+
+class Unique(Model):
+    """A guard item: its key is taken exactly once (email, username, slug, file path)."""
+
+    class Meta:
+        table_name = table_name("uniques")
+
+    key = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+
+
+class TokensByUser(GlobalSecondaryIndex["ApiToken"]):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class ApiToken(Model):
+    class Meta:
+        table_name = table_name("tokens")
+
+    token_hash = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute(null=True)
+    by_user = TokensByUser()
+
+
+class RateCounter(Model):
+    class Meta:
+        table_name = table_name("ratelimits")
+
+    key = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    expires_at = NumberAttribute()

@@ -1,0 +1,31 @@
+"""File metadata (bodies live in S3 under keys derived from ids).
+
+Access patterns:
+- file by id: GetItem files[project_id, id]
+- files of a project: Query files[project_id]
+- path taken?: the guard item uniques["path#<project_id>#<path>"]
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_name
+
+
+class File(Model):
+    class Meta:
+        table_name = table_name("files")
+
+    project_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    filename = UnicodeAttribute()
+    filepath = UnicodeAttribute()
+    size_bytes = NumberAttribute()
+    mime_type = UnicodeAttribute()
+    sha256 = UnicodeAttribute()
+    s3_key = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()

@@ -1,0 +1,69 @@
+"""Projects and their members.
+
+Access patterns:
+- project by id: GetItem projects[id]
+- public projects, newest first: Query projects.public_feed["public"] descending on id (ULIDs
+  are time-ordered); the index is sparse, private projects carry no `feed` attribute
+- member of a project: GetItem members[project_id, user_id]
+- members of a project: Query members[project_id]
+- projects of a user (owned and shared): Query members.by_user[user_id] + BatchGet projects
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.models.base import table_name
+
+PUBLIC_FEED = "public"
+
+
+class PublicFeed(GlobalSecondaryIndex["Project"]):
+    class Meta:
+        index_name = "public_feed"
+        projection = AllProjection()
+
+    feed = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class Project(Model):
+    class Meta:
+        table_name = table_name("projects")
+
+    id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    slug = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    visibility = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    feed = UnicodeAttribute(null=True)
+    file_count = NumberAttribute(default=0)
+    total_bytes = NumberAttribute(default=0)
+    version = VersionAttribute()
+    public_feed = PublicFeed()
+
+
+class MembersByUser(GlobalSecondaryIndex["Member"]):
+    class Meta:
+        index_name = "by_user"
+        projection = KeysOnlyProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute(range_key=True)
+
+
+class Member(Model):
+    class Meta:
+        table_name = table_name("members")
+
+    project_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute(range_key=True)
+    username = UnicodeAttribute()
+    role = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    by_user = MembersByUser()

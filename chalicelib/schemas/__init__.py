@@ -1,0 +1,1 @@
+"""Request/response models: one per direction (Create, Update, Public), unknown fields refused."""

@@ -1,0 +1,21 @@
+"""Base classes shared by every request and response model."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are an error, strings are stripped of nothing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PublicModel(BaseModel):
+    """What leaves the server: built from our own records, never from request bodies."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorPublic(PublicModel):
+    detail: str

@@ -1,0 +1,152 @@
+"""Registration, login, password change and personal API tokens."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.auth.access_tokens import issue_access_token
+from chalicelib.auth.passwords import hash_password, verify_password
+from chalicelib.config import get_settings
+from chalicelib.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from chalicelib.ids import new_id
+from chalicelib.models.accounts import ApiToken, Unique, User
+from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.schemas.accounts import (
+    AccessTokenPublic,
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenPublic,
+    PasswordChange,
+    UserCreate,
+    UserLogin,
+    UserPublic,
+)
+from chalicelib.services import ratelimit
+from chalicelib.services.identity import API_TOKEN_PREFIX, Caller, hash_api_token
+from chalicelib.services.paging import Page, decode_cursor, page_of
+
+
+def email_key(email: str) -> str:
+    return f"email#{email.lower()}"
+
+
+def username_key(username: str) -> str:
+    # Usernames are unique regardless of case: "Alice" and "alice" are one name.
+    return f"username#{username.lower()}"
+
+
+def user_public(user: User) -> UserPublic:
+    return UserPublic(
+        id=user.id, email=user.email, username=user.username, full_name=user.full_name,
+        is_active=user.is_active, created_at=user.created_at,
+    )
+
+
+def register(data: UserCreate) -> UserPublic:
+    settings = get_settings()
+    user = User(
+        id=new_id(), email=data.email, username=data.username, full_name=data.full_name,
+        password_hash=hash_password(data.password, settings.bcrypt_rounds),
+        is_active=True, created_at=utcnow_iso(),
+    )
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(Unique(email_key(data.email), owner_id=user.id),
+                    condition=Unique.key.does_not_exist())
+            tx.save(Unique(username_key(data.username), owner_id=user.id),
+                    condition=Unique.key.does_not_exist())
+            tx.save(user, condition=User.id.does_not_exist())
+    except TransactWriteError as e:
+        reasons = [r.code if r else None for r in (e.cancellation_reasons or [])]
+        if reasons[:1] == ["ConditionalCheckFailed"]:
+            raise BadRequest("Email already registered") from e
+        if reasons[1:2] == ["ConditionalCheckFailed"]:
+            raise BadRequest("Username already registered") from e
+        raise
+    return user_public(user)
+
+
+def find_user_id(key: str) -> str | None:
+    try:
+        return str(Unique.get(key).owner_id)
+    except Unique.DoesNotExist:
+        return None
+
+
+def _login_windows(email: str, client: str) -> list[ratelimit.Window]:
+    settings = get_settings()
+    return [
+        ratelimit.Window(f"login#account#{email}", settings.login_max_failures_per_account,
+                         settings.login_window_seconds),
+        ratelimit.Window(f"login#client#{client}", settings.login_max_failures_per_client,
+                         settings.login_window_seconds),
+    ]
+
+
+def login(data: UserLogin, client: str) -> AccessTokenPublic:
+    settings = get_settings()
+    windows = _login_windows(data.email, client)
+    wait = ratelimit.seconds_blocked(windows)
+    if wait:
+        raise TooManyRequests("Too many failed login attempts; try again later", retry_after=wait)
+    user_id = find_user_id(email_key(data.email))
+    user = None
+    if user_id is not None:
+        try:
+            user = User.get(user_id)
+        except User.DoesNotExist:
+            user = None
+    if not verify_password(data.password, user.password_hash if user else None) or user is None:
+        ratelimit.record_failure(windows)
+        raise Unauthorized("Incorrect email or password")
+    if not user.is_active:
+        raise Unauthorized("Account is disabled")
+    return AccessTokenPublic(
+        access_token=issue_access_token(settings, user.id), expires_in=settings.jwt_ttl_seconds
+    )
+
+
+def change_password(caller: Caller, data: PasswordChange) -> None:
+    user = caller.user
+    if not verify_password(data.current_password, user.password_hash):
+        raise BadRequest("Current password is incorrect")
+    now = int(time.time())
+    user.update(actions=[
+        User.password_hash.set(hash_password(data.new_password, get_settings().bcrypt_rounds)),
+        # Access tokens issued before the change stop working; this one's caller logs in again.
+        User.tokens_valid_after.set(now),
+    ])
+
+
+def _token_public(token: ApiToken) -> ApiTokenPublic:
+    return ApiTokenPublic(id=token.id, name=token.name, prefix=token.prefix,
+                          created_at=token.created_at, expires_at=token.expires_at)
+
+
+def create_api_token(caller: Caller, data: ApiTokenCreate) -> ApiTokenCreated:
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = None if data.expires_in_days is None else int(time.time()) + data.expires_in_days * 86400
+    token = ApiToken(
+        hash_api_token(secret), id=new_id(), user_id=caller.id, name=data.name,
+        prefix=secret[:10], created_at=utcnow_iso(), expires_at=expires,
+    )
+    token.save(condition=ApiToken.token_hash.does_not_exist())
+    return ApiTokenCreated(token=secret, **_token_public(token).model_dump())
+
+
+def list_api_tokens(caller: Caller, limit: int, cursor: str | None) -> Page[ApiTokenPublic]:
+    start = decode_cursor(cursor, {"user_id": caller.id})
+    result = ApiToken.by_user.query(caller.id, limit=limit, page_size=limit,
+                                    last_evaluated_key=start)
+    return page_of(result, (_token_public(t) for t in result))
+
+
+def revoke_api_token(caller: Caller, token_id: str) -> None:
+    found = list(ApiToken.by_user.query(caller.id, ApiToken.id == token_id, limit=1))
+    if not found:
+        raise NotFound("Token not found")
+    found[0].delete()

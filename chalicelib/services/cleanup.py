@@ -1,0 +1,32 @@
+"""Removal of everything that hangs off a deleted project: members, files, jobs, S3 objects."""
+
+from __future__ import annotations
+
+from pynamodb.models import Model
+
+from chalicelib import storage
+from chalicelib.models.accounts import Unique
+from chalicelib.models.files import File
+from chalicelib.models.projects import Member
+
+
+def _delete_all(model: type[Model], project_id: str) -> list[Model]:
+    items = list(model.query(project_id))
+    with model.batch_write() as batch:
+        for item in items:
+            batch.delete(item)
+    return items
+
+
+def purge_project(project_id: str) -> None:
+    """Idempotent: safe to run again after a partial failure."""
+    from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
+
+    _delete_all(Member, project_id)
+    files = _delete_all(File, project_id)
+    with Unique.batch_write() as batch:
+        for f in files:
+            batch.delete(Unique(f"path#{project_id}#{f.filepath}", owner_id=f.id))
+    _delete_all(Job, project_id)
+    storage.delete_prefix(storage.project_prefix(project_id))
+    storage.delete_prefix(f"jobs/{project_id}/")

@@ -1,0 +1,53 @@
+"""The rules a project file path must follow, in one place (files API, uploads, git pushes)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from chalicelib.errors import Unprocessable
+
+MAX_PATH_CHARS = 1024
+MAX_SEGMENT_BYTES = 255
+
+
+def normalise_path(filepath: str | None, filename: str) -> str:
+    """Return the canonical project-relative path for a file, or raise Unprocessable.
+
+    `filepath` is the full path ("rtl/cpu.v"), a folder ending in "/" ("rtl/"), or empty/"/"
+    for the project root; `filename` must be its last segment.
+    """
+    name = _check_text(filename, "filename")
+    if "/" in name:
+        raise Unprocessable("filename must not contain '/'; put folders in filepath")
+    raw = _check_text(filepath or "", "filepath")
+    if raw in ("", "/"):
+        raw = name
+    elif raw.endswith("/"):
+        raw = raw + name
+    if raw.startswith("/"):
+        raise Unprocessable("filepath must be relative to the project (no leading '/')")
+    segments = [s for s in raw.split("/") if s not in ("", ".")]
+    for segment in segments:
+        if segment == "..":
+            raise Unprocessable("filepath must not contain '..'")
+        if segment == ".git":
+            raise Unprocessable("filepath must not contain a '.git' folder")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise Unprocessable(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    path = "/".join(segments)
+    if not path:
+        raise Unprocessable("filepath is empty")
+    if len(path) > MAX_PATH_CHARS:
+        raise Unprocessable(f"filepath is longer than {MAX_PATH_CHARS} characters")
+    if segments[-1] != name:
+        raise Unprocessable("filename must be the last segment of filepath")
+    return path
+
+
+def _check_text(value: str, field: str) -> str:
+    text = unicodedata.normalize("NFC", value)
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Unprocessable(f"{field} must not contain NUL or control characters")
+    if "\\" in text:
+        raise Unprocessable(f"{field} must use '/' as the folder separator")
+    return text

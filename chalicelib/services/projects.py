@@ -1,0 +1,223 @@
+"""Projects, their members, and the one place that decides who may read or write a project."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.ids import is_id, new_id
+from chalicelib.models.accounts import Unique, User
+from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.projects import PUBLIC_FEED, Member, Project
+from chalicelib.schemas.projects import (
+    MemberAdd,
+    MemberPublic,
+    MemberUpdate,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+)
+from chalicelib.services import cleanup
+from chalicelib.services.accounts import email_key, find_user_id, username_key
+from chalicelib.services.identity import Caller
+from chalicelib.services.paging import Page, decode_cursor, encode_cursor, page_of
+
+Need = Literal["read", "write", "admin"]
+_RANK = {"viewer": 1, "editor": 2, "owner": 3}
+_NEEDED = {"read": 1, "write": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Access:
+    project: Project
+    role: str | None  # None: a non-member reading a public project
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
+    return slug or "project"
+
+
+def slug_key(owner_id: str, slug: str) -> str:
+    return f"slug#{owner_id}#{slug}"
+
+
+def project_public(project: Project) -> ProjectPublic:
+    return ProjectPublic(
+        id=project.id, name=project.name, slug=project.slug, description=project.description,
+        visibility=project.visibility, owner_id=project.owner_id, created_at=project.created_at,
+        updated_at=project.updated_at, file_count=int(project.file_count or 0),
+        total_bytes=int(project.total_bytes or 0),
+    )
+
+
+def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
+    """Load a project for a caller who needs `need`; private projects are 404 to outsiders."""
+    if not is_id(project_id):
+        raise NotFound("Project not found")
+    try:
+        project = Project.get(project_id)
+    except Project.DoesNotExist as e:
+        raise NotFound("Project not found") from e
+    role: str | None = None
+    if caller is not None:
+        if caller.id == project.owner_id:
+            role = "owner"
+        else:
+            try:
+                role = str(Member.get(project_id, caller.id).role)
+            except Member.DoesNotExist:
+                role = None
+    public = project.visibility == "public"
+    if role is None and not public:
+        raise NotFound("Project not found")
+    rank = _RANK.get(role or "", 1 if public else 0)
+    if rank < _NEEDED[need]:
+        raise Forbidden("You do not have permission to change this project")
+    return Access(project=project, role=role)
+
+
+def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
+    now = utcnow_iso()
+    project = Project(
+        id=new_id(), name=data.name, slug=slugify(data.name), description=data.description,
+        visibility=data.visibility, owner_id=caller.id, created_at=now, updated_at=now,
+        feed=PUBLIC_FEED if data.visibility == "public" else None, file_count=0, total_bytes=0,
+    )
+    owner = Member(project.id, caller.id, username=caller.user.username, role="owner",
+                   created_at=now)
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(Unique(slug_key(caller.id, project.slug), owner_id=project.id),
+                    condition=Unique.key.does_not_exist())
+            tx.save(project, condition=Project.id.does_not_exist())
+            tx.save(owner)
+    except TransactWriteError as e:
+        if _first_condition_failed(e):
+            raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
+        raise
+    return project_public(project)
+
+
+def _first_condition_failed(e: TransactWriteError) -> bool:
+    reasons = e.cancellation_reasons or []
+    return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"
+
+
+def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> ProjectPublic:
+    project = authorize(caller, project_id, "admin").project
+    old_slug = project.slug
+    changes = data.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise BadRequest("name cannot be null")
+    if "visibility" in changes and changes["visibility"] is None:
+        raise BadRequest("visibility cannot be null")
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.slug = slugify(project.name)
+    project.feed = PUBLIC_FEED if project.visibility == "public" else None
+    project.updated_at = utcnow_iso()
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            if project.slug != old_slug:
+                tx.save(Unique(slug_key(caller.id, project.slug), owner_id=project.id),
+                        condition=Unique.key.does_not_exist())
+                tx.delete(Unique(slug_key(caller.id, old_slug), owner_id=project.id))
+            tx.save(project)
+    except TransactWriteError as e:
+        if project.slug != old_slug and _first_condition_failed(e):
+            raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
+        raise Conflict("The project changed meanwhile; retry") from e
+    return project_public(project)
+
+
+def delete_project(caller: Caller, project_id: str) -> None:
+    project = authorize(caller, project_id, "admin").project
+    with TransactWrite(connection=transaction_connection()) as tx:
+        tx.delete(project)
+        tx.delete(Unique(slug_key(project.owner_id, project.slug), owner_id=project.id))
+    # The project is gone for every reader now; what hung off it is removed next.
+    cleanup.purge_project(project.id)
+
+
+def get_project(caller: Caller | None, project_id: str) -> ProjectPublic:
+    return project_public(authorize(caller, project_id, "read").project)
+
+
+def list_my_projects(caller: Caller, limit: int, cursor: str | None) -> Page[ProjectPublic]:
+    start = decode_cursor(cursor, {"user_id": caller.id})
+    result = Member.by_user.query(caller.id, scan_index_forward=False, limit=limit,
+                                  page_size=limit, last_evaluated_key=start)
+    ids = [m.project_id for m in result]
+    found = {p.id: p for p in Project.batch_get(ids)} if ids else {}
+    items = [project_public(found[i]) for i in ids if i in found]
+    return Page(items=items, next_cursor=encode_cursor(result.last_evaluated_key))
+
+
+def list_public_projects(limit: int, cursor: str | None) -> Page[ProjectPublic]:
+    start = decode_cursor(cursor, {"feed": PUBLIC_FEED})
+    result = Project.public_feed.query(PUBLIC_FEED, scan_index_forward=False, limit=limit,
+                                       page_size=limit, last_evaluated_key=start)
+    return page_of(result, (project_public(p) for p in result))
+
+
+def _member_public(member: Member) -> MemberPublic:
+    return MemberPublic(user_id=member.user_id, username=member.username, role=member.role,
+                        created_at=member.created_at)
+
+
+def list_members(caller: Caller | None, project_id: str, limit: int,
+                 cursor: str | None) -> Page[MemberPublic]:
+    authorize(caller, project_id, "read")
+    start = decode_cursor(cursor, {"project_id": project_id})
+    result = Member.query(project_id, limit=limit, page_size=limit, last_evaluated_key=start)
+    return page_of(result, (_member_public(m) for m in result))
+
+
+def add_member(caller: Caller, project_id: str, data: MemberAdd) -> MemberPublic:
+    authorize(caller, project_id, "admin")
+    key = username_key(data.username) if data.username else email_key(data.email or "")
+    user_id = find_user_id(key)
+    user = User.get(user_id) if user_id else None
+    if user is None:
+        raise NotFound("User not found")
+    member = Member(project_id, user.id, username=user.username, role=data.role,
+                    created_at=utcnow_iso())
+    try:
+        member.save(condition=Member.user_id.does_not_exist())
+    except PutError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            raise Conflict("User is already a member of this project") from e
+        raise
+    return _member_public(member)
+
+
+def _existing_member(project_id: str, user_id: str) -> Member:
+    try:
+        return Member.get(project_id, user_id)
+    except Member.DoesNotExist as e:
+        raise NotFound("Member not found") from e
+
+
+def update_member(caller: Caller, project_id: str, user_id: str, data: MemberUpdate) -> MemberPublic:
+    authorize(caller, project_id, "admin")
+    member = _existing_member(project_id, user_id)
+    if member.role == "owner":
+        raise BadRequest("The owner's role cannot be changed")
+    member.update(actions=[Member.role.set(data.role)], condition=Member.user_id.exists())
+    return _member_public(member)
+
+
+def remove_member(caller: Caller, project_id: str, user_id: str) -> None:
+    # A member may leave on their own; otherwise only the owner removes people.
+    need: Need = "read" if caller.id == user_id else "admin"
+    authorize(caller, project_id, need)
+    member = _existing_member(project_id, user_id)
+    if member.role == "owner":
+        raise BadRequest("The owner cannot be removed from the project")
+    member.delete()

@@ -1,0 +1,61 @@
+"""S3 bodies: keys derived from ids (never from user paths), reads, writes, presigned URLs."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.ids import new_id
+
+
+def file_body_key(project_id: str, file_id: str) -> str:
+    """A fresh key for one version of a file body; the metadata row points at the current one."""
+    return f"projects/{project_id}/files/{file_id}/{new_id()}"
+
+
+def project_prefix(project_id: str) -> str:
+    return f"projects/{project_id}/"
+
+
+def put_bytes(key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body,
+                            ContentType=content_type)
+
+
+def get_bytes(key: str) -> bytes:
+    response = client("s3").get_object(Bucket=get_settings().bucket, Key=key)
+    data: bytes = response["Body"].read()
+    return data
+
+
+def delete_keys(keys: Iterable[str]) -> None:
+    batch: list[dict[str, Any]] = []
+    for key in keys:
+        batch.append({"Key": key})
+        if len(batch) == 1000:
+            _delete_batch(batch)
+            batch = []
+    if batch:
+        _delete_batch(batch)
+
+
+def _delete_batch(batch: list[dict[str, Any]]) -> None:
+    client("s3").delete_objects(Bucket=get_settings().bucket,
+                                Delete={"Objects": batch, "Quiet": True})
+
+
+def delete_prefix(prefix: str) -> None:
+    paginator = client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=prefix):
+        delete_keys(obj["Key"] for obj in page.get("Contents", []))
+
+
+def presign_download(key: str, filename: str, expires: int = 300) -> str:
+    url: str = client("s3").generate_presigned_url(
+        "get_object",
+        Params={"Bucket": get_settings().bucket, "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{filename}"'},
+        ExpiresIn=expires,
+    )
+    return url

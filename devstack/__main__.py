@@ -1,0 +1,96 @@
+"""`python -m devstack run`: the whole service on this machine; `python -m devstack up`: resources only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devstack import bootstrap, environment
+from devstack.emulator import Emulator, start_moto, wait_until_up
+
+
+def say(message: str) -> None:
+    print(f"[a6hub] {message}", flush=True)
+
+
+def start_emulator(port: int) -> Emulator:
+    given = os.environ.get("AWS_ENDPOINT_URL")
+    if given:
+        say(f"using the AWS emulator at {given} (AWS_ENDPOINT_URL)")
+        wait_until_up(given)
+        return Emulator(url=given, process=None)
+    environment.STATE_DIR.mkdir(exist_ok=True)
+    log = environment.STATE_DIR / "moto.log"
+    emulator = start_moto(port, log_path=str(log))
+    say(f"started the embedded AWS emulator (moto) at {emulator.url}; log in {log}")
+    return emulator
+
+
+def provision(emulator: Emulator, stage: str) -> dict[str, str]:
+    environment.apply(emulator.url)
+    outputs = bootstrap.deploy(stage)
+    env = environment.apply(emulator.url, outputs)
+    env["A6HUB_JOBS_QUEUE_URL"] = os.environ.setdefault(
+        "A6HUB_JOBS_QUEUE_URL", bootstrap.queue_url(f"a6hub-{stage}-jobs"))
+    say(f"deployed {bootstrap.TEMPLATE.relative_to(environment.ROOT)} as stack "
+        f"{bootstrap.stack_name(stage)}: tables {outputs['TablePrefix']}*, bucket "
+        f"{outputs['BucketName']}, queue {env['A6HUB_JOBS_QUEUE_URL']}")
+    return env
+
+
+def start_runner() -> subprocess.Popen[bytes] | None:
+    if not (environment.ROOT / "runner" / "__main__.py").exists():
+        say("runner: not built yet, jobs will stay pending")
+        return None
+    process = subprocess.Popen([sys.executable, "-m", "runner"], cwd=environment.ROOT)
+    say(f"started the job runner (python -m runner, pid {process.pid})")
+    return process
+
+
+def run(args: argparse.Namespace) -> int:
+    from devstack.server import serve
+
+    emulator = start_emulator(args.emulator_port)
+    runner = None
+    try:
+        provision(emulator, args.stage)
+        runner = start_runner() if not args.no_runner else None
+        say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
+            "Ctrl-C stops everything")
+        serve(args.host, args.port)
+    finally:
+        if runner is not None and runner.poll() is None:
+            runner.terminate()
+            runner.wait(timeout=30)
+        emulator.stop()
+        say("stopped")
+    return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    emulator = start_emulator(args.emulator_port)
+    env = provision(emulator, args.stage)
+    Path(args.env_file).write_text("".join(f"export {k}={v}\n" for k, v in sorted(env.items())))
+    say(f"environment written to {args.env_file}; emulator left running (pid "
+        f"{emulator.process.pid if emulator.process else 'external'})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("command", choices=["run", "up"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--emulator-port", type=int, default=5005)
+    parser.add_argument("--stage", default="local")
+    parser.add_argument("--no-runner", action="store_true")
+    parser.add_argument("--env-file", default=str(environment.STATE_DIR / "env.sh"))
+    args = parser.parse_args(argv)
+    return run(args) if args.command == "run" else up(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

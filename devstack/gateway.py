@@ -1,0 +1,127 @@
+"""A WSGI application that serves the Chalice app the way API Gateway does.
+
+It reuses Chalice's own API Gateway emulation (route matching, event shape, CORS preflight,
+binary bodies) and writes each response in one piece, so a real threaded WSGI server can keep
+connections alive without `chalice local`'s per-request stall (its BaseHTTPRequestHandler
+writes headers and body in separate small packets and meets Nagle + delayed ACK).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from typing import Any, Callable, Iterable
+
+from chalice.app import Chalice
+from chalice.config import Config
+from chalice.local import LocalGateway, LocalGatewayException
+
+StartResponse = Callable[..., Any]
+
+_REASONS = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
+    302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+    412: "Precondition Failed", 413: "Payload Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+# API Gateway refuses payloads over 10 MB before the Lambda runs.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class _Gateway(LocalGateway):
+    """LocalGateway that reports the real client address and a request id, as API Gateway does."""
+
+    def __init__(self, app: Chalice, config: Config) -> None:
+        super().__init__(app, config)
+        self.current = threading.local()
+
+    def _generate_lambda_event(self, method: str, path: str, headers: Any,
+                               body: bytes | None) -> Any:
+        event = super()._generate_lambda_event(method, path, headers, body)
+        context = event["requestContext"]
+        context["identity"]["sourceIp"] = getattr(self.current, "source_ip", "127.0.0.1")
+        context["requestId"] = str(uuid.uuid4())
+        context["stage"] = "local"
+        return event
+
+
+class GatewayApp:
+    def __init__(self, app: Chalice) -> None:
+        self._gateway = _Gateway(app, Config.create(chalice_stage="local", app_name=app.app_name))
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        status, headers, body = self.handle(environ)
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", headers)
+        return [body]
+
+    def handle(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("RAW_URI") or _path_from(environ)
+        headers = _headers_from(environ)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY_BYTES:
+            return _json(413, {"detail": "Request Entity Too Large"})
+        body = environ["wsgi.input"].read(length) if length else None
+        if body is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+            if len(body) > MAX_BODY_BYTES:
+                return _json(413, {"detail": "Request Entity Too Large"})
+        self._gateway.current.source_ip = environ.get("REMOTE_ADDR") or "127.0.0.1"
+        try:
+            response = self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
+        except LocalGatewayException as e:
+            # Unknown path: API Gateway's MISSING_AUTHENTICATION_TOKEN answer, which our
+            # deployed API maps to 404 with a detail (a GatewayResponse in infra/).
+            if e.CODE == 403 and b"Missing Authentication Token" in (e.body or b""):
+                return _json(404, {"detail": "Not Found"})
+            return e.CODE, list((e.headers or {}).items()), e.body or b""
+        return _response(method, response)
+
+
+def _path_from(environ: dict[str, Any]) -> str:
+    path = environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace")
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def _headers_from(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+               if k.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
+
+
+def _json(status: int, payload: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    body = json.dumps(payload).encode()
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _response(method: str, response: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    raw = response.get("body")
+    if raw is None:
+        body = b""
+    elif response.get("isBase64Encoded"):
+        body = base64.b64decode(raw)
+    else:
+        body = raw if isinstance(raw, bytes) else str(raw).encode("utf-8")
+    headers: list[tuple[str, str]] = []
+    for name, value in (response.get("headers") or {}).items():
+        if name.lower() != "content-length":
+            headers.append((name, str(value)))
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values)
+    if not any(n.lower() == "content-type" for n, _ in headers) and body:
+        headers.append(("Content-Type", "application/json"))
+    status = int(response["statusCode"])
+    if method == "HEAD" or status in (204, 304):
+        body = b""
+    headers.append(("Content-Length", str(len(body))))
+    return status, headers, body

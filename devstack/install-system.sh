@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages the local stack and the tests need, if any is missing.
+set -euo pipefail
+packages=(git iverilog yosys verilator bubblewrap wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "[a6hub] Debian packages present: ${packages[*]}"
+  exit 0
+fi
+echo "[a6hub] installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "[a6hub] installed: ${missing[*]}"
