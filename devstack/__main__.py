@@ -79,17 +79,27 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_only(args: argparse.Namespace) -> int:
+    """Serve the API with the environment as it is (the tests and benchmarks use this)."""
+    from devstack.server import serve
+
+    serve(args.host, args.port, workers=args.workers)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
-    parser.add_argument("command", choices=["run", "up"])
+    parser.add_argument("command", choices=["run", "up", "serve"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--emulator-port", type=int, default=5005)
     parser.add_argument("--stage", default="local")
     parser.add_argument("--no-runner", action="store_true")
     parser.add_argument("--env-file", default=str(environment.STATE_DIR / "env.sh"))
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else up(args)
+    commands = {"run": run, "up": up, "serve": serve_only}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

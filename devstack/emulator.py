@@ -36,13 +36,13 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):  # noqa: S310 - http only
                 return
         except urllib.error.HTTPError:
             return  # something answers HTTP: not moto, but up (LocalStack)
-        except OSError:
+        except OSError as e:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the AWS emulator at {url} did not come up in {timeout:.0f}s")
+                raise RuntimeError(f"the AWS emulator at {url} did not come up in {timeout:.0f}s") from e
             time.sleep(0.1)
 
 

@@ -12,7 +12,8 @@ import base64
 import json
 import threading
 import uuid
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from chalice.app import Chalice
 from chalice.config import Config

@@ -8,7 +8,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
+class _Server(BaseApplication):
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         super().__init__()
@@ -19,7 +19,6 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from app import app
-
         from devstack.gateway import GatewayApp
 
         return GatewayApp(app)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
@@ -13,8 +14,8 @@ from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import get_settings
-from chalicelib.logs import SERVICE
 from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.logs import SERVICE
 from chalicelib.services.identity import Caller, authenticate
 from chalicelib.services.paging import Page
 
@@ -88,6 +89,8 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
 
 def request_bytes(request: Request) -> bytes:
     raw = request.raw_body or b""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
     if len(raw) > get_settings().max_request_bytes:
         raise PayloadTooLarge(f"request body exceeds {get_settings().max_request_bytes} bytes")
     return raw
@@ -127,7 +130,7 @@ def required_caller(request: Request) -> Caller:
 
 
 def page_request(request: Request) -> tuple[int, str | None]:
-    params = request.query_params or {}
+    params: Mapping[str, str] = request.query_params or {}
     settings = get_settings()
     raw_limit = params.get("limit")
     limit = settings.default_page_size
@@ -146,7 +149,8 @@ def list_response(request: Request, items: Iterable[BaseModel], page: Page[Any],
                   limit: int) -> Response:
     headers: dict[str, str] = {}
     if page.next_cursor:
-        query = {k: v for k, v in (request.query_params or {}).items() if k not in {"cursor", "limit", "skip"}}
+        query = {k: v for k, v in (request.query_params or {}).items()
+                 if k not in {"cursor", "limit", "skip"}}
         query.update({"limit": str(limit), "cursor": page.next_cursor})
         path = (request.context or {}).get("path") or request.path
         headers["Link"] = f'<{path}?{urlencode(query)}>; rel="next"'

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger
+from chalice.app import Request, Response
 
 from chalicelib.logs import SERVICE
-from chalice.app import Request, Response
 
 logger = Logger(service=SERVICE, child=True)
 

@@ -34,7 +34,7 @@ def parse_upload(content_type: str, body: bytes) -> Upload:
         raise Unprocessable("malformed multipart body")
     upload_part: Message | None = None
     filepath: str | None = None
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name == "file":
             upload_part = part

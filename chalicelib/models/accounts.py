@@ -78,5 +78,5 @@ class RateCounter(Model):
         table_name = table_name("ratelimits")
 
     key = UnicodeAttribute(hash_key=True)
-    count = NumberAttribute(default=0)
+    hits = NumberAttribute(default=0)
     expires_at = NumberAttribute()

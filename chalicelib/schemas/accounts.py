@@ -57,7 +57,7 @@ class UserPublic(PublicModel):
 
 class AccessTokenPublic(PublicModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a scheme name
     expires_in: int
 
 

@@ -44,7 +44,7 @@ class MemberAdd(RequestModel):
     role: GrantableRole = "viewer"
 
     @model_validator(mode="after")
-    def _one_identity(self) -> "MemberAdd":
+    def _one_identity(self) -> MemberAdd:
         if (self.username is None) == (self.email is None):
             raise ValueError("give exactly one of username or email")
         return self

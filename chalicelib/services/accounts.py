@@ -124,7 +124,8 @@ def change_password(caller: Caller, data: PasswordChange) -> None:
 
 def _token_public(token: ApiToken) -> ApiTokenPublic:
     return ApiTokenPublic(id=token.id, name=token.name, prefix=token.prefix,
-                          created_at=token.created_at, expires_at=token.expires_at)
+                          created_at=token.created_at,
+                          expires_at=None if token.expires_at is None else int(token.expires_at))
 
 
 def create_api_token(caller: Caller, data: ApiTokenCreate) -> ApiTokenCreated:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pynamodb.models import Model
 
 from chalicelib import storage
@@ -9,8 +11,10 @@ from chalicelib.models.accounts import Unique
 from chalicelib.models.files import File
 from chalicelib.models.projects import Member
 
+M = TypeVar("M", bound=Model)
 
-def _delete_all(model: type[Model], project_id: str) -> list[Model]:
+
+def _delete_all(model: type[M], project_id: str) -> list[M]:
     items = list(model.query(project_id))
     with model.batch_write() as batch:
         for item in items:

@@ -11,7 +11,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import Unauthorized
 from chalicelib.models.accounts import ApiToken, User
 
-API_TOKEN_PREFIX = "a6p_"
+API_TOKEN_PREFIX = "a6p_"  # noqa: S105 - marks personal tokens, not a secret
 
 
 @dataclass(frozen=True)

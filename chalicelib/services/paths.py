@@ -28,12 +28,7 @@ def normalise_path(filepath: str | None, filename: str) -> str:
         raise Unprocessable("filepath must be relative to the project (no leading '/')")
     segments = [s for s in raw.split("/") if s not in ("", ".")]
     for segment in segments:
-        if segment == "..":
-            raise Unprocessable("filepath must not contain '..'")
-        if segment == ".git":
-            raise Unprocessable("filepath must not contain a '.git' folder")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise Unprocessable(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+        _check_segment(segment)
     path = "/".join(segments)
     if not path:
         raise Unprocessable("filepath is empty")
@@ -42,6 +37,15 @@ def normalise_path(filepath: str | None, filename: str) -> str:
     if segments[-1] != name:
         raise Unprocessable("filename must be the last segment of filepath")
     return path
+
+
+def _check_segment(segment: str) -> None:
+    if segment == "..":
+        raise Unprocessable("filepath must not contain '..'")
+    if segment == ".git":
+        raise Unprocessable("filepath must not contain a '.git' folder")
+    if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        raise Unprocessable(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
 
 
 def _check_text(value: str, field: str) -> str:

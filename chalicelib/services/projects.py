@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -21,6 +21,8 @@ from chalicelib.schemas.projects import (
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
+    Role,
+    Visibility,
 )
 from chalicelib.services import cleanup
 from chalicelib.services.accounts import email_key, find_user_id, username_key
@@ -50,7 +52,8 @@ def slug_key(owner_id: str, slug: str) -> str:
 def project_public(project: Project) -> ProjectPublic:
     return ProjectPublic(
         id=project.id, name=project.name, slug=project.slug, description=project.description,
-        visibility=project.visibility, owner_id=project.owner_id, created_at=project.created_at,
+        visibility=cast(Visibility, project.visibility), owner_id=project.owner_id,
+        created_at=project.created_at,
         updated_at=project.updated_at, file_count=int(project.file_count or 0),
         total_bytes=int(project.total_bytes or 0),
     )
@@ -167,7 +170,8 @@ def list_public_projects(limit: int, cursor: str | None) -> Page[ProjectPublic]:
 
 
 def _member_public(member: Member) -> MemberPublic:
-    return MemberPublic(user_id=member.user_id, username=member.username, role=member.role,
+    return MemberPublic(user_id=member.user_id, username=member.username,
+                        role=cast(Role, member.role),
                         created_at=member.created_at)
 
 

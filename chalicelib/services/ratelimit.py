@@ -28,7 +28,7 @@ def seconds_blocked(windows: list[Window], now: float | None = None) -> int:
     wait = 0
     for counter in RateCounter.batch_get(list(keys)):
         window = keys[counter.key]
-        if counter.count >= window.limit:
+        if counter.hits >= window.limit:
             wait = max(wait, int(counter.expires_at - at) + 1)
     return wait
 
@@ -38,7 +38,7 @@ def record_failure(windows: list[Window], now: float | None = None) -> None:
     for window in windows:
         key, ends = window.bucket(at)
         RateCounter(key).update(
-            actions=[RateCounter.count.add(1), RateCounter.expires_at.set(ends)]
+            actions=[RateCounter.hits.add(1), RateCounter.expires_at.set(ends)]
         )
 
 
@@ -46,6 +46,6 @@ def clear(window: Window, now: float | None = None) -> None:
     at = time.time() if now is None else now
     key, _ = window.bucket(at)
     try:
-        RateCounter(key, count=0, expires_at=0).delete()
+        RateCounter(key, hits=0, expires_at=0).delete()
     except DoesNotExist:
         pass

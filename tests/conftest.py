@@ -1,0 +1,216 @@
+"""Fixtures: emulator (moto server over HTTP) -> resources from infra/ -> app client -> factories.
+
+The environment is set here, before any test module imports chalicelib, because table names
+are read from it when the models are first imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ.update({
+    "A6HUB_STAGE": "test",
+    "A6HUB_JWT_SECRET": secrets.token_urlsafe(48),
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "A6HUB_LOG_LEVEL": os.environ.get("A6HUB_LOG_LEVEL", "WARNING"),
+})
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+              "https_proxy"):
+    os.environ.pop(_name, None)
+
+from devstack import bootstrap  # noqa: E402
+from devstack.emulator import Emulator, free_port, start_moto  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A moto server process on 127.0.0.1 with the stack from infra/resources.yaml deployed."""
+    log = tmp_path_factory.mktemp("emulator") / "moto.log"
+    emu = start_moto(log_path=str(log))
+    os.environ["AWS_ENDPOINT_URL"] = emu.url
+    outputs = bootstrap.deploy("test")
+    os.environ["A6HUB_TABLE_PREFIX"] = outputs["TablePrefix"]
+    os.environ["A6HUB_BUCKET"] = outputs["BucketName"]
+    os.environ["A6HUB_JOBS_QUEUE_URL"] = bootstrap.queue_url("a6hub-test-jobs")
+    os.environ["A6HUB_JOBS_DLQ_URL"] = bootstrap.queue_url("a6hub-test-jobs-dlq")
+    yield emu
+    emu.stop()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class Api:
+    """Chalice's in-process test client with JSON and token conveniences."""
+
+    def __init__(self, client: Any) -> None:
+        self._http = client.http
+
+    def request(self, method: str, path: str, *, json_body: Any = None, raw: bytes | str | None = None,
+                token: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+        sent = {"Content-Type": "application/json"}
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        sent.update(headers or {})
+        body = raw if raw is not None else (json.dumps(json_body) if json_body is not None else None)
+        response = getattr(self._http, method.lower())(path, headers=sent, body=body or b"")
+        return Reply(response.status_code, dict(response.headers), response.body or b"")
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Reply:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Reply:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Reply:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture(scope="session")
+def chalice_app(emulator: Emulator) -> Any:
+    from app import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def api(chalice_app: Any) -> Iterator[Api]:
+    from chalice.test import Client
+
+    with Client(chalice_app) as client:
+        yield Api(client)
+
+
+@dataclass
+class UserCtx:
+    id: str
+    email: str
+    username: str
+    password: str
+    token: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def make_user(api: Api, *, password: str = "correct horse battery") -> UserCtx:
+    username = unique("u")
+    email = f"{username}@example.test"
+    reply = api.post("/api/v1/auth/register", json_body={
+        "email": email, "username": username, "password": password, "full_name": "Test User"})
+    assert reply.status == 201, reply.body
+    login = api.post("/api/v1/auth/login", json_body={"email": email, "password": password})
+    assert login.status == 200, login.body
+    return UserCtx(id=reply.json["id"], email=email, username=username, password=password,
+                   token=login.json["access_token"])
+
+
+def make_project(api: Api, owner: UserCtx, *, visibility: str = "private",
+                 name: str | None = None) -> dict[str, Any]:
+    reply = api.post("/api/v1/projects", token=owner.token,
+                     json_body={"name": name or unique("proj "), "visibility": visibility})
+    assert reply.status == 201, reply.body
+    return dict(reply.json)
+
+
+def add_member(api: Api, owner: UserCtx, project_id: str, member: UserCtx, role: str) -> None:
+    reply = api.post(f"/api/v1/projects/{project_id}/members", token=owner.token,
+                     json_body={"username": member.username, "role": role})
+    assert reply.status == 201, reply.body
+
+
+def make_file(api: Api, user: UserCtx, project_id: str, path: str = "rtl/top.v",
+              content: str = "module top; endmodule\n") -> dict[str, Any]:
+    reply = api.post(f"/api/v1/projects/{project_id}/files", token=user.token,
+                     json_body={"filename": path.rsplit("/", 1)[-1], "filepath": path,
+                                "content": content})
+    assert reply.status == 201, reply.body
+    return dict(reply.json)
+
+
+@pytest.fixture(scope="session")
+def owner(api: Api) -> UserCtx:
+    return make_user(api)
+
+
+@pytest.fixture(scope="session")
+def editor(api: Api) -> UserCtx:
+    return make_user(api)
+
+
+@pytest.fixture(scope="session")
+def viewer(api: Api) -> UserCtx:
+    return make_user(api)
+
+
+@pytest.fixture(scope="session")
+def stranger(api: Api) -> UserCtx:
+    return make_user(api)
+
+
+@pytest.fixture(scope="session")
+def live_server(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API served over real HTTP by `python -m devstack serve` (gunicorn), as `make run` does."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "2"],
+            cwd=ROOT, env={**os.environ}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=5).status_code in (200, 503):
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"API server did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=15)
