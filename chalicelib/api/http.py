@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
 from chalicelib.logs import SERVICE
+from chalicelib.openapi import DOC_ATTRIBUTE, Doc
 from chalicelib.services.identity import Caller, authenticate
 from chalicelib.services.paging import Page
 
@@ -67,8 +68,12 @@ def to_response(exc: Exception) -> Response:
 
 
 def route(bp: Blueprint, path: str, methods: list[str] | None = None,
-          content_types: list[str] | None = None) -> Callable[[View], View]:
-    """Register a view whose errors become {"detail"} responses instead of Chalice's own."""
+          content_types: list[str] | None = None, *, doc: Doc | None = None) -> Callable[[View], View]:
+    """Register a view whose errors become {"detail"} responses instead of Chalice's own.
+
+    `doc` is the route's entry in /openapi.json (summary, request/response models, auth); a
+    route registered without one fails tests/test_openapi.py.
+    """
 
     def register(view: View) -> View:
         @functools.wraps(view)
@@ -78,6 +83,7 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
             except Exception as exc:  # noqa: BLE001 - every error leaves as JSON with detail
                 return to_response(exc)
 
+        setattr(wrapped, DOC_ATTRIBUTE, doc)
         options: dict[str, Any] = {"methods": methods or ["GET"], "cors": True}
         if content_types:
             options["content_types"] = content_types
