@@ -19,6 +19,37 @@ def project_prefix(project_id: str) -> str:
     return f"projects/{project_id}/"
 
 
+def job_prefix(project_id: str, job_id: str) -> str:
+    return f"jobs/{project_id}/{job_id}/"
+
+
+def job_log_key(project_id: str, job_id: str) -> str:
+    return f"{job_prefix(project_id, job_id)}log.txt"
+
+
+def job_artifact_key(project_id: str, job_id: str, name: str) -> str:
+    """`name` comes from the runner's own artifact list (safe characters only), not from users."""
+    return f"{job_prefix(project_id, job_id)}artifacts/{name}"
+
+
+def get_range(key: str, start: int) -> tuple[bytes, int]:
+    """Bytes of `key` from `start` to the end and the object's total size; (b"", 0) if absent."""
+    s3 = client("s3")
+    try:
+        response = s3.get_object(Bucket=get_settings().bucket, Key=key, Range=f"bytes={start}-")
+    except s3.exceptions.NoSuchKey:
+        return b"", 0
+    except s3.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "InvalidRange":
+            raise
+        head = s3.head_object(Bucket=get_settings().bucket, Key=key)
+        return b"", int(head["ContentLength"])
+    data: bytes = response["Body"].read()
+    content_range = str(response.get("ContentRange") or "")
+    total = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else start + len(data)
+    return data, total
+
+
 def put_bytes(key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
     client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body,
                             ContentType=content_type)
