@@ -1,0 +1,204 @@
+"""Job configurations (simulation, synthesis, lint): every value that reaches a tool is checked here.
+
+Tools never see a user value as a flag or a script: identifiers, project paths, define names and
+values and plusargs follow narrow patterns, and the runner builds every argument and script itself
+(runner/tools.py). Anything else is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+
+from chalicelib.errors import Unprocessable
+from chalicelib.schemas.common import RequestModel
+
+# Compile units the tools are given; headers (.vh/.svh) are found through include directories.
+HDL_SUFFIXES = (".v", ".sv")
+MAX_FILES = 500
+MAX_DEFINES = 64
+MAX_PLUSARGS = 32
+MAX_SIM_TIME = 10**15
+
+SUPPORTED_SIMULATORS = ("icarus", "verilator")
+SYNTH_FAMILIES = ("generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix", "intel")
+LINT_TOOLS = ("verilator", "icarus")
+JOB_TYPES = ("simulation", "synthesis", "lint")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]{0,254}")
+_DEFINE_VALUE = re.compile(r"[A-Za-z0-9_.'+-]{0,128}")
+_PLUSARG = re.compile(r"\+?([A-Za-z_][A-Za-z0-9_]{0,63})(=[A-Za-z0-9_.,:/+=-]{0,192})?")
+_UNIT = r"(1|10|100)\s*(s|ms|us|ns|ps|fs)"
+_TIMESCALE = re.compile(rf"{_UNIT}\s*/\s*{_UNIT}")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError("must be a Verilog identifier (letters, digits, '_'; not starting with a digit)")
+    return value
+
+
+def _project_path(value: str) -> str:
+    """A path inside the project, as stored by the files API; never absolute, never '..'."""
+    if value.startswith("/") or "\\" in value:
+        raise ValueError("must be a path relative to the project root using '/'")
+    segments = value.split("/")
+    if len(value) > 1024 or not all(segments):
+        raise ValueError("must be a project file path such as 'rtl/cpu.v'")
+    for segment in segments:
+        if segment in (".", ".."):
+            raise ValueError("must not contain '.' or '..' segments")
+        if not _SEGMENT.fullmatch(segment):
+            raise ValueError(
+                f"segment {segment!r} may hold letters, digits and '_.+@-' and must not start with '-' or '.'"
+            )
+    return value
+
+
+def _hdl_path(value: str) -> str:
+    _project_path(value)
+    if not value.endswith(HDL_SUFFIXES):
+        raise ValueError(f"must be a Verilog/SystemVerilog file ({', '.join(HDL_SUFFIXES)})")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+HdlPath = Annotated[str, AfterValidator(_hdl_path)]
+FileList = Annotated[list[HdlPath], Field(min_length=1, max_length=MAX_FILES)]
+
+
+class _JobConfig(RequestModel):
+    files: FileList | None = None
+
+    @field_validator("files")
+    @classmethod
+    def _unique_files(cls, files: list[str] | None) -> list[str] | None:
+        if files is not None and len(set(files)) != len(files):
+            raise ValueError("lists a file twice")
+        return files
+
+
+class SimulationConfig(_JobConfig):
+    """Icarus Verilog (iverilog -g2012 + vvp) or Verilator --binary."""
+
+    simulator: Literal["icarus", "verilator"] = "icarus"
+    # A project file holding the testbench ("tb/top_tb.v") or the name of its module ("top_tb").
+    testbench: str = Field(min_length=1, max_length=1024)
+    # The module elaborated as the root; defaults to the testbench module.
+    top: Identifier | None = None
+    defines: dict[str, str | int] = Field(default_factory=dict, max_length=MAX_DEFINES)
+    plusargs: list[str] = Field(default_factory=list, max_length=MAX_PLUSARGS)
+    # Default `timescale for files that declare none, e.g. "1ns/1ps".
+    timescale: str | None = None
+    # Simulated time after which the run is stopped, in units of `timescale` (default 1 ns).
+    max_sim_time: int | None = Field(default=None, ge=1, le=MAX_SIM_TIME)
+    waveform: bool = False
+
+    @field_validator("testbench")
+    @classmethod
+    def _testbench(cls, value: str) -> str:
+        if value.endswith(HDL_SUFFIXES):
+            return _hdl_path(value)
+        if _IDENTIFIER.fullmatch(value):
+            return value
+        raise ValueError(
+            "must be a project file ending in .v/.sv or the name of the testbench module"
+        )
+
+    @field_validator("defines")
+    @classmethod
+    def _defines(cls, defines: dict[str, str | int]) -> dict[str, str | int]:
+        for name, value in defines.items():
+            _identifier(name)
+            if not _DEFINE_VALUE.fullmatch(str(value)):
+                raise ValueError(f"value of {name!r} may hold only letters, digits and \"_.'+-\"")
+        return defines
+
+    @field_validator("plusargs")
+    @classmethod
+    def _plusargs(cls, plusargs: list[str]) -> list[str]:
+        cleaned = []
+        for arg in plusargs:
+            if not _PLUSARG.fullmatch(arg):
+                raise ValueError(
+                    f"{arg!r} must look like 'name' or 'name=value' (value: letters, digits, '_.,:/+=-')"
+                )
+            cleaned.append(arg.removeprefix("+"))
+        return cleaned
+
+    @field_validator("timescale")
+    @classmethod
+    def _timescale(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _TIMESCALE.fullmatch(value.strip()):
+            raise ValueError("must look like '1ns/1ps' (1, 10 or 100 of s, ms, us, ns, ps, fs)")
+        return re.sub(r"\s+", "", value)
+
+    @property
+    def testbench_file(self) -> str | None:
+        return self.testbench if self.testbench.endswith(HDL_SUFFIXES) else None
+
+
+class SynthesisConfig(_JobConfig):
+    """Yosys: `synth -top <top>` or `synth_<family>`; outputs stat JSON and JSON/Verilog netlists."""
+
+    top: Identifier | None = None
+    family: Literal["generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix",
+                    "intel"] = "generic"
+    flatten: bool = True
+
+
+class LintConfig(_JobConfig):
+    """Verilator --lint-only -Wall (default) or Icarus Verilog's elaboration warnings."""
+
+    tool: Literal["verilator", "icarus"] = "verilator"
+    top: Identifier | None = None
+
+
+CONFIG_MODELS: dict[str, type[_JobConfig]] = {
+    "simulation": SimulationConfig,
+    "synthesis": SynthesisConfig,
+    "lint": LintConfig,
+}
+
+
+def parse_job_config(job_type: str, config: dict[str, Any] | None) -> BaseModel:
+    """Validate `config` for `job_type`; raise Unprocessable (422) with a detail naming each fault."""
+    model = CONFIG_MODELS.get(job_type)
+    if model is None:
+        raise Unprocessable(f"job_type must be one of: {', '.join(JOB_TYPES)}")
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise Unprocessable("config must be a JSON object")
+    _check_simulator(job_type, config)
+    try:
+        return model.model_validate(config)
+    except ValidationError as e:
+        raise Unprocessable(_describe(e)) from e
+
+
+def _check_simulator(job_type: str, config: dict[str, Any]) -> None:
+    simulator = config.get("simulator", "icarus")
+    if job_type == "simulation" and simulator not in SUPPORTED_SIMULATORS:
+        raise Unprocessable(
+            f"config.simulator {simulator!r} is not supported; supported simulators: "
+            + ", ".join(SUPPORTED_SIMULATORS)
+        )
+    if job_type == "simulation" and simulator == "verilator" and config.get("max_sim_time") is not None:
+        raise Unprocessable(
+            "config.max_sim_time is supported with simulator 'icarus' only; "
+            "use $finish in the testbench with verilator"
+        )
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in ("config", *item.get("loc", ())))
+        parts.append(f"{loc}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "config is invalid"
