@@ -176,7 +176,8 @@ def _success(doc: Doc, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
             schema = {"type": "array", "items": schema}
         response["content"] = {doc.content_type: {"schema": schema}}
     elif doc.status != 204:
-        response["content"] = {doc.content_type: {"schema": {"type": "string"}}}
+        kind = "object" if doc.content_type == "application/json" else "string"
+        response["content"] = {doc.content_type: {"schema": {"type": kind}}}
     headers = list(doc.headers) + (["Link"] if doc.is_list else [])
     if headers:
         response["headers"] = {name: _header(name) for name in headers}

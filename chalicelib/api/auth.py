@@ -13,31 +13,44 @@ from chalicelib.api.http import (
     required_caller,
     route,
 )
-from chalicelib.schemas.accounts import ApiTokenCreate, PasswordChange, UserCreate, UserLogin
+from chalicelib.openapi import Doc
+from chalicelib.schemas.accounts import (
+    AccessTokenPublic,
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenPublic,
+    PasswordChange,
+    UserCreate,
+    UserLogin,
+    UserPublic,
+)
 from chalicelib.services import accounts
 
 bp = Blueprint(__name__)
 
 
-@route(bp, "/register", methods=["POST"])
+@route(bp, "/register", methods=["POST"],
+       doc=Doc("Register an account", UserCreate, UserPublic, auth="none", status=201))
 def register() -> Response:
     data = parse_body(bp.current_request, UserCreate)
     return json_response(accounts.register(data), status=201)
 
 
-@route(bp, "/login", methods=["POST"])
+@route(bp, "/login", methods=["POST"],
+       doc=Doc("Log in: a bearer access token", UserLogin, AccessTokenPublic, auth="none", errors=(429,)))
 def login() -> Response:
     request = bp.current_request
     data = parse_body(request, UserLogin)
     return json_response(accounts.login(data, client_address(request)))
 
 
-@route(bp, "/me")
+@route(bp, "/me", doc=Doc("The calling user", response=UserPublic))
 def me() -> Response:
     return json_response(accounts.user_public(required_caller(bp.current_request).user))
 
 
-@route(bp, "/password", methods=["POST"])
+@route(bp, "/password", methods=["POST"],
+       doc=Doc("Change password (revokes issued access tokens)", PasswordChange, status=204))
 def change_password() -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -45,7 +58,8 @@ def change_password() -> Response:
     return Response(body="", status_code=204)
 
 
-@route(bp, "/tokens", methods=["POST"])
+@route(bp, "/tokens", methods=["POST"],
+       doc=Doc("Create a personal API token (shown once)", ApiTokenCreate, ApiTokenCreated, status=201))
 def create_token() -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -53,7 +67,7 @@ def create_token() -> Response:
                          status=201)
 
 
-@route(bp, "/tokens")
+@route(bp, "/tokens", doc=Doc("List my personal API tokens", response=ApiTokenPublic, is_list=True))
 def list_tokens() -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -62,7 +76,8 @@ def list_tokens() -> Response:
     return list_response(request, page.items, page, limit)
 
 
-@route(bp, "/tokens/{token_id}", methods=["DELETE"])
+@route(bp, "/tokens/{token_id}", methods=["DELETE"],
+       doc=Doc("Revoke a personal API token", status=204))
 def revoke_token(token_id: str) -> Response:
     accounts.revoke_api_token(required_caller(bp.current_request), token_id)
     return Response(body="", status_code=204)

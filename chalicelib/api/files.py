@@ -16,17 +16,25 @@ from chalicelib.api.http import (
     route,
 )
 from chalicelib.api.multipart import parse_upload
-from chalicelib.schemas.files import FileCreate, FileUpdate
+from chalicelib.openapi import MULTIPART, Doc, Param
+from chalicelib.schemas.files import FileCreate, FilePublic, FileUpdate, FileWithContent
 from chalicelib.services import files
 
 bp = Blueprint(__name__)
+
+IF_MATCH = Param("If-Match", "header", "The ETag the change is based on; 412 when stale")
+UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary"},
+    "filepath": {"type": "string", "maxLength": 1024},
+}}
 
 
 def _with_etag(body: files.FilePublic, status: int = 200) -> Response:
     return json_response(body, status=status, headers={"ETag": files.etag(body.version)})
 
 
-@route(bp, "/{project_id}/files")
+@route(bp, "/{project_id}/files",
+       doc=Doc("List a project's files", response=FilePublic, is_list=True, auth="optional"))
 def list_files(project_id: str) -> Response:
     request = bp.current_request
     caller = optional_caller(request)
@@ -35,7 +43,8 @@ def list_files(project_id: str) -> Response:
     return list_response(request, page.items, page, limit)
 
 
-@route(bp, "/{project_id}/files", methods=["POST"])
+@route(bp, "/{project_id}/files", methods=["POST"],
+       doc=Doc("Create a file", FileCreate, FilePublic, status=201, errors=(409,), headers=("ETag",)))
 def create_file(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -43,7 +52,9 @@ def create_file(project_id: str) -> Response:
     return _with_etag(files.create_file(caller, project_id, data), status=201)
 
 
-@route(bp, "/{project_id}/files/upload", methods=["POST"], content_types=["multipart/form-data"])
+@route(bp, "/{project_id}/files/upload", methods=["POST"], content_types=["multipart/form-data"],
+       doc=Doc("Upload a file (multipart: `file`, optional `filepath`)", UPLOAD_FORM, FilePublic,
+               status=201, errors=(409, 415), headers=("ETag",), request_content_type=MULTIPART))
 def upload_file(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -53,13 +64,16 @@ def upload_file(project_id: str) -> Response:
     return _with_etag(files.create_file(caller, project_id, data, raw=upload.data), status=201)
 
 
-@route(bp, "/{project_id}/files/{file_id}")
+@route(bp, "/{project_id}/files/{file_id}",
+       doc=Doc("Get a file with its content", response=FileWithContent, auth="optional", headers=("ETag",)))
 def get_file(project_id: str, file_id: str) -> Response:
     caller = optional_caller(bp.current_request)
     return _with_etag(files.get_file(caller, project_id, file_id))
 
 
-@route(bp, "/{project_id}/files/{file_id}", methods=["PUT", "PATCH"])
+@route(bp, "/{project_id}/files/{file_id}", methods=["PUT", "PATCH"],
+       doc=Doc("Update a file (If-Match: its ETag)", FileUpdate, FilePublic, errors=(409, 412),
+               headers=("ETag",), params=(IF_MATCH,)))
 def update_file(project_id: str, file_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -68,7 +82,8 @@ def update_file(project_id: str, file_id: str) -> Response:
     return _with_etag(updated)
 
 
-@route(bp, "/{project_id}/files/{file_id}", methods=["DELETE"])
+@route(bp, "/{project_id}/files/{file_id}", methods=["DELETE"],
+       doc=Doc("Delete a file", status=204, errors=(412,), params=(IF_MATCH,)))
 def delete_file(project_id: str, file_id: str) -> Response:
     request = bp.current_request
     files.delete_file(required_caller(request), project_id, file_id, header(request, "if-match"))

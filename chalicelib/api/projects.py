@@ -13,13 +13,22 @@ from chalicelib.api.http import (
     required_caller,
     route,
 )
-from chalicelib.schemas.projects import MemberAdd, MemberUpdate, ProjectCreate, ProjectUpdate
+from chalicelib.openapi import Doc
+from chalicelib.schemas.projects import (
+    MemberAdd,
+    MemberPublic,
+    MemberUpdate,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+)
 from chalicelib.services import projects
 
 bp = Blueprint(__name__)
 
 
-@route(bp, "", methods=["POST"])
+@route(bp, "", methods=["POST"],
+       doc=Doc("Create a project", ProjectCreate, ProjectPublic, status=201, errors=(409,)))
 def create_project() -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -27,7 +36,7 @@ def create_project() -> Response:
                          status=201)
 
 
-@route(bp, "")
+@route(bp, "", doc=Doc("List my projects (owned and shared with me)", response=ProjectPublic, is_list=True))
 def list_my_projects() -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -36,7 +45,8 @@ def list_my_projects() -> Response:
     return list_response(request, page.items, page, limit)
 
 
-@route(bp, "/public")
+@route(bp, "/public",
+       doc=Doc("List public projects, newest first", response=ProjectPublic, is_list=True, auth="none"))
 def list_public_projects() -> Response:
     request = bp.current_request
     limit, cursor = page_request(request)
@@ -44,13 +54,14 @@ def list_public_projects() -> Response:
     return list_response(request, page.items, page, limit)
 
 
-@route(bp, "/{project_id}")
+@route(bp, "/{project_id}", doc=Doc("Get a project", response=ProjectPublic, auth="optional"))
 def get_project(project_id: str) -> Response:
     caller = optional_caller(bp.current_request)
     return json_response(projects.get_project(caller, project_id))
 
 
-@route(bp, "/{project_id}", methods=["PUT", "PATCH"])
+@route(bp, "/{project_id}", methods=["PUT", "PATCH"],
+       doc=Doc("Update a project (owner)", ProjectUpdate, ProjectPublic, errors=(409,)))
 def update_project(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -58,13 +69,15 @@ def update_project(project_id: str) -> Response:
     return json_response(projects.update_project(caller, project_id, data))
 
 
-@route(bp, "/{project_id}", methods=["DELETE"])
+@route(bp, "/{project_id}", methods=["DELETE"],
+       doc=Doc("Delete a project with its files and jobs (owner)", status=204))
 def delete_project(project_id: str) -> Response:
     projects.delete_project(required_caller(bp.current_request), project_id)
     return Response(body="", status_code=204)
 
 
-@route(bp, "/{project_id}/members")
+@route(bp, "/{project_id}/members",
+       doc=Doc("List a project's members", response=MemberPublic, is_list=True, auth="optional"))
 def list_members(project_id: str) -> Response:
     request = bp.current_request
     caller = optional_caller(request)
@@ -73,7 +86,9 @@ def list_members(project_id: str) -> Response:
     return list_response(request, page.items, page, limit)
 
 
-@route(bp, "/{project_id}/members", methods=["POST"])
+@route(bp, "/{project_id}/members", methods=["POST"],
+       doc=Doc("Add a member by username or email (owner)", MemberAdd, MemberPublic, status=201,
+               errors=(409,)))
 def add_member(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -81,7 +96,8 @@ def add_member(project_id: str) -> Response:
     return json_response(projects.add_member(caller, project_id, data), status=201)
 
 
-@route(bp, "/{project_id}/members/{user_id}", methods=["PUT", "PATCH"])
+@route(bp, "/{project_id}/members/{user_id}", methods=["PUT", "PATCH"],
+       doc=Doc("Change a member's role (owner)", MemberUpdate, MemberPublic))
 def update_member(project_id: str, user_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
@@ -89,7 +105,8 @@ def update_member(project_id: str, user_id: str) -> Response:
     return json_response(projects.update_member(caller, project_id, user_id, data))
 
 
-@route(bp, "/{project_id}/members/{user_id}", methods=["DELETE"])
+@route(bp, "/{project_id}/members/{user_id}", methods=["DELETE"],
+       doc=Doc("Remove a member (owner), or leave a project", status=204))
 def remove_member(project_id: str, user_id: str) -> Response:
     projects.remove_member(required_caller(bp.current_request), project_id, user_id)
     return Response(body="", status_code=204)

@@ -19,3 +19,8 @@ class PublicModel(BaseModel):
 
 class ErrorPublic(PublicModel):
     detail: str
+
+
+class HealthPublic(PublicModel):
+    status: str  # "ok" or "degraded"
+    checks: dict[str, str]  # dependency -> "ok" or "unreachable"
