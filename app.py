@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import auth, files, meta, middleware, projects
+from chalicelib.api import auth, files, jobs, meta, middleware, projects
 from chalicelib.logs import configure_logging
 
 configure_logging()
@@ -13,3 +13,4 @@ app.register_blueprint(meta.bp)
 app.register_blueprint(auth.bp, url_prefix="/api/v1/auth")
 app.register_blueprint(projects.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(files.bp, url_prefix="/api/v1/projects")
+app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")

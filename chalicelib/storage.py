@@ -32,11 +32,12 @@ def job_artifact_key(project_id: str, job_id: str, name: str) -> str:
     return f"{job_prefix(project_id, job_id)}artifacts/{name}"
 
 
-def get_range(key: str, start: int) -> tuple[bytes, int]:
-    """Bytes of `key` from `start` to the end and the object's total size; (b"", 0) if absent."""
+def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:
+    """Up to `length` bytes of `key` from `start`, and the object's size; (b"", 0) if absent."""
     s3 = client("s3")
     try:
-        response = s3.get_object(Bucket=get_settings().bucket, Key=key, Range=f"bytes={start}-")
+        response = s3.get_object(Bucket=get_settings().bucket, Key=key,
+                                 Range=f"bytes={start}-{start + length - 1}")
     except s3.exceptions.NoSuchKey:
         return b"", 0
     except s3.exceptions.ClientError as e:

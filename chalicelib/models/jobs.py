@@ -1,16 +1,36 @@
-"""Jobs (simulation, synthesis, lint) of a project.
+"""Jobs (simulation, synthesis, lint) of a project and their lifecycle on the record.
 
 Access patterns:
-- job by id: GetItem jobs[project_id, id]
-- jobs of a project, newest first: Query jobs[project_id] descending
+- job by id: GetItem jobs[project_id, id] (the runner reads it strongly consistent)
+- jobs of a project, newest first: Query jobs[project_id] descending (ids are time-ordered)
+- claim by a runner: UpdateItem with the condition
+  `status = pending OR (status = running AND lease_expires_at < now)`
+- lease renewal / finish: UpdateItem conditioned on `status = running AND runner_id = me`
+- cancel: UpdateItem conditioned on the status it expects (pending -> cancelled, or
+  running -> cancel_requested)
+
+Structured results (inputs, steps, artifacts, tool versions, summary) are JSON attributes:
+they are written once by the runner and read whole, never queried into.
 """
 
 from __future__ import annotations
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.models import Model
 
 from chalicelib.models.base import table_name
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
 class Job(Model):
@@ -21,11 +41,25 @@ class Job(Model):
     id = UnicodeAttribute(range_key=True)
     job_type = UnicodeAttribute()
     status = UnicodeAttribute()
-    config = MapAttribute(default=dict)  # type: ignore[var-annotated]
+    config = JSONAttribute(default=dict)
+    commit = UnicodeAttribute(null=True)
     created_by = UnicodeAttribute()
     created_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)
     completed_at = UnicodeAttribute(null=True)
     error_message = UnicodeAttribute(null=True)
     exit_code = NumberAttribute(null=True)
-    version = VersionAttribute()
+    duration_s = NumberAttribute(null=True)
+    # The runner that holds the job and until when (epoch seconds); a stale lease on a
+    # `running` job lets the next delivery of its message claim it again.
+    runner_id = UnicodeAttribute(null=True)
+    lease_expires_at = NumberAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    cancel_requested = BooleanAttribute(null=True)
+    inputs = JSONAttribute(null=True)
+    steps = JSONAttribute(null=True)
+    tool_versions = JSONAttribute(null=True)
+    artifacts = JSONAttribute(null=True)
+    summary = JSONAttribute(null=True)
+    log_bytes = NumberAttribute(null=True)
+    log_truncated = BooleanAttribute(null=True)

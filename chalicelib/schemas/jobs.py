@@ -1,0 +1,95 @@
+"""Job requests, responses, and the queue message the API and the runner share."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.schemas.common import PublicModel, RequestModel
+
+JobType = Literal["simulation", "synthesis", "lint"]
+JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class JobCreate(RequestModel):
+    job_type: JobType
+    # Validated per job type by chalicelib.schemas.job_configs.parse_job_config.
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobMessage(BaseModel):
+    """The body of a jobs-queue message: which job to run, nothing else (the record is the truth)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Literal[1] = 1
+    project_id: str = Field(min_length=1, max_length=64)
+    job_id: str = Field(min_length=1, max_length=64)
+
+
+class InputFilePublic(PublicModel):
+    path: str
+    file_id: str
+    sha256: str
+    version: int
+    size_bytes: int
+
+
+class StepPublic(PublicModel):
+    name: str
+    argv: list[str]
+    exit_code: int | None
+    duration_s: float
+    limit: str | None = None
+
+
+class ArtifactPublic(PublicModel):
+    name: str
+    kind: str
+    size_bytes: int
+    mime_type: str
+
+
+class JobPublic(PublicModel):
+    id: str
+    project_id: str
+    job_type: str
+    status: JobStatus
+    config: dict[str, Any]
+    commit: str | None = None
+    created_by: str
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration_s: float | None = None
+    error_message: str | None = None
+    exit_code: int | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    inputs: list[InputFilePublic] = Field(default_factory=list)
+    steps: list[StepPublic] = Field(default_factory=list)
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    artifacts: list[ArtifactPublic] = Field(default_factory=list)
+    summary: dict[str, Any] = Field(default_factory=dict)
+    log_bytes: int = 0
+    log_truncated: bool = False
+
+
+class JobLogs(PublicModel):
+    job_id: str
+    status: JobStatus
+    logs: str
+    offset: int = Field(description="byte offset the returned text starts at")
+    next_offset: int = Field(description="pass as ?offset= to fetch only what is new")
+    size_bytes: int = Field(description="bytes of log stored so far")
+    truncated: bool = Field(description="the log reached its cap; later output was dropped")
+    complete: bool = Field(description="the job has finished and nothing more will be appended")
+
+
+class ArtifactLink(PublicModel):
+    name: str
+    url: str
+    expires_in: int
+    size_bytes: int
+    mime_type: str

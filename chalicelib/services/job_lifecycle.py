@@ -1,0 +1,168 @@
+"""The transitions of a job record, each a conditional write, shared by the API and the runner.
+
+pending --claim--> running --finish--> completed | failed | cancelled
+pending --cancel--> cancelled          running --release--> pending (runner shutting down)
+running with a stale lease --claim--> running (another runner takes over a crashed one)
+pending | running with a stale lease --dead_letter--> failed
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
+
+from chalicelib.models.base import utcnow_iso
+from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, RUNNING, Job
+
+
+def _condition_failed(e: UpdateError) -> bool:
+    return e.cause_response_code == "ConditionalCheckFailedException"
+
+
+def load(project_id: str, job_id: str) -> Job | None:
+    try:
+        return Job.get(project_id, job_id, consistent_read=True)
+    except Job.DoesNotExist:
+        return None
+
+
+def lease_is_live(job: Job, now: float | None = None) -> bool:
+    return job.status == RUNNING and float(job.lease_expires_at or 0) > (now or time.time())
+
+
+def claim(job: Job, runner_id: str, lease_seconds: float) -> bool:
+    """Take the job for `runner_id`; False when it is not claimable (anyone else's, finished)."""
+    now = time.time()
+    claimable = (Job.status == PENDING) | (
+        (Job.status == RUNNING) & (Job.lease_expires_at < now))
+    try:
+        job.update(actions=[
+            Job.status.set(RUNNING), Job.runner_id.set(runner_id),
+            Job.lease_expires_at.set(now + lease_seconds), Job.started_at.set(utcnow_iso()),
+            Job.attempts.add(1),
+        ], condition=claimable)
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def _mine(runner_id: str) -> Any:
+    return (Job.status == RUNNING) & (Job.runner_id == runner_id)
+
+
+def renew_lease(job: Job, runner_id: str, lease_seconds: float) -> bool:
+    """Extend our lease; False when the job is no longer ours (taken over, or gone)."""
+    try:
+        job.update(actions=[Job.lease_expires_at.set(time.time() + lease_seconds)],
+                   condition=_mine(runner_id))
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def mark_log_truncated(job: Job, runner_id: str) -> None:
+    try:
+        job.update(actions=[Job.log_truncated.set(True)], condition=_mine(runner_id))
+    except UpdateError as e:
+        if not _condition_failed(e):
+            raise
+
+
+@dataclass
+class Result:
+    status: str
+    error_message: str | None
+    exit_code: int | None
+    duration_s: float
+    inputs: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    tool_versions: dict[str, str]
+    artifacts: list[dict[str, Any]]
+    summary: dict[str, Any]
+    log_bytes: int
+    log_truncated: bool
+
+
+def finish(job: Job, runner_id: str, result: Result) -> bool:
+    """Write the outcome; False when the job stopped being ours meanwhile (result discarded)."""
+    actions: list[Action] = [
+        Job.status.set(result.status), Job.completed_at.set(utcnow_iso()),
+        Job.duration_s.set(round(result.duration_s, 3)), Job.inputs.set(result.inputs),
+        Job.steps.set(result.steps), Job.tool_versions.set(result.tool_versions),
+        Job.artifacts.set(result.artifacts), Job.summary.set(result.summary),
+        Job.log_bytes.set(result.log_bytes), Job.log_truncated.set(result.log_truncated),
+        Job.lease_expires_at.remove(),
+    ]
+    actions.append(Job.error_message.set(result.error_message) if result.error_message
+                   else Job.error_message.remove())
+    actions.append(Job.exit_code.set(result.exit_code) if result.exit_code is not None
+                   else Job.exit_code.remove())
+    try:
+        job.update(actions=actions, condition=_mine(runner_id))
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def release(job: Job, runner_id: str) -> bool:
+    """Give a running job back to the queue (runner stopping); the next claim runs it afresh."""
+    try:
+        job.update(actions=[
+            Job.status.set(PENDING), Job.runner_id.remove(), Job.lease_expires_at.remove(),
+            Job.started_at.remove(),
+        ], condition=_mine(runner_id))
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def cancel_pending(job: Job, reason: str) -> bool:
+    try:
+        job.update(actions=[
+            Job.status.set(CANCELLED), Job.completed_at.set(utcnow_iso()),
+            Job.error_message.set(reason),
+        ], condition=Job.status == PENDING)
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def request_cancel(job: Job) -> bool:
+    try:
+        job.update(actions=[Job.cancel_requested.set(True)], condition=Job.status == RUNNING)
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def fail_unstarted(job: Job, reason: str) -> bool:
+    """End a job nobody is working on: pending, or running under a lease that has expired."""
+    now = time.time()
+    abandoned = (Job.status == PENDING) | (
+        (Job.status == RUNNING) & (Job.lease_expires_at < now))
+    try:
+        job.update(actions=[
+            Job.status.set(FAILED), Job.completed_at.set(utcnow_iso()),
+            Job.error_message.set(reason), Job.lease_expires_at.remove(),
+        ], condition=abandoned)
+    except UpdateError as e:
+        if _condition_failed(e):
+            return False
+        raise
+    return True

@@ -1,0 +1,168 @@
+"""Jobs as the API sees them: submit (record + queue message), list, read, logs, cancel, artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import storage
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from chalicelib.ids import is_id, new_id
+from chalicelib.logs import SERVICE
+from chalicelib.models.base import utcnow_iso
+from chalicelib.models.jobs import PENDING, RUNNING, TERMINAL, Job
+from chalicelib.schemas.jobs import (
+    ArtifactLink,
+    ArtifactPublic,
+    InputFilePublic,
+    JobCreate,
+    JobLogs,
+    JobMessage,
+    JobPublic,
+    StepPublic,
+)
+from chalicelib.services import job_lifecycle
+from chalicelib.services.identity import Caller
+from chalicelib.services.paging import Page, decode_cursor, page_of
+from chalicelib.services.projects import authorize
+
+logger = Logger(service=SERVICE, child=True)
+
+MAX_LOG_CHUNK = 1024 * 1024  # bytes one logs response carries at most
+INLINE_ARTIFACT_BYTES = 64 * 1024  # small text artifacts are answered inline
+PRESIGN_SECONDS = 300
+_INLINE_TYPES = ("text/", "application/json")
+
+
+def job_public(job: Job) -> JobPublic:
+    return JobPublic(
+        id=job.id, project_id=job.project_id, job_type=job.job_type,
+        status=job.status,  # type: ignore[arg-type]
+        config=dict(job.config or {}), commit=job.commit, created_by=job.created_by,
+        created_at=job.created_at, started_at=job.started_at, completed_at=job.completed_at,
+        duration_s=float(job.duration_s) if job.duration_s is not None else None,
+        error_message=job.error_message,
+        exit_code=int(job.exit_code) if job.exit_code is not None else None,
+        attempts=int(job.attempts or 0), cancel_requested=bool(job.cancel_requested),
+        inputs=[InputFilePublic(**i) for i in job.inputs or []],
+        steps=[StepPublic(**s) for s in job.steps or []],
+        tool_versions=dict(job.tool_versions or {}),
+        artifacts=[ArtifactPublic(**a) for a in job.artifacts or []],
+        summary=dict(job.summary or {}), log_bytes=int(job.log_bytes or 0),
+        log_truncated=bool(job.log_truncated),
+    )
+
+
+def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib.schemas.job_configs import parse_job_config
+
+    parsed = parse_job_config(job_type, config)
+    normalised: dict[str, Any] = parsed.model_dump(mode="json")
+    return normalised
+
+
+def _load(project_id: str, job_id: str) -> Job:
+    if not is_id(job_id):
+        raise NotFound("Job not found")
+    try:
+        return Job.get(project_id, job_id)
+    except Job.DoesNotExist as e:
+        raise NotFound("Job not found") from e
+
+
+def enqueue(job: Job) -> None:
+    body = JobMessage(project_id=job.project_id, job_id=job.id).model_dump_json()
+    client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url, MessageBody=body)
+
+
+def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
+    authorize(caller, project_id, "write")
+    config = _validated_config(data.job_type, data.config)
+    job = Job(project_id, new_id(), job_type=data.job_type, status=PENDING, config=config,
+              created_by=caller.id, created_at=utcnow_iso(), attempts=0)
+    job.save(condition=Job.id.does_not_exist())
+    try:
+        enqueue(job)
+    except (BotoCoreError, ClientError) as e:
+        # Never leave a job pending that no message will ever start: end it with the reason.
+        logger.warning("job queue send failed", extra={"job_id": job.id, "error": str(e)})
+        reason = "the job queue was unavailable; the job was not started"
+        if not job_lifecycle.fail_unstarted(job, reason):
+            logger.error("could not mark an unqueued job failed", extra={"job_id": job.id})
+        raise ServiceUnavailable(f"{reason} (job {job.id}); try again",
+                                 headers={"Retry-After": "5"}) from e
+    return job_public(job)
+
+
+def list_jobs(caller: Caller | None, project_id: str, limit: int,
+              cursor: str | None) -> Page[JobPublic]:
+    authorize(caller, project_id, "read")
+    start = decode_cursor(cursor, {"project_id": project_id})
+    result = Job.query(project_id, scan_index_forward=False, limit=limit, page_size=limit,
+                       last_evaluated_key=start)
+    return page_of(result, (job_public(j) for j in result))
+
+
+def get_job(caller: Caller | None, project_id: str, job_id: str) -> JobPublic:
+    authorize(caller, project_id, "read")
+    return job_public(_load(project_id, job_id))
+
+
+def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -> JobLogs:
+    authorize(caller, project_id, "read")
+    if offset < 0:
+        raise Unprocessable("offset must be a non-negative integer")
+    job = _load(project_id, job_id)
+    data, total = storage.get_range(storage.job_log_key(project_id, job_id), offset,
+                                    MAX_LOG_CHUNK)
+    start = min(offset, total) if total else 0
+    next_offset = start + len(data)
+    return JobLogs(
+        job_id=job.id, status=job.status,  # type: ignore[arg-type]
+        logs=data.decode("utf-8", errors="replace"), offset=start, next_offset=next_offset,
+        size_bytes=total, truncated=bool(job.log_truncated),
+        complete=job.status in TERMINAL and next_offset >= total,
+    )
+
+
+def cancel_job(caller: Caller, project_id: str, job_id: str) -> JobPublic:
+    """Pending jobs end `cancelled` at once; running ones are flagged and the runner stops them."""
+    authorize(caller, project_id, "write")
+    job = _load(project_id, job_id)
+    for _ in range(3):  # the status may move under us (claimed, finished): re-read and retry
+        if job.status in TERMINAL:
+            raise Conflict(f"the job has already ended ({job.status})")
+        if job.status == PENDING and job_lifecycle.cancel_pending(
+                job, f"cancelled by {caller.user.username}"):
+            return job_public(job)
+        if job.status == RUNNING and job_lifecycle.request_cancel(job):
+            return job_public(job)
+        job = _load(project_id, job_id)
+    raise Conflict("the job changed meanwhile; retry")
+
+
+@dataclass(frozen=True)
+class InlineArtifact:
+    body: str
+    mime_type: str
+
+
+def get_artifact(caller: Caller | None, project_id: str, job_id: str, name: str,
+                 presign: bool) -> ArtifactLink | InlineArtifact:
+    authorize(caller, project_id, "read")
+    job = _load(project_id, job_id)
+    found = next((a for a in job.artifacts or [] if a.get("name") == name), None)
+    if found is None:
+        raise NotFound("Artifact not found")
+    key = storage.job_artifact_key(project_id, job_id, found["name"])
+    mime, size = str(found["mime_type"]), int(found["size_bytes"])
+    if not presign and size <= INLINE_ARTIFACT_BYTES and mime.startswith(_INLINE_TYPES):
+        return InlineArtifact(storage.get_bytes(key).decode("utf-8", errors="replace"), mime)
+    url = storage.presign_download(key, found["name"], expires=PRESIGN_SECONDS)
+    return ArtifactLink(name=found["name"], url=url, expires_in=PRESIGN_SECONDS,
+                        size_bytes=size, mime_type=mime)
