@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench system deps clean
+.PHONY: run test lint unit bench system deps clean deploy
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "[a6hub] creating $(VENV) and installing pinned requirements"
@@ -32,6 +32,12 @@ lint: deps
 test: lint
 	@echo "[a6hub] pytest (starts its own emulator and servers)"
 	@$(VENV)/bin/pytest
+
+# Deploy a stage to AWS (README "Deploy to AWS"): needs the AWS CLI, credentials and
+# A6HUB_DEPLOY_BUCKET. Lints the templates first.
+STAGE ?= dev
+deploy: deps
+	@bash infra/deploy.sh $(STAGE)
 
 bench: deps
 	@$(PY) -m bench

@@ -63,9 +63,23 @@ def table_prefix() -> str:
     return os.environ.get("A6HUB_TABLE_PREFIX", f"a6hub-{stage}-")
 
 
+def jwt_secret() -> str:
+    """A6HUB_JWT_SECRET, or in deployed stages the Secrets Manager secret A6HUB_JWT_SECRET_ID names.
+
+    Read once per process (get_settings caches), so a Lambda container pays one call at its
+    first request; boto3 is imported only then."""
+    secret = os.environ.get("A6HUB_JWT_SECRET", "")
+    secret_id = os.environ.get("A6HUB_JWT_SECRET_ID", "")
+    if secret or not secret_id:
+        return secret
+    from chalicelib.aws import client
+
+    return str(client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "")
+
+
 def load_settings() -> Settings:
     stage = os.environ.get("A6HUB_STAGE", "local")
-    secret = os.environ.get("A6HUB_JWT_SECRET", "")
+    secret = jwt_secret()
     if stage not in DEVELOPMENT_STAGES:
         if len(secret.encode()) < MIN_JWT_KEY_BYTES:
             raise ConfigurationError(
