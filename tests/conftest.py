@@ -113,10 +113,12 @@ def chalice_app(emulator: Emulator) -> Any:
 
 
 @pytest.fixture(scope="session")
-def api(chalice_app: Any) -> Iterator[Api]:
+def api(chalice_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     from chalice.test import Client
 
-    with Client(chalice_app) as client:
+    # An empty project dir: .chalice/config.json's stage variables (table prefix, secret id of a
+    # deployed stage) must not be patched into the environment of the tests' requests.
+    with Client(chalice_app, project_dir=str(tmp_path_factory.mktemp("chalice"))) as client:
         yield Api(client)
 
 
