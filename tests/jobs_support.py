@@ -1,0 +1,138 @@
+"""Helpers for the job tests: a private queue pair per test, a fake executor, polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+
+@dataclass
+class Queues:
+    url: str
+    dlq_url: str
+    max_receives: int
+    visibility: int
+
+    def sqs(self) -> Any:
+        return boto3.client("sqs")
+
+    def depth(self, url: str | None = None) -> int:
+        attrs = self.sqs().get_queue_attributes(
+            QueueUrl=url or self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        a = attrs["Attributes"]
+        return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def make_queues(max_receives: int = 3, visibility: int = 30) -> Queues:
+    """A jobs queue and its DLQ shaped like infra/resources.yaml, with test-sized timeouts."""
+    sqs = boto3.client("sqs")
+    name = f"a6hub-test-jobs-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": str(visibility),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": max_receives}),
+    })["QueueUrl"]
+    return Queues(url=url, dlq_url=dlq_url, max_receives=max_receives, visibility=visibility)
+
+
+@contextmanager
+def api_queue(url: str) -> Iterator[None]:
+    """Point the in-process API's settings at `url` for the duration."""
+    from chalicelib.config import get_settings
+
+    saved = os.environ.get("A6HUB_JOBS_QUEUE_URL")
+    os.environ["A6HUB_JOBS_QUEUE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("A6HUB_JOBS_QUEUE_URL", None)
+        else:
+            os.environ["A6HUB_JOBS_QUEUE_URL"] = saved
+        get_settings.cache_clear()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class FakeStep:
+    name: str
+    argv: list[str]
+    exit_code: int | None
+    duration_s: float
+    limit: str | None = None
+
+
+@dataclass
+class FakeArtifact:
+    name: str
+    path: Path
+    kind: str
+    mime: str
+
+
+@dataclass
+class FakeOutcome:
+    status: str
+    error_message: str | None
+    steps: list[FakeStep]
+    artifacts: list[FakeArtifact]
+    tool_versions: dict[str, str]
+    summary: dict[str, Any]
+
+
+@dataclass
+class FakeExecute:
+    """Stands in for runner.execute.execute_job in queue-side unit tests (never in e2e ones).
+
+    Lists src/, writes an artifact, and when `block` is set waits until cancelled (or released).
+    """
+
+    block: threading.Event | None = None
+    calls: list[str] = field(default_factory=list)
+    started: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, job_type: str, config: dict[str, Any], workdir: Path, limits: Any,
+                 log: Callable[[bytes], None], cancelled: threading.Event) -> FakeOutcome:
+        self.calls.append(job_type)
+        self.started.set()
+        files = sorted(str(p.relative_to(workdir / "src")) for p in (workdir / "src").rglob("*")
+                       if p.is_file())
+        log(b"$ fake-tool " + " ".join(files).encode() + b"\n")
+        while self.block is not None and not self.block.is_set():
+            if cancelled.wait(0.05):
+                return FakeOutcome("cancelled", None, [FakeStep("fake", ["fake-tool"], None, 0.1)],
+                                   [], {"fake": "1.0"}, {})
+        out = workdir / "out"
+        out.mkdir(exist_ok=True)
+        (out / "report.json").write_text(json.dumps({"files": files}))
+        log(b"fake output line\n")
+        return FakeOutcome("completed", None, [FakeStep("fake", ["fake-tool", *files], 0, 0.01)],
+                           [FakeArtifact("report.json", out / "report.json", "report",
+                                         "application/json")],
+                           {"fake": "1.0"}, {"files": len(files)})
