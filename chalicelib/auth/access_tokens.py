@@ -11,16 +11,18 @@ from chalicelib.config import Settings
 from chalicelib.errors import Unauthorized
 
 ALGORITHM = "HS256"
-_REQUIRED = ["exp", "iat", "sub", "iss", "aud"]
+_REQUIRED = ["exp", "iat", "sub", "iss", "aud", "gen"]
 
 
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: str
     issued_at: int
+    generation: int  # the user's token generation when issued (see User.token_generation)
 
 
-def issue_access_token(settings: Settings, user_id: str, now: int | None = None) -> str:
+def issue_access_token(settings: Settings, user_id: str, generation: int = 0,
+                       now: int | None = None) -> str:
     issued = int(time.time()) if now is None else now
     claims = {
         "sub": user_id,
@@ -28,6 +30,7 @@ def issue_access_token(settings: Settings, user_id: str, now: int | None = None)
         "exp": issued + settings.jwt_ttl_seconds,
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
+        "gen": generation,
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
@@ -47,7 +50,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         raise Unauthorized("Token has expired") from e
     except jwt.PyJWTError as e:
         raise Unauthorized("Could not validate credentials") from e
-    sub, iat = claims.get("sub"), claims.get("iat")
-    if not isinstance(sub, str) or not isinstance(iat, int):
+    sub, iat, gen = claims.get("sub"), claims.get("iat"), claims.get("gen")
+    if not isinstance(sub, str) or not isinstance(iat, int) or not isinstance(gen, int):
         raise Unauthorized("Could not validate credentials")
-    return AccessClaims(user_id=sub, issued_at=iat)
+    return AccessClaims(user_id=sub, issued_at=iat, generation=gen)

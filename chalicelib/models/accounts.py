@@ -35,8 +35,10 @@ class User(Model):
     password_hash = UnicodeAttribute()
     is_active = BooleanAttribute(default=True)
     created_at = UnicodeAttribute()
-    # Tokens issued before this instant (epoch seconds) are no longer accepted.
-    tokens_valid_after = NumberAttribute(default=0)
+    # Access tokens carry the generation they were issued in; a password change bumps it, so
+    # every older token stops working at once (an `iat` cut-off in whole seconds would let a
+    # token issued in the same second as the change live on).
+    token_generation = NumberAttribute(default=0)
     version = VersionAttribute()
 
 

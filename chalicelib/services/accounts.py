@@ -106,7 +106,8 @@ def login(data: UserLogin, client: str) -> AccessTokenPublic:
     if not user.is_active:
         raise Unauthorized("Account is disabled")
     return AccessTokenPublic(
-        access_token=issue_access_token(settings, user.id), expires_in=settings.jwt_ttl_seconds
+        access_token=issue_access_token(settings, user.id, int(user.token_generation or 0)),
+        expires_in=settings.jwt_ttl_seconds,
     )
 
 
@@ -114,11 +115,10 @@ def change_password(caller: Caller, data: PasswordChange) -> None:
     user = caller.user
     if not verify_password(data.current_password, user.password_hash):
         raise BadRequest("Current password is incorrect")
-    now = int(time.time())
     user.update(actions=[
         User.password_hash.set(hash_password(data.new_password, get_settings().bcrypt_rounds)),
         # Access tokens issued before the change stop working; this one's caller logs in again.
-        User.tokens_valid_after.set(now),
+        User.token_generation.add(1),
     ])
 
 

@@ -60,7 +60,7 @@ def _from_api_token(secret: str) -> Caller:
 def _from_access_token(token: str) -> Caller:
     claims = decode_access_token(get_settings(), token)
     user = _active_user(claims.user_id)
-    if claims.issued_at < (user.tokens_valid_after or 0):
+    if claims.generation != int(user.token_generation or 0):
         raise Unauthorized("Token has been revoked")
     return Caller(user=user)
 
