@@ -1,0 +1,301 @@
+"""Execute one job (simulation, synthesis, lint) in its work directory and describe the outcome.
+
+The queue side materialises the project's files in `workdir/src/` and calls `execute_job`; this
+module plans the tool steps (runner/tools.py), runs each inside the sandbox (runner/sandbox.py)
+and copies artifacts into `workdir/out/` with checks that a hostile tool cannot subvert (no
+symlinks followed, regular files only, sizes capped).
+
+Log policy: tool output (and each command line, prefixed "$ ") goes to `log` as it comes, up to
+`limits.log_bytes` for the whole job; output past the cap stops the tool and the job fails with
+"log limit of ... exceeded" (the log holds the first `log_bytes` bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shlex
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.errors import Unprocessable
+from chalicelib.schemas.job_configs import LintConfig, SimulationConfig, SynthesisConfig, parse_job_config
+from runner import tools
+from runner.limits import Limits
+from runner.sandbox import INSIDE_ROOT, LogBudget, RunResult, Sandbox, SandboxUnavailable
+from runner.tools import JobInputError, Plan
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Artifact", "Outcome", "SandboxUnavailable", "StepResult", "execute_job"]
+
+MAX_WAVEFORMS = 4
+ERROR_MESSAGE_CHARS = 500
+
+
+@dataclass
+class Artifact:
+    name: str
+    path: Path
+    kind: str  # "waveform" | "netlist_json" | "netlist_verilog" | "stat" | "diagnostics"
+    mime: str
+
+
+@dataclass
+class StepResult:
+    name: str
+    argv: list[str]
+    exit_code: int | None
+    duration_s: float
+    limit: str | None
+
+
+@dataclass
+class Outcome:
+    status: str  # "completed" | "failed" | "cancelled"
+    error_message: str | None
+    steps: list[StepResult] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class _Failed(Exception):
+    def __init__(self, message: str, status: str = "failed") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Limits,
+                log: Callable[[bytes], None], cancelled: threading.Event) -> Outcome:
+    """Run the job's tools; raises SandboxUnavailable when bubblewrap is missing (and not waived)."""
+    sandbox = Sandbox.for_job(Path(workdir), limits)
+    run = _JobRun(job_type, sandbox, limits, log, cancelled)
+    try:
+        model = parse_job_config(job_type, config)
+    except Unprocessable as e:
+        return Outcome(status="failed", error_message=f"invalid config: {e.detail}")
+    return run.execute(model)
+
+
+class _JobRun:
+    def __init__(self, job_type: str, sandbox: Sandbox, limits: Limits, log: Callable[[bytes], None],
+                 cancelled: threading.Event) -> None:
+        self.job_type = job_type
+        self.sandbox = sandbox
+        self.dirs = sandbox.dirs
+        self.limits = limits
+        self.cancelled = cancelled
+        self.budget = LogBudget(limits.log_bytes, sink=log)
+        self.outcome = Outcome(status="completed", error_message=None)
+        self.captured: dict[str, bytes] = {}
+
+    def execute(self, model: BaseModel) -> Outcome:
+        if not self.sandbox.sandboxed:
+            self._say("WARNING: A6HUB_RUNNER_UNSANDBOXED=1: this job runs WITHOUT a sandbox")
+        try:
+            plan = self._plan(model)
+            self._record_inputs(plan)
+            self._prepare(plan)
+            for step in plan.steps:
+                self._run_step(step)
+            self._collect(model)
+        except _Failed as e:
+            self.outcome.status = e.status
+            self.outcome.error_message = e.message[:ERROR_MESSAGE_CHARS]
+        self._say(f"job {self.outcome.status}" + (
+            f": {self.outcome.error_message}" if self.outcome.error_message else ""))
+        return self.outcome
+
+    # --- planning -----------------------------------------------------------------------------
+
+    def _plan(self, model: BaseModel) -> Plan:
+        gen = self.sandbox.inside("gen")
+        try:
+            if isinstance(model, SimulationConfig):
+                self._versions(["iverilog", "vvp"] if model.simulator == "icarus" else ["verilator"])
+                return tools.plan_simulation(model, self.dirs.src, gen)
+            if isinstance(model, SynthesisConfig):
+                self._versions(["yosys"])
+                return tools.plan_synthesis(model, self.dirs.src, gen)
+            assert isinstance(model, LintConfig)
+            self._versions(["verilator" if model.tool == "verilator" else "iverilog"])
+            return tools.plan_lint(model, self.dirs.src, gen)
+        except JobInputError as e:
+            raise _Failed(str(e)) from e
+
+    def _versions(self, names: list[str]) -> None:
+        self.outcome.tool_versions = {name: tools.tool_version(name) for name in names}
+
+    def _record_inputs(self, plan: Plan) -> None:
+        files = []
+        for rel in plan.files:
+            digest = hashlib.sha256((self.dirs.src / rel).read_bytes()).hexdigest()
+            files.append({"path": rel, "sha256": digest})
+        self.outcome.summary["files"] = files
+        self.outcome.summary["generated"] = plan.generated
+        for note in plan.notes:
+            self._say(f"note: {note}")
+
+    def _prepare(self, plan: Plan) -> None:
+        """Write generated files and link the project's top-level entries into the work dir.
+
+        Done before any tool runs, so nothing here follows a link a tool could have planted.
+        """
+        for name, text in plan.generated.items():
+            (self.dirs.gen / name).write_text(text)
+        build = self.dirs.work / tools.BUILD_DIR
+        build.mkdir()
+        if self.sandbox.uid is not None:
+            os.chown(build, self.sandbox.uid, self.sandbox.uid)
+        for entry in sorted(os.listdir(self.dirs.src)):
+            if entry != tools.BUILD_DIR and not entry.startswith("."):
+                os.symlink(self.sandbox.inside("src", entry), self.dirs.work / entry)
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _run_step(self, step: tools.Step) -> None:
+        if self.cancelled.is_set():
+            raise _Failed("cancelled", status="cancelled")
+        self.budget.write(f"$ {shlex.join(step.argv)}\n".encode())
+        self.budget.tee = bytearray()
+        try:
+            result = self.sandbox.run(step.argv, self.budget, self.cancelled)
+        finally:
+            self.captured[step.name] = bytes(self.budget.tee)
+            self.budget.tee = None
+        self.outcome.steps.append(StepResult(step.name, step.argv, result.exit_code,
+                                             round(result.duration_s, 3), result.limit))
+        self._check(step, result)
+
+    def _check(self, step: tools.Step, result: RunResult) -> None:
+        if result.cancelled:
+            raise _Failed("cancelled", status="cancelled")
+        if result.limit:
+            raise _Failed(f"{step.name}: {result.limit}")
+        if result.exit_code != 0 and step.name != "lint":
+            detail = _first_error(result.tail.decode(errors="replace"))
+            raise _Failed(f"{step.name} failed (exit {result.exit_code})" + (f": {detail}" if detail else ""))
+
+    def _say(self, text: str) -> None:
+        self.budget.write(f"[a6hub] {text}\n".encode())
+
+    # --- artifacts ----------------------------------------------------------------------------
+
+    def _collect(self, model: BaseModel) -> None:
+        if isinstance(model, SimulationConfig):
+            self._collect_waveforms()
+            self.outcome.summary["simulation"] = {
+                "simulator": model.simulator,
+                "exit_code": self.outcome.steps[-1].exit_code if self.outcome.steps else None,
+            }
+        elif isinstance(model, SynthesisConfig):
+            self._collect_synthesis()
+        else:
+            assert isinstance(model, LintConfig)
+            self._collect_lint(model)
+
+    def _collect_waveforms(self) -> None:
+        found = 0
+        for dirpath, _dirs, files, dir_fd in os.fwalk(self.dirs.work, follow_symlinks=False):
+            for name in sorted(files):
+                if not name.endswith(".vcd") or found >= MAX_WAVEFORMS:
+                    continue
+                data = self._read_regular(dir_fd, name)
+                if data is None:
+                    continue
+                found += 1
+                rel = os.path.relpath(os.path.join(dirpath, name), self.dirs.work)
+                out_name = rel.replace("/", "_")
+                self._artifact(out_name, data, "waveform", "text/x-vcd")
+        self.outcome.summary["waveforms"] = found
+
+    def _collect_synthesis(self) -> None:
+        build = self._build_fd()
+        try:
+            raw = self._read_regular(build, os.path.basename(tools.STAT_RAW))
+            netlist_json = self._read_regular(build, os.path.basename(tools.NETLIST_JSON))
+            netlist_v = self._read_regular(build, os.path.basename(tools.NETLIST_VERILOG))
+        finally:
+            os.close(build)
+        if raw is None or netlist_json is None or netlist_v is None:
+            raise _Failed("synthesis produced no statistics or netlist")
+        try:
+            summary = tools.stat_summary(tools.load_json(raw))
+        except ValueError as e:
+            raise _Failed(f"synthesis statistics are not valid JSON: {e}") from e
+        self.outcome.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
+        self._artifact("stat.json", json.dumps(summary, indent=2).encode(), "stat", "application/json")
+        self._artifact("netlist.json", netlist_json, "netlist_json", "application/json")
+        self._artifact("netlist.v", netlist_v, "netlist_verilog", "text/x-verilog")
+
+    def _collect_lint(self, model: LintConfig) -> None:
+        output = self.captured.get("lint", b"").decode(errors="replace")
+        prefixes = (f"{self.sandbox.inside('src')}/", f"{self.sandbox.inside('work')}/")
+        diagnostics = tools.parse_diagnostics(model.tool, output, prefixes)
+        counts: dict[str, int] = {}
+        for d in diagnostics:
+            counts[d["severity"]] = counts.get(d["severity"], 0) + 1
+        self.outcome.summary["lint"] = {"tool": model.tool, "diagnostics": len(diagnostics), **counts}
+        self._artifact("diagnostics.json", json.dumps(diagnostics, indent=2).encode(),
+                       "diagnostics", "application/json")
+        errors = [d for d in diagnostics if d["severity"] == "error"]
+        lint_step = self.outcome.steps[-1]
+        if errors:
+            first = errors[0]
+            raise _Failed(f"lint found {len(errors)} error(s); first: "
+                          f"{first['file']}:{first['line']}: {first['message']}")
+        if lint_step.exit_code != 0:
+            detail = _first_error(output)
+            raise _Failed(f"lint failed (exit {lint_step.exit_code})" + (f": {detail}" if detail else ""))
+
+    def _build_fd(self) -> int:
+        work = os.open(self.dirs.work, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            return os.open(tools.BUILD_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=work)
+        except OSError as e:
+            raise _Failed("the tool removed its build directory") from e
+        finally:
+            os.close(work)
+
+    def _read_regular(self, dir_fd: int, name: str) -> bytes | None:
+        """Read a file a tool wrote, refusing links, FIFOs, devices and anything over the cap."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > self.limits.file_bytes:
+                return None
+            with os.fdopen(os.dup(fd), "rb") as f:
+                return f.read(self.limits.file_bytes + 1)[: self.limits.file_bytes]
+        finally:
+            os.close(fd)
+
+    def _artifact(self, name: str, data: bytes, kind: str, mime: str) -> None:
+        path = self.dirs.out / name
+        path.write_bytes(data)
+        self.outcome.artifacts.append(Artifact(name=name, path=path, kind=kind, mime=mime))
+
+
+_ERROR_WORDS = ("error", "fatal", "sorry", "assert")
+
+
+def _first_error(output: str) -> str | None:
+    """The tool's first error line (with its file:line), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    prefix = f"{INSIDE_ROOT}/src/"
+    for line in lines:
+        if any(word in line.lower() for word in _ERROR_WORDS):
+            return line.replace(prefix, "")
+    return lines[-1].replace(prefix, "") if lines else None

@@ -1,0 +1,374 @@
+"""Run one tool command inside bubblewrap with resource limits, streaming its output.
+
+The tool sees: the toolchain read-only (/usr and the /lib, /bin links; /usr/local hidden), the
+job's sources read-only at /job/src, runner-generated scripts read-only at /job/gen, a writable
+/job/work (its cwd), a private /tmp, a fresh /proc and a minimal /dev. It has no network, no
+environment beyond PATH/HOME/LANG, its own pid/ipc/uts namespaces, and runs as an unprivileged
+uid (the runner drops to A6HUB_RUNNER_SANDBOX_UID before starting bubblewrap when it is root, so
+RLIMIT_NPROC applies and the host sees the tool as `nobody`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.limits import MIB, Limits
+
+logger = logging.getLogger(__name__)
+
+INSIDE_ROOT = "/job"
+SANDBOX_UID = 1000  # the tool's uid inside its user namespace
+TOOL_PATH = "/usr/bin:/bin"
+TAIL_BYTES = 64 * 1024
+POLL_SECONDS = 0.1
+SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
+TMPFS_BYTES = 64 * MIB
+
+# Output that tells an allocation failed (RLIMIT_AS reports no signal of its own).
+MEMORY_MARKERS = (b"out of memory", b"bad_alloc", b"cannot allocate memory", b"memory exhausted",
+                  b"failed to allocate", b"virtual memory exhausted", b"insufficient memory")
+FORK_MARKERS = (b"resource temporarily unavailable", b"cannot fork", b"fork failed")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot run here and unsandboxed execution was not explicitly allowed."""
+
+
+@dataclass(frozen=True)
+class JobDirs:
+    """Host paths of one job: src (project files, read-only to tools), gen (runner-generated
+    scripts, read-only), work (the tools' writable cwd) and out (artifacts, runner only)."""
+
+    root: Path
+    src: Path
+    gen: Path
+    work: Path
+    out: Path
+
+    @classmethod
+    def prepare(cls, workdir: Path, sandbox_uid: int | None) -> JobDirs:
+        root = Path(workdir).resolve()
+        dirs = cls(root=root, src=root / "src", gen=root / "gen", work=root / "work", out=root / "out")
+        dirs.src.mkdir(parents=True, exist_ok=True)
+        for path in (dirs.gen, dirs.work, dirs.out):
+            path.mkdir(exist_ok=True)
+        # The sandbox uid must traverse the job directory (not list it) and read src and gen.
+        root.chmod(0o711)
+        dirs.gen.chmod(0o755)
+        _make_readable(dirs.src)
+        if sandbox_uid is not None:
+            os.chown(dirs.work, sandbox_uid, sandbox_uid)
+        return dirs
+
+
+def _make_readable(top: Path) -> None:
+    top.chmod(0o755)
+    for parent, dirnames, filenames in os.walk(top):
+        for name in dirnames:
+            os.chmod(os.path.join(parent, name), 0o755, follow_symlinks=False)  # noqa: S103 - public to the sandbox uid, read-only mount
+        for name in filenames:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
+
+
+@dataclass
+class RunResult:
+    exit_code: int | None  # the tool's exit status (128+N when killed by signal N)
+    limit: str | None = None  # message naming the limit that ended the step, if one did
+    cancelled: bool = False
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    output_bytes: int = 0
+    tail: bytes = b""
+    signal: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.limit is None and not self.cancelled
+
+
+@dataclass
+class LogBudget:
+    """Tool output shared by all steps of a job; past `limit` bytes the running tool is stopped."""
+
+    limit: int
+    used: int = 0
+    sink: Callable[[bytes], None] = field(default=lambda _chunk: None)
+    tee: bytearray | None = None  # also keep what was forwarded (lint output to parse)
+
+    def write(self, chunk: bytes) -> bool:
+        """Forward what fits; False when the budget is exhausted."""
+        room = self.limit - self.used
+        if room <= 0:
+            return False
+        part = chunk[:room]
+        self.used += len(part)
+        self.sink(part)
+        if self.tee is not None:
+            self.tee += part
+        return len(part) == len(chunk)
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def unsandboxed_allowed() -> bool:
+    return os.environ.get("A6HUB_RUNNER_UNSANDBOXED", "").strip().lower() in {"1", "true", "yes"}
+
+
+def sandbox_uid() -> int | None:
+    """The host uid tools run as when the runner is root; None when the runner is not root."""
+    if os.geteuid() != 0:
+        return None
+    return int(os.environ.get("A6HUB_RUNNER_SANDBOX_UID", "65534"))
+
+
+class Sandbox:
+    """Runs argv lists for one job; `inside(...)` gives the paths tools see."""
+
+    def __init__(self, dirs: JobDirs, limits: Limits, *, sandboxed: bool) -> None:
+        self.dirs = dirs
+        self.limits = limits
+        self.sandboxed = sandboxed
+        self.uid = sandbox_uid() if sandboxed else None
+        # Wall time counts for the whole job, across its steps.
+        self.deadline = time.monotonic() + limits.wall_seconds
+
+    @classmethod
+    def for_job(cls, workdir: Path, limits: Limits) -> Sandbox:
+        """Check bubblewrap (or the explicit development opt-out) and prepare the job's dirs."""
+        if bwrap_path() is not None:
+            return cls(JobDirs.prepare(workdir, sandbox_uid()), limits, sandboxed=True)
+        if not unsandboxed_allowed():
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) is not installed; refusing to run untrusted HDL tools. "
+                "Install the Debian package 'bubblewrap', or set A6HUB_RUNNER_UNSANDBOXED=1 "
+                "for development only."
+            )
+        logger.warning("A6HUB_RUNNER_UNSANDBOXED=1: running tools WITHOUT a sandbox (development only)")
+        return cls(JobDirs.prepare(workdir, None), limits, sandboxed=False)
+
+    def inside(self, name: str, *parts: str) -> str:
+        """Path of job dir `name` ("src", "gen", "work") as the tool sees it."""
+        if self.sandboxed:
+            return "/".join((INSIDE_ROOT, name, *parts))
+        return str(Path(getattr(self.dirs, name), *parts))
+
+    def command(self, argv: list[str]) -> list[str]:
+        if not self.sandboxed:
+            return argv
+        return [*self._bwrap_prefix(), "--", *argv]
+
+    def _bwrap_prefix(self) -> list[str]:
+        args = [
+            bwrap_path() or "bwrap",
+            "--unshare-all", "--unshare-user", "--disable-userns",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--hostname", "sandbox",
+            "--clearenv",
+            "--setenv", "PATH", TOOL_PATH,
+            "--setenv", "HOME", f"{INSIDE_ROOT}/work",
+            "--setenv", "LANG", "C.UTF-8",
+            "--setenv", "TMPDIR", SANDBOX_TMP,
+            "--ro-bind", "/usr", "/usr",
+            # Python and anything pip-installed (the runner itself in a slim image) live here.
+            "--tmpfs", "/usr/local",
+        ]
+        args += _root_links()
+        if os.path.isdir("/etc/alternatives"):
+            # Only symlinks (cc, c++, awk...) that compilers and make resolve; no other /etc.
+            args += ["--ro-bind", "/etc/alternatives", "/etc/alternatives"]
+        args += [
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--size", str(TMPFS_BYTES), "--tmpfs", SANDBOX_TMP,
+            "--ro-bind", str(self.dirs.src), f"{INSIDE_ROOT}/src",
+            "--ro-bind", str(self.dirs.gen), f"{INSIDE_ROOT}/gen",
+            "--bind", str(self.dirs.work), f"{INSIDE_ROOT}/work",
+            "--chdir", f"{INSIDE_ROOT}/work",
+        ]
+        return args
+
+    def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> RunResult:
+        """Run argv to completion, a limit, or cancellation; output goes to `budget`."""
+        started = time.monotonic()
+        # argv is built by runner/tools.py from validated config, never taken from users.
+        proc = subprocess.Popen(
+            self.command(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.dirs.work),
+            env=self._env(),
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=self._apply_rlimits,  # only setrlimit calls: safe with threads
+            user=self.uid,
+            group=self.uid,
+            extra_groups=[] if self.uid is not None else None,
+        )
+        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline)
+        result = watch.follow()
+        result.duration_s = time.monotonic() - started
+        self._explain(result)
+        return result
+
+    def _env(self) -> dict[str, str]:
+        if self.sandboxed:
+            return {}  # bwrap --clearenv sets the tool's environment
+        return {"PATH": TOOL_PATH, "HOME": str(self.dirs.work), "LANG": "C.UTF-8"}
+
+    def _apply_rlimits(self) -> None:
+        lim = self.limits
+        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.sandboxed:
+            # bubblewrap needs two processes of its own (its monitor and the namespace's init).
+            resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes + 2, lim.processes + 2))
+
+    def _explain(self, result: RunResult) -> None:
+        """Name the limit behind a tool's death when the kernel, not the runner, enforced it."""
+        if result.limit or result.cancelled or result.exit_code in (0, None):
+            return
+        lim = self.limits
+        sig = result.exit_code - 128 if result.exit_code > 128 else None
+        result.signal = sig
+        tail = result.tail.lower()
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and result.cpu_s >= lim.cpu_seconds - 0.5):
+            result.limit = f"CPU time limit of {lim.cpu_seconds} s exceeded"
+        elif sig == signal.SIGXFSZ or b"file too large" in tail:
+            result.limit = f"file size limit of {_size(lim.file_bytes)} exceeded"
+        elif any(marker in tail for marker in MEMORY_MARKERS):
+            result.limit = f"memory limit of {_size(lim.memory_bytes)} exceeded"
+        elif any(marker in tail for marker in FORK_MARKERS):
+            result.limit = f"process limit of {lim.processes} processes exceeded"
+
+
+class _Watch:
+    """Pumps one process's output into the log budget while watching wall time and cancel."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], limits: Limits, budget: LogBudget,
+                 cancelled: threading.Event, deadline: float) -> None:
+        self.proc = proc
+        self.limits = limits
+        self.budget = budget
+        self.cancelled = cancelled
+        self.deadline = deadline
+        self.result = RunResult(exit_code=None)
+        self.tail = bytearray()
+
+    def follow(self) -> RunResult:
+        assert self.proc.stdout is not None
+        stream = self.proc.stdout
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream, selectors.EVENT_READ)
+            open_stream = True
+            while not self._stopped():
+                if open_stream and selector.select(POLL_SECONDS):
+                    chunk = os.read(stream.fileno(), 65536)
+                    if not chunk:
+                        selector.unregister(stream)
+                        open_stream = False
+                    else:
+                        self._take(chunk)
+                elif self._reap(os.WNOHANG):
+                    break
+                elif not open_stream:
+                    time.sleep(POLL_SECONDS)
+        if self.result.limit or self.result.cancelled:
+            self._kill()
+        self._reap(0)
+        self._drain(stream)
+        stream.close()
+        self.result.tail = bytes(self.tail)
+        return self.result
+
+    def _take(self, chunk: bytes) -> None:
+        self.result.output_bytes += len(chunk)
+        self.tail += chunk
+        del self.tail[:-TAIL_BYTES]
+        if not self.budget.write(chunk):
+            self.result.limit = f"log limit of {_size(self.limits.log_bytes)} exceeded"
+
+    def _stopped(self) -> bool:
+        if self.result.limit:
+            return True
+        if self.cancelled.is_set():
+            self.result.cancelled = True
+            return True
+        if time.monotonic() > self.deadline:
+            self.result.limit = f"wall time limit of {self.limits.wall_seconds} s exceeded"
+            return True
+        return False
+
+    def _drain(self, stream: object) -> None:
+        """After exit: keep what is left in the pipe (still within the log budget)."""
+        if self.result.limit or self.result.cancelled:
+            return
+        fd = self.proc.stdout.fileno() if self.proc.stdout else -1
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self._take(chunk)
+            if self.result.limit:
+                return
+
+    def _kill(self) -> None:
+        """Kill bubblewrap's process group; its pid-namespace init dies with it, and so the tree."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self, flags: int) -> bool:
+        if self.proc.returncode is not None:
+            return True
+        pid, status, usage = os.wait4(self.proc.pid, flags)
+        if pid == 0:
+            return False
+        code = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = code
+        self.result.exit_code = 128 - code if code < 0 else code
+        self.result.cpu_s = usage.ru_utime + usage.ru_stime
+        return True
+
+
+def _size(n: int) -> str:
+    if n >= MIB and n % MIB == 0:
+        return f"{n // MIB} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
+
+
+def _root_links() -> list[str]:
+    """Mirror the host's /bin, /lib... : merged-/usr symlinks as symlinks, real dirs read-only."""
+    args: list[str] = []
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = f"/{name}"
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
