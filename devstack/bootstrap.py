@@ -10,6 +10,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.yaml"
+_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 _FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED",
            "DELETE_COMPLETE"}
@@ -21,10 +22,15 @@ def stack_name(stage: str) -> str:
 
 def deploy(stage: str, timeout: float = 120.0) -> dict[str, str]:
     """Deploy the data-plane template; returns its outputs. Idempotent."""
+    return deploy_template(stack_name(stage), TEMPLATE, {"Stage": stage}, timeout)
+
+
+def deploy_template(name: str, template: Path, parameters: dict[str, str],
+                    timeout: float = 120.0) -> dict[str, str]:
+    """Create or update stack `name` from `template`; returns its outputs. Idempotent."""
     cf = boto3.client("cloudformation")
-    name = stack_name(stage)
-    body = TEMPLATE.read_text()
-    params = [{"ParameterKey": "Stage", "ParameterValue": stage}]
+    body = template.read_text()
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     try:
         cf.describe_stacks(StackName=name)
         exists = True
@@ -32,12 +38,14 @@ def deploy(stage: str, timeout: float = 120.0) -> dict[str, str]:
         exists = False
     if exists:
         try:
-            cf.update_stack(StackName=name, TemplateBody=body, Parameters=params)
+            cf.update_stack(StackName=name, TemplateBody=body, Parameters=params,
+                            Capabilities=_CAPABILITIES)
         except ClientError as e:
             if "No updates" not in str(e):
                 raise
     else:
-        cf.create_stack(StackName=name, TemplateBody=body, Parameters=params)
+        cf.create_stack(StackName=name, TemplateBody=body, Parameters=params,
+                        Capabilities=_CAPABILITIES)
     stack = _wait(cf, name, timeout)
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
