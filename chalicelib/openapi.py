@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+if TYPE_CHECKING:
+    from pydantic.json_schema import JsonSchemaMode
 
 from chalicelib.schemas.common import ErrorPublic
 
@@ -104,6 +106,8 @@ def _models(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], Json
 
 
 def _schemas(operations: Sequence[Operation]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    from pydantic.json_schema import models_json_schema  # only /openapi.json needs it
+
     refs, defs = models_json_schema(_models(operations), ref_template=REF_TEMPLATE)
     components = dict(defs.get("$defs", {}))
     components["ValidationErrorPublic"] = {

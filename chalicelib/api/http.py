@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
@@ -17,8 +17,11 @@ from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
 from chalicelib.logs import SERVICE
 from chalicelib.openapi import DOC_ATTRIBUTE, Doc
-from chalicelib.services.identity import Caller, authenticate
+from chalicelib.services import identity as identity_service  # deferred: PynamoDB, PyJWT
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -126,11 +129,11 @@ def client_address(request: Request) -> str:
 
 
 def optional_caller(request: Request) -> Caller | None:
-    return authenticate(header(request, "authorization"), required=False)
+    return identity_service.authenticate(header(request, "authorization"), required=False)
 
 
 def required_caller(request: Request) -> Caller:
-    caller = authenticate(header(request, "authorization"), required=True)
+    caller = identity_service.authenticate(header(request, "authorization"), required=True)
     assert caller is not None
     return caller
 

@@ -8,13 +8,14 @@ from pydantic import BaseModel, ConfigDict
 class RequestModel(BaseModel):
     """A request body: unknown fields are an error, strings are stripped of nothing."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # defer_build: validators are built on first use, not at import (Lambda cold start).
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class PublicModel(BaseModel):
     """What leaves the server: built from our own records, never from request bodies."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class ErrorPublic(PublicModel):
