@@ -2,15 +2,17 @@
 
 from chalice import Chalice
 
-from chalicelib.api import auth, files, jobs, meta, middleware, projects
+from chalicelib.api import auth, files, git, jobs, meta, middleware, projects
 from chalicelib.logs import configure_logging
 
 configure_logging()
 app = Chalice(app_name="a6hub", configure_logs=False)
 app.api.binary_types.append("multipart/form-data")
+app.api.binary_types.extend(git.BINARY_TYPES)
 app.register_middleware(middleware.request_context, "http")
 app.register_blueprint(meta.bp)
 app.register_blueprint(auth.bp, url_prefix="/api/v1/auth")
 app.register_blueprint(projects.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(files.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")
+app.register_blueprint(git.bp, url_prefix="/api/v1/projects")

@@ -9,6 +9,7 @@ from pynamodb.models import Model
 from chalicelib import storage
 from chalicelib.models.accounts import Unique
 from chalicelib.models.files import File
+from chalicelib.models.git import GitRef
 from chalicelib.models.projects import Member
 
 M = TypeVar("M", bound=Model)
@@ -34,3 +35,5 @@ def purge_project(project_id: str) -> None:
     _delete_all(Job, project_id)
     storage.delete_prefix(storage.project_prefix(project_id))
     storage.delete_prefix(f"jobs/{project_id}/")
+    _delete_all(GitRef, project_id)
+    storage.delete_prefix(f"git/{project_id}/")  # the repository's objects (gitstore)

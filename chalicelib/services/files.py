@@ -26,6 +26,7 @@ from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.projects import Project
 from chalicelib.schemas.files import FileCreate, FilePublic, FileUpdate, FileWithContent
+from chalicelib.services import history
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.paths import normalise_path
@@ -161,7 +162,9 @@ def create_file(caller: Caller, project_id: str, data: FileCreate,
     path = normalise_path(data.filepath, data.filename)
     body = raw if raw is not None else decode_content(data.content, data.encoding)
     check_size(body)
-    return _store_new(project_id, path, Body(body, guess_mime(path, body, data.mime_type)))
+    created = _store_new(project_id, path, Body(body, guess_mime(path, body, data.mime_type)))
+    history.record_change(caller, project_id, [history.Edit(path, body)], data.message)
+    return created
 
 
 def _store_new(project_id: str, path: str, body: Body) -> FilePublic:
@@ -246,6 +249,8 @@ def update_file(caller: Caller, project_id: str, file_id: str, data: FileUpdate,
         raise _update_error(e, project_id, record.filepath, old_path, size_delta, wanted) from e
     if new_body is not None:
         storage.delete_keys([old_key])
+    history.record_change(caller, project_id, history.edits_for_update(
+        old_path, record.filepath, new_body), data.message)
     return file_public(record)
 
 
@@ -294,3 +299,4 @@ def delete_file(caller: Caller, project_id: str, file_id: str, if_match: str | N
             raise PreconditionFailed("the file has changed; fetch it again") from e
         raise
     storage.delete_keys([record.s3_key])
+    history.record_change(caller, project_id, [history.Edit(record.filepath)])

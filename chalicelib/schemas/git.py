@@ -1,0 +1,67 @@
+"""Git history requests and responses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from chalicelib.schemas.common import PublicModel, RequestModel
+
+ChangeKind = Literal["added", "modified", "deleted"]
+
+
+class CommitPublic(PublicModel):
+    id: str
+    summary: str
+    message: str
+    author_name: str
+    author_email: str
+    authored_at: str
+    committer_name: str
+    committer_email: str
+    committed_at: str
+    parents: list[str]
+    tree: str
+
+
+class PathChange(PublicModel):
+    path: str
+    change: ChangeKind
+    old_blob: str | None = None
+    new_blob: str | None = None
+
+
+class CommitDetail(CommitPublic):
+    changes: list[PathChange]
+
+
+class FileAtCommit(PublicModel):
+    commit: str
+    path: str
+    size_bytes: int
+    content: str
+    encoding: Literal["utf-8", "base64"]
+
+
+class DiffFile(PathChange):
+    binary: bool
+    patch: str | None  # unified diff; None when the response budget ran out (truncated)
+    truncated: bool
+
+
+class DiffPublic(PublicModel):
+    base: str
+    head: str
+    files: list[DiffFile]
+
+
+class RestoreRequest(RequestModel):
+    commit: str = Field(min_length=40, max_length=40)
+    path: str | None = Field(default=None, min_length=1, max_length=1024)
+    message: str | None = Field(default=None, max_length=1000)
+
+
+class RestoreResult(PublicModel):
+    restored: bool
+    commit: CommitPublic | None

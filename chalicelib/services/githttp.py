@@ -1,0 +1,211 @@
+"""Git's smart HTTP protocol (stateless RPC) for a project: clone and fetch, and validated pushes.
+
+Each request is answered whole from its body: the ref advertisement, an upload-pack
+negotiation, or a receive-pack (commands + pack). dulwich speaks the protocol; this module
+decides who may do what and what a push may change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from io import BytesIO
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from dulwich.graph import can_fast_forward
+from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, ReceivableProtocol
+from dulwich.server import ReceivePackHandler, UploadPackHandler
+
+from chalicelib.config import get_settings
+from chalicelib.errors import DomainError, Forbidden, NotFound, Unauthorized
+from chalicelib.logs import SERVICE
+from chalicelib.services import gitsync
+from chalicelib.services.gitstore import (
+    DEFAULT_BRANCH,
+    ZERO_SHA,
+    ProjectBackend,
+    ProjectRepo,
+    open_repo,
+)
+from chalicelib.services.identity import Caller, authenticate
+from chalicelib.services.projects import Access, Need, authorize
+
+logger = Logger(service=SERVICE, child=True)
+
+UPLOAD_PACK = "git-upload-pack"
+RECEIVE_PACK = "git-receive-pack"
+SERVICES = {UPLOAD_PACK: "read", RECEIVE_PACK: "write"}
+REALM = 'Basic realm="a6hub"'
+
+
+class GitAuthRequired(DomainError):
+    """401 with a Basic challenge: git then retries with the credentials it has."""
+
+    status_code = 401
+
+    def __init__(self, detail: str = "Authentication required") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": REALM})
+
+
+def git_caller(authorization: str | None) -> Caller | None:
+    """The caller of a git request: HTTP Basic with a personal API token as the password."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError) as e:
+            raise GitAuthRequired("Malformed Basic credentials") from e
+        secret = decoded.partition(":")[2]
+    elif scheme.lower() == "bearer":
+        secret = value.strip()
+    else:
+        raise GitAuthRequired("Use HTTP Basic with a personal API token as the password")
+    if not secret:
+        raise GitAuthRequired("The password must be a personal API token")
+    try:
+        return authenticate(f"Bearer {secret}", required=True)
+    except Unauthorized as e:
+        raise GitAuthRequired(f"Invalid credentials: {e.detail}") from e
+
+
+def git_access(caller: Caller | None, project_id: str, need: Need) -> Access:
+    """projects.authorize, except that an anonymous caller is asked for credentials."""
+    try:
+        return authorize(caller, project_id, need)
+    except (NotFound, Forbidden):
+        if caller is None:
+            raise GitAuthRequired() from None
+        raise
+
+
+def service_need(service: str | None) -> Need:
+    if service not in SERVICES:
+        raise Forbidden("Only the smart HTTP protocol is served: "
+                        "service must be git-upload-pack or git-receive-pack")
+    need: Need = "read" if SERVICES[service] == "read" else "write"
+    return need
+
+
+def advertise(caller: Caller | None, project_id: str, service: str) -> bytes:
+    access = git_access(caller, project_id, service_need(service))
+    out = BytesIO()
+    proto = ReceivableProtocol(BytesIO().read, out.write)
+    proto.write_pkt_line(b"# service=" + service.encode("ascii") + b"\n")
+    proto.write_pkt_line(None)
+    _handler(service, access, proto, advertise_refs=True).handle()
+    return out.getvalue()
+
+
+def serve(caller: Caller | None, project_id: str, service: str, body: bytes) -> bytes:
+    access = git_access(caller, project_id, service_need(service))
+    out = BytesIO()
+    proto = ReceivableProtocol(BytesIO(body).read, out.write)
+    _handler(service, access, proto, advertise_refs=False).handle()
+    return out.getvalue()
+
+
+def _handler(service: str, access: Access, proto: ReceivableProtocol,
+             *, advertise_refs: bool) -> UploadPackHandler | ReceivePackHandler:
+    backend = ProjectBackend(open_repo(access.project.id))
+    if service == UPLOAD_PACK:
+        return UploadPackHandler(backend, [b"/"], proto, stateless_rpc=True,  # type: ignore[list-item]
+                                 advertise_refs=advertise_refs)
+    return ProjectReceivePack(backend, proto, access, advertise_refs=advertise_refs)
+
+
+Command = tuple[bytes, bytes, bytes]  # old sha, new sha, ref name
+
+
+class ProjectReceivePack(ReceivePackHandler):
+    """dulwich's receive-pack with our push policy instead of plain ref writes."""
+
+    def __init__(self, backend: ProjectBackend, proto: ReceivableProtocol, access: Access,
+                 *, advertise_refs: bool) -> None:
+        super().__init__(backend, [b"/"], proto, stateless_rpc=True,  # type: ignore[list-item]
+                         advertise_refs=advertise_refs)
+        self.access = access
+        self.repo: ProjectRepo  # type: ignore[assignment]
+
+    def _say(self, message: str) -> None:
+        if self._client_capabilities is not None and self.has_capability(b"side-band-64k"):
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, message.encode() + b"\n")
+
+    def _apply_pack(self, refs: list[Any]) -> Iterator[tuple[bytes, bytes]]:
+        if any(new != ZERO_SHA for _, new, _ in refs):
+            try:
+                self.repo.object_store.add_thin_pack(
+                    self.proto.read, getattr(self.proto, "recv", None),
+                    max_input_size=get_settings().max_request_bytes)
+            except Exception as e:  # noqa: BLE001 - any bad pack is reported to the client
+                yield (b"unpack", str(e).replace("\n", " ").encode("utf-8", "replace") or b"error")
+                return
+        yield (b"unpack", b"ok")
+        yield from apply_push(self.repo, self.access, refs, self._say)
+
+
+def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
+               say: Callable[[str], None]) -> Iterator[tuple[bytes, bytes]]:
+    """Decide every command, then apply all or none; yields (ref, b"ok" | reason)."""
+    repo.refs.refresh()
+    main = repo.head_commit()
+    main_tree = _commit(repo, main).tree if main else None
+    reasons = [_refusal(repo, access, main_tree, command) for command in commands]
+    if any(reasons):
+        for (_, _, ref), reason in zip(commands, reasons, strict=True):
+            if reason:
+                say(f"error: {ref.decode()}: {reason}")
+            yield ref, (reason or "refused because another ref of this push was refused").encode()
+        repo.object_store.discard()
+        return
+    repo.object_store.flush()
+    for old, new, ref in commands:
+        if new == ZERO_SHA:
+            moved = repo.refs.remove_if_equals(ref, old)
+        else:
+            moved = repo.refs.set_if_equals(ref, old, new)
+        if not moved:
+            say(f"error: {ref.decode()} was updated by someone else meanwhile; fetch first")
+            yield ref, b"fetch first"
+            continue
+        if ref == DEFAULT_BRANCH:
+            old_tree = _commit(repo, old).tree if old != ZERO_SHA else None
+            gitsync.sync_files(repo, old_tree, _commit(repo, new).tree)
+        yield ref, b"ok"
+
+
+def _commit(repo: ProjectRepo, sha: bytes) -> Commit:
+    obj = repo.object_store[sha]
+    while isinstance(obj, Tag):
+        obj = repo.object_store[obj.object[1]]
+    if not isinstance(obj, Commit):
+        raise KeyError(sha)
+    return obj
+
+
+def _refusal(repo: ProjectRepo, access: Access, main_tree: bytes | None,
+             command: Command) -> str | None:
+    old, new, ref = command
+    if not (ref.startswith(b"refs/heads/") or ref.startswith(b"refs/tags/")):
+        return "only branches and tags can be pushed"
+    current = repo.refs.read_loose_ref(ref) or ZERO_SHA
+    if current != old:
+        return "fetch first"
+    if new == ZERO_SHA:
+        return "the default branch cannot be deleted" if ref == DEFAULT_BRANCH else None
+    try:
+        commit = _commit(repo, new)
+    except KeyError:
+        return "the pushed object is not a commit"
+    branch = ref.startswith(b"refs/heads/")
+    if branch and old != ZERO_SHA and not can_fast_forward(repo, ObjectID(old), ObjectID(new)):
+        if access.role != "owner":
+            return "non-fast-forward; only the project owner may force-push"
+    problems = gitsync.validate(repo, access.project,
+                                gitsync.tree_diff(repo, main_tree, commit.tree),
+                                count_limits=ref == DEFAULT_BRANCH)
+    return "; ".join(problems) if problems else None

@@ -1,0 +1,349 @@
+"""A project's git repository: objects in S3, refs in DynamoDB, nothing on local disk.
+
+Objects are stored loose, one S3 object per git object, at `git/<project_id>/objects/<sha>`,
+in git's own loose format (zlib of "<type> <size>\\0<body>"). Objects are immutable and
+content-addressed, so writes need no coordination and a process may cache them freely
+(keyed by project as well as sha, so one project can never read another's objects through
+the cache, e.g. as the base of a delta in a pushed thin pack).
+
+New objects (from a pushed pack or an API commit) are first held in memory by the store;
+`flush()` uploads them in parallel. Callers flush before they move a ref, so a ref never
+points at an object that is not in S3, and a refused push leaves nothing behind.
+
+Refs are items of the gitrefs table; moving one is a conditional write on its current
+target (compare-and-swap). HEAD is not stored: it is always `ref: refs/heads/main`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from io import BytesIO
+from typing import Any
+
+from botocore.exceptions import ClientError
+from dulwich.config import ConfigFile, StackedConfig
+from dulwich.object_store import MemoryObjectStore
+from dulwich.objects import ObjectID, ShaFile, sha_to_hex
+from dulwich.refs import SYMREF, RefsContainer
+from dulwich.repo import BaseRepo
+from dulwich.server import Backend, BackendRepo
+from pynamodb.exceptions import DeleteError, PutError
+
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.models.base import utcnow_iso
+from chalicelib.models.git import GitRef
+
+DEFAULT_BRANCH = b"refs/heads/main"
+HEAD = b"HEAD"
+ZERO_SHA = b"0" * 40
+_CACHE_BYTES = 64 * 1024 * 1024
+_PARALLEL = 16
+
+
+def objects_prefix(project_id: str) -> str:
+    return f"git/{project_id}/objects/"
+
+
+def git_prefix(project_id: str) -> str:
+    return f"git/{project_id}/"
+
+
+class _ObjectCache:
+    """Process-wide LRU of raw objects, bounded in bytes; safe because objects never change."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: OrderedDict[tuple[str, bytes], tuple[int, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bytes]) -> tuple[int, bytes] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, bytes], value: tuple[int, bytes]) -> None:
+        size = len(value[1])
+        if size > self._max // 8:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._bytes += size
+            while self._bytes > self._max:
+                _, (_, old) = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+
+_cache = _ObjectCache(_CACHE_BYTES)
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="git-s3")
+
+
+def _hex(sha: bytes) -> ObjectID:
+    return ObjectID(sha) if len(sha) == 40 else sha_to_hex(sha)  # type: ignore[arg-type]
+
+
+class S3ObjectStore(MemoryObjectStore):
+    """MemoryObjectStore whose memory is only the write buffer; reads fall through to S3.
+
+    Reusing MemoryObjectStore keeps dulwich's own pack ingestion (add_pack, add_thin_pack:
+    checksum verification, delta resolution against objects already stored).
+    """
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__()
+        self.project_id = project_id
+        self._prefix = objects_prefix(project_id)
+
+    # -- reads ---------------------------------------------------------------------------
+    def _key(self, sha: bytes) -> str:
+        return self._prefix + sha.decode("ascii")
+
+    def _fetch(self, sha: bytes) -> tuple[int, bytes] | None:
+        cached = _cache.get((self.project_id, sha))
+        if cached is not None:
+            return cached
+        try:
+            response = client("s3").get_object(Bucket=get_settings().bucket, Key=self._key(sha))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        obj = ShaFile.from_file(BytesIO(response["Body"].read()), sha=sha)  # type: ignore[arg-type]
+        value = (obj.type_num, obj.as_raw_string())
+        _cache.put((self.project_id, sha), value)
+        return value
+
+    def prefetch(self, shas: Iterable[bytes]) -> None:
+        """Load many objects into the cache in parallel (clones read hundreds at once)."""
+        todo = [_hex(s) for s in shas]
+        todo = [s for s in todo if s not in self._data and _cache.get((self.project_id, s)) is None]
+        if len(todo) > 1:
+            list(_pool().map(self._fetch, todo))
+
+    def contains_loose(self, sha: Any) -> bool:
+        hexsha = _hex(sha)
+        if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
+            return True
+        try:
+            client("s3").head_object(Bucket=get_settings().bucket, Key=self._key(hexsha))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
+    def get_raw(self, name: Any) -> tuple[int, bytes]:
+        hexsha = _hex(name)
+        pending = self._data.get(hexsha)
+        if pending is not None:
+            return pending.type_num, pending.as_raw_string()
+        found = self._fetch(hexsha)
+        if found is None:
+            raise KeyError(hexsha)
+        return found
+
+    def __getitem__(self, name: Any) -> ShaFile:
+        hexsha = _hex(name)
+        pending = self._data.get(hexsha)
+        if pending is not None:
+            return pending.copy()
+        type_num, raw = self.get_raw(hexsha)
+        return ShaFile.from_raw_string(type_num, raw, sha=hexsha)
+
+    def iter_unpacked_subset(self, shas: Iterable[Any], **kwargs: Any) -> Iterator[Any]:
+        wanted = list(shas)
+        self.prefetch(wanted)
+        return super().iter_unpacked_subset(wanted, **kwargs)
+
+    def __iter__(self) -> Iterator[Any]:
+        seen = set(self._data)
+        yield from self._data
+        paginator = client("s3").get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=self._prefix):
+            for item in page.get("Contents", []):
+                sha = item["Key"][len(self._prefix):].encode("ascii")
+                if sha not in seen:
+                    yield sha
+
+    # -- writes --------------------------------------------------------------------------
+    @property
+    def pending(self) -> list[ShaFile]:
+        return list(self._data.values())
+
+    def flush(self) -> None:
+        """Upload every buffered object to S3 (in parallel); afterwards they read from S3."""
+        objects = list(self._data.values())
+        if not objects:
+            return
+        bucket = get_settings().bucket
+
+        def upload(obj: ShaFile) -> None:
+            client("s3").put_object(Bucket=bucket, Key=self._key(obj.id),
+                                    Body=obj.as_legacy_object(), ContentType="application/x-git-loose-object")
+            _cache.put((self.project_id, obj.id), (obj.type_num, obj.as_raw_string()))
+
+        list(_pool().map(upload, objects))
+        self._data.clear()
+
+    def discard(self) -> None:
+        self._data.clear()
+
+
+class DynamoRefs(RefsContainer):
+    """Refs of one project, read once per request (one Query) and moved by conditional writes."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__()
+        self.project_id = project_id
+        self._refs: dict[bytes, bytes] | None = None
+
+    def _snapshot(self) -> dict[bytes, bytes]:
+        if self._refs is None:
+            self._refs = {r.ref.encode(): r.target.encode()
+                          for r in GitRef.query(self.project_id, consistent_read=True)}
+        return self._refs
+
+    def refresh(self) -> None:
+        self._refs = None
+
+    def allkeys(self) -> set[Any]:
+        return {HEAD, *self._snapshot()}
+
+    def get_packed_refs(self) -> dict[Any, Any]:
+        return {}
+
+    def get_peeled(self, name: Any) -> Any:
+        return None
+
+    def read_loose_ref(self, name: Any) -> bytes | None:
+        if name == HEAD:
+            return SYMREF + DEFAULT_BRANCH
+        return self._snapshot().get(bytes(name))
+
+    def _target(self, name: bytes) -> bytes:
+        return DEFAULT_BRANCH if name == HEAD else name
+
+    def set_if_equals(self, name: Any, old_ref: Any, new_ref: Any, committer: Any = None,
+                      timestamp: Any = None, timezone: Any = None, message: Any = None) -> bool:
+        ref = self._target(bytes(name))
+        item = GitRef(self.project_id, ref.decode(), target=new_ref.decode("ascii"),
+                      updated_at=utcnow_iso())
+        if old_ref is None:
+            condition = None
+        elif old_ref == ZERO_SHA:
+            condition = GitRef.ref.does_not_exist()
+        else:
+            condition = GitRef.target == old_ref.decode("ascii")
+        try:
+            item.save(condition=condition)
+        except PutError as e:
+            if _condition_failed(e):
+                self.refresh()
+                return False
+            raise
+        self._snapshot()[ref] = bytes(new_ref)
+        return True
+
+    def add_if_new(self, name: Any, ref: Any, committer: Any = None, timestamp: Any = None,
+                   timezone: Any = None, message: Any = None) -> bool:
+        return self.set_if_equals(name, ZERO_SHA, ref)
+
+    def remove_if_equals(self, name: Any, old_ref: Any, committer: Any = None,
+                         timestamp: Any = None, timezone: Any = None,
+                         message: Any = None) -> bool:
+        ref = self._target(bytes(name))
+        condition = None if old_ref is None else GitRef.target == old_ref.decode("ascii")
+        try:
+            GitRef(self.project_id, ref.decode()).delete(condition=condition)
+        except DeleteError as e:
+            if _condition_failed(e):
+                self.refresh()
+                return False
+            raise
+        self._snapshot().pop(ref, None)
+        return True
+
+    def set_symbolic_ref(self, name: Any, other: Any, committer: Any = None,
+                         timestamp: Any = None, timezone: Any = None,
+                         message: Any = None) -> None:
+        raise NotImplementedError("HEAD always points at refs/heads/main")
+
+
+def _condition_failed(e: Exception) -> bool:
+    cause = getattr(e, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+class ProjectRepo(BaseRepo):
+    """A bare repository with no named files, hooks or config of its own."""
+
+    def __init__(self, project_id: str) -> None:
+        self.project_id = project_id
+        super().__init__(S3ObjectStore(project_id), DynamoRefs(project_id))
+        self.bare = True
+        self.object_store: S3ObjectStore
+        self.refs: DynamoRefs
+
+    def get_config(self) -> ConfigFile:
+        return ConfigFile()
+
+    def get_config_stack(self) -> StackedConfig:
+        # Never read ~/.gitconfig or /etc/gitconfig of the machine serving the request.
+        return StackedConfig([ConfigFile()])
+
+    def get_shallow(self) -> set[Any]:
+        return set()
+
+    def update_shallow(self, new_shallow: Any, new_unshallow: Any) -> None:
+        return None  # stateless: the client sends its shallow boundary on every request
+
+    def get_named_file(self, path: str, basedir: str | None = None) -> None:
+        return None
+
+    def get_description(self) -> None:
+        return None
+
+    def head_commit(self) -> bytes | None:
+        """The commit id of the default branch, or None while the repository is empty."""
+        return self.refs.read_loose_ref(DEFAULT_BRANCH)
+
+
+class ProjectBackend(Backend):
+    """dulwich server backend serving exactly one, already authorised, repository."""
+
+    def __init__(self, repo: ProjectRepo) -> None:
+        self.repo = repo
+
+    def open_repository(self, path: str) -> BackendRepo:
+        return self.repo  # type: ignore[return-value]
+
+
+def open_repo(project_id: str) -> ProjectRepo:
+    return ProjectRepo(project_id)
+
+
+def delete_refs(project_id: str) -> None:
+    refs = list(GitRef.query(project_id))
+    with GitRef.batch_write() as batch:
+        for ref in refs:
+            batch.delete(ref)
+
+
+def blob_sha(data: bytes) -> bytes:
+    """The git id of a blob holding `data`, without building the object."""
+    from dulwich.objects import Blob
+
+    return Blob.from_string(data).id

@@ -1,0 +1,226 @@
+"""Git trees meet the files table: validate a pushed tree, then make the files table follow main.
+
+A push (or a restore) moves main first, with a conditional write; the files table then follows
+the difference between the old and the new tree. Each row is changed only if it still holds
+the old tree's content, so a files-API edit that landed in between (and was committed on top
+of the new head by `history.record_change`) is not overwritten by the older pushed content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+from dulwich.objects import ObjectID
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import storage
+from chalicelib.config import get_settings
+from chalicelib.errors import DomainError
+from chalicelib.ids import new_id
+from chalicelib.logs import SERVICE
+from chalicelib.models.accounts import Unique
+from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.files import File
+from chalicelib.models.projects import Project
+from chalicelib.services.files import guess_mime, path_key
+from chalicelib.services.gitstore import ProjectRepo
+from chalicelib.services.paths import normalise_path
+
+logger = Logger(service=SERVICE, child=True)
+
+MAX_REPORTED_ERRORS = 5
+_GITLINK = 0o160000
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    old_sha: bytes | None  # blob ids in git
+    new_sha: bytes | None
+    new_mode: int | None
+
+
+def _oid(sha: bytes | None) -> ObjectID | None:
+    return None if sha is None else ObjectID(sha)
+
+
+def tree_diff(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes | None) -> list[FileChange]:
+    out: list[FileChange] = []
+    for change in repo.object_store.tree_changes(_oid(old_tree), _oid(new_tree)):
+        (old_path, new_path), (_, new_mode), (old_sha, new_sha) = change
+        raw = new_path if new_path is not None else old_path
+        assert raw is not None
+        out.append(FileChange(raw.decode("utf-8", "surrogateescape"), old_sha, new_sha, new_mode))
+    return out
+
+
+def _path_error(path: str) -> str | None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"'{path}': file names must be UTF-8"
+    try:
+        canonical = normalise_path(path, path.rsplit("/", 1)[-1])
+    except DomainError as e:
+        return f"'{path}': {e.detail}"
+    if canonical != path:
+        return f"'{path}': not a canonical project path (expected '{canonical}')"
+    return None
+
+
+def _entry_error(repo: ProjectRepo, change: FileChange, size: int) -> str | None:
+    assert change.new_mode is not None
+    if stat.S_ISLNK(change.new_mode):
+        return f"'{change.path}': symbolic links are not supported"
+    if change.new_mode == _GITLINK:
+        return f"'{change.path}': submodules are not supported"
+    problem = _path_error(change.path)
+    if problem:
+        return problem
+    limit = get_settings().max_file_bytes
+    if size > limit:
+        return f"'{change.path}' is {size} bytes, larger than the limit of {limit} bytes per file"
+    return None
+
+
+def _size(repo: ProjectRepo, sha: bytes | None) -> int:
+    return 0 if sha is None else len(repo.object_store.get_raw(sha)[1])
+
+
+def _limit_errors(project: Project, count_delta: int, bytes_delta: int) -> list[str]:
+    settings = get_settings()
+    errors = []
+    count = int(project.file_count or 0) + count_delta
+    if count > settings.max_files_per_project:
+        errors.append(f"the project would have {count} files, more than the limit of "
+                      f"{settings.max_files_per_project}")
+    total = int(project.total_bytes or 0) + bytes_delta
+    if total > settings.max_project_bytes:
+        errors.append(f"the project would hold {total} bytes, more than the limit of "
+                      f"{settings.max_project_bytes} bytes")
+    return errors
+
+
+def validate(repo: ProjectRepo, project: Project, changes: list[FileChange],
+             *, count_limits: bool) -> list[str]:
+    """Everything the files API would refuse about these changes, as readable messages."""
+    repo.object_store.prefetch([s for c in changes for s in (c.old_sha, c.new_sha) if s])
+    errors: list[str] = []
+    count_delta = 0
+    bytes_delta = 0
+    for change in changes:
+        regular = change.new_mode is not None and stat.S_ISREG(change.new_mode)
+        new_size = _size(repo, change.new_sha) if regular else 0
+        if change.new_sha is not None and change.new_mode is not None:
+            problem = _entry_error(repo, change, new_size)
+            if problem:
+                errors.append(problem)
+        bytes_delta += new_size - _size(repo, change.old_sha)
+        count_delta += (change.new_sha is not None) - (change.old_sha is not None)
+    if count_limits:
+        errors += _limit_errors(project, count_delta, bytes_delta)
+    if len(errors) > MAX_REPORTED_ERRORS:
+        errors = errors[:MAX_REPORTED_ERRORS] + [f"... and {len(errors) - MAX_REPORTED_ERRORS} more"]
+    return errors
+
+
+def sync_files(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes | None) -> None:
+    """Make the files table follow main from `old_tree` to `new_tree` (idempotent)."""
+    for change in tree_diff(repo, old_tree, new_tree):
+        try:
+            _apply(repo, change)
+        except TransactWriteError:
+            # A concurrent files-API write to the same path won: its commit follows ours.
+            logger.warning("files table row changed meanwhile; kept the newer one",
+                           extra={"project_id": repo.project_id, "path": change.path})
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _find(project_id: str, path: str) -> File | None:
+    try:
+        guard = Unique.get(path_key(project_id, path))
+    except Unique.DoesNotExist:
+        return None
+    try:
+        return File.get(project_id, guard.owner_id)
+    except File.DoesNotExist:
+        return None
+
+
+def _apply(repo: ProjectRepo, change: FileChange) -> None:
+    project_id = repo.project_id
+    old_data = repo.object_store.get_raw(change.old_sha)[1] if change.old_sha else None
+    row = _find(project_id, change.path)
+    if row is not None and old_data is not None and row.sha256 != _sha256(old_data):
+        return  # the row was changed after the old tree: newer than this push
+    if change.new_sha is None:
+        if row is not None:
+            _delete(project_id, row)
+        return
+    data = repo.object_store.get_raw(change.new_sha)[1]
+    if row is None:
+        _create(project_id, change.path, data)
+    elif row.sha256 != _sha256(data):
+        _update(project_id, row, data)
+
+
+def _create(project_id: str, path: str, data: bytes) -> None:
+    now = utcnow_iso()
+    file_id = new_id()
+    mime = guess_mime(path, data, None)
+    record = File(project_id, file_id, filename=path.rsplit("/", 1)[-1], filepath=path,
+                  size_bytes=len(data), mime_type=mime, sha256=_sha256(data),
+                  s3_key=storage.file_body_key(project_id, file_id), created_at=now,
+                  updated_at=now)
+    storage.put_bytes(record.s3_key, data, mime)
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(Unique(path_key(project_id, path), owner_id=file_id),
+                    condition=Unique.key.does_not_exist())
+            tx.save(record, condition=File.id.does_not_exist())
+            tx.update(Project(project_id), actions=[
+                Project.file_count.add(1), Project.total_bytes.add(len(data)),
+                Project.updated_at.set(now),
+            ], condition=Project.id.exists(), add_version_condition=False)
+    except TransactWriteError:
+        storage.delete_keys([record.s3_key])
+        raise
+
+
+def _update(project_id: str, record: File, data: bytes) -> None:
+    old_key, old_size = record.s3_key, int(record.size_bytes)
+    record.s3_key = storage.file_body_key(project_id, record.id)
+    record.size_bytes = len(data)
+    record.sha256 = _sha256(data)
+    record.updated_at = utcnow_iso()
+    storage.put_bytes(record.s3_key, data, record.mime_type)
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(record)  # carries the version condition
+            tx.update(Project(project_id), actions=[
+                Project.total_bytes.add(len(data) - old_size),
+                Project.updated_at.set(record.updated_at),
+            ], condition=Project.id.exists(), add_version_condition=False)
+    except TransactWriteError:
+        storage.delete_keys([record.s3_key])
+        raise
+    storage.delete_keys([old_key])
+
+
+def _delete(project_id: str, record: File) -> None:
+    with TransactWrite(connection=transaction_connection()) as tx:
+        tx.delete(record)
+        tx.delete(Unique(path_key(project_id, record.filepath), owner_id=record.id))
+        tx.update(Project(project_id), actions=[
+            Project.file_count.add(-1), Project.total_bytes.add(-int(record.size_bytes)),
+            Project.updated_at.set(utcnow_iso()),
+        ], condition=Project.id.exists(), add_version_condition=False)
+    storage.delete_keys([record.s3_key])
+
