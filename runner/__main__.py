@@ -1,0 +1,44 @@
+"""`python -m runner`: poll the jobs queue and run jobs until SIGTERM/SIGINT (or --max-jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+from chalicelib.logs import configure_logging
+from runner.worker import RunnerSettings, Worker
+
+
+def _install_signals(worker: Worker) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # First signal: finish the current job within the grace period, then release it.
+        # A second one: release it now.
+        worker.stop(0 if worker.stopping.is_set() else None)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runner")
+    parser.add_argument("--queue-url", default=None, help="default: A6HUB_JOBS_QUEUE_URL")
+    parser.add_argument("--max-jobs", type=int, default=0,
+                        help="exit after running this many jobs (1: one job per task); 0: never")
+    args = parser.parse_args(argv)
+    logger = configure_logging()
+    settings = RunnerSettings.from_queue(args.queue_url)
+    worker = Worker(settings, max_jobs=args.max_jobs)
+    worker.check_ready()
+    _install_signals(worker)
+    logger.info("runner starting", extra={"runner_id": settings.runner_id,
+                                          "queue": settings.queue_url, "dlq": settings.dlq_url,
+                                          "visibility_seconds": settings.visibility_seconds,
+                                          "max_receives": settings.max_receives})
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

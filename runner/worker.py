@@ -1,0 +1,420 @@
+"""The runner's queue side: long-poll, claim, heartbeat, cancel, run, record, delete; DLQ upkeep.
+
+Delivery is at least once and several runners share the queue, so the job record, not the
+message, decides what happens: a message whose job has ended is deleted unseen, one whose job
+another runner holds under a live lease is put back until that lease could have expired, and
+only a conditional claim (pending, or running under an expired lease) starts the tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import storage
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.logs import SERVICE
+from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
+from chalicelib.schemas.jobs import JobMessage
+from chalicelib.services import job_lifecycle
+from runner import workspace
+from runner.limits import Limits
+from runner.logstream import LogStream
+
+logger = Logger(service=SERVICE, child=True)
+
+TRANSIENT = (BotoCoreError, ClientError, PynamoDBException)
+RUNNER_LOG_ALLOWANCE = 64 * 1024  # room for the runner's own lines next to the tools' cap
+MAX_VISIBILITY = 43200  # SQS's ceiling for one ChangeMessageVisibility
+
+
+class Outcome(Protocol):
+    status: str
+    error_message: str | None
+    steps: list[Any]
+    artifacts: list[Any]
+    tool_versions: dict[str, str]
+    summary: dict[str, Any]
+
+
+Execute = Callable[[str, dict[str, Any], Path, Limits, Callable[[bytes], None], threading.Event],
+                   Outcome]
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    queue_url: str
+    dlq_url: str | None
+    visibility_seconds: int
+    max_receives: int | None
+    wait_seconds: int = 20
+    cancel_poll_seconds: float = 0.5
+    log_flush_seconds: float = 0.5
+    stop_grace_seconds: float = 20.0
+    dlq_check_seconds: float = 30.0
+    release_backoff_seconds: int = 10
+    runner_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+
+    @property
+    def lease_seconds(self) -> float:
+        return float(self.visibility_seconds)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return max(self.visibility_seconds / 3.0, 0.5)
+
+    @classmethod
+    def from_queue(cls, queue_url: str | None = None) -> RunnerSettings:
+        """Read the queue's visibility timeout and redrive policy; the rest from A6HUB_RUNNER_*."""
+        url = queue_url or get_settings().jobs_queue_url
+        if not url:
+            raise RuntimeError("A6HUB_JOBS_QUEUE_URL is not set: the runner has no queue to poll")
+        sqs = client("sqs")
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        redrive = json.loads(attrs.get("RedrivePolicy") or "{}")
+        # The queue's own redrive policy names its DLQ; the variable is for queues without one.
+        dlq_url = os.environ.get("A6HUB_JOBS_DLQ_URL") or None
+        if redrive.get("deadLetterTargetArn"):
+            dlq_name = str(redrive["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+            dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+        return cls(
+            queue_url=url, dlq_url=dlq_url,
+            visibility_seconds=int(attrs.get("VisibilityTimeout", 60)),
+            max_receives=int(redrive["maxReceiveCount"]) if redrive.get("maxReceiveCount") else None,
+            wait_seconds=int(_env_float("A6HUB_RUNNER_WAIT_SECONDS", 20)),
+            cancel_poll_seconds=_env_float("A6HUB_RUNNER_CANCEL_POLL_SECONDS", 0.5),
+            log_flush_seconds=_env_float("A6HUB_RUNNER_LOG_FLUSH_SECONDS", 0.5),
+            stop_grace_seconds=_env_float("A6HUB_RUNNER_STOP_GRACE_SECONDS", 20.0),
+            dlq_check_seconds=_env_float("A6HUB_RUNNER_DLQ_CHECK_SECONDS", 30.0),
+        )
+
+
+def default_execute() -> Execute:
+    from runner.execute import execute_job
+
+    return execute_job
+
+
+@dataclass
+class Run:
+    """What the watcher thread and the main thread share about the job being run."""
+
+    job: Job
+    receipt: str
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False  # another runner took the job over: our result must not be written
+    user_cancel: bool = False
+    releasing: bool = False  # the runner is stopping: give the job back instead of finishing
+
+
+class Worker:
+    def __init__(self, settings: RunnerSettings, limits: Limits | None = None,
+                 execute: Execute | None = None, max_jobs: int = 0) -> None:
+        self.settings = settings
+        self.max_jobs = max_jobs
+        self.limits = limits or Limits.from_env()
+        self._execute = execute
+        self.stopping = threading.Event()
+        self._stop_deadline: float | None = None
+        self._next_dlq_check = 0.0
+        self.jobs_run = 0
+
+    @property
+    def execute(self) -> Execute:
+        if self._execute is None:
+            self._execute = default_execute()
+        return self._execute
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Ask the loop to end; a running job gets `grace_seconds` to finish, then is released."""
+        grace = self.settings.stop_grace_seconds if grace_seconds is None else grace_seconds
+        deadline = time.monotonic() + grace
+        if self._stop_deadline is None or deadline < self._stop_deadline:
+            self._stop_deadline = deadline
+        self.stopping.set()
+
+    def check_ready(self) -> None:
+        """Load the executor now so a runner without its sandbox refuses to start."""
+        _ = self.execute
+        try:
+            from runner.sandbox import ensure_available  # type: ignore[attr-defined]
+        except ImportError:
+            return
+        ensure_available()
+
+    def serve(self) -> None:
+        logger.info("runner polling", extra={"queue": self.settings.queue_url,
+                                             "runner_id": self.settings.runner_id})
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except TRANSIENT as e:
+                logger.warning("queue poll failed; retrying", extra={"error": str(e)})
+                self.stopping.wait(1.0)
+        logger.info("runner stopped", extra={"runner_id": self.settings.runner_id})
+
+    def poll_once(self, wait_seconds: int | None = None) -> int:
+        """One receive (and, when due, one DLQ check); returns how many messages were handled."""
+        if self.settings.dlq_url and time.monotonic() >= self._next_dlq_check:
+            self._next_dlq_check = time.monotonic() + self.settings.dlq_check_seconds
+            self.drain_dead_letters()
+        response = client("sqs").receive_message(
+            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=1,
+            WaitTimeSeconds=self.settings.wait_seconds if wait_seconds is None else wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = response.get("Messages", [])
+        for message in messages:
+            if self.stopping.is_set():
+                self._change_visibility(message["ReceiptHandle"], 0)
+                continue
+            self.handle(message)
+        return len(messages)
+
+    # -- one message -----------------------------------------------------------------------
+
+    def _delete(self, receipt: str, queue_url: str | None = None) -> None:
+        client("sqs").delete_message(QueueUrl=queue_url or self.settings.queue_url,
+                                     ReceiptHandle=receipt)
+
+    def _change_visibility(self, receipt: str, seconds: int, queue_url: str | None = None) -> None:
+        client("sqs").change_message_visibility(
+            QueueUrl=queue_url or self.settings.queue_url, ReceiptHandle=receipt,
+            VisibilityTimeout=max(0, min(seconds, MAX_VISIBILITY)))
+
+    def _job_of(self, message: dict[str, Any]) -> Job | None:
+        try:
+            body = JobMessage.model_validate_json(message["Body"])
+        except ValidationError:
+            logger.error("dropping a malformed job message", extra={"body": message["Body"][:200]})
+            return None
+        return job_lifecycle.load(body.project_id, body.job_id)
+
+    def _until_lease_ends(self, job: Job) -> int:
+        return int(float(job.lease_expires_at or 0) - time.time()) + 1
+
+    def handle(self, message: dict[str, Any]) -> str:
+        """Decide what one delivery means; returns what was done (for logs and tests)."""
+        receipt = message["ReceiptHandle"]
+        job = self._job_of(message)
+        if job is None or job.status in TERMINAL:
+            self._delete(receipt)  # unknown, deleted with its project, or a duplicate of a done job
+            return "dropped"
+        if job_lifecycle.lease_is_live(job):
+            # Another runner is on it; look again once its lease could have lapsed.
+            self._change_visibility(receipt, self._until_lease_ends(job))
+            return "deferred"
+        if not job_lifecycle.claim(job, self.settings.runner_id, self.settings.lease_seconds):
+            return "lost-claim"  # someone claimed between our read and write; redelivery decides
+        if job.cancel_requested:
+            self._finish_without_running(job, CANCELLED, "cancelled before it started")
+            self._delete(receipt)
+            return "cancelled"
+        return self.run(Run(job=job, receipt=receipt))
+
+    def _finish_without_running(self, job: Job, status: str, reason: str) -> None:
+        job_lifecycle.finish(job, self.settings.runner_id, job_lifecycle.Result(
+            status=status, error_message=reason, exit_code=None, duration_s=0.0, inputs=[],
+            steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=0,
+            log_truncated=False))
+
+    # -- running a claimed job -------------------------------------------------------------
+
+    def run(self, run: Run) -> str:
+        job = run.job
+        log = LogStream(storage.job_log_key(job.project_id, job.id),
+                        self.limits.log_bytes + RUNNER_LOG_ALLOWANCE,
+                        self.settings.log_flush_seconds).start()
+        watcher = threading.Thread(target=self._watch, args=(run, log), name="job-watch",
+                                   daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        log.line(f"job {job.id} ({job.job_type}), attempt {int(job.attempts or 1)}, "
+                 f"runner {self.settings.runner_id}")
+        try:
+            result = self._execute_in_workdir(run, log)
+        except TRANSIENT as e:
+            # Infrastructure trouble (S3, DynamoDB): give the job back; the redrive policy
+            # bounds the retries and the DLQ check fails it with the reason.
+            logger.warning("job run failed on infrastructure", extra={"job_id": job.id,
+                                                                       "error": str(e)})
+            run.releasing = True
+            result = None
+        except Exception as e:  # noqa: BLE001 - a runner bug fails this job, not the runner
+            logger.exception("job run raised", extra={"job_id": job.id})
+            log.line(f"internal runner error: {type(e).__name__}")
+            result = _failed_result(f"internal runner error: {type(e).__name__}: {e}"[:500], [], log)
+        finally:
+            run.done.set()
+            watcher.join()
+        result_duration = time.monotonic() - started
+        return self._settle(run, log, result, result_duration)
+
+    def _execute_in_workdir(self, run: Run, log: LogStream) -> job_lifecycle.Result:
+        job = run.job
+        with workspace.workdir() as root:
+            try:
+                inputs = workspace.materialise(job.project_id, root / "src")
+            except workspace.MaterialiseError as e:
+                log.line(str(e))
+                return _failed_result(str(e), [], log)
+            log.line(f"{len(inputs)} project files in src/")
+            started = time.monotonic()
+            outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
+                                   log.write, run.cancelled)
+            duration = time.monotonic() - started
+            artifacts = workspace.upload_artifacts(job.project_id, job.id, root,
+                                                   list(outcome.artifacts), log.line)
+        return _result_of(outcome, inputs, artifacts, duration, log, run)
+
+    def _settle(self, run: Run, log: LogStream, result: job_lifecycle.Result | None,
+                duration: float) -> str:
+        job = run.job
+        if run.lost:
+            log.close()
+            return "lost"
+        if run.releasing and (result is None or result.status == CANCELLED) and not run.user_cancel:
+            log.line("runner stopping: job released back to the queue")
+            log.close()
+            job_lifecycle.release(job, self.settings.runner_id)
+            self._change_visibility(run.receipt, 0 if result is not None
+                                    else self.settings.release_backoff_seconds)
+            return "released"
+        assert result is not None
+        result.duration_s = duration
+        log.line(f"job {result.status}"
+                 + (f": {result.error_message}" if result.error_message else ""))
+        log.close()
+        result.log_bytes, result.log_truncated = log.size, log.truncated
+        job_lifecycle.finish(job, self.settings.runner_id, result)
+        self._delete(run.receipt)
+        self.jobs_run += 1
+        if self.max_jobs and self.jobs_run >= self.max_jobs:
+            self.stopping.set()
+        return result.status
+
+    def _watch(self, run: Run, log: LogStream) -> None:
+        """Every ~0.5 s: look for cancel / takeover / shutdown; every visibility/3: renew."""
+        next_beat = time.monotonic() + self.settings.heartbeat_seconds
+        marked_truncated = False
+        while not run.done.wait(self.settings.cancel_poll_seconds):
+            try:
+                self._check(run)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.settings.heartbeat_seconds
+                    self._heartbeat(run)
+                if log.truncated and not marked_truncated:
+                    job_lifecycle.mark_log_truncated(run.job, self.settings.runner_id)
+                    marked_truncated = True
+            except TRANSIENT as e:  # keep watching; the lease outlives a few failed beats
+                logger.warning("job watch failed", extra={"job_id": run.job.id, "error": str(e)})
+
+    def _check(self, run: Run) -> None:
+        fresh = job_lifecycle.load(run.job.project_id, run.job.id)
+        if fresh is None or fresh.status != RUNNING or fresh.runner_id != self.settings.runner_id:
+            run.lost = True
+            run.cancelled.set()
+        elif fresh.cancel_requested:
+            run.user_cancel = True
+            run.cancelled.set()
+        if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
+            run.releasing = True
+            run.cancelled.set()
+
+    def _heartbeat(self, run: Run) -> None:
+        self._change_visibility(run.receipt, self.settings.visibility_seconds)
+        if not job_lifecycle.renew_lease(run.job, self.settings.runner_id,
+                                         self.settings.lease_seconds):
+            run.lost = True
+            run.cancelled.set()
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    def drain_dead_letters(self) -> int:
+        """Fail the jobs whose messages the queue gave up on; returns how many were failed."""
+        assert self.settings.dlq_url
+        response = client("sqs").receive_message(
+            QueueUrl=self.settings.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        failed = 0
+        for message in response.get("Messages", []):
+            failed += self._dead_letter(message)
+        return failed
+
+    def _dead_letter(self, message: dict[str, Any]) -> int:
+        receipt, dlq = message["ReceiptHandle"], self.settings.dlq_url
+        job = self._job_of(message)
+        if job is not None and job_lifecycle.lease_is_live(job):
+            # A duplicate that bounced while its job runs fine elsewhere: decide after the lease.
+            self._change_visibility(receipt, self._until_lease_ends(job), dlq)
+            return 0
+        failed = 0
+        if job is not None and job.status not in TERMINAL:
+            receives = self.settings.max_receives or "several"
+            reason = (f"gave up after {receives} deliveries of the job's queue message without "
+                      "a result (the runner crashed, was killed or could not reach storage "
+                      "each time); the message went to the dead-letter queue")
+            if job_lifecycle.fail_unstarted(job, reason):
+                failed = 1
+                logger.error("job dead-lettered", extra={"job_id": job.id,
+                                                         "project_id": job.project_id,
+                                                         "metric": "DeadLetteredJobs"})
+        self._delete(receipt, dlq)
+        return failed
+
+
+def _exit_code(steps: list[Any]) -> int | None:
+    codes = [s.exit_code for s in steps if s.exit_code is not None]
+    failing = [c for c in codes if c != 0]
+    if failing:
+        return int(failing[0])
+    return int(codes[-1]) if codes else None
+
+
+def _step_record(step: Any) -> dict[str, Any]:
+    return {"name": step.name, "argv": [str(a) for a in step.argv], "exit_code": step.exit_code,
+            "duration_s": round(float(step.duration_s), 3), "limit": step.limit}
+
+
+def _result_of(outcome: Outcome, inputs: list[dict[str, Any]], artifacts: list[dict[str, Any]],
+               duration: float, log: LogStream, run: Run) -> job_lifecycle.Result:
+    status = outcome.status
+    error = outcome.error_message
+    if status == CANCELLED and run.user_cancel and not error:
+        error = "cancelled on request"
+    return job_lifecycle.Result(
+        status=status, error_message=error, exit_code=_exit_code(list(outcome.steps)),
+        duration_s=duration, inputs=inputs, steps=[_step_record(s) for s in outcome.steps],
+        tool_versions=dict(outcome.tool_versions), artifacts=artifacts,
+        summary=json.loads(json.dumps(outcome.summary, default=str)), log_bytes=log.size,
+        log_truncated=log.truncated)
+
+
+def _failed_result(reason: str, inputs: list[dict[str, Any]], log: LogStream) -> job_lifecycle.Result:
+    return job_lifecycle.Result(
+        status=FAILED, error_message=reason, exit_code=None, duration_s=0.0, inputs=inputs,
+        steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=log.size,
+        log_truncated=log.truncated)

@@ -1,0 +1,99 @@
+"""A job's working directory: the project's files materialised under workdir/src, outputs uploaded."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from chalicelib import storage
+from chalicelib.models.files import File
+
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class MaterialiseError(RuntimeError):
+    """The project's files could not be copied into the workdir."""
+
+
+class ArtifactLike(Protocol):
+    name: str
+    path: Path
+    kind: str
+    mime: str
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    """A fresh directory for one job, removed afterwards whatever happened."""
+    path = Path(tempfile.mkdtemp(prefix="a6hub-job-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _target(src: Path, filepath: str) -> Path:
+    # Paths were validated on write; checked again because they become host paths here.
+    target = (src / filepath).resolve()
+    if not filepath or filepath.startswith("/") or not target.is_relative_to(src.resolve()):
+        raise MaterialiseError(f"file path {filepath!r} leaves the project directory")
+    return target
+
+
+def _fetch(record: File) -> bytes:
+    try:
+        return storage.get_bytes(record.s3_key)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "NoSuchKey":
+            raise
+    # The file was rewritten between the Query and the GET: read its current version.
+    fresh = File.get(record.project_id, record.id, consistent_read=True)
+    record.s3_key, record.sha256, record.version = fresh.s3_key, fresh.sha256, fresh.version
+    return storage.get_bytes(record.s3_key)
+
+
+def materialise(project_id: str, src: Path) -> list[dict[str, Any]]:
+    """Write every file of the project under `src`; returns what was written (path, sha256, version)."""
+    src.mkdir(parents=True, exist_ok=True)
+    inputs: list[dict[str, Any]] = []
+    for record in File.query(project_id, consistent_read=True):
+        target = _target(src, record.filepath)
+        data = _fetch(record)
+        digest = hashlib.sha256(data).hexdigest()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        inputs.append({"path": record.filepath, "file_id": record.id, "sha256": digest,
+                       "version": int(record.version or 0), "size_bytes": len(data)})
+    inputs.sort(key=lambda i: str(i["path"]))
+    return inputs
+
+
+def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
+    # Tools wrote out/ from inside the sandbox: a symlink there could name a runner file.
+    path = Path(artifact.path)
+    return (bool(_ARTIFACT_NAME.match(artifact.name)) and not path.is_symlink()
+            and path.is_file() and path.resolve().is_relative_to(root.resolve()))
+
+
+def upload_artifacts(project_id: str, job_id: str, root: Path, artifacts: list[ArtifactLike],
+                     note: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Upload each artifact under jobs/<project>/<job>/artifacts/; `note` reports skipped ones."""
+    stored: list[dict[str, Any]] = []
+    for artifact in artifacts:
+        path = Path(artifact.path)
+        if not _uploadable(root, artifact):
+            note(f"artifact {artifact.name!r} skipped (bad name, missing, or outside the job)")
+            continue
+        key = storage.job_artifact_key(project_id, job_id, artifact.name)
+        storage.upload_file(key, path, artifact.mime)
+        stored.append({"name": artifact.name, "kind": artifact.kind,
+                       "size_bytes": path.stat().st_size, "mime_type": artifact.mime})
+    return stored

@@ -1,0 +1,320 @@
+"""The runner's queue side in-process against the emulator's SQS, with a fake executor.
+
+Real tools and real processes (SIGKILL, SIGTERM) are in test_jobs_e2e.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.jobs_support import FakeExecute, Queues, api_queue, make_queues, wait_for
+
+LINT = {"job_type": "lint", "config": {}}
+
+
+def make_worker(queues: Queues, execute: FakeExecute, **overrides: Any) -> Any:
+    from runner.worker import RunnerSettings, Worker
+
+    settings = dataclasses.replace(RunnerSettings.from_queue(queues.url), wait_seconds=1,
+                                   dlq_check_seconds=0.2, log_flush_seconds=0.2,
+                                   cancel_poll_seconds=0.2, **overrides)
+    return Worker(settings, execute=execute)
+
+
+@pytest.fixture
+def queues(emulator: Any) -> Iterator[Queues]:
+    q = make_queues(max_receives=2, visibility=2)
+    with api_queue(q.url):
+        yield q
+
+
+@pytest.fixture
+def project(api: Api, owner: UserCtx) -> dict[str, Any]:
+    made = make_project(api, owner)
+    make_file(api, owner, made["id"], "rtl/top.v", "module top; endmodule\n")
+    make_file(api, owner, made["id"], "tb/tb.v", "module tb; top t(); endmodule\n")
+    return made
+
+
+def submit(api: Api, user: UserCtx, project: dict[str, Any], body: dict[str, Any] = LINT) -> str:
+    reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=user.token, json_body=body)
+    assert reply.status == 201, reply.body
+    return str(reply.json["id"])
+
+
+def get_job(api: Api, user: UserCtx, project: dict[str, Any], job_id: str) -> dict[str, Any]:
+    reply = api.get(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=user.token)
+    assert reply.status == 200, reply.body
+    return dict(reply.json)
+
+
+def in_thread(worker: Any) -> threading.Thread:
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_submitted_job_completes_with_inputs_logs_and_artifacts(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN a submitted job and a runner
+    job_id = submit(api, owner, project)
+    execute = FakeExecute()
+    worker = make_worker(queues, execute)
+    # WHEN the runner takes one message
+    assert worker.poll_once() == 1
+    # THEN the job completed, recording exactly which files it ran on and how
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "completed", job
+    assert job["attempts"] == 1 and job["started_at"] and job["completed_at"]
+    assert job["duration_s"] is not None and job["exit_code"] == 0
+    files = {f["filepath"]: f for f in api.get(f"/api/v1/projects/{project['id']}/files",
+                                                 token=owner.token).json}
+    assert [(i["path"], i["sha256"], i["version"]) for i in job["inputs"]] == [
+        (p, files[p]["sha256"], files[p]["version"]) for p in ("rtl/top.v", "tb/tb.v")]
+    assert job["steps"][0]["argv"] == ["fake-tool", "rtl/top.v", "tb/tb.v"]
+    assert job["tool_versions"] == {"fake": "1.0"}
+    assert job["artifacts"] == [{"name": "report.json", "kind": "report", "size_bytes":
+                                 job["artifacts"][0]["size_bytes"], "mime_type": "application/json"}]
+    # AND the message is gone from the queue
+    assert queues.depth() == 0
+    # AND the log holds the tool output and the runner's own lines, readable from an offset
+    base = f"/api/v1/projects/{project['id']}/jobs/{job_id}"
+    logs = api.get(f"{base}/logs", token=owner.token).json
+    assert "$ fake-tool rtl/top.v tb/tb.v" in logs["logs"] and "[a6hub] job completed" in logs["logs"]
+    assert logs["complete"] and logs["next_offset"] == logs["size_bytes"] == job["log_bytes"]
+    tail = api.get(f"{base}/logs?offset={logs['next_offset'] - 16}", token=owner.token).json
+    assert tail["logs"] == logs["logs"][-16:] and tail["offset"] == logs["next_offset"] - 16
+    assert api.get(f"{base}/logs?offset={logs['next_offset']}", token=owner.token).json["logs"] == ""
+    # AND the artifact comes back inline (small JSON) or as a presigned URL that works
+    inline = api.get(f"{base}/artifacts/report.json", token=owner.token)
+    assert inline.status == 200 and inline.json == {"files": ["rtl/top.v", "tb/tb.v"]}
+    link = api.get(f"{base}/artifacts/report.json?presign=1", token=owner.token).json
+    assert link["expires_in"] > 0
+    assert requests.get(link["url"], timeout=10).json() == {"files": ["rtl/top.v", "tb/tb.v"]}
+
+
+def test_a_duplicated_message_runs_the_job_once(api: Api, owner: UserCtx, project: dict[str, Any],
+                                               queues: Queues) -> None:
+    # GIVEN a job whose message was delivered twice (at-least-once delivery)
+    job_id = submit(api, owner, project)
+    sqs = boto3.client("sqs")
+    body = sqs.receive_message(QueueUrl=queues.url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    sqs.send_message(QueueUrl=queues.url, MessageBody=body)
+    execute = FakeExecute()
+    worker = make_worker(queues, execute)
+    # WHEN the runner handles both messages
+    outcomes = [worker.handle(m) for m in _receive_all(queues, 2)]
+    # THEN the tools ran once, the second message was dropped, and both are gone
+    assert sorted(outcomes) == ["completed", "dropped"]
+    assert execute.calls == ["lint"]
+    assert get_job(api, owner, project, job_id)["attempts"] == 1
+    assert queues.depth() == 0
+
+
+def _receive_all(queues: Queues, count: int) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    while len(got) < count and time.monotonic() < deadline:
+        got += sqs.receive_message(QueueUrl=queues.url, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=1).get("Messages", [])
+    assert len(got) == count
+    return got
+
+
+def test_two_runners_share_the_queue_and_a_duplicate_waits_for_the_lease(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN runner A busy with a job, and a duplicate of its message in the queue
+    job_id = submit(api, owner, project)
+    release = threading.Event()
+    slow = FakeExecute(block=release)
+    a = make_worker(queues, slow)
+    thread_a = in_thread(a)
+    wait_for(slow.started.is_set, what="runner A to start the job")
+    job = get_job(api, owner, project, job_id)
+    boto3.client("sqs").send_message(
+        QueueUrl=queues.url,
+        MessageBody=f'{{"v": 1, "project_id": "{project["id"]}", "job_id": "{job_id}"}}')
+    other = FakeExecute()
+    b = make_worker(queues, other)
+    # WHEN runner B receives the duplicate while A holds a live lease
+    messages = _receive_all(queues, 1)
+    # THEN B leaves it for later instead of running the job a second time
+    assert b.handle(messages[0]) == "deferred"
+    assert other.calls == [] and job["status"] == "running"
+    # AND once A finishes, whichever runner sees the duplicate next drops it unrun
+    release.set()
+    wait_for(lambda: get_job(api, owner, project, job_id)["status"] == "completed",
+             what="runner A to finish")
+    thread_b = in_thread(b)
+    wait_for(lambda: queues.depth() == 0, timeout=20, what="the duplicate to be dropped")
+    for worker, thread in ((a, thread_a), (b, thread_b)):
+        worker.stop(0)
+        thread.join(10)
+    assert other.calls == [] and slow.calls == ["lint"]
+    assert get_job(api, owner, project, job_id)["attempts"] == 1
+
+
+def test_cancel_of_a_running_job_stops_it(api: Api, owner: UserCtx, editor: UserCtx,
+                                          project: dict[str, Any], queues: Queues) -> None:
+    from tests.conftest import add_member
+
+    add_member(api, owner, project["id"], editor, "editor")
+    # GIVEN a job that runs until it is stopped
+    job_id = submit(api, owner, project)
+    execute = FakeExecute(block=threading.Event())
+    worker = make_worker(queues, execute)
+    thread = in_thread(worker)
+    wait_for(execute.started.is_set, what="the job to start")
+    # WHEN an editor cancels it
+    reply = api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=editor.token)
+    # THEN the cancel is accepted and the runner stops the job
+    assert reply.status == 202 and reply.json["cancel_requested"] is True, reply.body
+    job = wait_for(lambda: (j := get_job(api, owner, project, job_id))["status"] != "running" and j,
+                   what="the runner to stop the job")
+    worker.stop(0)
+    thread.join(10)
+    assert job["status"] == "cancelled" and job["error_message"] == "cancelled on request"
+    assert queues.depth() == 0
+
+
+def test_a_cancelled_pending_job_is_skipped(api: Api, owner: UserCtx, project: dict[str, Any],
+                                            queues: Queues) -> None:
+    # GIVEN a job cancelled before any runner saw it
+    job_id = submit(api, owner, project)
+    assert api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}",
+                      token=owner.token).status == 200
+    execute = FakeExecute()
+    # WHEN a runner receives its message
+    assert make_worker(queues, execute).poll_once() == 1
+    # THEN nothing ran and the job stays cancelled
+    assert execute.calls == []
+    assert get_job(api, owner, project, job_id)["status"] == "cancelled"
+    assert queues.depth() == 0
+
+
+def _crash_holding(queues: Queues, project: dict[str, Any], job_id: str) -> None:
+    """What a runner killed mid-job leaves behind: a running job under a lease nobody renews."""
+    from chalicelib.services import job_lifecycle
+
+    sqs = boto3.client("sqs")
+    assert sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=2).get("Messages")
+    job = job_lifecycle.load(project["id"], job_id)
+    assert job is not None and job_lifecycle.claim(job, "crashed-runner", lease_seconds=1)
+
+
+def test_a_job_left_running_by_a_dead_runner_is_taken_over(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN a job whose runner died after claiming it
+    job_id = submit(api, owner, project)
+    _crash_holding(queues, project, job_id)
+    assert get_job(api, owner, project, job_id)["status"] == "running"
+    execute = FakeExecute()
+    worker = make_worker(queues, execute)
+    # WHEN the message becomes visible again and another runner receives it
+    wait_for(lambda: worker.poll_once() == 1, timeout=20, what="the message to come back")
+    # THEN that runner claims the stale lease and finishes the job
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "completed" and job["attempts"] == 2
+    assert execute.calls == ["lint"]
+
+
+def test_after_max_receives_the_message_is_dead_lettered_and_the_job_fails(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN a job whose message was received max_receives (2) times by runners that died
+    job_id = submit(api, owner, project)
+    _crash_holding(queues, project, job_id)
+    time.sleep(queues.visibility + 0.2)
+    _crash_holding(queues, project, job_id)
+    time.sleep(queues.visibility + 0.2)
+    execute = FakeExecute()
+    worker = make_worker(queues, execute)
+    # WHEN the next receive happens, SQS (the emulator's redrive) moves it to the DLQ
+    sqs = boto3.client("sqs")
+    assert sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1).get("Messages") is None
+    assert queues.depth(queues.dlq_url) == 1
+    # AND the runner's dead-letter check fails the job with the reason
+    assert worker.drain_dead_letters() == 1
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "failed"
+    assert "dead-letter queue" in job["error_message"] and "2 deliveries" in job["error_message"]
+    assert execute.calls == []
+    assert queues.depth(queues.dlq_url) == 0
+
+
+def test_a_dead_letter_whose_job_finished_is_only_removed(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN a completed job and a stray copy of its message in the DLQ
+    job_id = submit(api, owner, project)
+    worker = make_worker(queues, FakeExecute())
+    assert worker.poll_once() == 1
+    boto3.client("sqs").send_message(
+        QueueUrl=queues.dlq_url,
+        MessageBody=f'{{"v": 1, "project_id": "{project["id"]}", "job_id": "{job_id}"}}')
+    # WHEN the runner checks the DLQ
+    assert worker.drain_dead_letters() == 0
+    # THEN the job keeps its result and the stray message is gone
+    assert get_job(api, owner, project, job_id)["status"] == "completed"
+    assert queues.depth(queues.dlq_url) == 0
+
+
+def test_stopping_releases_the_running_job_for_another_runner(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN a runner in the middle of a long job
+    job_id = submit(api, owner, project)
+    slow = FakeExecute(block=threading.Event())
+    first = make_worker(queues, slow)
+    thread = in_thread(first)
+    wait_for(slow.started.is_set, what="the job to start")
+    # WHEN the runner is told to stop with no grace left (what SIGTERM becomes after the grace)
+    first.stop(0)
+    thread.join(15)
+    assert not thread.is_alive()
+    # THEN the job is pending again and its message visible at once to another runner
+    assert get_job(api, owner, project, job_id)["status"] == "pending"
+    execute = FakeExecute()
+    assert make_worker(queues, execute).poll_once() == 1
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "completed" and execute.calls == ["lint"]
+
+
+def test_a_malformed_message_is_dropped(queues: Queues) -> None:
+    boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody="not json")
+    execute = FakeExecute()
+    assert make_worker(queues, execute).poll_once() == 1
+    assert execute.calls == [] and queues.depth() == 0
+
+
+def test_the_log_is_capped_and_says_so(api: Api, owner: UserCtx, project: dict[str, Any],
+                                       queues: Queues) -> None:
+    from runner.limits import Limits
+
+    # GIVEN a runner whose log cap is small, and a tool that prints a lot
+    job_id = submit(api, owner, project)
+
+    def chatty(job_type: str, config: dict[str, Any], workdir: Any, limits: Any, log: Any,
+               cancelled: threading.Event) -> Any:
+        for _ in range(1000):
+            log(b"x" * 1000 + b"\n")
+        return FakeExecute()(job_type, config, workdir, limits, log, cancelled)
+
+    worker = make_worker(queues, FakeExecute())
+    worker._execute = chatty
+    worker.limits = Limits(log_bytes=10_000)
+    # WHEN the job runs
+    worker.poll_once()
+    # THEN the stored log stops at the cap with a marker, and the job and logs say truncated
+    job = get_job(api, owner, project, job_id)
+    logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job_id}/logs", token=owner.token).json
+    assert job["log_truncated"] and logs["truncated"]
+    assert "log truncated" in logs["logs"]
+    assert logs["size_bytes"] < 10_000 + 64 * 1024 + 200
