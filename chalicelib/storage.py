@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from chalicelib.aws import client
@@ -54,6 +55,12 @@ def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:
 def put_bytes(key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
     client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body,
                             ContentType=content_type)
+
+
+def upload_file(key: str, path: Path, content_type: str) -> None:
+    """Stream a local file to S3 (multipart when large)."""
+    client("s3").upload_file(str(path), get_settings().bucket, key,
+                             ExtraArgs={"ContentType": content_type})
 
 
 def get_bytes(key: str) -> bytes:
