@@ -38,6 +38,8 @@ def provision(emulator: Emulator, stage: str) -> dict[str, str]:
     say(f"deployed {bootstrap.TEMPLATE.relative_to(environment.ROOT)} as stack "
         f"{bootstrap.stack_name(stage)}: tables {outputs['TablePrefix']}*, bucket "
         f"{outputs['BucketName']}, queue {env['A6HUB_JOBS_QUEUE_URL']}")
+    if bootstrap.ensure_bucket(outputs["BucketName"]):
+        say(f"bucket {outputs['BucketName']} ready on the S3 endpoint {os.environ['AWS_ENDPOINT_URL_S3']}")
     return env
 
 

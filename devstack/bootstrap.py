@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "resources.yaml"
@@ -62,6 +64,22 @@ def _wait(cf: Any, name: str, timeout: float) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"stack {name} still {status} after {timeout:.0f}s")
         time.sleep(0.5)
+
+
+def ensure_bucket(name: str) -> bool:
+    """Create the bucket on a separate S3 endpoint (MinIO) if AWS_ENDPOINT_URL_S3 names one.
+
+    The stack's bucket lands wherever CloudFormation runs (LocalStack's own S3); the app reads
+    and writes the one its S3 endpoint serves. Returns whether a separate endpoint was used."""
+    s3_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3")
+    if not s3_endpoint or s3_endpoint == os.environ.get("AWS_ENDPOINT_URL"):
+        return False
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError:
+        s3.create_bucket(Bucket=name)
+    return True
 
 
 def queue_url(name: str) -> str:
