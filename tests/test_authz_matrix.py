@@ -1,0 +1,268 @@
+"""Who may do what: every accounts/projects/members/files route x every kind of caller x project
+visibility, with the status each must get; a refused write must leave everything as it was.
+
+The table is checked against the app's own routes, so a new route in these blueprints without
+a row here fails `test_the_matrix_covers_every_route`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from urllib3.filepost import encode_multipart_formdata
+
+from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user, unique
+
+ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
+VISIBILITIES = ["private", "public"]
+RANK = {"owner": 3, "editor": 2, "viewer": 1}
+NEED = {"read": 1, "write": 2, "admin": 3}
+MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files"}
+
+
+@dataclass
+class World:
+    """A project of `owner` with editor and viewer members, one more member and a file."""
+
+    project_id: str
+    file_id: str
+    member_id: str
+    visibility: str
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any = None
+    raw: bytes | None = None
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class ProjectRoute:
+    method: str
+    template: str
+    need: str  # read | write | admin
+    ok: int
+    build: Callable[[World, dict[str, UserCtx]], Call]
+
+    @property
+    def writes(self) -> bool:
+        return self.method != "GET"
+
+
+def _upload(w: World, users: dict[str, UserCtx]) -> Call:
+    body, content_type = encode_multipart_formdata({
+        "file": ("blob.bin", bytes(range(256)), "application/octet-stream"),
+        "filepath": "data/blob.bin",
+    })
+    return Call("POST", f"/api/v1/projects/{w.project_id}/files/upload", raw=body,
+                headers={"Content-Type": content_type})
+
+
+def _p(w: World) -> str:
+    return f"/api/v1/projects/{w.project_id}"
+
+
+PROJECT_ROUTES = [
+    ProjectRoute("GET", "/api/v1/projects/{project_id}", "read", 200,
+                 lambda w, u: Call("GET", _p(w))),
+    ProjectRoute("PUT", "/api/v1/projects/{project_id}", "admin", 200,
+                 lambda w, u: Call("PUT", _p(w), {"description": "changed"})),
+    ProjectRoute("PATCH", "/api/v1/projects/{project_id}", "admin", 200,
+                 lambda w, u: Call("PATCH", _p(w), {"name": unique("renamed ")})),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}", "admin", 204,
+                 lambda w, u: Call("DELETE", _p(w))),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/members", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/members")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/members", "admin", 201,
+                 lambda w, u: Call("POST", f"{_p(w)}/members",
+                                   {"username": u["invitee"].username, "role": "viewer"})),
+    ProjectRoute("PUT", "/api/v1/projects/{project_id}/members/{user_id}", "admin", 200,
+                 lambda w, u: Call("PUT", f"{_p(w)}/members/{w.member_id}", {"role": "editor"})),
+    ProjectRoute("PATCH", "/api/v1/projects/{project_id}/members/{user_id}", "admin", 200,
+                 lambda w, u: Call("PATCH", f"{_p(w)}/members/{w.member_id}", {"role": "editor"})),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/members/{user_id}", "admin", 204,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/members/{w.member_id}")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/files", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/files")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/files", "write", 201,
+                 lambda w, u: Call("POST", f"{_p(w)}/files",
+                                   {"filename": "new.v", "filepath": "rtl/new.v",
+                                    "content": "module n; endmodule\n"})),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/files/upload", "write", 201, _upload),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/files/{file_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/files/{w.file_id}")),
+    ProjectRoute("PUT", "/api/v1/projects/{project_id}/files/{file_id}", "write", 200,
+                 lambda w, u: Call("PUT", f"{_p(w)}/files/{w.file_id}", {"content": "changed\n"})),
+    ProjectRoute("PATCH", "/api/v1/projects/{project_id}/files/{file_id}", "write", 200,
+                 lambda w, u: Call("PATCH", f"{_p(w)}/files/{w.file_id}",
+                                   {"filepath": "rtl/moved.v"})),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/files/{file_id}", "write", 204,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/files/{w.file_id}")),
+]
+
+# Routes that are not about one project: (method, path, expected status per caller).
+ACCOUNT_ROUTES = {
+    ("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/auth/me"), ("POST", "/api/v1/auth/password"),
+    ("POST", "/api/v1/auth/tokens"), ("GET", "/api/v1/auth/tokens"),
+    ("DELETE", "/api/v1/auth/tokens/{token_id}"),
+    ("POST", "/api/v1/projects"), ("GET", "/api/v1/projects"), ("GET", "/api/v1/projects/public"),
+}
+
+
+def expected_status(route: ProjectRoute, role: str, visibility: str) -> int:
+    if route.writes and role == "anonymous":
+        return 401
+    if role not in RANK and visibility == "private":
+        return 404
+    rank = RANK.get(role, 1)  # a non-member of a public project may read it
+    return route.ok if rank >= NEED[route.need] else 403
+
+
+@pytest.fixture(scope="module")
+def users(api: Api, owner: UserCtx, editor: UserCtx, viewer: UserCtx,
+          stranger: UserCtx) -> dict[str, UserCtx]:
+    return {"owner": owner, "editor": editor, "viewer": viewer, "stranger": stranger,
+            "member": make_user(api), "invitee": make_user(api)}
+
+
+def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
+    project = make_project(api, users["owner"], visibility=visibility)
+    pid = project["id"]
+    add_member(api, users["owner"], pid, users["editor"], "editor")
+    add_member(api, users["owner"], pid, users["viewer"], "viewer")
+    add_member(api, users["owner"], pid, users["member"], "viewer")
+    created = make_file(api, users["owner"], pid, "rtl/top.v", "module top; endmodule\n")
+    return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
+                 visibility=visibility)
+
+
+@pytest.fixture(scope="module")
+def shared_worlds(api: Api, users: dict[str, UserCtx]) -> dict[str, World]:
+    """Worlds that only reads and refused writes touch."""
+    return {v: build_world(api, users, v) for v in VISIBILITIES}
+
+
+def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
+    """Everything a write could change, read by the owner."""
+    project = api.get(_p(w), token=owner.token)
+    members = api.get(f"{_p(w)}/members", token=owner.token)
+    files = api.get(f"{_p(w)}/files", token=owner.token)
+    body = api.get(f"{_p(w)}/files/{w.file_id}", token=owner.token)
+    return {"project": (project.status, project.json), "members": members.json,
+            "files": files.json, "file": (body.status, body.json)}
+
+
+def send(api: Api, call: Call, token: str | None) -> Any:
+    return api.request(call.method, call.path, json_body=call.body, raw=call.raw, token=token,
+                       headers=call.headers)
+
+
+ROUTE_CASES = [(r, vis) for r in PROJECT_ROUTES for vis in VISIBILITIES]
+
+
+@pytest.mark.parametrize(("route", "visibility"), ROUTE_CASES,
+                         ids=[f"{r.method} {r.template} on {vis}" for r, vis in ROUTE_CASES])
+def test_project_route(api: Api, users: dict[str, UserCtx], shared_worlds: dict[str, World],
+                       route: ProjectRoute, visibility: str) -> None:
+    """Each caller in turn; the writes that must be refused share one before/after comparison."""
+    shared = shared_worlds[visibility]
+    before = snapshot(api, users["owner"], shared) if route.writes else None
+    wrong: list[str] = []
+    for role in ROLES:
+        # GIVEN a project of the given visibility and a caller in this role
+        expected = expected_status(route, role, visibility)
+        mutates = route.writes and expected < 400
+        world = build_world(api, users, visibility) if mutates else shared
+        token = users[role].token if role in users else None
+        # WHEN the caller calls the route
+        reply = send(api, route.build(world, users), token)
+        # THEN the status is the expected one, errors carry a detail
+        if reply.status != expected or (expected >= 400 and not reply.json.get("detail")):
+            wrong.append(f"{role}: expected {expected}, got {reply.status} {reply.body[:200]!r}")
+    assert not wrong, "\n".join(wrong)
+    # AND the refused writes changed nothing the owner can see
+    if route.writes:
+        assert snapshot(api, users["owner"], shared) == before
+
+
+def test_private_project_is_indistinguishable_from_a_missing_one(
+        api: Api, users: dict[str, UserCtx], shared_worlds: dict[str, World]) -> None:
+    w = shared_worlds["private"]
+    missing = "0" * 26
+    for suffix in ("", "/members", "/files", f"/files/{w.file_id}"):
+        hidden = api.get(f"/api/v1/projects/{w.project_id}{suffix}", token=users["stranger"].token)
+        absent = api.get(f"/api/v1/projects/{missing}{suffix}", token=users["stranger"].token)
+        assert hidden.status == absent.status == 404
+        assert hidden.json == absent.json
+
+
+# --- routes not tied to one project -------------------------------------------------------------
+
+
+def _account_call(api: Api, users: dict[str, UserCtx], method: str, path: str) -> tuple[Call, int]:
+    """The call to make and the status an authenticated caller gets."""
+    name = unique("mx")
+    owner = users["owner"]
+    if path == "/api/v1/auth/register":
+        return Call(method, path, {"email": f"{name}@example.test", "username": name,
+                                   "password": "matrix passphrase"}), 201
+    if path == "/api/v1/auth/login":
+        return Call(method, path, {"email": owner.email, "password": owner.password}), 200
+    if path == "/api/v1/auth/password":
+        # A wrong current password: 400 shows the caller got past authentication without
+        # changing a shared session user's password.
+        return Call(method, path, {"current_password": "not it", "new_password": "y" * 12}), 400
+    if path == "/api/v1/auth/tokens" and method == "POST":
+        return Call(method, path, {"name": name}), 201
+    if path == "/api/v1/auth/tokens/{token_id}":
+        created = api.post("/api/v1/auth/tokens", token=owner.token, json_body={"name": name})
+        return Call(method, f"/api/v1/auth/tokens/{created.json['id']}"), 204
+    if path == "/api/v1/projects" and method == "POST":
+        return Call(method, path, {"name": name, "visibility": "public"}), 201
+    return Call(method, path), 200
+
+
+PUBLIC_ROUTES = {("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"),
+                 ("GET", "/api/v1/projects/public")}
+ACCOUNT_CASES = [(m, p, role) for m, p in sorted(ACCOUNT_ROUTES) for role in ROLES]
+
+
+@pytest.mark.parametrize(("method", "path", "role"), ACCOUNT_CASES,
+                         ids=[f"{m} {p} as {role}" for m, p, role in ACCOUNT_CASES])
+def test_account_route(api: Api, users: dict[str, UserCtx], method: str, path: str,
+                       role: str) -> None:
+    call, ok = _account_call(api, users, method, path)
+    token = users[role].token if role in users else None
+    if (method, path) in PUBLIC_ROUTES:
+        expected = ok
+    elif role == "anonymous":
+        expected = 401
+    elif path == "/api/v1/auth/tokens/{token_id}" and role != "owner":
+        expected = 404  # someone else's token does not exist for the caller
+    else:
+        expected = ok
+    reply = send(api, call, token)
+    assert reply.status == expected, reply.body
+    if expected >= 400:
+        assert reply.json["detail"]
+    if path == "/api/v1/auth/tokens/{token_id}" and expected != 204:
+        listed = api.get("/api/v1/auth/tokens?limit=100", token=users["owner"].token)
+        assert call.path.rsplit("/", 1)[-1] in {t["id"] for t in listed.json}
+    if method == "POST" and path == "/api/v1/projects" and expected == 401:
+        names = {p["name"] for p in api.get("/api/v1/projects/public?limit=100").json}
+        assert call.body["name"] not in names
+
+
+def test_the_matrix_covers_every_route(chalice_app: Any) -> None:
+    registered = {(method, path) for path, methods in chalice_app.routes.items()
+                  for method, entry in methods.items()
+                  if entry.view_function.__module__ in MODULES}
+    covered = ACCOUNT_ROUTES | {(r.method, r.template) for r in PROJECT_ROUTES}
+    assert registered == covered
