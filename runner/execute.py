@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import stat
 import threading
@@ -78,13 +79,15 @@ class _Failed(Exception):
 def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Limits,
                 log: Callable[[bytes], None], cancelled: threading.Event) -> Outcome:
     """Run the job's tools; raises SandboxUnavailable when bubblewrap is missing (and not waived)."""
-    sandbox = Sandbox.for_job(Path(workdir), limits)
-    run = _JobRun(job_type, sandbox, limits, log, cancelled)
     try:
         model = parse_job_config(job_type, config)
     except Unprocessable as e:
         return Outcome(status="failed", error_message=f"invalid config: {e.detail}")
-    return run.execute(model)
+    sandbox = Sandbox.for_job(Path(workdir), limits)
+    try:
+        return _JobRun(job_type, sandbox, limits, log, cancelled).execute(model)
+    finally:
+        sandbox.dirs.remove_stage()
 
 
 class _JobRun:
@@ -288,14 +291,19 @@ class _JobRun:
         self.outcome.artifacts.append(Artifact(name=name, path=path, kind=kind, mime=mime))
 
 
-_ERROR_WORDS = ("error", "fatal", "sorry", "assert")
+_ERROR_WORDS = ("error", "fatal", "sorry", "assert", "not found", "unable", "cannot")
+_LOCATED = re.compile(r"(^|\s)[^\s:]+:\d+:")
 
 
 def _first_error(output: str) -> str | None:
-    """The tool's first error line (with its file:line), else its last line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    """The tool's first error line, preferring one with a file:line, else its last line."""
     prefix = f"{INSIDE_ROOT}/src/"
-    for line in lines:
-        if any(word in line.lower() for word in _ERROR_WORDS):
-            return line.replace(prefix, "")
-    return lines[-1].replace(prefix, "") if lines else None
+    lines = [line.strip().replace(prefix, "") for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines
+              if any(word in line.lower() for word in _ERROR_WORDS) and "warning" not in line.lower()]
+    located = [line for line in errors if _LOCATED.search(line)]
+    if located:
+        return located[0]
+    if errors:
+        return errors[0]
+    return lines[-1] if lines else None

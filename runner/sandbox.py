@@ -10,13 +10,18 @@ RLIMIT_NPROC applies and the host sees the tool as `nobody`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import resource
+import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +37,7 @@ SANDBOX_UID = 1000  # the tool's uid inside its user namespace
 TOOL_PATH = "/usr/bin:/bin"
 TAIL_BYTES = 64 * 1024
 POLL_SECONDS = 0.1
+KILL_WAIT_SECONDS = 1.5
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
 TMPFS_BYTES = 64 * MIB
 
@@ -47,10 +53,16 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class JobDirs:
-    """Host paths of one job: src (project files, read-only to tools), gen (runner-generated
-    scripts, read-only), work (the tools' writable cwd) and out (artifacts, runner only)."""
+    """Where one job's files live on the host.
 
-    root: Path
+    The tools' directories (src: a copy of the project's files, read-only to tools; gen:
+    runner-generated scripts, read-only; work: the tools' writable cwd) sit in a private staging
+    dir under a runner-owned base (A6HUB_RUNNER_SANDBOX_DIR, default $TMPDIR/a6hub-sandbox, mode
+    0711) so the unprivileged sandbox uid can reach them wherever the caller's workdir is;
+    out (artifacts) is `workdir/out`, written by the runner only.
+    """
+
+    stage: Path
     src: Path
     gen: Path
     work: Path
@@ -58,25 +70,55 @@ class JobDirs:
 
     @classmethod
     def prepare(cls, workdir: Path, sandbox_uid: int | None) -> JobDirs:
-        root = Path(workdir).resolve()
-        dirs = cls(root=root, src=root / "src", gen=root / "gen", work=root / "work", out=root / "out")
-        dirs.src.mkdir(parents=True, exist_ok=True)
-        for path in (dirs.gen, dirs.work, dirs.out):
-            path.mkdir(exist_ok=True)
-        # The sandbox uid must traverse the job directory (not list it) and read src and gen.
-        root.chmod(0o711)
+        workdir = Path(workdir).resolve()
+        stage = Path(tempfile.mkdtemp(prefix="job-", dir=_stage_base()))
+        dirs = cls(stage=stage, src=stage / "src", gen=stage / "gen", work=stage / "work",
+                   out=workdir / "out")
+        given = workdir / "src"
+        if given.is_dir():
+            shutil.copytree(given, dirs.src, symlinks=True)
+        else:
+            dirs.src.mkdir()
+        dirs.gen.mkdir()
+        dirs.work.mkdir()
+        dirs.out.mkdir(parents=True, exist_ok=True)
+        # The sandbox uid traverses the stage (without listing it) and reads src and gen.
+        stage.chmod(0o711)
         dirs.gen.chmod(0o755)
         _make_readable(dirs.src)
         if sandbox_uid is not None:
             os.chown(dirs.work, sandbox_uid, sandbox_uid)
         return dirs
 
+    def remove_stage(self) -> None:
+        # A tool may leave directories without permissions; the runner owns the stage.
+        for parent, dirnames, _files in os.walk(self.stage):
+            for name in dirnames:
+                path = os.path.join(parent, name)
+                if not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.chmod(path, 0o700)
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _stage_base() -> str:
+    base = os.environ.get("A6HUB_RUNNER_SANDBOX_DIR") or os.path.join(tempfile.gettempdir(), "a6hub-sandbox")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(base, 0o711)
+    info = os.lstat(base)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise SandboxUnavailable(f"{base} is not a directory owned by the runner; refusing to use it")
+    os.chmod(base, 0o711)  # noqa: S103 - traverse only: job stages inside have random names
+    return base
+
 
 def _make_readable(top: Path) -> None:
     top.chmod(0o755)
     for parent, dirnames, filenames in os.walk(top):
         for name in dirnames:
-            os.chmod(os.path.join(parent, name), 0o755, follow_symlinks=False)  # noqa: S103 - public to the sandbox uid, read-only mount
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)  # noqa: S103 - mounted read-only for the sandbox uid
         for name in filenames:
             path = os.path.join(parent, name)
             if not os.path.islink(path):
@@ -130,20 +172,29 @@ def unsandboxed_allowed() -> bool:
 
 
 def sandbox_uid() -> int | None:
-    """The host uid tools run as when the runner is root; None when the runner is not root."""
+    """A host uid for one job's tools when the runner is root; None when it is not root.
+
+    Each job draws its own uid from A6HUB_RUNNER_SANDBOX_UIDS ("first-last", default
+    200000-265535) so that RLIMIT_NPROC counts that job's processes only and concurrent jobs
+    cannot signal one another. A6HUB_RUNNER_SANDBOX_UID pins one uid instead.
+    """
     if os.geteuid() != 0:
         return None
-    return int(os.environ.get("A6HUB_RUNNER_SANDBOX_UID", "65534"))
+    fixed = os.environ.get("A6HUB_RUNNER_SANDBOX_UID", "").strip()
+    if fixed:
+        return int(fixed)
+    first, _, last = os.environ.get("A6HUB_RUNNER_SANDBOX_UIDS", "200000-265535").partition("-")
+    return secrets.SystemRandom().randint(int(first), int(last or first))
 
 
 class Sandbox:
     """Runs argv lists for one job; `inside(...)` gives the paths tools see."""
 
-    def __init__(self, dirs: JobDirs, limits: Limits, *, sandboxed: bool) -> None:
+    def __init__(self, dirs: JobDirs, limits: Limits, *, sandboxed: bool, uid: int | None = None) -> None:
         self.dirs = dirs
         self.limits = limits
         self.sandboxed = sandboxed
-        self.uid = sandbox_uid() if sandboxed else None
+        self.uid = uid if sandboxed else None
         # Wall time counts for the whole job, across its steps.
         self.deadline = time.monotonic() + limits.wall_seconds
 
@@ -151,7 +202,8 @@ class Sandbox:
     def for_job(cls, workdir: Path, limits: Limits) -> Sandbox:
         """Check bubblewrap (or the explicit development opt-out) and prepare the job's dirs."""
         if bwrap_path() is not None:
-            return cls(JobDirs.prepare(workdir, sandbox_uid()), limits, sandboxed=True)
+            uid = sandbox_uid()
+            return cls(JobDirs.prepare(workdir, uid), limits, sandboxed=True, uid=uid)
         if not unsandboxed_allowed():
             raise SandboxUnavailable(
                 "bubblewrap (bwrap) is not installed; refusing to run untrusted HDL tools. "
@@ -167,10 +219,11 @@ class Sandbox:
             return "/".join((INSIDE_ROOT, name, *parts))
         return str(Path(getattr(self.dirs, name), *parts))
 
-    def command(self, argv: list[str]) -> list[str]:
+    def command(self, argv: list[str], info_fd: int | None = None) -> list[str]:
         if not self.sandboxed:
             return argv
-        return [*self._bwrap_prefix(), "--", *argv]
+        info = ["--info-fd", str(info_fd)] if info_fd is not None else []
+        return [*self._bwrap_prefix(), *info, "--", *argv]
 
     def _bwrap_prefix(self) -> list[str]:
         args = [
@@ -199,6 +252,8 @@ class Sandbox:
             "--ro-bind", str(self.dirs.src), f"{INSIDE_ROOT}/src",
             "--ro-bind", str(self.dirs.gen), f"{INSIDE_ROOT}/gen",
             "--bind", str(self.dirs.work), f"{INSIDE_ROOT}/work",
+            # Everything else (/, /job) read-only: tools write only in work and /tmp.
+            "--remount-ro", "/",
             "--chdir", f"{INSIDE_ROOT}/work",
         ]
         return args
@@ -206,9 +261,12 @@ class Sandbox:
     def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> RunResult:
         """Run argv to completion, a limit, or cancellation; output goes to `budget`."""
         started = time.monotonic()
+        # bubblewrap reports the host pid of the sandbox's init here, so a kill can wait for it.
+        info_r, info_w = os.pipe()
         # argv is built by runner/tools.py from validated config, never taken from users.
         proc = subprocess.Popen(
-            self.command(argv),
+            self.command(argv, info_w if self.sandboxed else None),
+            pass_fds=(info_w,) if self.sandboxed else (),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -221,8 +279,12 @@ class Sandbox:
             group=self.uid,
             extra_groups=[] if self.uid is not None else None,
         )
-        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline)
-        result = watch.follow()
+        os.close(info_w)
+        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline, info_r)
+        try:
+            result = watch.follow()
+        finally:
+            os.close(info_r)
         result.duration_s = time.monotonic() - started
         self._explain(result)
         return result
@@ -264,8 +326,9 @@ class _Watch:
     """Pumps one process's output into the log budget while watching wall time and cancel."""
 
     def __init__(self, proc: subprocess.Popen[bytes], limits: Limits, budget: LogBudget,
-                 cancelled: threading.Event, deadline: float) -> None:
+                 cancelled: threading.Event, deadline: float, info_fd: int) -> None:
         self.proc = proc
+        self.info_fd = info_fd
         self.limits = limits
         self.budget = budget
         self.cancelled = cancelled
@@ -335,11 +398,27 @@ class _Watch:
                 return
 
     def _kill(self) -> None:
-        """Kill bubblewrap's process group; its pid-namespace init dies with it, and so the tree."""
-        try:
+        """Kill bubblewrap and the sandbox's pid-namespace init; the kernel then kills every
+        process in the namespace. Return once the init is gone (bounded), so the tree is."""
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        init = self._sandbox_init_pid()
+        if init is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(init, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while time.monotonic() < deadline and _alive(init):
+            time.sleep(0.01)
+
+    def _sandbox_init_pid(self) -> int | None:
+        os.set_blocking(self.info_fd, False)
+        try:
+            info = os.read(self.info_fd, 65536)
+        except OSError:
+            return None
+        match = re.search(rb'"child-pid"\s*:\s*(\d+)', info)
+        return int(match[1]) if match else None
 
     def _reap(self, flags: int) -> bool:
         if self.proc.returncode is not None:
@@ -352,6 +431,16 @@ class _Watch:
         self.result.exit_code = 128 - code if code < 0 else code
         self.result.cpu_s = usage.ru_utime + usage.ru_stime
         return True
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (its namespace members are all gone then)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def _size(n: int) -> str:

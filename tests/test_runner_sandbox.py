@@ -1,0 +1,562 @@
+"""Runner tier: execute_job with the real tools inside bubblewrap, including hostile designs.
+
+No AWS: each test materialises a job directory (src/ holding the project's files), calls
+`runner.execute.execute_job` directly and inspects the Outcome, the log and the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import runner.sandbox
+from chalicelib.errors import Unprocessable
+from chalicelib.schemas.job_configs import parse_job_config
+from runner.execute import Outcome, SandboxUnavailable, execute_job
+from runner.limits import MIB, Limits
+from runner.sandbox import JobDirs, LogBudget, Sandbox
+
+SECRET = "plant-XYZ-" + uuid.uuid4().hex[:8]
+SMALL = Limits(cpu_seconds=10, wall_seconds=20, memory_bytes=512 * MIB, file_bytes=4 * MIB,
+               processes=16, log_bytes=256 * 1024)
+
+COUNTER = """\
+module counter(input clk, input rst, output reg [3:0] q);
+  always @(posedge clk) if (rst) q <= 0; else q <= q + 1;
+endmodule
+"""
+COUNTER_TB = """\
+`timescale 1ns/1ps
+module counter_tb;
+  reg clk = 0, rst = 1;
+  wire [3:0] q;
+  counter dut(.clk(clk), .rst(rst), .q(q));
+  always #5 clk = ~clk;
+  initial begin
+    #12 rst = 0;
+    #100 $display("counter q=%0d", q);
+    $finish;
+  end
+endmodule
+"""
+
+
+def make_job(tmp_path: Path, files: dict[str, str], name: str = "job") -> Path:
+    workdir = tmp_path / name
+    for rel, text in files.items():
+        path = workdir / "src" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (workdir / "src").mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def run(workdir: Path, job_type: str, config: dict, limits: Limits = SMALL,
+        cancelled: threading.Event | None = None) -> tuple[Outcome, str]:
+    chunks: list[bytes] = []
+    outcome = execute_job(job_type, config, workdir, limits, chunks.append, cancelled or threading.Event())
+    return outcome, b"".join(chunks).decode(errors="replace")
+
+
+def everything_written(workdir: Path, log: str) -> str:
+    """The log plus every artifact's bytes: what a user could read back."""
+    parts = [log]
+    for path in (workdir / "out").rglob("*"):
+        if path.is_file():
+            parts.append(path.read_bytes().decode(errors="replace"))
+    return "\n".join(parts)
+
+
+def a_normal_job_still_completes(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB},
+                       name=f"after-{uuid.uuid4().hex[:6]}")
+    outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    assert outcome.status == "completed", (outcome.error_message, log)
+    assert "counter q=" in log
+
+
+@pytest.fixture
+def planted_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """The runner's own credentials, as ECS would give them, and a world-readable host file."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA" + SECRET)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/" + SECRET)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.2/" + SECRET)
+    secret_file = tmp_path / "host-secret.txt"
+    secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o644)
+    yield secret_file
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+# --- config validation -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("job_type", "config", "expected"), [
+    ("simulation", {"testbench": "tb.v", "simulator": "questa"}, "supported simulators: icarus, verilator"),
+    ("simulation", {"testbench": "-otb"}, "config.testbench"),
+    ("simulation", {"testbench": "tb.v", "files": ["../../etc/passwd.v"]}, "config.files.0"),
+    ("simulation", {"testbench": "tb.v", "files": ["/etc/x.v"]}, "config.files.0"),
+    ("simulation", {"testbench": "tb.v", "plusargs": ["-vpi"]}, "config.plusargs"),
+    ("simulation", {"testbench": "tb.v", "defines": {"X": "1 -o /tmp/x"}}, "config.defines"),
+    ("simulation", {"testbench": "tb.v", "defines": {"-X": "1"}}, "config.defines"),
+    ("simulation", {"testbench": "tb.v", "timescale": "1ns/1ps; x"}, "config.timescale"),
+    ("simulation", {"testbench": "tb.v", "simulator": "verilator", "max_sim_time": 10}, "icarus"),
+    ("synthesis", {"top": "top; !sh"}, "config.top"),
+    ("synthesis", {"family": "asic"}, "config.family"),
+    ("lint", {"tool": "verilator", "flags": ["-x"]}, "config.flags"),
+    ("fpga_bitstream", {}, "job_type must be one of"),
+])
+def test_bad_configs_are_refused_with_a_422_naming_the_field(job_type: str, config: dict,
+                                                            expected: str) -> None:
+    # GIVEN a config a user could send / WHEN it is parsed / THEN 422 names what is wrong
+    with pytest.raises(Unprocessable) as err:
+        parse_job_config(job_type, config)
+    assert err.value.status_code == 422
+    assert expected in err.value.detail
+
+
+def test_good_configs_are_accepted() -> None:
+    sim = parse_job_config("simulation", {
+        "testbench": "tb/counter_tb.v", "simulator": "verilator", "defines": {"WIDTH": 8, "MODE": "8'hFF"},
+        "plusargs": ["+vcd", "seed=3"], "timescale": "1ns / 1ps", "waveform": True})
+    assert sim.model_dump()["plusargs"] == ["vcd", "seed=3"]
+    assert parse_job_config("synthesis", {"top": "picorv32", "family": "ice40"})
+    assert parse_job_config("lint", None)
+
+
+# --- ordinary jobs ---------------------------------------------------------------------------
+
+def test_simulation_runs_and_records_commands_versions_and_inputs(tmp_path: Path) -> None:
+    # GIVEN a counter and its testbench
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    # WHEN simulated
+    outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    # THEN it completes with the testbench's output and a reproducible record
+    assert outcome.status == "completed", log
+    assert "counter q=" in log
+    assert [s.name for s in outcome.steps] == ["compile", "simulate"]
+    assert outcome.steps[0].argv[:2] == ["iverilog", "-g2012"]
+    assert "$ iverilog -g2012" in log and "$ vvp -n" in log
+    assert outcome.tool_versions["iverilog"].startswith("Icarus Verilog version")
+    assert {f["path"] for f in outcome.summary["files"]} == {"rtl/counter.v", "tb/counter_tb.v"}
+    assert all(len(f["sha256"]) == 64 for f in outcome.summary["files"])
+
+
+def test_defines_plusargs_timescale_and_max_sim_time(tmp_path: Path) -> None:
+    # GIVEN a testbench that never finishes by itself and reads a define and a plusarg
+    tb = """\
+module tb;
+  integer n;
+  initial begin
+    if (!$value$plusargs("n=%d", n)) n = -1;
+    $display("define=%0d plusarg=%0d", `WIDTH, n);
+    #7 $display("unit=%0t", $time);
+  end
+  always #1 ;
+endmodule
+"""
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    # WHEN simulated with a define, a plusarg, a timescale and a simulated-time limit
+    outcome, log = run(workdir, "simulation", {
+        "testbench": "tb", "defines": {"WIDTH": 12}, "plusargs": ["n=5"],
+        "timescale": "1us/1ns", "max_sim_time": 50})
+    # THEN all four reached the simulation and the watchdog stopped it
+    assert outcome.status == "completed", log
+    assert "define=12 plusarg=5" in log
+    assert "unit=7000" in log  # 7 us printed in the 1 ns precision
+    assert "max_sim_time 50 reached" in log
+
+
+def test_waveform_without_dumpvars_gets_a_generated_dump(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v", "waveform": True})
+    assert outcome.status == "completed", log
+    [vcd] = [a for a in outcome.artifacts if a.kind == "waveform"]
+    assert vcd.name == "waveform.vcd"
+    assert vcd.path.parent == workdir / "out"
+    assert "$enddefinitions" in vcd.path.read_text()
+
+
+def test_syntax_error_fails_with_the_tools_message_and_file_line(tmp_path: Path) -> None:
+    bad = "module bad;\n  reg x\n  initial x = 1;\nendmodule\n"
+    workdir = make_job(tmp_path, {"rtl/bad.v": bad})
+    outcome, log = run(workdir, "simulation", {"testbench": "bad"})
+    assert outcome.status == "failed"
+    assert outcome.error_message is not None
+    assert outcome.error_message.startswith("compile failed (exit")
+    assert "rtl/bad.v:3: syntax error" in outcome.error_message
+    assert "/job/" not in outcome.error_message
+
+    outcome, log = run(workdir, "synthesis", {"top": "bad"})
+    assert outcome.status == "failed"
+    assert "rtl/bad.v:3" in (outcome.error_message or ""), log
+
+
+def test_missing_testbench_file_fails_clearly(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER})
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb/nope.v"})
+    assert outcome.status == "failed"
+    assert outcome.error_message == "testbench file not found in the project: tb/nope.v"
+
+
+def test_synthesis_produces_stat_and_netlists(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER})
+    outcome, log = run(workdir, "synthesis", {"top": "counter"})
+    assert outcome.status == "completed", log
+    kinds = {a.kind: a for a in outcome.artifacts}
+    assert set(kinds) == {"stat", "netlist_json", "netlist_verilog"}
+    stat = json.loads(kinds["stat"].path.read_text())
+    assert stat["flip_flops"] == 4  # a 4-bit counter
+    assert stat["cells"] == sum(stat["cells_by_type"].values())
+    assert stat["wires"] > 0 and "area" in stat
+    assert "module counter" in kinds["netlist_verilog"].path.read_text()
+    assert "counter" in json.loads(kinds["netlist_json"].path.read_text())["modules"]
+    assert outcome.tool_versions["yosys"].startswith("Yosys ")
+
+
+def test_synthesis_for_an_fpga_family(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER})
+    outcome, log = run(workdir, "synthesis", {"top": "counter", "family": "ice40"})
+    assert outcome.status == "completed", log
+    assert any(cell.startswith("SB_") for cell in outcome.summary["synthesis"]["cells_by_type"])
+
+
+def test_lint_yields_diagnostics_with_project_paths(tmp_path: Path) -> None:
+    design = "module top(input a, input b, output y);\n  wire unused;\n  assign y = a;\nendmodule\n"
+    workdir = make_job(tmp_path, {"rtl/top.v": design})
+    for tool in ("verilator", "icarus"):
+        outcome, log = run(workdir, "lint", {"tool": tool})
+        assert outcome.status == "completed", log
+        [artifact] = outcome.artifacts
+        diagnostics = json.loads(artifact.path.read_text())
+        if tool == "verilator":
+            unused = [d for d in diagnostics if d["code"] == "UNUSEDSIGNAL"]
+            assert unused and unused[0]["file"] == "rtl/top.v"
+            assert unused[0]["severity"] == "warning" and unused[0]["line"] in (1, 2)
+            assert set(unused[0]) == {"file", "line", "column", "severity", "code", "message"}
+        assert all(not d["file"].startswith("/") for d in diagnostics)
+
+
+def test_lint_of_a_syntax_error_fails_with_an_error_diagnostic(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/bad.v": "module bad;\n  wire x\nendmodule\n"})
+    outcome, _ = run(workdir, "lint", {})
+    assert outcome.status == "failed"
+    diagnostics = json.loads((workdir / "out" / "diagnostics.json").read_text())
+    errors = [d for d in diagnostics if d["severity"] == "error"]
+    assert errors and errors[0]["file"] == "rtl/bad.v" and errors[0]["line"] == 3
+    assert "rtl/bad.v:3" in (outcome.error_message or "")
+
+
+# --- hostile jobs: reading ---------------------------------------------------------------------
+
+def test_host_files_environment_and_runner_code_are_invisible(tmp_path: Path, planted_secrets: Path) -> None:
+    # GIVEN a testbench that tries to read /etc/passwd, its own environment, the runner's
+    # source, a world-readable host file and files above its directory
+    runner_source = Path(runner.sandbox.__file__).resolve()
+    targets = ["/etc/passwd", "/etc/shadow", "/proc/self/environ", "/proc/1/environ", str(runner_source),
+               str(planted_secrets), "../../../../etc/hostname", "../src/../../etc/passwd",
+               os.path.expanduser("~/.aws/credentials"), "/work/main/runner/sandbox.py"]
+    reads = "\n".join(
+        f'    fd = $fopen("{t}", "r"); $display("open {t} fd=%0d", fd);\n'
+        f'    if (fd != 0) begin while ($fgets(line, fd)) $write("read: %0s", line); $fclose(fd); end'
+        for t in targets)
+    tb = f"""\
+module tb;
+  integer fd;
+  reg [8*4096-1:0] line;
+  reg [31:0] mem [0:15];
+  initial begin
+{reads}
+    $readmemh("{planted_secrets}", mem);
+    $readmemh("/etc/passwd", mem);
+    $display("done reading");
+    $finish;
+  end
+endmodule
+"""
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    # WHEN it runs
+    outcome, log = run(workdir, "simulation", {"testbench": "tb.v"})
+    # THEN it completes, sees no host file, and its /proc/self/environ holds only PATH/HOME/LANG
+    assert outcome.status == "completed", log
+    assert "done reading" in log
+    in_sandbox = ("/proc/self/environ", "/proc/1/environ")  # the tool's own and bwrap's (empty)
+    for target in targets:
+        if target not in in_sandbox:
+            assert f"open {target} fd=0" in log, target
+    assert "open /proc/self/environ fd=0" not in log
+    assert "PATH=/usr/bin:/bin" in log  # the tool's own, cleared environment
+    leaked = everything_written(workdir, log)
+    assert SECRET not in leaked
+    assert "AWS_" not in leaked
+    assert "root:x:0:0" not in leaked
+    assert "Run one tool command inside bubblewrap" not in leaked  # runner/sandbox.py docstring
+    a_normal_job_still_completes(tmp_path)
+
+
+@pytest.mark.parametrize("include", ["/etc/passwd", "/proc/self/environ", "../../../etc/passwd",
+                                     "HOST_SECRET"])
+def test_include_of_outside_paths_is_contained(tmp_path: Path, planted_secrets: Path, include: str) -> None:
+    path = str(planted_secrets) if include == "HOST_SECRET" else include
+    tb = f'module tb;\n`include "{path}"\n  initial $finish;\nendmodule\n'
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb.v"})
+    leaked = everything_written(workdir, log)
+    assert SECRET not in leaked and "root:x:0:0" not in leaked
+    if include == "/proc/self/environ":
+        # the file exists inside the sandbox: it is the tool's empty environment, not Verilog
+        assert outcome.status == "failed" and "AWS_" not in leaked
+    else:
+        assert outcome.status == "failed"
+        assert "Include file" in (outcome.error_message or "") and "not found" in outcome.error_message
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_no_network_inside_the_sandbox(tmp_path: Path) -> None:
+    # GIVEN a TCP server on the host's loopback
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        uid = runner.sandbox.sandbox_uid()
+        dirs_sandbox = Sandbox(JobDirs.prepare(tmp_path / "net", uid), SMALL, sandboxed=True, uid=uid)
+        chunks: list[bytes] = []
+        script = ("import socket\n"
+                  f"try:\n  socket.create_connection(('127.0.0.1', {port}), timeout=2); print('CONNECTED')\n"
+                  "except OSError as e:\n  print('refused', e)\n"
+                  "print(open('/proc/net/dev').read())\n")
+        # WHEN a process in the sandbox tries to reach it
+        result = dirs_sandbox.run(["/usr/bin/python3", "-c", script], LogBudget(65536, sink=chunks.append),
+                                  threading.Event())
+        dirs_sandbox.dirs.remove_stage()
+    finally:
+        server.close()
+    out = b"".join(chunks).decode()
+    # THEN it cannot: its network namespace has only a loopback of its own
+    assert result.exit_code == 0, out
+    assert "CONNECTED" not in out and "refused" in out
+    interfaces = {line.split(":")[0].strip() for line in out.splitlines()[3:] if ":" in line}
+    assert interfaces == {"lo"}
+
+
+# --- hostile jobs: writing ---------------------------------------------------------------------
+
+def test_writes_outside_the_work_dir_do_not_reach_the_host(tmp_path: Path) -> None:
+    # GIVEN a testbench writing to absolute paths, parents, its own sources and a dump above it
+    host_tmp = f"/tmp/a6hub-escape-{uuid.uuid4().hex}"
+    host_dir = tmp_path / "host-target.txt"
+    targets = [host_tmp, "../escape.txt", "../../escape.txt", "/job/src/tb.v", "/job/escape.txt",
+               "tb.v", str(host_dir), "/escape.txt", "/usr/escape.txt"]
+    writes = "\n".join(f'    fd = $fopen("{t}", "w"); $display("open {t} fd=%0d", fd);'
+                       f' if (fd != 0) begin $fdisplay(fd, "pwned"); $fclose(fd); end' for t in targets)
+    tb = f"""\
+module tb;
+  integer fd;
+  reg r = 0;
+  initial begin
+{writes}
+    $display("done writing");
+    $dumpfile("../escape.vcd");
+    $dumpvars(0, tb);
+    #1 r = 1;
+    $finish;
+  end
+endmodule
+"""
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    original = (workdir / "src" / "tb.v").read_text()
+    # WHEN it runs
+    outcome, log = run(workdir, "simulation", {"testbench": "tb.v"})
+    # THEN none of the writes exist on the host, and the sources are untouched
+    assert outcome.status == "completed", log
+    assert "done writing" in log
+    for target in targets[1:]:
+        assert f"open {target} fd=0" in log, target
+    assert f"open {host_tmp} fd=0" not in log  # it wrote to the sandbox's private /tmp...
+    assert "Unable to open ../escape.vcd for output" in log
+    assert not os.path.exists(host_tmp)  # ...which is not the host's
+    assert not host_dir.exists()
+    assert not (tmp_path / "escape.txt").exists() and not (workdir / "escape.txt").exists()
+    assert not (workdir / "escape.vcd").exists() and not (tmp_path / "escape.vcd").exists()
+    assert (workdir / "src" / "tb.v").read_text() == original
+    assert sorted(os.listdir(workdir)) == ["out", "src"]
+    assert not any(a.kind == "waveform" for a in outcome.artifacts)
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_symlinks_a_tool_plants_are_not_followed_by_the_runner(tmp_path: Path, planted_secrets: Path) -> None:
+    # GIVEN a simulation (verilator would allow $system; here the sandbox itself plants links)
+    # whose work dir ends up holding a .vcd symlink to a host secret and a FIFO
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    uid = runner.sandbox.sandbox_uid()
+    dirs = JobDirs.prepare(workdir, uid)
+    sandbox = Sandbox(dirs, SMALL, sandboxed=True, uid=uid)
+    chunks: list[bytes] = []
+    result = sandbox.run(["/bin/sh", "-c", f"ln -s {planted_secrets} leak.vcd; mkfifo pipe.vcd; "
+                          f"ln -s / root; ls -la"], LogBudget(65536, sink=chunks.append), threading.Event())
+    assert result.exit_code == 0, chunks
+    from runner.execute import _JobRun
+    job = _JobRun("simulation", sandbox, SMALL, chunks.append, threading.Event())
+    # WHEN the runner collects waveforms
+    job._collect_waveforms()
+    dirs.remove_stage()
+    # THEN neither the link nor the FIFO became an artifact (and collection did not block)
+    assert job.outcome.artifacts == []
+    assert not list((workdir / "out").iterdir())
+
+
+def test_a_user_file_named_like_a_script_is_not_executed(tmp_path: Path) -> None:
+    # GIVEN a project holding yosys/tcl/shell/make scripts with commands, and odd file names
+    scripts = {
+        "synth.ys": "!touch /job/work/pwned-ys\nread_verilog rtl/counter.v\n",
+        "run.tcl": "exec touch /job/work/pwned-tcl\n",
+        "Makefile": "all:\n\ttouch /job/work/pwned-make\n",
+        "run.sh": "touch /job/work/pwned-sh\n",
+        "rtl/counter.v": COUNTER,
+        "-s.v": "module evil; endmodule\n",
+    }
+    workdir = make_job(tmp_path, scripts)
+    # WHEN synthesised and linted
+    outcome, log = run(workdir, "synthesis", {"top": "counter"})
+    lint, lint_log = run(workdir, "lint", {"top": "counter"})
+    # THEN only the runner's generated script ran, and the '-s.v' file was not taken as a flag
+    assert outcome.status == "completed", log
+    assert lint.status == "completed", lint_log
+    assert "$ yosys -Q -s /job/gen/synth.ys" in log
+    assert "pwned" not in log and "pwned" not in lint_log
+    assert "skipped '-s.v'" in log
+    assert outcome.summary["generated"]["synth.ys"].startswith("read_verilog -sv")
+
+
+# --- hostile jobs: limits ----------------------------------------------------------------------
+
+SPIN = "module tb;\n  reg r = 0;\n  initial forever r = ~r;\nendmodule\n"
+
+
+def test_a_busy_loop_hits_the_cpu_limit(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"tb.v": SPIN})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb"},
+                       Limits(cpu_seconds=1, wall_seconds=60, log_bytes=65536))
+    assert outcome.status == "failed"
+    assert outcome.error_message == "simulate: CPU time limit of 1 s exceeded"
+    assert outcome.steps[-1].limit == "CPU time limit of 1 s exceeded"
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_a_loop_hits_the_wall_time_limit(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"tb.v": SPIN})
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb"},
+                     Limits(cpu_seconds=120, wall_seconds=2, log_bytes=65536))
+    assert outcome.status == "failed"
+    assert outcome.error_message == "simulate: wall time limit of 2 s exceeded"
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_endless_output_hits_the_log_limit(tmp_path: Path) -> None:
+    tb = 'module tb;\n  initial forever begin $display("spam spam spam spam"); #1; end\nendmodule\n'
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb"},
+                       Limits(log_bytes=64 * 1024, wall_seconds=60, cpu_seconds=60))
+    assert outcome.status == "failed"
+    assert outcome.error_message == "simulate: log limit of 64 KiB exceeded"
+    assert len(log.encode()) <= 64 * 1024
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_a_huge_memory_hits_the_memory_limit(tmp_path: Path) -> None:
+    tb = "module tb;\n  reg [31:0] mem [0:(1<<27)-1];\n  initial begin mem[3] = 1; $finish; end\nendmodule\n"
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb"}, Limits(memory_bytes=256 * MIB))
+    assert outcome.status == "failed", log
+    assert outcome.error_message == "simulate: memory limit of 256 MiB exceeded"
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_a_huge_file_hits_the_file_size_limit(tmp_path: Path) -> None:
+    tb = """\
+module tb;
+  integer fd, i;
+  initial begin
+    fd = $fopen("big.txt", "w");
+    for (i = 0; i < 1000000; i = i + 1) $fdisplay(fd, "0123456789012345678901234567890123456789");
+    $finish;
+  end
+endmodule
+"""
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb"}, Limits(file_bytes=1 * MIB))
+    assert outcome.status == "failed"
+    assert outcome.error_message == "simulate: file size limit of 1 MiB exceeded"
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_cancel_kills_the_whole_tool_tree_within_two_seconds(tmp_path: Path) -> None:
+    # GIVEN a simulation spinning forever, tagged with a unique plusarg we can look for
+    marker = f"marker_{uuid.uuid4().hex}"
+    workdir = make_job(tmp_path, {"tb.v": SPIN})
+    cancelled = threading.Event()
+    cancelled_at: list[float] = []
+
+    def cancel_when_running() -> None:
+        deadline = time.monotonic() + 30
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled_at.append(time.monotonic())
+        cancelled.set()
+
+    threading.Thread(target=cancel_when_running, daemon=True).start()
+    # WHEN it is cancelled while vvp runs
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb", "plusargs": [marker]},
+                     Limits(wall_seconds=60, cpu_seconds=60), cancelled=cancelled)
+    returned_at = time.monotonic()
+    # THEN execute_job returns "cancelled" and no process of the job is left
+    assert outcome.status == "cancelled"
+    assert returned_at - cancelled_at[0] < 2.0
+    assert _processes_with(marker) == []
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_missing_bubblewrap_refuses_unless_explicitly_unsandboxed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    monkeypatch.setattr(runner.sandbox, "bwrap_path", lambda: None)
+    monkeypatch.delenv("A6HUB_RUNNER_UNSANDBOXED", raising=False)
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    monkeypatch.setenv("A6HUB_RUNNER_UNSANDBOXED", "1")
+    outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    assert outcome.status == "completed", log
+    assert "WITHOUT a sandbox" in log
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A6HUB_RUNNER_WALL_SECONDS", "7")
+    monkeypatch.setenv("A6HUB_RUNNER_MEMORY_BYTES", str(64 * MIB))
+    limits = Limits.from_env()
+    assert limits.wall_seconds == 7 and limits.memory_bytes == 64 * MIB
+    assert limits.cpu_seconds == Limits().cpu_seconds
+    monkeypatch.setenv("A6HUB_RUNNER_PROCESSES", "-1")
+    with pytest.raises(ValueError, match="A6HUB_RUNNER_PROCESSES"):
+        Limits.from_env()
