@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need, if any is missing.
 set -euo pipefail
-packages=(git iverilog yosys verilator bubblewrap wrk)
+packages=(git iverilog yosys verilator g++ make bubblewrap wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
