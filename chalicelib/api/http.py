@@ -128,12 +128,19 @@ def client_address(request: Request) -> str:
     return str(identity.get("sourceIp") or "unknown")
 
 
+def _known(caller: Caller | None) -> Caller | None:
+    if caller is not None:
+        # Every later line of this request carries the user; the middleware removes the key.
+        logger.append_keys(user_id=caller.id)
+    return caller
+
+
 def optional_caller(request: Request) -> Caller | None:
-    return identity_service.authenticate(header(request, "authorization"), required=False)
+    return _known(identity_service.authenticate(header(request, "authorization"), required=False))
 
 
 def required_caller(request: Request) -> Caller:
-    caller = identity_service.authenticate(header(request, "authorization"), required=True)
+    caller = _known(identity_service.authenticate(header(request, "authorization"), required=True))
     assert caller is not None
     return caller
 
