@@ -8,6 +8,8 @@ from chalicelib.errors import Unprocessable
 
 MAX_PATH_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
+# Bidirectional overrides and isolates make a name display as something else ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def normalise_path(filepath: str | None, filename: str) -> str:
@@ -42,7 +44,9 @@ def normalise_path(filepath: str | None, filename: str) -> str:
 def _check_segment(segment: str) -> None:
     if segment == "..":
         raise Unprocessable("filepath must not contain '..'")
-    if segment == ".git":
+    # Case-insensitive and without trailing dots/spaces, as git itself refuses it: on macOS and
+    # Windows checkouts ".GIT" and ".git." are the repository's own folder.
+    if segment.rstrip(". ").lower() == ".git":
         raise Unprocessable("filepath must not contain a '.git' folder")
     if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
         raise Unprocessable(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
@@ -50,8 +54,13 @@ def _check_segment(segment: str) -> None:
 
 def _check_text(value: str, field: str) -> str:
     text = unicodedata.normalize("NFC", value)
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if any(_is_control(c) for c in text):
         raise Unprocessable(f"{field} must not contain NUL or control characters")
     if "\\" in text:
         raise Unprocessable(f"{field} must use '/' as the folder separator")
     return text
+
+
+def _is_control(c: str) -> bool:
+    """C0 and C1 controls (NUL, newline, U+0085...), line/paragraph separators, bidi controls."""
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS
