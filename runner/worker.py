@@ -159,11 +159,15 @@ class Worker:
     def check_ready(self) -> None:
         """Load the executor now so a runner without its sandbox refuses to start."""
         _ = self.execute
-        try:
-            from runner.sandbox import ensure_available  # type: ignore[attr-defined]
-        except ImportError:
+        from runner.sandbox import SandboxUnavailable, bwrap_path, unsandboxed_allowed
+
+        if bwrap_path() is not None:
             return
-        ensure_available()
+        if not unsandboxed_allowed():
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed: refusing to run jobs; "
+                                     "set A6HUB_RUNNER_UNSANDBOXED=1 only on a development machine")
+        logger.warning("RUNNING JOBS WITHOUT A SANDBOX (A6HUB_RUNNER_UNSANDBOXED=1): "
+                       "job code can read this machine's files and credentials")
 
     def serve(self) -> None:
         logger.info("runner polling", extra={"queue": self.settings.queue_url,
@@ -305,8 +309,6 @@ class Worker:
             return "released"
         assert result is not None
         result.duration_s = duration
-        log.line(f"job {result.status}"
-                 + (f": {result.error_message}" if result.error_message else ""))
         log.close()
         result.log_bytes, result.log_truncated = log.size, log.truncated
         job_lifecycle.finish(job, self.settings.runner_id, result)

@@ -89,7 +89,7 @@ def test_submitted_job_completes_with_inputs_logs_and_artifacts(
     # AND the log holds the tool output and the runner's own lines, readable from an offset
     base = f"/api/v1/projects/{project['id']}/jobs/{job_id}"
     logs = api.get(f"{base}/logs", token=owner.token).json
-    assert "$ fake-tool rtl/top.v tb/tb.v" in logs["logs"] and "[a6hub] job completed" in logs["logs"]
+    assert "$ fake-tool rtl/top.v tb/tb.v" in logs["logs"] and f"[a6hub] job {job_id}" in logs["logs"]
     assert logs["complete"] and logs["next_offset"] == logs["size_bytes"] == job["log_bytes"]
     tail = api.get(f"{base}/logs?offset={logs['next_offset'] - 16}", token=owner.token).json
     assert tail["logs"] == logs["logs"][-16:] and tail["offset"] == logs["next_offset"] - 16
