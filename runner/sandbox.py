@@ -285,6 +285,8 @@ class Sandbox:
             result = watch.follow()
         finally:
             os.close(info_r)
+            if self.uid is not None:
+                _reap_uid(self.uid)
         result.duration_s = time.monotonic() - started
         self._explain(result)
         return result
@@ -431,6 +433,30 @@ class _Watch:
         self.result.exit_code = 128 - code if code < 0 else code
         self.result.cpu_s = usage.ru_utime + usage.ru_stime
         return True
+
+
+def _reap_uid(uid: int) -> None:
+    """Make sure no process of the job's uid outlives a step (the kernel tears the pid namespace
+    down as bubblewrap exits, but a fork bomb's children can still be visible for a moment)."""
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while True:
+        pids = _pids_of(uid)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _pids_of(uid: int) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}").st_uid == uid and _alive(int(name)):
+                    pids.append(int(name))
+    return pids
 
 
 def _alive(pid: int) -> bool:
