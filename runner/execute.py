@@ -218,8 +218,7 @@ class _JobRun:
                     continue
                 found += 1
                 rel = os.path.relpath(os.path.join(dirpath, name), self.dirs.work)
-                out_name = rel.replace("/", "_")
-                self._artifact(out_name, data, "waveform", "text/x-vcd")
+                self._artifact(self._unique_name(rel), data, "waveform", "text/x-vcd")
         self.outcome.summary["waveforms"] = found
 
     def _collect_synthesis(self) -> None:
@@ -284,6 +283,16 @@ class _JobRun:
                 return f.read(self.limits.file_bytes + 1)[: self.limits.file_bytes]
         finally:
             os.close(fd)
+
+    def _unique_name(self, rel: str) -> str:
+        """A plain file name for a tool-chosen path: [A-Za-z0-9._-], starting alphanumeric."""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", rel).lstrip("._-")[-100:] or "waveform.vcd"
+        taken = {a.name for a in self.outcome.artifacts}
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{n}-{name}"
+        return candidate
 
     def _artifact(self, name: str, data: bytes, kind: str, mime: str) -> None:
         path = self.dirs.out / name

@@ -35,6 +35,7 @@ class Limits:
     file_bytes   RLIMIT_FSIZE: largest file a tool may write
     processes    RLIMIT_NPROC of the sandbox's unprivileged uid (bubblewrap itself uses 2)
     log_bytes    tool output kept for the job log; more stops the tool
+    disk_bytes   space the job's files may take in its work dir (checked every second)
     """
 
     cpu_seconds: int = 300
@@ -43,6 +44,7 @@ class Limits:
     file_bytes: int = 256 * MIB
     processes: int = 64
     log_bytes: int = 2 * MIB
+    disk_bytes: int = 1024 * MIB
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -54,4 +56,5 @@ class Limits:
             file_bytes=_positive("A6HUB_RUNNER_FILE_BYTES", default.file_bytes),
             processes=_positive("A6HUB_RUNNER_PROCESSES", default.processes),
             log_bytes=_positive("A6HUB_RUNNER_LOG_BYTES", default.log_bytes),
+            disk_bytes=_positive("A6HUB_RUNNER_DISK_BYTES", default.disk_bytes),
         )

@@ -38,6 +38,7 @@ TOOL_PATH = "/usr/bin:/bin"
 TAIL_BYTES = 64 * 1024
 POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 1.5
+DISK_CHECK_SECONDS = 1.0
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
 TMPFS_BYTES = 64 * MIB
 
@@ -280,7 +281,7 @@ class Sandbox:
             extra_groups=[] if self.uid is not None else None,
         )
         os.close(info_w)
-        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline, info_r)
+        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline, info_r, self.dirs.work)
         try:
             result = watch.follow()
         finally:
@@ -328,9 +329,11 @@ class _Watch:
     """Pumps one process's output into the log budget while watching wall time and cancel."""
 
     def __init__(self, proc: subprocess.Popen[bytes], limits: Limits, budget: LogBudget,
-                 cancelled: threading.Event, deadline: float, info_fd: int) -> None:
+                 cancelled: threading.Event, deadline: float, info_fd: int, work: Path) -> None:
         self.proc = proc
         self.info_fd = info_fd
+        self.work = work
+        self.next_disk_check = time.monotonic() + DISK_CHECK_SECONDS
         self.limits = limits
         self.budget = budget
         self.cancelled = cancelled
@@ -359,6 +362,8 @@ class _Watch:
         if self.result.limit or self.result.cancelled:
             self._kill()
         self._reap(0)
+        if not (self.result.limit or self.result.cancelled):
+            self._over_disk()  # a tool may fill the disk faster than the periodic check
         self._drain(stream)
         stream.close()
         self.result.tail = bytes(self.tail)
@@ -377,8 +382,18 @@ class _Watch:
         if self.cancelled.is_set():
             self.result.cancelled = True
             return True
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if now > self.deadline:
             self.result.limit = f"wall time limit of {self.limits.wall_seconds} s exceeded"
+            return True
+        if now >= self.next_disk_check:
+            self.next_disk_check = now + DISK_CHECK_SECONDS
+            return self._over_disk()
+        return False
+
+    def _over_disk(self) -> bool:
+        if disk_usage(self.work, self.limits.disk_bytes) > self.limits.disk_bytes:
+            self.result.limit = f"disk limit of {_size(self.limits.disk_bytes)} exceeded"
             return True
         return False
 
@@ -433,6 +448,26 @@ class _Watch:
         self.result.exit_code = 128 - code if code < 0 else code
         self.result.cpu_s = usage.ru_utime + usage.ru_stime
         return True
+
+
+def disk_usage(top: Path, stop_above: int) -> int:
+    """Bytes allocated under `top` (links not followed); stops counting once over `stop_above`."""
+    total = 0
+    stack = [str(top)]
+    while stack and total <= stop_above:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += info.st_blocks * 512
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return total
 
 
 def _reap_uid(uid: int) -> None:

@@ -513,6 +513,40 @@ endmodule
     a_normal_job_still_completes(tmp_path)
 
 
+def test_many_files_hit_the_disk_limit(tmp_path: Path) -> None:
+    # GIVEN a testbench writing 32 files of 1 MiB, each under the file size limit
+    tb = """\
+module tb;
+  integer fd, f, i;
+  reg [8*16-1:0] name;
+  initial begin
+    for (f = 0; f < 32; f = f + 1) begin
+      $sformat(name, "fill%0d.txt", f);
+      fd = $fopen(name, "w");
+      for (i = 0; i < 16384; i = i + 1) $fdisplay(fd, "%063d", i);
+      $fclose(fd);
+    end
+    $finish;
+  end
+endmodule
+"""
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb"},
+                     Limits(file_bytes=2 * MIB, disk_bytes=8 * MIB))
+    assert outcome.status == "failed"
+    assert outcome.error_message == "simulate: disk limit of 8 MiB exceeded"
+    a_normal_job_still_completes(tmp_path)
+
+
+def test_tool_chosen_waveform_names_become_plain_artifact_names(tmp_path: Path) -> None:
+    tb = ('module tb;\n  reg r = 0;\n  initial begin $dumpfile("_my wave$1.vcd"); $dumpvars(0, tb);'
+          ' #1 r = 1; $finish; end\nendmodule\n')
+    workdir = make_job(tmp_path, {"tb.v": tb})
+    outcome, log = run(workdir, "simulation", {"testbench": "tb"})
+    assert outcome.status == "completed", log
+    assert [a.name for a in outcome.artifacts] == ["my_wave_1.vcd"]
+
+
 def test_cancel_kills_the_whole_tool_tree_within_two_seconds(tmp_path: Path) -> None:
     # GIVEN a simulation spinning forever, tagged with a unique plusarg we can look for
     marker = f"marker_{uuid.uuid4().hex}"
