@@ -44,6 +44,7 @@ class Settings:
     jwt_ttl_seconds: int
     bcrypt_rounds: int
     max_file_bytes: int
+    max_upload_bytes: int
     max_project_bytes: int
     max_files_per_project: int
     max_request_bytes: int
@@ -61,6 +62,12 @@ def table_prefix() -> str:
     """Prefix of every DynamoDB table name; needs nothing else from the environment."""
     stage = os.environ.get("A6HUB_STAGE", "local")
     return os.environ.get("A6HUB_TABLE_PREFIX", f"a6hub-{stage}-")
+
+
+def bucket_name() -> str:
+    """The data bucket; env only, so the runner (which holds no JWT key) can use storage."""
+    stage = os.environ.get("A6HUB_STAGE", "local")
+    return os.environ.get("A6HUB_BUCKET", f"a6hub-{stage}-data")
 
 
 def jwt_secret() -> str:
@@ -95,7 +102,7 @@ def load_settings() -> Settings:
     return Settings(
         stage=stage,
         table_prefix=table_prefix(),
-        bucket=os.environ.get("A6HUB_BUCKET", f"a6hub-{stage}-data"),
+        bucket=bucket_name(),
         jobs_queue_url=os.environ.get("A6HUB_JOBS_QUEUE_URL", ""),
         jwt_secret=secret,
         jwt_issuer=os.environ.get("A6HUB_JWT_ISSUER", "a6hub"),
@@ -103,6 +110,7 @@ def load_settings() -> Settings:
         jwt_ttl_seconds=_int("A6HUB_JWT_TTL_SECONDS", 3600),
         bcrypt_rounds=rounds,
         max_file_bytes=_int("A6HUB_MAX_FILE_BYTES", 5 * 1024 * 1024),
+        max_upload_bytes=_int("A6HUB_MAX_UPLOAD_BYTES", 100 * 1024 * 1024),
         max_project_bytes=_int("A6HUB_MAX_PROJECT_BYTES", 50 * 1024 * 1024),
         max_files_per_project=_int("A6HUB_MAX_FILES_PER_PROJECT", 1000),
         max_request_bytes=_int("A6HUB_MAX_REQUEST_BYTES", 8 * 1024 * 1024),

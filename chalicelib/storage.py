@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.aws import client
-from chalicelib.config import get_settings
+from chalicelib.config import bucket_name
 from chalicelib.ids import new_id
 
 
 def file_body_key(project_id: str, file_id: str) -> str:
     """A fresh key for one version of a file body; the metadata row points at the current one."""
     return f"projects/{project_id}/files/{file_id}/{new_id()}"
+
+
+UPLOADS_PREFIX = "uploads/"
+
+
+def upload_key(project_id: str, upload_id: str) -> str:
+    """Where a presigned upload lands; S3 notifies the API of objects under UPLOADS_PREFIX."""
+    return f"{UPLOADS_PREFIX}{project_id}/{upload_id}"
 
 
 def project_prefix(project_id: str) -> str:
@@ -37,14 +45,14 @@ def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:
     """Up to `length` bytes of `key` from `start`, and the object's size; (b"", 0) if absent."""
     s3 = client("s3")
     try:
-        response = s3.get_object(Bucket=get_settings().bucket, Key=key,
+        response = s3.get_object(Bucket=bucket_name(), Key=key,
                                  Range=f"bytes={start}-{start + length - 1}")
     except s3.exceptions.NoSuchKey:
         return b"", 0
     except s3.exceptions.ClientError as e:
         if e.response.get("Error", {}).get("Code") != "InvalidRange":
             raise
-        head = s3.head_object(Bucket=get_settings().bucket, Key=key)
+        head = s3.head_object(Bucket=bucket_name(), Key=key)
         return b"", int(head["ContentLength"])
     data: bytes = response["Body"].read()
     content_range = str(response.get("ContentRange") or "")
@@ -53,18 +61,18 @@ def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:
 
 
 def put_bytes(key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-    client("s3").put_object(Bucket=get_settings().bucket, Key=key, Body=body,
+    client("s3").put_object(Bucket=bucket_name(), Key=key, Body=body,
                             ContentType=content_type)
 
 
 def upload_file(key: str, path: Path, content_type: str) -> None:
     """Stream a local file to S3 (multipart when large)."""
-    client("s3").upload_file(str(path), get_settings().bucket, key,
+    client("s3").upload_file(str(path), bucket_name(), key,
                              ExtraArgs={"ContentType": content_type})
 
 
 def get_bytes(key: str) -> bytes:
-    response = client("s3").get_object(Bucket=get_settings().bucket, Key=key)
+    response = client("s3").get_object(Bucket=bucket_name(), Key=key)
     data: bytes = response["Body"].read()
     return data
 
@@ -81,21 +89,42 @@ def delete_keys(keys: Iterable[str]) -> None:
 
 
 def _delete_batch(batch: list[dict[str, Any]]) -> None:
-    client("s3").delete_objects(Bucket=get_settings().bucket,
+    client("s3").delete_objects(Bucket=bucket_name(),
                                 Delete={"Objects": batch, "Quiet": True})
 
 
 def delete_prefix(prefix: str) -> None:
     paginator = client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=prefix):
+    for page in paginator.paginate(Bucket=bucket_name(), Prefix=prefix):
         delete_keys(obj["Key"] for obj in page.get("Contents", []))
 
 
 def presign_download(key: str, filename: str, expires: int = 300) -> str:
     url: str = client("s3").generate_presigned_url(
         "get_object",
-        Params={"Bucket": get_settings().bucket, "Key": key,
+        Params={"Bucket": bucket_name(), "Key": key,
                 "ResponseContentDisposition": f'attachment; filename="{filename}"'},
         ExpiresIn=expires,
     )
     return url
+
+
+def presign_upload(key: str, max_bytes: int, expires: int) -> dict[str, Any]:
+    """A presigned POST for exactly `key`; S3 itself refuses a body over `max_bytes`."""
+    post: dict[str, Any] = client("s3").generate_presigned_post(
+        bucket_name(), key, Conditions=[["content-length-range", 1, max_bytes]],
+        ExpiresIn=expires)
+    return post
+
+
+def object_size(key: str) -> int | None:
+    """The object's size, or None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client("s3").head_object(Bucket=bucket_name(), Key=key)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return int(head["ContentLength"])
