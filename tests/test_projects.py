@@ -188,6 +188,7 @@ def test_owner_updates_name_description_and_slug(api: Api, owner: UserCtx) -> No
     clash = api.patch(f"/api/v1/projects/{project['id']}", token=owner.token,
                       json_body={"name": taken["name"]})
     assert clash.status == 409
+    assert clash.json["detail"] == f"You already have a project with the slug '{taken['slug']}'"
     assert api.get(f"/api/v1/projects/{project['id']}", token=owner.token).json == body
     # Clearing the description is allowed; a null name is not.
     cleared = api.patch(f"/api/v1/projects/{project['id']}", token=owner.token,

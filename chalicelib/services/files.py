@@ -268,12 +268,15 @@ def _update_error(e: TransactWriteError, project_id: str, path: str, old_path: s
                   size_delta: int, wanted: int | None) -> Exception:
     reasons = _reasons(e) + [None] * 4
     renamed = path != old_path
-    project_reason = reasons[3] if renamed else reasons[1]
-    if reasons[:1] == ["ConditionalCheckFailed"]:
+    # PynamoDB sends a transaction's deletes, then its puts, then its updates (not the order of
+    # the calls), so a rename's reasons are [old guard, record, new guard, project].
+    record_reason, guard_reason, project_reason = (
+        (reasons[1], reasons[2], reasons[3]) if renamed else (reasons[0], None, reasons[1]))
+    if record_reason == "ConditionalCheckFailed":
         if wanted is not None:
             return PreconditionFailed("the file has changed since that version; fetch it again")
         return Conflict("the file changed meanwhile; fetch it and retry")
-    if renamed and reasons[1:2] == ["ConditionalCheckFailed"]:
+    if guard_reason == "ConditionalCheckFailed":
         return Conflict(f"a file already exists at '{path}'")
     if project_reason == "ConditionalCheckFailed":
         return _quota_error(project_id, size_delta, 0)

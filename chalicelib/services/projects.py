@@ -101,15 +101,18 @@ def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
             tx.save(project, condition=Project.id.does_not_exist())
             tx.save(owner)
     except TransactWriteError as e:
-        if _first_condition_failed(e):
+        if _condition_failed(e, 0):
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise
     return project_public(project)
 
 
-def _first_condition_failed(e: TransactWriteError) -> bool:
+def _condition_failed(e: TransactWriteError, index: int) -> bool:
+    """Whether the transaction's item at `index`, in the order PynamoDB sends them (condition
+    checks, deletes, puts, updates), failed its condition."""
     reasons = e.cancellation_reasons or []
-    return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"
+    reason = reasons[index] if index < len(reasons) else None
+    return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
 def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> ProjectPublic:
@@ -133,7 +136,8 @@ def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> Proj
                 tx.delete(Unique(slug_key(caller.id, old_slug), owner_id=project.id))
             tx.save(project)
     except TransactWriteError as e:
-        if project.slug != old_slug and _first_condition_failed(e):
+        # PynamoDB sends deletes before puts: the reasons are [old slug, new slug, project].
+        if project.slug != old_slug and _condition_failed(e, 1):
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise Conflict("The project changed meanwhile; retry") from e
     return project_public(project)
