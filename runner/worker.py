@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,9 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import storage
+from chalicelib import metrics, storage
 from chalicelib.aws import client
-from chalicelib.config import get_settings
 from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import JobMessage
@@ -86,7 +86,8 @@ class RunnerSettings:
     @classmethod
     def from_queue(cls, queue_url: str | None = None) -> RunnerSettings:
         """Read the queue's visibility timeout and redrive policy; the rest from A6HUB_RUNNER_*."""
-        url = queue_url or get_settings().jobs_queue_url
+        # Env only: the runner holds no JWT key, so it never builds the API's Settings.
+        url = queue_url or os.environ.get("A6HUB_JOBS_QUEUE_URL", "")
         if not url:
             raise RuntimeError("A6HUB_JOBS_QUEUE_URL is not set: the runner has no queue to poll")
         sqs = client("sqs")
@@ -237,6 +238,7 @@ class Worker:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
             self._delete(receipt)
             return "cancelled"
+        metrics.job_started(job.job_type, _seconds_since(job.created_at))
         return self.run(Run(job=job, receipt=receipt))
 
     def _finish_without_running(self, job: Job, status: str, reason: str) -> None:
@@ -311,7 +313,8 @@ class Worker:
         result.duration_s = duration
         log.close()
         result.log_bytes, result.log_truncated = log.size, log.truncated
-        job_lifecycle.finish(job, self.settings.runner_id, result)
+        if job_lifecycle.finish(job, self.settings.runner_id, result):
+            metrics.job_finished(job.job_type, result.status, result.duration_s)
         self._delete(run.receipt)
         self.jobs_run += 1
         if self.max_jobs and self.jobs_run >= self.max_jobs:
@@ -381,11 +384,20 @@ class Worker:
                       "each time); the message went to the dead-letter queue")
             if job_lifecycle.fail_unstarted(job, reason):
                 failed = 1
+                metrics.job_finished(job.job_type, FAILED, None)
                 logger.error("job dead-lettered", extra={"job_id": job.id,
                                                          "project_id": job.project_id,
                                                          "metric": "DeadLetteredJobs"})
         self._delete(receipt, dlq)
         return failed
+
+
+def _seconds_since(iso: str) -> float:
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - then).total_seconds()
 
 
 def _exit_code(steps: list[Any]) -> int | None:

@@ -56,10 +56,12 @@ class RunnerProcess:
         self.log = log
         settings = {"A6HUB_RUNNER_WAIT_SECONDS": "1", "A6HUB_RUNNER_DLQ_CHECK_SECONDS": "1",
                     "A6HUB_RUNNER_CANCEL_POLL_SECONDS": "0.25", "A6HUB_LOG_LEVEL": "INFO", **env}
+        # No JWT signing key: a runner never needs it, so a sandbox escape cannot steal it.
+        environ = {k: v for k, v in os.environ.items() if k != "A6HUB_JWT_SECRET"}
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "runner", "--queue-url", queues.url], cwd=ROOT,
-                env={**os.environ, **settings}, stdout=out, stderr=subprocess.STDOUT)
+                env={**environ, **settings}, stdout=out, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import storage
+from chalicelib import metrics, storage
 from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
@@ -96,6 +96,7 @@ def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
             logger.error("could not mark an unqueued job failed", extra={"job_id": job.id})
         raise ServiceUnavailable(f"{reason} (job {job.id}); try again",
                                  headers={"Retry-After": "5"}) from e
+    metrics.job_submitted(job.job_type)
     return job_public(job)
 
 
