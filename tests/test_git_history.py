@@ -152,3 +152,35 @@ def test_an_empty_project_has_no_commits(api: Api, owner: UserCtx) -> None:
     pid = make_project(api, owner)["id"]
     assert _commits(api, owner, pid) == []
     assert api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).status == 404
+
+
+def test_fork_keeps_the_full_history_and_the_files(api: Api, owner: UserCtx, editor: UserCtx,
+                                                   stranger: UserCtx) -> None:
+    # GIVEN a public project with two commits, and a private one
+    pid = make_project(api, owner, visibility="public")["id"]
+    make_file(api, owner, pid, "rtl/a.v", "// a\n")
+    make_file(api, owner, pid, "rtl/b.v", "// b\n")
+    private = make_project(api, owner)["id"]
+    history = _commits(api, owner, pid)
+
+    # WHEN another user forks the public project
+    reply = api.post(f"/api/v1/projects/{pid}/fork", token=editor.token,
+                     json_body={"name": "my fork"})
+
+    # THEN the fork is theirs, with the same commits and the same files
+    assert reply.status == 201, reply.body
+    fork = reply.json
+    assert fork["owner_id"] == editor.id and fork["id"] != pid
+    assert fork["visibility"] == "public" and fork["file_count"] == 2
+    assert [c["id"] for c in _commits(api, editor, fork["id"])] == [c["id"] for c in history]
+    listed = api.get(f"/api/v1/projects/{fork['id']}/files", token=editor.token).json
+    assert sorted(f["filepath"] for f in listed) == ["rtl/a.v", "rtl/b.v"]
+
+    # AND later changes to either side stay on their side
+    make_file(api, editor, fork["id"], "rtl/c.v", "// c\n")
+    assert len(_commits(api, editor, fork["id"])) == 3
+    assert len(_commits(api, owner, pid)) == 2
+
+    # AND a private project cannot be forked by someone who cannot read it
+    assert api.post(f"/api/v1/projects/{private}/fork", token=stranger.token,
+                    json_body={}).status == 404

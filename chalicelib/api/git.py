@@ -30,10 +30,12 @@ from chalicelib.schemas.git import (
     CommitPublic,
     DiffPublic,
     FileAtCommit,
+    ForkRequest,
     RestoreRequest,
     RestoreResult,
 )
-from chalicelib.services import history
+from chalicelib.schemas.projects import ProjectPublic
+from chalicelib.services import forks, history
 
 bp = Blueprint(__name__)
 
@@ -167,3 +169,14 @@ def restore(project_id: str) -> Response:
     caller = required_caller(request)
     commit = history.restore(caller, project_id, parse_body(request, RestoreRequest))
     return json_response(RestoreResult(restored=commit is not None, commit=commit))
+
+
+@route(bp, "/{project_id}/fork", methods=["POST"], doc=Doc(
+    "Fork a project you can read into your account, with its full history", ForkRequest,
+    ProjectPublic, status=201, errors=(409,)))
+def fork(project_id: str) -> Response:
+    request = bp.current_request
+    caller = required_caller(request)
+    raw = request_bytes(request)
+    data = parse_body(request, ForkRequest) if raw.strip() else ForkRequest()
+    return json_response(forks.fork_project(caller, project_id, data), status=201)

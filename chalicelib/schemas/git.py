@@ -65,3 +65,11 @@ class RestoreRequest(RequestModel):
 class RestoreResult(PublicModel):
     restored: bool
     commit: CommitPublic | None
+
+
+class ForkRequest(RequestModel):
+    """A fork of a project the caller can read, owned by the caller, with its full history."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Literal["private", "public"] | None = None  # default: the source's

@@ -87,7 +87,7 @@ _cache = _ObjectCache(_CACHE_BYTES)
 
 
 @lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
+def io_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="git-s3")
 
 
@@ -131,7 +131,7 @@ class S3ObjectStore(MemoryObjectStore):
         todo = [_hex(s) for s in shas]
         todo = [s for s in todo if s not in self._data and _cache.get((self.project_id, s)) is None]
         if len(todo) > 1:
-            list(_pool().map(self._fetch, todo))
+            list(io_pool().map(self._fetch, todo))
 
     def contains_loose(self, sha: Any) -> bool:
         hexsha = _hex(sha)
@@ -195,7 +195,7 @@ class S3ObjectStore(MemoryObjectStore):
                                     Body=obj.as_legacy_object(), ContentType="application/x-git-loose-object")
             _cache.put((self.project_id, obj.id), (obj.type_num, obj.as_raw_string()))
 
-        list(_pool().map(upload, objects))
+        list(io_pool().map(upload, objects))
         self._data.clear()
 
     def discard(self) -> None:

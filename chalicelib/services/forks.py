@@ -1,0 +1,53 @@
+"""Forks: a new project owned by the caller with the full history of one they can read."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from chalicelib.aws import client
+from chalicelib.config import get_settings
+from chalicelib.models.git import GitRef
+from chalicelib.schemas.git import ForkRequest
+from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
+from chalicelib.services import gitsync, projects
+from chalicelib.services.gitstore import io_pool, objects_prefix, open_repo
+from chalicelib.services.identity import Caller
+
+
+def fork_project(caller: Caller, project_id: str, data: ForkRequest) -> ProjectPublic:
+    source = projects.authorize(caller, project_id, "read").project
+    created = projects.create_project(caller, ProjectCreate(
+        name=data.name or source.name,
+        description=data.description if data.description is not None else source.description,
+        visibility=cast(Visibility, data.visibility or source.visibility)))
+    try:
+        _copy_repository(source.id, created.id)
+    except Exception:
+        projects.delete_project(caller, created.id)  # no half-made fork stays behind
+        raise
+    return projects.get_project(caller, created.id)
+
+
+def _copy_repository(source_id: str, target_id: str) -> None:
+    """Objects are immutable: copy them server-side, then the refs, then fill the files table."""
+    bucket = get_settings().bucket
+    s3 = client("s3")
+    source_prefix, target_prefix = objects_prefix(source_id), objects_prefix(target_id)
+
+    def copy(key: str) -> None:
+        s3.copy_object(Bucket=bucket, Key=target_prefix + key[len(source_prefix):],
+                       CopySource={"Bucket": bucket, "Key": key})
+
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=source_prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    list(io_pool().map(copy, keys))
+    refs = list(GitRef.query(source_id, consistent_read=True))
+    with GitRef.batch_write() as batch:
+        for ref in refs:
+            batch.save(GitRef(target_id, ref.ref, target=ref.target, updated_at=ref.updated_at))
+    repo = open_repo(target_id)
+    head = repo.head_commit()
+    if head is not None:
+        commit = repo.object_store[head]
+        gitsync.sync_files(repo, None, commit.tree)  # type: ignore[attr-defined]
