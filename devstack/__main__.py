@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack import bootstrap, environment
+from devstack import bootstrap, environment, events
 from devstack.emulator import Emulator, start_moto, wait_until_up
 
 
@@ -40,7 +40,20 @@ def provision(emulator: Emulator, stage: str) -> dict[str, str]:
         f"{outputs['BucketName']}, queue {env['A6HUB_JOBS_QUEUE_URL']}")
     if bootstrap.ensure_bucket(outputs["BucketName"]):
         say(f"bucket {outputs['BucketName']} ready on the S3 endpoint {os.environ['AWS_ENDPOINT_URL_S3']}")
+    if events.apply_notifications(stage):
+        say(f"bucket notifications from the template applied: uploads/ -> a6hub-{stage}-upload-events")
+    else:
+        say("S3 is on a separate endpoint (MinIO): no upload notifications, presigned uploads stay pending")
     return env
+
+
+def start_events(stage: str) -> subprocess.Popen[bytes] | None:
+    if events.separate_s3_endpoint():
+        return None
+    process = subprocess.Popen([sys.executable, "-m", "devstack", "events", "--stage", stage],
+                               cwd=environment.ROOT)
+    say(f"started the upload-event dispatcher (python -m devstack events, pid {process.pid})")
+    return process
 
 
 def start_runner() -> subprocess.Popen[bytes] | None:
@@ -56,17 +69,19 @@ def run(args: argparse.Namespace) -> int:
     from devstack.server import serve
 
     emulator = start_emulator(args.emulator_port)
-    runner = None
+    runner = dispatcher = None
     try:
         provision(emulator, args.stage)
         runner = start_runner() if not args.no_runner else None
+        dispatcher = start_events(args.stage)
         say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
             "Ctrl-C stops everything")
         serve(args.host, args.port)
     finally:
-        if runner is not None and runner.poll() is None:
-            runner.terminate()
-            runner.wait(timeout=30)
+        for child in (runner, dispatcher):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                child.wait(timeout=30)
         emulator.stop()
         say("stopped")
     return 0
@@ -89,9 +104,18 @@ def serve_only(args: argparse.Namespace) -> int:
     return 0
 
 
+def deliver_events(args: argparse.Namespace) -> int:
+    """Feed the upload notifications of the emulator's bucket to the app's handler (make run)."""
+    try:
+        events.run(args.stage)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
-    parser.add_argument("command", choices=["run", "up", "serve"])
+    parser.add_argument("command", choices=["run", "up", "serve", "events"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--emulator-port", type=int, default=5005)
@@ -100,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", default=str(environment.STATE_DIR / "env.sh"))
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    commands = {"run": run, "up": up, "serve": serve_only}
+    commands = {"run": run, "up": up, "serve": serve_only, "events": deliver_events}
     return commands[args.command](args)
 
 

@@ -97,6 +97,15 @@ def test_api_policy_is_least_privilege(stage: str) -> None:
     assert not _allows(policy, "secretsmanager:GetSecretValue",
                        f"arn:aws:secretsmanager:{region_account}:secret:a6hub/{other}/jwt-signing-key-AbCdEf")
     assert all(s["Resource"] != "*" and s["Action"] != "*" for s in policy["Statement"])
+    # AND the upload-events function drains its own queue, and only that one
+    events = _policy(f"{stage}-upload-events")
+    upload_events = f"arn:aws:sqs:{region_account}:a6hub-{stage}-upload-events"
+    assert _allows(events, "sqs:ReceiveMessage", upload_events)
+    assert _allows(events, "sqs:DeleteMessage", upload_events)
+    assert not _allows(policy, "sqs:ReceiveMessage", upload_events)
+    assert not _allows(events, "sqs:SendMessage", queue)
+    assert not _allows(events, "sqs:ReceiveMessage", queue)
+    assert not _allows(events, "dynamodb:Scan", f"{tables}/a6hub-{stage}-users")
 
 
 def test_jwt_key_comes_from_secrets_manager_in_a_deployed_stage(
@@ -214,6 +223,15 @@ def test_chalice_package_output_is_wired_to_the_deployed_exports(
     # AND the function's role carries exactly the stage's policy file
     role = resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     assert role == _policy("dev")
+    # AND the upload notifications reach their own function, with its own policy, from the
+    # queue infra/resources.yaml names for the stage
+    uploads = resources["OnUploadEvents"]["Properties"]
+    source = uploads["Events"]["OnUploadEventsSqsEventSource"]
+    assert source["Type"] == "SQS" and source["Properties"]["Queue"]["Fn::Sub"].endswith(
+        ":a6hub-dev-upload-events")
+    assert resources["OnUploadEventsRole"]["Properties"]["Policies"][0]["PolicyDocument"] == \
+        _policy("dev-upload-events")
+    assert {"A6HUB_TABLE_PREFIX", "A6HUB_BUCKET"} <= set(uploads["Environment"]["Variables"])
     # AND an unknown path answers 404 {"detail": "Not Found"} instead of API Gateway's 403
     missing = resources["RestAPI"]["Properties"]["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["StatusCode"] == 404

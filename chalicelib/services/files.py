@@ -167,6 +167,16 @@ def create_file(caller: Caller, project_id: str, data: FileCreate,
     return created
 
 
+def create_from_upload(caller: Caller, project_id: str, path: str, data: bytes,
+                       mime_type: str | None, limit: int) -> FilePublic:
+    """A file whose body arrived through a presigned upload (services/uploads.py)."""
+    authorize(caller, project_id, "write")
+    check_size(data, limit)
+    created = _store_new(project_id, path, Body(data, guess_mime(path, data, mime_type)))
+    history.record_change(caller, project_id, [history.Edit(path, data)], None)
+    return created
+
+
 def _store_new(project_id: str, path: str, body: Body) -> FilePublic:
     now = utcnow_iso()
     file_id = new_id()

@@ -1,0 +1,106 @@
+"""Local S3 event delivery, as AWS does it for a deployed stage.
+
+`apply_notifications` gives the emulator's bucket the NotificationConfiguration written in
+infra/resources.yaml (moto's CloudFormation creates the bucket but skips that block), and
+`deliver_once` / `run` feed the notification queue to the app's own `on_sqs_message` handler,
+in the event shape Lambda's SQS trigger uses. MinIO (a separate S3 endpoint) cannot notify an
+SQS queue, so there uploads stay pending (README "Run on LocalStack + MinIO").
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from devstack.bootstrap import TEMPLATE
+
+Handler = Callable[[dict[str, Any], Any], Any]
+HANDLER_NAME = "on_upload_events"
+
+
+def separate_s3_endpoint() -> bool:
+    s3 = os.environ.get("AWS_ENDPOINT_URL_S3")
+    return bool(s3) and s3 != os.environ.get("AWS_ENDPOINT_URL")
+
+
+def _sub(value: Any, stage: str) -> str:
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return str(text).replace("${Stage}", stage)
+
+
+def apply_notifications(stage: str) -> bool:
+    """Put the template's bucket notifications on the emulator's bucket; False if not possible."""
+    if separate_s3_endpoint():
+        return False
+    from cfnlint.decode.cfn_yaml import load  # dev dependency; devstack is local-only
+
+    resources = load(str(TEMPLATE))["Resources"]
+    bucket = resources["DataBucket"]["Properties"]
+    configurations = []
+    sqs = boto3.client("sqs")
+    for item in bucket.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
+        queue = resources[item["Queue"]["Fn::GetAtt"][0]]["Properties"]["QueueName"]
+        url = sqs.get_queue_url(QueueName=_sub(queue, stage))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+        configurations.append({
+            "QueueArn": arn, "Events": [item["Event"]],
+            "Filter": {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}},
+        })
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+    s3.put_bucket_notification_configuration(
+        Bucket=_sub(bucket["BucketName"], stage),
+        NotificationConfiguration={"QueueConfigurations": configurations})
+    return bool(configurations)
+
+
+def events_queue_url(stage: str) -> str:
+    url: str = boto3.client("sqs").get_queue_url(QueueName=f"a6hub-{stage}-upload-events")["QueueUrl"]
+    return url
+
+
+def app_handler() -> Handler:
+    from app import app
+
+    handler: Handler = app.handler_map[HANDLER_NAME]
+    return handler
+
+
+def deliver_once(queue_url: str, handler: Handler, wait_seconds: int = 0) -> int:
+    """Receive up to 10 notifications, hand them to `handler` as one SQS-trigger event, and
+    delete them if it returns (if it raises they come back after the visibility timeout)."""
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                   WaitTimeSeconds=wait_seconds).get("Messages", [])
+    if not messages:
+        return 0
+    event = {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+        "eventSource": "aws:sqs", "eventSourceARN": queue_url, "awsRegion": sqs.meta.region_name,
+    } for m in messages]}
+    handler(event, None)
+    sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    return len(messages)
+
+
+def run(stage: str, stop: threading.Event | None = None) -> None:
+    """Deliver notifications until `stop` is set (or forever)."""
+    from aws_lambda_powertools import Logger
+
+    logger = Logger(service="a6hub", child=True)
+    handler = app_handler()
+    url = events_queue_url(stage)
+    while stop is None or not stop.is_set():
+        try:
+            deliver_once(url, handler, wait_seconds=5)
+        except Exception:  # noqa: BLE001 - a failed batch is retried, the loop goes on
+            logger.exception("upload event delivery failed; the messages will be retried")
+            time.sleep(1)
