@@ -347,6 +347,7 @@ class _Watch:
         with selectors.DefaultSelector() as selector:
             selector.register(stream, selectors.EVENT_READ)
             open_stream = True
+            pause = 0.001  # after EOF the exit follows within a moment: poll fast, then back off
             while not self._stopped():
                 if open_stream and selector.select(POLL_SECONDS):
                     chunk = os.read(stream.fileno(), 65536)
@@ -358,7 +359,8 @@ class _Watch:
                 elif self._reap(os.WNOHANG):
                     break
                 elif not open_stream:
-                    time.sleep(POLL_SECONDS)
+                    time.sleep(pause)
+                    pause = min(pause * 2, POLL_SECONDS)
         if self.result.limit or self.result.cancelled:
             self._kill()
         self._reap(0)
@@ -481,7 +483,7 @@ def _reap_uid(uid: int) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
 def _pids_of(uid: int) -> list[int]:
