@@ -11,6 +11,19 @@ from chalicelib.logs import configure_logging
 from runner.worker import RunnerSettings, Worker
 
 
+def hide_from_same_uid() -> None:
+    """Make this process non-dumpable: /proc/<pid>/environ, mem and fd become unreadable to
+    processes of the same uid. Where tools cannot get their own uid (Fargate, unsandboxed), this
+    keeps the credentials endpoint's path (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) out of reach."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_dumpable = 4
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def _install_signals(worker: Worker) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # First signal: finish the current job within the grace period, then release it.
@@ -27,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-jobs", type=int, default=0,
                         help="exit after running this many jobs (1: one job per task); 0: never")
     args = parser.parse_args(argv)
+    hide_from_same_uid()
     logger = configure_logging()
     settings = RunnerSettings.from_queue(args.queue_url)
     worker = Worker(settings, max_jobs=args.max_jobs)

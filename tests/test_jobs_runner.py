@@ -6,6 +6,7 @@ Real tools and real processes (SIGKILL, SIGTERM) are in test_jobs_e2e.py.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import boto3
 import pytest
 import requests
 
-from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.conftest import ROOT, Api, UserCtx, make_file, make_project
 from tests.jobs_support import FakeExecute, Queues, api_queue, make_queues, wait_for
 
 LINT = {"job_type": "lint", "config": {}}
@@ -318,3 +319,28 @@ def test_the_log_is_capped_and_says_so(api: Api, owner: UserCtx, project: dict[s
     assert job["log_truncated"] and logs["truncated"]
     assert "log truncated" in logs["logs"]
     assert logs["size_bytes"] < 10_000 + 64 * 1024 + 200
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start two processes as another uid")
+def test_runner_hides_its_environment_from_its_own_uid(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN a process holding a secret in its environment that called hide_from_same_uid()
+    script = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from runner.__main__ import "
+              "hide_from_same_uid; hide_from_same_uid(); print('ready', flush=True); "
+              "time.sleep(30)")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    holder = subprocess.Popen([*as_nobody, sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin", "CREDS_PATH": "secret-guid"}, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        # WHEN another process of the same uid (a tool) reads its /proc/<pid>/environ
+        probe = subprocess.run([*as_nobody, "cat", f"/proc/{holder.pid}/environ"],
+                               capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    # THEN the kernel refuses, and nothing of the secret comes out
+    assert probe.returncode != 0 and "secret-guid" not in probe.stdout
+    assert "Permission denied" in probe.stderr
