@@ -18,12 +18,13 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
@@ -213,32 +214,30 @@ class _JobRun:
             for name in sorted(files):
                 if not name.endswith(".vcd") or found >= MAX_WAVEFORMS:
                     continue
-                data = self._read_regular(dir_fd, name)
-                if data is None:
-                    continue
-                found += 1
                 rel = os.path.relpath(os.path.join(dirpath, name), self.dirs.work)
-                self._artifact(self._unique_name(rel), data, "waveform", "text/x-vcd")
+                if self._copy_out(dir_fd, name, self._unique_name(rel), "waveform", "text/x-vcd"):
+                    found += 1
         self.outcome.summary["waveforms"] = found
 
     def _collect_synthesis(self) -> None:
         build = self._build_fd()
         try:
             raw = self._read_regular(build, os.path.basename(tools.STAT_RAW))
-            netlist_json = self._read_regular(build, os.path.basename(tools.NETLIST_JSON))
-            netlist_v = self._read_regular(build, os.path.basename(tools.NETLIST_VERILOG))
+            if raw is None:
+                raise _Failed("synthesis produced no statistics")
+            try:
+                summary = tools.stat_summary(tools.load_json(raw))
+            except ValueError as e:
+                raise _Failed(f"synthesis statistics are not valid JSON: {e}") from e
+            self.outcome.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
+            self._artifact("stat.json", json.dumps(summary, indent=2).encode(), "stat", "application/json")
+            for built, name, kind, mime in (
+                    (tools.NETLIST_JSON, "netlist.json", "netlist_json", "application/json"),
+                    (tools.NETLIST_VERILOG, "netlist.v", "netlist_verilog", "text/x-verilog")):
+                if not self._copy_out(build, os.path.basename(built), name, kind, mime):
+                    raise _Failed(f"synthesis produced no {name}")
         finally:
             os.close(build)
-        if raw is None or netlist_json is None or netlist_v is None:
-            raise _Failed("synthesis produced no statistics or netlist")
-        try:
-            summary = tools.stat_summary(tools.load_json(raw))
-        except ValueError as e:
-            raise _Failed(f"synthesis statistics are not valid JSON: {e}") from e
-        self.outcome.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
-        self._artifact("stat.json", json.dumps(summary, indent=2).encode(), "stat", "application/json")
-        self._artifact("netlist.json", netlist_json, "netlist_json", "application/json")
-        self._artifact("netlist.v", netlist_v, "netlist_verilog", "text/x-verilog")
 
     def _collect_lint(self, model: LintConfig) -> None:
         output = self.captured.get("lint", b"").decode(errors="replace")
@@ -269,20 +268,34 @@ class _JobRun:
         finally:
             os.close(work)
 
-    def _read_regular(self, dir_fd: int, name: str) -> bytes | None:
-        """Read a file a tool wrote, refusing links, FIFOs, devices and anything over the cap."""
+    def _open_regular(self, dir_fd: int, name: str) -> BinaryIO | None:
+        """Open a file a tool wrote, refusing links, FIFOs, devices and anything over the cap."""
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         except OSError:
             return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > self.limits.file_bytes:
-                return None
-            with os.fdopen(os.dup(fd), "rb") as f:
-                return f.read(self.limits.file_bytes + 1)[: self.limits.file_bytes]
-        finally:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > self.limits.file_bytes:
             os.close(fd)
+            return None
+        return os.fdopen(fd, "rb")
+
+    def _read_regular(self, dir_fd: int, name: str) -> bytes | None:
+        f = self._open_regular(dir_fd, name)
+        if f is None:
+            return None
+        with f:
+            return f.read(self.limits.file_bytes)
+
+    def _copy_out(self, dir_fd: int, name: str, out_name: str, kind: str, mime: str) -> bool:
+        f = self._open_regular(dir_fd, name)
+        if f is None:
+            return False
+        path = self.dirs.out / out_name
+        with f, open(path, "wb") as target:
+            shutil.copyfileobj(f, target, 1024 * 1024)
+        self.outcome.artifacts.append(Artifact(name=out_name, path=path, kind=kind, mime=mime))
+        return True
 
     def _unique_name(self, rel: str) -> str:
         """A plain file name for a tool-chosen path: [A-Za-z0-9._-], starting alphanumeric."""
