@@ -213,6 +213,10 @@ def test_syntax_error_fails_with_the_tools_message_and_file_line(tmp_path: Path)
     assert outcome.status == "failed"
     assert "rtl/bad.v:3" in (outcome.error_message or ""), log
 
+    outcome, log = run(workdir, "simulation", {"testbench": "bad", "simulator": "verilator"})
+    assert outcome.status == "failed"
+    assert "%Error: rtl/bad.v:3" in (outcome.error_message or ""), log
+
 
 def test_missing_testbench_file_fails_clearly(tmp_path: Path) -> None:
     workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER})
