@@ -168,6 +168,34 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+_probe: dict[str, str | None] = {}
+
+
+def sandbox_problem() -> str | None:
+    """None when bubblewrap works here, else why not. Probed once per process by running
+    /bin/true in a sandbox exactly as jobs are run (the runner calls this before polling)."""
+    if bwrap_path() is None:
+        return "bubblewrap (bwrap) is not installed"
+    if "result" not in _probe:
+        _probe["result"] = _run_probe()
+    return _probe["result"]
+
+
+def _run_probe() -> str | None:
+    with tempfile.TemporaryDirectory(prefix="a6hub-probe-") as tmp:
+        uid = sandbox_uid()
+        box = Sandbox(JobDirs.prepare(Path(tmp), uid), Limits(wall_seconds=30), sandboxed=True, uid=uid)
+        output: list[bytes] = []
+        try:
+            result = box.run(["/bin/true"], LogBudget(4096, sink=output.append), threading.Event())
+        finally:
+            box.dirs.remove_stage()
+    if result.ok:
+        return None
+    detail = b"".join(output).decode(errors="replace").strip().splitlines()
+    return f"bubblewrap cannot run here ({detail[-1] if detail else f'exit {result.exit_code}'})"
+
+
 def unsandboxed_allowed() -> bool:
     return os.environ.get("A6HUB_RUNNER_UNSANDBOXED", "").strip().lower() in {"1", "true", "yes"}
 
@@ -202,16 +230,17 @@ class Sandbox:
     @classmethod
     def for_job(cls, workdir: Path, limits: Limits) -> Sandbox:
         """Check bubblewrap (or the explicit development opt-out) and prepare the job's dirs."""
-        if bwrap_path() is not None:
+        problem = sandbox_problem()
+        if problem is None:
             uid = sandbox_uid()
             return cls(JobDirs.prepare(workdir, uid), limits, sandboxed=True, uid=uid)
         if not unsandboxed_allowed():
             raise SandboxUnavailable(
-                "bubblewrap (bwrap) is not installed; refusing to run untrusted HDL tools. "
-                "Install the Debian package 'bubblewrap', or set A6HUB_RUNNER_UNSANDBOXED=1 "
+                f"{problem}; refusing to run untrusted HDL tools. Install the Debian package "
+                "'bubblewrap' on a kernel with user namespaces, or set A6HUB_RUNNER_UNSANDBOXED=1 "
                 "for development only."
             )
-        logger.warning("A6HUB_RUNNER_UNSANDBOXED=1: running tools WITHOUT a sandbox (development only)")
+        logger.warning("A6HUB_RUNNER_UNSANDBOXED=1: running tools WITHOUT a sandbox (%s)", problem)
         return cls(JobDirs.prepare(workdir, None), limits, sandboxed=False)
 
     def inside(self, name: str, *parts: str) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -584,10 +586,30 @@ def test_missing_bubblewrap_refuses_unless_explicitly_unsandboxed(
     monkeypatch.delenv("A6HUB_RUNNER_UNSANDBOXED", raising=False)
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    assert not (workdir / "out").exists()
     monkeypatch.setenv("A6HUB_RUNNER_UNSANDBOXED", "1")
     outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
     assert outcome.status == "completed", log
     assert "WITHOUT a sandbox" in log
+
+
+def test_an_unusable_bubblewrap_is_refused_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a bwrap that exists but cannot create namespaces (as on Fargate)
+    bin_dir = Path(tempfile.mkdtemp(prefix="a6hub-fake-bwrap-"))  # reachable by the sandbox uid
+    bin_dir.chmod(0o755)
+    fake = bin_dir / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(runner.sandbox, "bwrap_path", lambda: str(fake))
+    monkeypatch.setattr(runner.sandbox, "_probe", {})
+    monkeypatch.delenv("A6HUB_RUNNER_UNSANDBOXED", raising=False)
+    # WHEN the runner checks it / THEN it says why and refuses to run jobs
+    assert runner.sandbox.sandbox_problem() == (
+        "bubblewrap cannot run here (bwrap: No permissions to create new namespace)")
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER})
+    with pytest.raises(SandboxUnavailable, match="No permissions to create new namespace"):
+        run(workdir, "lint", {})
+    shutil.rmtree(bin_dir)
 
 
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
