@@ -579,6 +579,14 @@ def test_cancel_kills_the_whole_tool_tree_within_two_seconds(tmp_path: Path) -> 
     a_normal_job_still_completes(tmp_path)
 
 
+def test_a_job_cancelled_before_it_starts_runs_nothing(tmp_path: Path) -> None:
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    cancelled = threading.Event()
+    cancelled.set()
+    outcome, _ = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"}, cancelled=cancelled)
+    assert outcome.status == "cancelled" and outcome.steps == []
+
+
 def test_missing_bubblewrap_refuses_unless_explicitly_unsandboxed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
