@@ -210,13 +210,16 @@ class Worker:
             QueueUrl=queue_url or self.settings.queue_url, ReceiptHandle=receipt,
             VisibilityTimeout=max(0, min(seconds, MAX_VISIBILITY)))
 
-    def _job_of(self, message: dict[str, Any]) -> Job | None:
+    def _message_body(self, message: dict[str, Any]) -> JobMessage | None:
         try:
-            body = JobMessage.model_validate_json(message["Body"])
+            return JobMessage.model_validate_json(message["Body"])
         except ValidationError:
             logger.error("dropping a malformed job message", extra={"body": message["Body"][:200]})
             return None
-        return job_lifecycle.load(body.project_id, body.job_id)
+
+    def _job_of(self, message: dict[str, Any]) -> Job | None:
+        body = self._message_body(message)
+        return job_lifecycle.load(body.project_id, body.job_id) if body else None
 
     def _until_lease_ends(self, job: Job) -> int:
         return int(float(job.lease_expires_at or 0) - time.time()) + 1
@@ -224,6 +227,21 @@ class Worker:
     def handle(self, message: dict[str, Any]) -> str:
         """Decide what one delivery means; returns what was done (for logs and tests)."""
         receipt = message["ReceiptHandle"]
+        body = self._message_body(message)
+        # Claim first (the common case costs one write, which returns the whole record); read
+        # only when the claim is refused, to tell a duplicate from a job held elsewhere.
+        job = Job(body.project_id, body.job_id) if body else None
+        if job is None or not job_lifecycle.claim(job, self.settings.runner_id,
+                                                  self.settings.lease_seconds):
+            return self._unclaimable(message, receipt)
+        if job.cancel_requested:
+            self._finish_without_running(job, CANCELLED, "cancelled before it started")
+            self._delete(receipt)
+            return "cancelled"
+        metrics.job_started(job.job_type, _seconds_since(job.created_at))
+        return self.run(Run(job=job, receipt=receipt))
+
+    def _unclaimable(self, message: dict[str, Any], receipt: str) -> str:
         job = self._job_of(message)
         if job is None or job.status in TERMINAL:
             self._delete(receipt)  # unknown, deleted with its project, or a duplicate of a done job
@@ -232,14 +250,7 @@ class Worker:
             # Another runner is on it; look again once its lease could have lapsed.
             self._change_visibility(receipt, self._until_lease_ends(job))
             return "deferred"
-        if not job_lifecycle.claim(job, self.settings.runner_id, self.settings.lease_seconds):
-            return "lost-claim"  # someone claimed between our read and write; redelivery decides
-        if job.cancel_requested:
-            self._finish_without_running(job, CANCELLED, "cancelled before it started")
-            self._delete(receipt)
-            return "cancelled"
-        metrics.job_started(job.job_type, _seconds_since(job.created_at))
-        return self.run(Run(job=job, receipt=receipt))
+        return "lost-claim"  # claimable again already (a lease lapsed meanwhile): redelivery decides
 
     def _finish_without_running(self, job: Job, status: str, reason: str) -> None:
         job_lifecycle.finish(job, self.settings.runner_id, job_lifecycle.Result(
