@@ -257,3 +257,32 @@ def test_delete_removes_files_members_and_objects(api: Api, aws: dict[str, Any],
     assert api.post("/api/v1/projects", token=owner.token,
                     json_body={"name": project["name"]}).status == 201
     assert api.delete(f"/api/v1/projects/{pid}", token=owner.token).status == 404
+
+
+def test_an_edit_does_not_undo_a_file_write_that_landed_meanwhile(
+        api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an edit of a project that has been read, when a file is written before it is saved
+    from chalicelib.models.accounts import User
+    from chalicelib.schemas.files import FileCreate
+    from chalicelib.services import files, identity, projects
+
+    pid = make_project(api, owner)["id"]
+    real_slugify = projects.slugify
+
+    def slugify_after_a_file_write(name: str) -> str:
+        monkeypatch.setattr(projects, "slugify", real_slugify)
+        files.create_file(identity.Caller(user=User.get(owner.id)), pid,
+                          FileCreate(filename="raced.v", content="x" * 42))
+        return real_slugify(name)
+
+    monkeypatch.setattr(projects, "slugify", slugify_after_a_file_write)
+    # WHEN the edit is saved
+    reply = api.put(f"/api/v1/projects/{pid}", token=owner.token,
+                    json_body={"description": "edited"})
+    assert reply.status == 200, reply.body
+    # THEN the project still counts the file (quotas depend on it) and has the edit
+    got = api.get(f"/api/v1/projects/{pid}", token=owner.token).json
+    assert (got["file_count"], got["total_bytes"]) == (1, 42)
+    assert got["description"] == "edited"
+    assert [f["filepath"] for f in api.get(f"/api/v1/projects/{pid}/files",
+                                           token=owner.token).json] == ["raced.v"]

@@ -11,7 +11,7 @@ Access patterns:
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -44,7 +44,8 @@ class Project(Model):
     feed = UnicodeAttribute(null=True)
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
-    version = VersionAttribute()
+    # No VersionAttribute: file writes bump the counters in place through Project(id) updates,
+    # which would reset a version to 1, and project edits update only what they change.
     public_feed = PublicFeed()
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -134,13 +135,27 @@ def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> Proj
                 tx.save(Unique(slug_key(caller.id, project.slug), owner_id=project.id),
                         condition=Unique.key.does_not_exist())
                 tx.delete(Unique(slug_key(caller.id, old_slug), owner_id=project.id))
-            tx.save(project)
+            # Only the edited attributes: a whole-item save would put back the file counters as
+            # they were read, losing a file write that landed meanwhile (and its quota).
+            tx.update(project, actions=_edit_actions(project),
+                      condition=Project.id.exists() & (Project.slug == old_slug))
     except TransactWriteError as e:
         # PynamoDB sends deletes before puts: the reasons are [old slug, new slug, project].
         if project.slug != old_slug and _condition_failed(e, 1):
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise Conflict("The project changed meanwhile; retry") from e
     return project_public(project)
+
+
+def _edit_actions(project: Project) -> list[Action]:
+    actions: list[Action] = [
+        Project.name.set(project.name), Project.slug.set(project.slug),
+        Project.visibility.set(project.visibility), Project.updated_at.set(project.updated_at),
+    ]
+    for attribute, value in ((Project.description, project.description),
+                             (Project.feed, project.feed)):
+        actions.append(attribute.remove() if value is None else attribute.set(value))
+    return actions
 
 
 def delete_project(caller: Caller, project_id: str) -> None:
