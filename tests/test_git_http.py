@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -309,3 +310,15 @@ def test_info_refs_answers_401_with_a_basic_challenge(api: Api, live_server: str
     assert ok.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
     assert ok.content.startswith(b"001e# service=git-upload-pack\n0000")
 
+
+
+def test_the_git_bench_runs_on_tiny_sizes(live_server: str, emulator: Any, tmp_path: Path) -> None:
+    # GIVEN the running server WHEN bench/git.py runs in quick mode against it
+    from bench.git import run
+    from bench.stack import Stack
+
+    rows = run(Stack(emulator_url=emulator.url, api_url=live_server, baseline_url="",
+                     wsgi_url="", workers=2, log_dir=tmp_path), quick=True)
+    # THEN it reports clone and push times next to their file:// references
+    assert [r.measure.split(",")[0] for r in rows[:2]] == ["git clone", "git push"]
+    assert all(r.value.endswith(" ms") for r in rows)

@@ -27,12 +27,13 @@ from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.projects import Project
 from chalicelib.services.files import guess_mime, path_key
-from chalicelib.services.gitstore import ProjectRepo
+from chalicelib.services.gitstore import ProjectRepo, io_pool
 from chalicelib.services.paths import normalise_path
 
 logger = Logger(service=SERVICE, child=True)
 
 MAX_REPORTED_ERRORS = 5
+TRANSACTION_FILES = 45  # <= 2 items each + the project: under DynamoDB's 100-item limit
 _GITLINK = 0o160000
 
 
@@ -129,14 +130,112 @@ def validate(repo: ProjectRepo, project: Project, changes: list[FileChange],
 
 
 def sync_files(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes | None) -> None:
-    """Make the files table follow main from `old_tree` to `new_tree` (idempotent)."""
-    for change in tree_diff(repo, old_tree, new_tree):
+    """Make the files table follow main from `old_tree` to `new_tree` (idempotent).
+
+    Bodies go to S3 in parallel; rows change in transactions of up to 45 files, each with the
+    project's counters, so a 50-file push is a few round trips rather than hundreds.
+    """
+    changes = tree_diff(repo, old_tree, new_tree)
+    if not changes:
+        return
+    repo.object_store.prefetch([s for c in changes for s in (c.old_sha, c.new_sha) if s])
+    rows = _rows(repo.project_id, [c.path for c in changes])
+    planned = [(c, _plan(repo, c, rows.get(c.path))) for c in changes]
+    ops = [(c, op) for c, op in planned if op is not None]
+    uploads = [op for _, op in ops if op.data is not None]
+    list(io_pool().map(lambda op: storage.put_bytes(op.record.s3_key, op.data or b"",
+                                                    op.record.mime_type), uploads))
+    for start in range(0, len(ops), TRANSACTION_FILES):
+        chunk = ops[start:start + TRANSACTION_FILES]
         try:
-            _apply(repo, change)
+            _write(repo.project_id, [op for _, op in chunk])
         except TransactWriteError:
-            # A concurrent files-API write to the same path won: its commit follows ours.
-            logger.warning("files table row changed meanwhile; kept the newer one",
-                           extra={"project_id": repo.project_id, "path": change.path})
+            # Some row changed since it was read (a concurrent files-API write): one at a time.
+            storage.delete_keys(op.record.s3_key for _, op in chunk if op.data is not None)
+            for change, _ in chunk:
+                _apply_one(repo, change)
+            continue
+        storage.delete_keys(op.old_key for _, op in chunk if op.old_key)
+
+
+@dataclass
+class _Op:
+    kind: str  # "create" | "update" | "delete"
+    record: File  # the row to write (create, update) or delete
+    data: bytes | None = None  # new body, uploaded before the transaction
+    old_key: str | None = None  # body to delete once the transaction succeeded
+    size_delta: int = 0
+
+
+def _rows(project_id: str, paths: list[str]) -> dict[str, File]:
+    guards = {g.key: g.owner_id for g in Unique.batch_get([path_key(project_id, p) for p in paths])}
+    found = {f.id: f for f in File.batch_get([(project_id, i) for i in set(guards.values())])}
+    rows: dict[str, File] = {}
+    for path in paths:
+        row = found.get(guards.get(path_key(project_id, path), ""))
+        if row is not None:
+            rows[path] = row
+    return rows
+
+
+def _plan(repo: ProjectRepo, change: FileChange, row: File | None) -> _Op | None:
+    project_id = repo.project_id
+    old_data = repo.object_store.get_raw(change.old_sha)[1] if change.old_sha else None
+    if row is not None and old_data is not None and row.sha256 != _sha256(old_data):
+        return None  # the row was changed after the old tree: newer than this push
+    if change.new_sha is None:
+        return None if row is None else _Op("delete", row, size_delta=-int(row.size_bytes))
+    data = repo.object_store.get_raw(change.new_sha)[1]
+    now = utcnow_iso()
+    if row is None:
+        file_id = new_id()
+        record = File(project_id, file_id, filename=change.path.rsplit("/", 1)[-1],
+                      filepath=change.path, size_bytes=len(data),
+                      mime_type=guess_mime(change.path, data, None), sha256=_sha256(data),
+                      s3_key=storage.file_body_key(project_id, file_id), created_at=now,
+                      updated_at=now)
+        return _Op("create", record, data, size_delta=len(data))
+    if row.sha256 == _sha256(data):
+        return None
+    old_key, old_size = row.s3_key, int(row.size_bytes)
+    row.s3_key = storage.file_body_key(project_id, row.id)
+    row.size_bytes, row.sha256, row.updated_at = len(data), _sha256(data), now
+    return _Op("update", row, data, old_key=old_key, size_delta=len(data) - old_size)
+
+
+def _write(project_id: str, ops: list[_Op]) -> None:
+    count_delta = 0
+    with TransactWrite(connection=transaction_connection()) as tx:
+        for op in ops:
+            record = op.record
+            if op.kind == "create":
+                tx.save(Unique(path_key(project_id, record.filepath), owner_id=record.id),
+                        condition=Unique.key.does_not_exist())
+                tx.save(record, condition=File.id.does_not_exist())
+                count_delta += 1
+            elif op.kind == "update":
+                tx.save(record)  # carries the version condition
+            else:
+                tx.delete(record)
+                tx.delete(Unique(path_key(project_id, record.filepath), owner_id=record.id))
+                count_delta -= 1
+        tx.update(Project(project_id), actions=[
+            Project.file_count.add(count_delta),
+            Project.total_bytes.add(sum(op.size_delta for op in ops)),
+            Project.updated_at.set(utcnow_iso()),
+        ], condition=Project.id.exists(), add_version_condition=False)
+    for op in ops:
+        if op.kind == "delete":
+            op.old_key = op.record.s3_key
+
+
+def _apply_one(repo: ProjectRepo, change: FileChange) -> None:
+    try:
+        _apply(repo, change)
+    except TransactWriteError:
+        # A concurrent files-API write to the same path won: its commit follows ours.
+        logger.warning("files table row changed meanwhile; kept the newer one",
+                       extra={"project_id": repo.project_id, "path": change.path})
 
 
 def _sha256(data: bytes) -> str:
