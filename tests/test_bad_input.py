@@ -57,6 +57,7 @@ def my_project_names(api: Api, user: UserCtx) -> set[str]:
     (b"\xff\xfe{}", 400),              # not UTF-8
     ("", 422),                         # no body
     ("[]", 422), ('"a string"', 422), ("42", 422), ("null", 422),  # not an object
+    ("[" * 200_000, 400), ('{"a":' * 100_000 + "1" + "}" * 100_000, 400),  # nested too deeply
 ])
 def test_unparseable_bodies(api: Api, owner: UserCtx, raw: str | bytes, status: int) -> None:
     before = my_project_names(api, owner)

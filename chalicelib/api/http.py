@@ -113,6 +113,8 @@ def parse_body(request: Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest("request body is not valid JSON") from e
+    except RecursionError as e:  # "[[[[...": a few hundred kB of nesting exhausts the stack
+        raise BadRequest("request body is nested too deeply") from e
     if not isinstance(data, dict):
         raise Unprocessable("request body must be a JSON object")
     return model.model_validate(data)
