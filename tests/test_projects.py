@@ -87,6 +87,23 @@ def test_slug_is_unique_per_owner(api: Api, owner: UserCtx, editor: UserCtx) -> 
     assert theirs.status == 201 and theirs.json["slug"] == first["slug"]
 
 
+@pytest.mark.parametrize(("names", "slugs"), [
+    (["Café Überflieger"], ["cafe-uberflieger"]),
+    (["Проект", "数字设计", "!!!"], None),  # no Latin letters: one slug each, from the id
+])
+def test_slugs_of_any_name(api: Api, names: list[str], slugs: list[str] | None) -> None:
+    me = make_user(api)
+    created = [api.post("/api/v1/projects", token=me.token, json_body={"name": n}) for n in names]
+    assert [r.status for r in created] == [201] * len(names), [r.body for r in created]
+    got = [r.json["slug"] for r in created]
+    if slugs is not None:
+        assert got == slugs
+    else:
+        assert len(set(got)) == len(got)
+        for reply in created:
+            assert reply.json["slug"] == f"project-{reply.json['id'][-8:].lower()}"
+
+
 def test_list_mine_has_owned_and_shared_projects(api: Api, editor: UserCtx,
                                                  stranger: UserCtx) -> None:
     # GIVEN a fresh user with two projects of their own, one shared with them, one not
@@ -269,11 +286,11 @@ def test_an_edit_does_not_undo_a_file_write_that_landed_meanwhile(
     pid = make_project(api, owner)["id"]
     real_slugify = projects.slugify
 
-    def slugify_after_a_file_write(name: str) -> str:
+    def slugify_after_a_file_write(name: str, project_id: str = "") -> str:
         monkeypatch.setattr(projects, "slugify", real_slugify)
         files.create_file(identity.Caller(user=User.get(owner.id)), pid,
                           FileCreate(filename="raced.v", content="x" * 42))
-        return real_slugify(name)
+        return real_slugify(name, project_id)
 
     monkeypatch.setattr(projects, "slugify", slugify_after_a_file_write)
     # WHEN the edit is saved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -41,9 +42,12 @@ class Access:
     role: str | None  # None: a non-member reading a public project
 
 
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
-    return slug or "project"
+def slugify(name: str, project_id: str = "") -> str:
+    """ASCII slug of a name ("Café Core" -> "cafe-core"). A name with no Latin letters or digits
+    ("Проект", "数字设计") gets "project-<end of its id>", so such names do not all collide."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60].strip("-")
+    return slug or f"project-{project_id[-8:].lower()}".rstrip("-")
 
 
 def slug_key(owner_id: str, slug: str) -> str:
@@ -88,8 +92,10 @@ def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
 
 def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
     now = utcnow_iso()
+    project_id = new_id()
     project = Project(
-        id=new_id(), name=data.name, slug=slugify(data.name), description=data.description,
+        id=project_id, name=data.name, slug=slugify(data.name, project_id),
+        description=data.description,
         visibility=data.visibility, owner_id=caller.id, created_at=now, updated_at=now,
         feed=PUBLIC_FEED if data.visibility == "public" else None, file_count=0, total_bytes=0,
     )
@@ -126,7 +132,7 @@ def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> Proj
         raise BadRequest("visibility cannot be null")
     for field, value in changes.items():
         setattr(project, field, value)
-    project.slug = slugify(project.name)
+    project.slug = slugify(project.name, project.id)
     project.feed = PUBLIC_FEED if project.visibility == "public" else None
     project.updated_at = utcnow_iso()
     try:
