@@ -181,7 +181,25 @@ def sandbox_problem() -> str | None:
     return _probe["result"]
 
 
+def remove_stale_stages(max_age_s: float) -> int:
+    """Delete job stages left by a runner that was killed mid-job (older than any live job)."""
+    base = _stage_base()
+    removed = 0
+    for entry in os.scandir(base):
+        info = entry.stat(follow_symlinks=False)
+        if (entry.name.startswith("job-") and stat.S_ISDIR(info.st_mode)
+                and time.time() - info.st_mtime > max_age_s):
+            stage = Path(entry.path)
+            JobDirs(stage, stage / "src", stage / "gen", stage / "work", stage / "out").remove_stage()
+            removed += 1
+    return removed
+
+
 def _run_probe() -> str | None:
+    # Once per runner process: a job's stage cannot outlive twice the wall limit (and an hour).
+    removed = remove_stale_stages(max(3600.0, 2.0 * Limits.from_env().wall_seconds))
+    if removed:
+        logger.info("removed %d stale job stages", removed)
     with tempfile.TemporaryDirectory(prefix="a6hub-probe-") as tmp:
         uid = sandbox_uid()
         box = Sandbox(JobDirs.prepare(Path(tmp), uid), Limits(wall_seconds=30), sandboxed=True, uid=uid)

@@ -620,6 +620,19 @@ def test_an_unusable_bubblewrap_is_refused_too(tmp_path: Path, monkeypatch: pyte
     shutil.rmtree(bin_dir)
 
 
+def test_stages_left_by_a_killed_runner_are_removed_once_old(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(tmp_path / "stages"))
+    old = JobDirs.prepare(make_job(tmp_path, {"a.v": COUNTER}, name="old"), None)
+    fresh = JobDirs.prepare(make_job(tmp_path, {"a.v": COUNTER}, name="fresh"), None)
+    (old.work / "locked").mkdir(mode=0)  # a tool may leave directories without permissions
+    long_ago = time.time() - 7200
+    os.utime(old.stage, (long_ago, long_ago))
+    assert runner.sandbox.remove_stale_stages(3600) == 1
+    assert not old.stage.exists() and fresh.stage.exists()
+    fresh.remove_stage()
+
+
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A6HUB_RUNNER_WALL_SECONDS", "7")
     monkeypatch.setenv("A6HUB_RUNNER_MEMORY_BYTES", str(64 * MIB))
