@@ -279,3 +279,29 @@ def test_files_list_pages(api: Api, owner: UserCtx) -> None:
     second = api.get(link[1:link.index(">")])
     assert {f["id"] for f in first.json + second.json} == made
     assert all("content" not in f for f in first.json)
+
+
+def test_a_read_racing_an_update_gets_the_new_version(api: Api, owner: UserCtx,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a reader that has loaded the file's record when an update replaces the body
+    from chalicelib import storage
+    from chalicelib.models.accounts import User
+    from chalicelib.schemas.files import FileUpdate
+    from chalicelib.services import files, identity
+
+    pid = make_project(api, owner)["id"]
+    fid = make_file(api, owner, pid, "rtl/live.v", "old\n")["id"]
+    real_get = storage.get_bytes
+
+    def update_first(key: str) -> bytes:
+        monkeypatch.setattr(storage, "get_bytes", real_get)
+        files.update_file(identity.Caller(user=User.get(owner.id)), pid, fid,
+                          FileUpdate(content="new\n"), None)
+        return real_get(key)  # the old body: deleted by the update
+
+    monkeypatch.setattr(storage, "get_bytes", update_first)
+    # WHEN the reader goes on to read the body
+    reply = api.get(f"/api/v1/projects/{pid}/files/{fid}", token=owner.token)
+    # THEN it gets the new version, not a 500
+    assert reply.status == 200, reply.body
+    assert reply.json["content"] == "new\n" and reply.header("ETag") == '"2"'

@@ -8,6 +8,7 @@ import hashlib
 import mimetypes
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
@@ -207,14 +208,26 @@ def _store_new(project_id: str, path: str, body: Body) -> FilePublic:
 
 def get_file(caller: Caller | None, project_id: str, file_id: str) -> FileWithContent:
     authorize(caller, project_id, "read")
-    record = _load(project_id, file_id)
-    data = storage.get_bytes(record.s3_key)
+    record, data = _read_current(project_id, _load(project_id, file_id))
     try:
         content, encoding = data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         content, encoding = base64.b64encode(data).decode("ascii"), "base64"
     return FileWithContent(content=content, encoding=encoding,  # type: ignore[arg-type]
                            **file_public(record).model_dump())
+
+
+def _read_current(project_id: str, record: File) -> tuple[File, bytes]:
+    """The record with its body. An update that lands between reading the record and its body
+    deletes the body read was pointing at; then the record is read again."""
+    for _ in range(3):
+        try:
+            return record, storage.get_bytes(record.s3_key)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+        record = _load(project_id, record.id)
+    raise Conflict("the file is being changed; retry")
 
 
 def update_file(caller: Caller, project_id: str, file_id: str, data: FileUpdate,
