@@ -142,12 +142,27 @@ def _phases(job: dict[str, Any]) -> dict[str, float]:
     """Where a job's time went, from its own record (server clocks, ms resolution)."""
     tools = sum(float(s["duration_s"]) for s in job["steps"])
     created, started, done = _ts(job["created_at"]), _ts(job["started_at"]), _ts(job["completed_at"])
-    return {"queue": started - created, "tools": tools,
-            "runner": (done - started) - tools, "server": done - created}
+    runner = job["summary"].get("runner", {})
+    return {"queue": started - created, "tools": tools, "server": done - created,
+            "runner": (done - started) - tools,
+            "materialise": float(runner.get("materialise_s", 0)),
+            "sandbox": float(runner.get("execute_s", 0)) - tools,
+            "log_flush": float(runner.get("log_flush_s", 0))}
 
 
 def _med(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def _bare_getitem(project_id: str, samples: int = 20) -> float:
+    from chalicelib.models.projects import Project
+
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        Project.get(project_id)
+        times.append(time.perf_counter() - started)
+    return _med(times)
 
 
 def bench_latency(client: Client, runs: int) -> list[Row]:
@@ -161,9 +176,12 @@ def bench_latency(client: Client, runs: int) -> list[Row]:
     raw = [raw_once() for _ in range(runs)]
     api: list[float] = []
     phases: list[dict[str, float]] = []
+    posts: list[float] = []
     for _ in range(runs):
         started = time.perf_counter()
-        job = client.wait(project_id, client.submit(project_id, config))
+        job_id = client.submit(project_id, config)
+        posts.append(time.perf_counter() - started)
+        job = client.wait(project_id, job_id)
         api.append(time.perf_counter() - started)
         assert job["status"] == "completed", job
         phases.append(_phases(job))
@@ -173,6 +191,7 @@ def bench_latency(client: Client, runs: int) -> list[Row]:
     def phase(name: str) -> str:
         return ms(_med([p[name] for p in phases]))
 
+    getitem = _bare_getitem(project_id)
     client_side = _med([a - p["server"] for a, p in zip(api, phases, strict=True)])
     return [
         Row(f"picorv32 testbench_ez, POST -> completed seen, median / p90 ms ({runs} runs)",
@@ -183,6 +202,9 @@ def bench_latency(client: Client, runs: int) -> list[Row]:
         Row("  where a job's time goes (medians from the job records) ms",
             f"queue {phase('queue')}, tools {phase('tools')}, runner {phase('runner')}",
             f"client side (POST, {POLL_SECONDS * 1000:.0f} ms polling) {ms(client_side)}"),
+        Row("  of the runner's: files in, sandbox set-up, final log write ms",
+            f"{phase('materialise')}, {phase('sandbox')}, {phase('log_flush')}",
+            f"POST {ms(_med(posts))}; one emulator GetItem {ms(getitem)}"),
     ]
 
 

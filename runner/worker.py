@@ -127,6 +127,7 @@ class Run:
     lost: bool = False  # another runner took the job over: our result must not be written
     user_cancel: bool = False
     releasing: bool = False  # the runner is stopping: give the job back instead of finishing
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Worker:
@@ -292,20 +293,27 @@ class Worker:
 
     def _execute_in_workdir(self, run: Run, log: LogStream) -> job_lifecycle.Result:
         job = run.job
+        clock = [time.monotonic()]
+
+        def lap() -> float:
+            clock.append(time.monotonic())
+            return round(clock[-1] - clock[-2], 4)
+
         with workspace.workdir() as root:
             try:
                 inputs = workspace.materialise(job.project_id, root / "src")
             except workspace.MaterialiseError as e:
                 log.line(str(e))
                 return _failed_result(str(e), [], log)
+            run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
-            started = time.monotonic()
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
                                    log.write, run.cancelled)
-            duration = time.monotonic() - started
+            run.timings["execute_s"] = lap()
             artifacts = workspace.upload_artifacts(job.project_id, job.id, root,
                                                    list(outcome.artifacts), log.line)
-        return _result_of(outcome, inputs, artifacts, duration, log, run)
+            run.timings["upload_s"] = lap()
+        return _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
 
     def _settle(self, run: Run, log: LogStream, result: job_lifecycle.Result | None,
                 duration: float) -> str:
@@ -322,8 +330,12 @@ class Worker:
             return "released"
         assert result is not None
         result.duration_s = duration
+        flush_started = time.monotonic()
         log.close()
+        run.timings["log_flush_s"] = round(time.monotonic() - flush_started, 4)
         result.log_bytes, result.log_truncated = log.size, log.truncated
+        # Where the runner's own time went (the bench reads it; users see it on the job).
+        result.summary = {**result.summary, "runner": dict(run.timings)}
         if job_lifecycle.finish(job, self.settings.runner_id, result):
             metrics.job_finished(job.job_type, result.status, result.duration_s)
         self._delete(run.receipt)
