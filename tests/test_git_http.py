@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -322,3 +323,108 @@ def test_the_git_bench_runs_on_tiny_sizes(live_server: str, emulator: Any, tmp_p
     # THEN it reports clone and push times next to their file:// references
     assert [r.measure.split(",")[0] for r in rows[:2]] == ["git clone", "git push"]
     assert all(r.value.endswith(" ms") for r in rows)
+
+
+def _pkt(line: str) -> bytes:
+    return f"{len(line) + 4:04x}{line}".encode()
+
+
+def test_upload_pack_accepts_a_gzipped_request(api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with one commit
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid)
+    head = api.get(f"/api/v1/projects/{pid}/git/commits", token=owner.token).json[0]["id"]
+
+    # WHEN a fetch request arrives gzip-compressed, as git sends larger negotiations
+    request = _pkt(f"want {head} side-band-64k thin-pack ofs-delta\n") + b"0000" + _pkt("done\n")
+    reply = api.post(f"/api/v1/projects/{pid}/git/git-upload-pack", raw=gzip.compress(request),
+                     token=owner.token, headers={
+                         "Content-Type": "application/x-git-upload-pack-request",
+                         "Content-Encoding": "gzip",
+                         "Accept": "application/x-git-upload-pack-result"})
+
+    # THEN the answer is a NAK and a pack
+    assert reply.status == 200, reply.body
+    assert reply.header("Content-Type") == "application/x-git-upload-pack-result"
+    assert reply.body.startswith(b"0008NAK\n") and b"PACK" in reply.body
+
+    # AND a request that breaks the protocol is a 400, as is a body that is not gzip
+    bad = api.post(f"/api/v1/projects/{pid}/git/git-upload-pack", raw=gzip.compress(_pkt("want not-a-sha\n")),
+                   token=owner.token, headers={
+                       "Content-Type": "application/x-git-upload-pack-request",
+                       "Content-Encoding": "gzip",
+                       "Accept": "application/x-git-upload-pack-result"})
+    assert bad.status == 400, bad.body
+    broken = api.post(f"/api/v1/projects/{pid}/git/git-upload-pack", raw=b"not gzip",
+                      token=owner.token, headers={
+                          "Content-Type": "application/x-git-upload-pack-request",
+                          "Content-Encoding": "gzip",
+                          "Accept": "application/x-git-upload-pack-result"})
+    assert broken.status == 400
+
+
+def test_concurrent_api_edits_each_become_a_commit(api: Api, live_server: str,
+                                                   owner: UserCtx) -> None:
+    # GIVEN a project
+    pid = make_project(api, owner)["id"]
+    paths = [f"rtl/f{i}.v" for i in range(8)]
+
+    # WHEN eight files are created at the same moment through the HTTP API
+    start = threading.Barrier(len(paths))
+    statuses: list[int] = []
+
+    def create(path: str) -> None:
+        start.wait()
+        reply = requests.post(f"{live_server}/api/v1/projects/{pid}/files", timeout=60,
+                              headers={"Authorization": f"Bearer {owner.token}"},
+                              json={"filename": path.rsplit("/", 1)[-1], "filepath": path,
+                                    "content": f"// {path}\n"})
+        statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=create, args=(p,)) for p in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN every edit is one commit, and the newest tree holds every file
+    assert statuses == [201] * len(paths)
+    log = api.get(f"/api/v1/projects/{pid}/git/commits", token=owner.token).json
+    assert sorted(c["summary"] for c in log) == sorted(f"Add {p}" for p in paths)
+    for path in paths:
+        at_head = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD/content?path={path}",
+                          token=owner.token)
+        assert at_head.status == 200, (path, at_head.body)
+
+
+def test_branches_other_than_main_do_not_touch_the_files(
+        api: Api, live_server: str, owner: UserCtx, git: Git) -> None:
+    # GIVEN an empty project cloned by a client whose default branch is "master"
+    pid = make_project(api, owner)["id"]
+    url = remote(live_server, pid, api_token(api, owner))
+    git.run("clone", "-q", url, "work")
+    work = git.home / "work"
+    git.run("checkout", "-q", "-b", "master", cwd=work)
+    (work / "a.v").write_text("// a\n")
+    commit_all(git, work, "first")
+
+    # WHEN it pushes master first THEN it is told to push main
+    refused = git.run("push", "origin", "master", cwd=work, check=False)
+    assert refused.returncode != 0, refused.stderr
+    assert "push main first" in refused.stderr, refused.stderr
+
+    # WHEN it pushes main, then a feature branch
+    git.run("push", "origin", "master:main", cwd=work)
+    git.run("checkout", "-q", "-b", "feature", cwd=work)
+    (work / "b.v").write_text("// b\n")
+    commit_all(git, work, "feature work")
+    git.run("push", "origin", "feature", cwd=work)
+
+    # THEN the files API shows main only, and the branch is on the server
+    assert files_of(api, owner, pid) == {"a.v": "// a\n"}
+    heads = git.run("ls-remote", "--heads", "origin", cwd=work).stdout
+    assert "refs/heads/feature" in heads and "refs/heads/main" in heads
+
+    # AND main cannot be deleted
+    deleted = git.run("push", "origin", "--delete", "main", cwd=work, check=False)
+    assert deleted.returncode != 0 and "cannot be deleted" in deleted.stderr, deleted.stderr

@@ -14,13 +14,14 @@ from io import BytesIO
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from dulwich.errors import GitProtocolError, HangupException
 from dulwich.graph import can_fast_forward
 from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, ReceivableProtocol
 from dulwich.server import ReceivePackHandler, UploadPackHandler
 
 from chalicelib.config import get_settings
-from chalicelib.errors import DomainError, Forbidden, NotFound, Unauthorized
+from chalicelib.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
 from chalicelib.logs import SERVICE
 from chalicelib.services import gitsync
 from chalicelib.services.gitstore import (
@@ -105,7 +106,10 @@ def serve(caller: Caller | None, project_id: str, service: str, body: bytes) -> 
     access = git_access(caller, project_id, service_need(service))
     out = BytesIO()
     proto = ReceivableProtocol(BytesIO(body).read, out.write)
-    _handler(service, access, proto, advertise_refs=False).handle()
+    try:
+        _handler(service, access, proto, advertise_refs=False).handle()
+    except (GitProtocolError, HangupException) as e:
+        raise BadRequest(f"git protocol error: {e}") from e
     return out.getvalue()
 
 
@@ -155,6 +159,11 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
     main = repo.head_commit()
     main_tree = _commit(repo, main).tree if main else None
     reasons = [_refusal(repo, access, main_tree, command) for command in commands]
+    if main is None and not any(ref == DEFAULT_BRANCH for _, _, ref in commands):
+        # git (protocol v0) names a clone's first branch after the client's own default;
+        # only main reaches the files API, so say so instead of silently taking "master".
+        reasons = [r or "the project is empty: push main first (git push origin HEAD:main)"
+                   for r in reasons]
     if any(reasons):
         for (_, _, ref), reason in zip(commands, reasons, strict=True):
             if reason:
