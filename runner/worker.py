@@ -161,13 +161,15 @@ class Worker:
     def check_ready(self) -> None:
         """Load the executor now so a runner without its sandbox refuses to start."""
         _ = self.execute
-        from runner.sandbox import SandboxUnavailable, bwrap_path, unsandboxed_allowed
+        from runner.sandbox import SandboxUnavailable, sandbox_problem, unsandboxed_allowed
 
-        if bwrap_path() is not None:
+        problem = sandbox_problem()  # runs /bin/true in a sandbox once: installed AND working
+        if problem is None:
             return
         if not unsandboxed_allowed():
-            raise SandboxUnavailable("bubblewrap (bwrap) is not installed: refusing to run jobs; "
-                                     "set A6HUB_RUNNER_UNSANDBOXED=1 only on a development machine")
+            raise SandboxUnavailable(f"{problem}: refusing to run jobs; set "
+                                     "A6HUB_RUNNER_UNSANDBOXED=1 only where another boundary "
+                                     "isolates jobs (see runner/README.md)")
         logger.warning("RUNNING JOBS WITHOUT A SANDBOX (A6HUB_RUNNER_UNSANDBOXED=1): "
                        "job code can read this machine's files and credentials")
 

@@ -344,3 +344,20 @@ def test_runner_hides_its_environment_from_its_own_uid(tmp_path: Any) -> None:
     # THEN the kernel refuses, and nothing of the secret comes out
     assert probe.returncode != 0 and "secret-guid" not in probe.stdout
     assert "Permission denied" in probe.stderr
+
+
+def test_a_runner_without_a_working_sandbox_refuses_to_start(queues: Queues,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.sandbox
+    from runner.sandbox import SandboxUnavailable
+
+    # GIVEN a host where bubblewrap cannot run, and no explicit opt-out
+    monkeypatch.setattr(runner.sandbox, "sandbox_problem", lambda: "bwrap cannot create namespaces")
+    monkeypatch.delenv("A6HUB_RUNNER_UNSANDBOXED", raising=False)
+    worker = make_worker(queues, FakeExecute())
+    # WHEN it gets ready THEN it refuses, naming the problem
+    with pytest.raises(SandboxUnavailable, match="cannot create namespaces"):
+        worker.check_ready()
+    # AND with the explicit opt-out it starts (and warns)
+    monkeypatch.setenv("A6HUB_RUNNER_UNSANDBOXED", "1")
+    worker.check_ready()
