@@ -1,17 +1,17 @@
 """The parent powertools Logger (JSON lines); library modules use Logger(child=True).
 
-No line may carry a credential: the handler's filter masks bearer tokens, JWTs, personal API
-tokens and any field named like a password, token, secret or Authorization header, whoever
-logged it (ours, or a library propagating to this logger)."""
+No line may carry a credential: the formatter masks bearer tokens, JWTs, personal API tokens
+and any field named like a password, token, secret or Authorization header, whoever logged it
+(ours, or a library logging through this logger), in messages and exceptions alike."""
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 SERVICE = "a6hub"
 REDACTED = "[REDACTED]"
@@ -22,8 +22,6 @@ _SENSITIVE_TEXT = [
     re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # a JWT
     re.compile(r"\ba6p_[A-Za-z0-9_-]+"),  # a personal API token
 ]
-# LogRecord's own attributes, never redacted by name.
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
 
 
 def redact(value: Any) -> Any:
@@ -37,25 +35,19 @@ def redact(value: Any) -> Any:
                 for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))  # what the JSON encoder would write (e.g. an exception object)
 
 
-class RedactCredentials(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.msg)
-        if record.args:
-            record.msg = redact(record.getMessage())
-            record.args = None
-        for name, value in list(vars(record).items()):
-            if name in _RECORD_FIELDS or name == "message":
-                continue
-            setattr(record, name, REDACTED if _SENSITIVE_KEY.search(name) else redact(value))
-        return True
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """The powertools JSON formatter, masking credentials in the finished line: message, extra
+    fields, appended keys, exception text and stack trace alike."""
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact(log))
 
 
 def configure_logging() -> Logger:
-    logger = Logger(service=SERVICE, level=os.environ.get("A6HUB_LOG_LEVEL", "INFO"))
-    handler = logger.registered_handler
-    if not any(isinstance(f, RedactCredentials) for f in handler.filters):
-        handler.addFilter(RedactCredentials())
-    return logger
+    return Logger(service=SERVICE, level=os.environ.get("A6HUB_LOG_LEVEL", "INFO"),
+                  logger_formatter=RedactingFormatter())

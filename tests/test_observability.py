@@ -28,8 +28,8 @@ class _Captured:
 
 @pytest.fixture
 def captured_logs(chalice_app: Any) -> Iterator[_Captured]:
-    """Everything the service logs, at DEBUG: the app's JSON handler (the real one, filters and
-    all) and, through the root logger, every library (botocore, PynamoDB, ...)."""
+    """Everything the service logs, at DEBUG: the app's JSON handler (the real one, with its
+    formatter) and, through the root logger, every library (botocore, PynamoDB, ...)."""
     app_logger = logging.getLogger("a6hub")
     handler = next(h for h in app_logger.handlers if isinstance(h, logging.StreamHandler))
     main, other = io.StringIO(), io.StringIO()
@@ -126,6 +126,14 @@ def test_credentials_logged_by_mistake_are_masked(captured_logs: _Captured) -> N
         assert secret not in text
     assert line["password"] == "[REDACTED]" and line["headers"]["Authorization"] == "[REDACTED]"
     assert line["message"].startswith("calling with Authorization:")
+    # AND an exception whose text carries a token is logged with the token masked
+    try:
+        raise RuntimeError(f"upstream refused token {jwt_like}")
+    except RuntimeError:
+        log.exception("call failed")
+    line = captured_logs.lines()[-1]
+    assert line["exception_name"] == "RuntimeError" and "upstream refused token" in line["exception"]
+    assert jwt_like not in json.dumps(line)
 
 
 def test_job_metrics_are_emf_lines_per_type_and_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
