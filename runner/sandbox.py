@@ -3,9 +3,11 @@
 The tool sees: the toolchain read-only (/usr and the /lib, /bin links; /usr/local hidden), the
 job's sources read-only at /job/src, runner-generated scripts read-only at /job/gen, a writable
 /job/work (its cwd), a private /tmp, a fresh /proc and a minimal /dev. It has no network, no
-environment beyond PATH/HOME/LANG, its own pid/ipc/uts namespaces, and runs as an unprivileged
-uid (the runner drops to A6HUB_RUNNER_SANDBOX_UID before starting bubblewrap when it is root, so
-RLIMIT_NPROC applies and the host sees the tool as `nobody`).
+environment beyond PATH/HOME/LANG, its own pid/ipc/uts/cgroup namespaces, cannot create user
+namespaces, and runs as uid 1000 inside; on the host it is a fresh unprivileged uid per job when
+the runner is root (see sandbox_uid), so RLIMIT_NPROC counts that job only. Limits: rlimits on
+every process (CPU, address space, file size, processes), and the runner watches wall time,
+output size, disk use of the work dir and the cancel flag, killing the whole tree when one trips.
 """
 
 from __future__ import annotations
@@ -413,7 +415,7 @@ class _Watch:
         self._reap(0)
         if not (self.result.limit or self.result.cancelled):
             self._over_disk()  # a tool may fill the disk faster than the periodic check
-        self._drain(stream)
+        self._drain()
         stream.close()
         self.result.tail = bytes(self.tail)
         return self.result
@@ -446,7 +448,7 @@ class _Watch:
             return True
         return False
 
-    def _drain(self, stream: object) -> None:
+    def _drain(self) -> None:
         """After exit: keep what is left in the pipe (still within the log budget)."""
         if self.result.limit or self.result.cancelled:
             return
