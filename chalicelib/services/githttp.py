@@ -182,9 +182,19 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
             yield ref, b"fetch first"
             continue
         if ref == DEFAULT_BRANCH:
-            old_tree = _commit(repo, old).tree if old != ZERO_SHA else None
-            gitsync.sync_files(repo, old_tree, _commit(repo, new).tree)
+            _follow_main(repo, old, new, say)
         yield ref, b"ok"
+
+
+def _follow_main(repo: ProjectRepo, old: bytes, new: bytes, say: Callable[[str], None]) -> None:
+    """The push is in (main moved); bring the files table along, reporting but not failing."""
+    old_tree = _commit(repo, old).tree if old != ZERO_SHA else None
+    try:
+        gitsync.sync_files(repo, old_tree, _commit(repo, new).tree)
+    except Exception:  # noqa: BLE001 - the ref moved: the push itself succeeded
+        logger.exception("files table did not follow a push", extra={"project_id": repo.project_id})
+        say("warning: the push is in, but the files view did not fully update; "
+            "the next change to those files brings it up to date")
 
 
 def _commit(repo: ProjectRepo, sha: bytes) -> Commit:

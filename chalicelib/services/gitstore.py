@@ -26,9 +26,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from dulwich.config import ConfigFile, StackedConfig
-from dulwich.object_store import MemoryObjectStore
+from dulwich.object_store import MemoryObjectStore, PackInputTooLarge
 from dulwich.objects import ObjectID, ShaFile, sha_to_hex
-from dulwich.refs import SYMREF, RefsContainer
+from dulwich.refs import SYMREF, Ref, RefsContainer
 from dulwich.repo import BaseRepo
 from dulwich.server import Backend, BackendRepo
 from pynamodb.exceptions import DeleteError, PutError
@@ -38,8 +38,8 @@ from chalicelib.config import get_settings
 from chalicelib.models.base import utcnow_iso
 from chalicelib.models.git import GitRef
 
-DEFAULT_BRANCH = b"refs/heads/main"
-HEAD = b"HEAD"
+DEFAULT_BRANCH = Ref(b"refs/heads/main")
+HEAD = Ref(b"HEAD")
 ZERO_SHA = b"0" * 40
 _CACHE_BYTES = 64 * 1024 * 1024
 _PARALLEL = 16
@@ -106,6 +106,10 @@ class S3ObjectStore(MemoryObjectStore):
         super().__init__()
         self.project_id = project_id
         self._prefix = objects_prefix(project_id)
+        self._pending_bytes = 0
+        # A small pack can inflate to far more (zlib): cap what one request may hold in memory.
+        settings = get_settings()
+        self.max_pending_bytes = settings.max_project_bytes + settings.max_request_bytes
 
     # -- reads ---------------------------------------------------------------------------
     def _key(self, sha: bytes) -> str:
@@ -179,6 +183,14 @@ class S3ObjectStore(MemoryObjectStore):
                     yield sha
 
     # -- writes --------------------------------------------------------------------------
+    def add_object(self, obj: ShaFile) -> None:
+        self._pending_bytes += obj.raw_length()
+        if self._pending_bytes > self.max_pending_bytes:
+            self._data.clear()
+            raise PackInputTooLarge(
+                f"the pushed objects inflate to more than {self.max_pending_bytes} bytes")
+        super().add_object(obj)
+
     @property
     def pending(self) -> list[ShaFile]:
         return list(self._data.values())
@@ -196,10 +208,11 @@ class S3ObjectStore(MemoryObjectStore):
             _cache.put((self.project_id, obj.id), (obj.type_num, obj.as_raw_string()))
 
         list(io_pool().map(upload, objects))
-        self._data.clear()
+        self.discard()
 
     def discard(self) -> None:
         self._data.clear()
+        self._pending_bytes = 0
 
 
 class DynamoRefs(RefsContainer):
