@@ -218,3 +218,36 @@ def test_the_handler_reads_only_object_created_records_of_our_bucket(delivery: s
     # THEN the handler does nothing with them
     for body in (test_event, other_bucket, removal, "not json"):
         assert uploads.handle_notification(body) == []
+
+
+@pytest.mark.slow
+def test_make_runs_event_dispatcher_process_registers_uploads(
+        api: Api, owner: UserCtx, delivery: str, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    # GIVEN the dispatcher `make run` starts, as its own process
+    log = tmp_path / "events.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "devstack", "events", "--stage", "test"],
+                                   cwd=ROOT, env={**os.environ}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # WHEN a presigned upload arrives
+        project = make_project(api, owner)
+        upload = _upload_url(api, owner, project["id"], "rtl/dispatched.v").json
+        assert _post(upload, HDL) in (200, 201, 204)
+        # THEN the process hands it to the app's handler and the file appears
+        deadline = time.monotonic() + 60
+        while _status(api, owner, project["id"], upload["upload_id"])["status"] in ("pending",
+                                                                               "registering"):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert _status(api, owner, project["id"], upload["upload_id"])["status"] == "registered"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
