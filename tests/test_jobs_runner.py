@@ -65,7 +65,8 @@ def in_thread(worker: Any) -> threading.Thread:
 
 
 def test_submitted_job_completes_with_inputs_logs_and_artifacts(
-        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+        api: Api, owner: UserCtx, stranger: UserCtx, project: dict[str, Any],
+        queues: Queues) -> None:
     # GIVEN a submitted job and a runner
     job_id = submit(api, owner, project)
     execute = FakeExecute()
@@ -101,6 +102,10 @@ def test_submitted_job_completes_with_inputs_logs_and_artifacts(
     link = api.get(f"{base}/artifacts/report.json?presign=1", token=owner.token).json
     assert link["expires_in"] > 0
     assert requests.get(link["url"], timeout=10).json() == {"files": ["rtl/top.v", "tb/tb.v"]}
+    # AND outsiders of the private project get 404 for the artifact, logs and job alike
+    for token in (stranger.token, None):
+        for path in (f"{base}/artifacts/report.json", f"{base}/logs", base):
+            assert api.get(path, token=token).status == 404
 
 
 def test_a_duplicated_message_runs_the_job_once(api: Api, owner: UserCtx, project: dict[str, Any],
