@@ -256,3 +256,29 @@ def test_api_token_with_expiry_and_bad_requests(api: Api, viewer: UserCtx) -> No
 
 def test_unknown_api_token_is_401(api: Api) -> None:
     assert api.get("/api/v1/auth/me", token="a6p_" + "x" * 43).status == 401
+
+
+def test_expired_api_token_is_401(api: Api, owner: UserCtx) -> None:
+    from chalicelib.models.accounts import ApiToken
+    from chalicelib.services.identity import hash_api_token
+
+    created = api.post("/api/v1/auth/tokens", token=owner.token,
+                       json_body={"name": "short-lived", "expires_in_days": 1})
+    secret = created.json["token"]
+    assert api.get("/api/v1/auth/me", token=secret).status == 200
+    # WHEN its expiry passes (moved into the past rather than waiting a day)
+    ApiToken.get(hash_api_token(secret)).update(actions=[ApiToken.expires_at.set(1)])
+    reply = api.get("/api/v1/auth/me", token=secret)
+    assert reply.status == 401 and "expired" in reply.json["detail"].lower()
+
+
+def test_a_disabled_account_cannot_log_in_or_use_its_tokens(api: Api, client_ip: str) -> None:
+    from chalicelib.models.accounts import User
+
+    user = make_user(api)
+    secret = api.post("/api/v1/auth/tokens", token=user.token,
+                      json_body={"name": "ci"}).json["token"]
+    User.get(user.id).update(actions=[User.is_active.set(False)])
+    assert login(api, user.email, user.password)[0] == 401
+    assert api.get("/api/v1/auth/me", token=user.token).status == 401
+    assert api.get("/api/v1/auth/me", token=secret).status == 401
