@@ -321,11 +321,12 @@ class Worker:
                 duration: float) -> str:
         job = run.job
         if run.lost:
-            log.close()
+            _close_quietly(log)
             return "lost"
         if run.releasing and (result is None or result.status == CANCELLED) and not run.user_cancel:
-            log.line("runner stopping: job released back to the queue")
-            log.close()
+            log.line("runner stopping: job released back to the queue" if result is not None
+                     else "storage unreachable: job released back to the queue")
+            _close_quietly(log)  # storage may be what failed; releasing matters more
             job_lifecycle.release(job, self.settings.runner_id)
             self._change_visibility(run.receipt, 0 if result is not None
                                     else self.settings.release_backoff_seconds)
@@ -415,6 +416,13 @@ class Worker:
                                                          "metric": "DeadLetteredJobs"})
         self._delete(receipt, dlq)
         return failed
+
+
+def _close_quietly(log: LogStream) -> None:
+    try:
+        log.close()
+    except TRANSIENT as e:
+        logger.warning("final log write failed", extra={"key": log.key, "error": str(e)})
 
 
 def _seconds_since(iso: str) -> float:

@@ -366,3 +366,45 @@ def test_a_runner_without_a_working_sandbox_refuses_to_start(queues: Queues,
     # AND with the explicit opt-out it starts (and warns)
     monkeypatch.setenv("A6HUB_RUNNER_UNSANDBOXED", "1")
     worker.check_ready()
+
+
+class FailingS3:
+    """An S3 client that cannot be reached (every call fails like a dropped connection)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from botocore.exceptions import EndpointConnectionError
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+        return fail
+
+
+def test_a_job_that_keeps_failing_on_storage_is_retried_then_dead_lettered(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    from chalicelib import aws
+
+    # GIVEN a job, and S3 unreachable from the runner
+    job_id = submit(api, owner, project)
+    execute = FakeExecute()
+    worker = make_worker(queues, execute, release_backoff_seconds=0)
+    aws.set_client("s3", FailingS3())
+    try:
+        # WHEN the runner receives its message max_receives (2) times
+        outcomes = []
+        for _ in range(queues.max_receives):
+            messages = _receive_all(queues, 1)
+            outcomes.append(worker.handle(messages[0]))
+            assert get_job(api, owner, project, job_id)["status"] == "pending"
+    finally:
+        aws.set_client("s3", boto3.client("s3", config=aws._S3_CONFIG))
+    # THEN each attempt gave the job back instead of failing it on a transient error
+    assert outcomes == ["released"] * queues.max_receives
+    assert get_job(api, owner, project, job_id)["attempts"] == queues.max_receives
+    # AND the next receive sends the message to the DLQ, where the runner fails the job
+    assert boto3.client("sqs").receive_message(QueueUrl=queues.url, WaitTimeSeconds=1).get(
+        "Messages") is None
+    assert worker.drain_dead_letters() == 1
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "failed" and "dead-letter queue" in job["error_message"]
+    assert execute.calls == []
