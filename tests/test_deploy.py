@@ -234,5 +234,5 @@ def test_chalice_package_output_is_wired_to_the_deployed_exports(
     assert {"A6HUB_TABLE_PREFIX", "A6HUB_BUCKET"} <= set(uploads["Environment"]["Variables"])
     # AND an unknown path answers 404 {"detail": "Not Found"} instead of API Gateway's 403
     missing = resources["RestAPI"]["Properties"]["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
-    assert missing["StatusCode"] == 404
+    assert missing["StatusCode"] == "404"  # SAM wants a string
     assert json.loads(missing["ResponseTemplates"]["application/json"]) == {"detail": "Not Found"}
