@@ -16,10 +16,12 @@ target (compare-and-swap). HEAD is not stored: it is always `ref: refs/heads/mai
 
 from __future__ import annotations
 
+import functools
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from io import BytesIO
 from typing import Any
@@ -27,7 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from dulwich.config import ConfigFile, StackedConfig
 from dulwich.object_store import MemoryObjectStore, PackInputTooLarge
-from dulwich.objects import ObjectID, ShaFile, sha_to_hex
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree, sha_to_hex
 from dulwich.refs import SYMREF, Ref, RefsContainer
 from dulwich.repo import BaseRepo
 from dulwich.server import Backend, BackendRepo
@@ -91,6 +93,15 @@ def io_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="git-s3")
 
 
+_inflight: dict[tuple[str, bytes], Future[tuple[int, bytes] | None]] = {}
+_inflight_lock = threading.Lock()
+
+
+def _forget(key: tuple[str, bytes], _: object = None) -> None:
+    with _inflight_lock:
+        _inflight.pop(key, None)
+
+
 def _hex(sha: bytes) -> ObjectID:
     return ObjectID(sha) if len(sha) == 40 else sha_to_hex(sha)  # type: ignore[arg-type]
 
@@ -116,9 +127,17 @@ class S3ObjectStore(MemoryObjectStore):
         return self._prefix + sha.decode("ascii")
 
     def _fetch(self, sha: bytes) -> tuple[int, bytes] | None:
-        cached = _cache.get((self.project_id, sha))
+        key = (self.project_id, sha)
+        cached = _cache.get(key)
         if cached is not None:
             return cached
+        with _inflight_lock:
+            running = _inflight.get(key)
+        if running is not None:
+            return running.result()
+        return self._download(sha)
+
+    def _download(self, sha: bytes) -> tuple[int, bytes] | None:
         try:
             response = client("s3").get_object(Bucket=get_settings().bucket, Key=self._key(sha))
         except ClientError as e:
@@ -128,7 +147,31 @@ class S3ObjectStore(MemoryObjectStore):
         obj = ShaFile.from_file(BytesIO(response["Body"].read()), sha=sha)  # type: ignore[arg-type]
         value = (obj.type_num, obj.as_raw_string())
         _cache.put((self.project_id, sha), value)
+        self._read_ahead(obj)
         return value
+
+    def _read_ahead(self, obj: ShaFile) -> None:
+        """Start loading what a walk reads next (a commit's tree, a tree's subtrees).
+
+        A clone walks commits and trees one object at a time; loading their trees in the
+        background turns most of those sequential round trips into parallel ones.
+        """
+        if isinstance(obj, Commit):
+            wanted = [obj.tree]
+        elif isinstance(obj, Tree):
+            wanted = [e.sha for e in obj.iteritems() if stat.S_ISDIR(e.mode)]
+        else:
+            return
+        for sha in wanted:
+            key = (self.project_id, bytes(sha))
+            if _cache.get(key) is not None:
+                continue
+            with _inflight_lock:
+                if key in _inflight:
+                    continue
+                future = io_pool().submit(self._download, bytes(sha))
+                _inflight[key] = future
+            future.add_done_callback(functools.partial(_forget, key))
 
     def prefetch(self, shas: Iterable[bytes]) -> None:
         """Load many objects into the cache in parallel (clones read hundreds at once)."""
