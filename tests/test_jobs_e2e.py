@@ -283,3 +283,24 @@ def test_sigterm_releases_the_running_job_and_exits_cleanly(
     assert job["status"] == "pending", job
     assert "released back to the queue" in logs_of(api, owner, project, job_id)
     assert queues.depth() == 1
+
+
+def test_sigterm_within_the_grace_lets_the_running_job_finish(
+        api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
+    # GIVEN a runner with a generous shutdown grace, running a few-seconds simulation
+    queues = make_queues(max_receives=3, visibility=5)
+    with api_queue(queues.url):
+        project = make_project(api, owner)
+        make_file(api, owner, project["id"], "tb/slow_tb.v", SLOW_TB)
+        job_id = submit(api, owner, project, "simulation", {"testbench": "tb/slow_tb.v"})
+    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS="120")
+    wait_for(lambda: "$ vvp" in logs_of(api, owner, project, job_id), timeout=120,
+             what="the simulation to start")
+    # WHEN it receives SIGTERM mid-job
+    code = runner.stop()
+    # THEN it finished the job before exiting 0, and took no other message
+    assert code == 0, runner.output()[-2000:]
+    job = job_of(api, owner, project, job_id)
+    assert job["status"] == "completed", job
+    assert "slow done" in logs_of(api, owner, project, job_id)
+    assert queues.depth() == 0
