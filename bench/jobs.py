@@ -199,6 +199,8 @@ def bench_latency(client: Client, runs: int) -> list[Row]:
             f"iverilog + vvp by hand: {ms(_med(raw))} / {ms(percentile(raw, 90))}"),
         Row("  overhead of the service (median / p90 difference) ms", f"{ms(over50)} / {ms(over90)}",
             "", "median <= 150 ms", over50 <= 0.150),
+        Row("  the same without the client (record's created_at -> completed_at) ms",
+            f"{ms(_med([p['server'] for p in phases]) - _med(raw))}", "median difference"),
         Row("  where a job's time goes (medians from the job records) ms",
             f"queue {phase('queue')}, tools {phase('tools')}, runner {phase('runner')}",
             f"client side (POST, {POLL_SECONDS * 1000:.0f} ms polling) {ms(client_side)}"),

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +129,7 @@ class Run:
     user_cancel: bool = False
     releasing: bool = False  # the runner is stopping: give the job back instead of finishing
     timings: dict[str, float] = field(default_factory=dict)
+    prefetch: Future[list[tuple[Any, bytes]]] | None = None
 
 
 class Worker:
@@ -140,6 +142,7 @@ class Worker:
         self.stopping = threading.Event()
         self._stop_deadline: float | None = None
         self._next_dlq_check = 0.0
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
         self.jobs_run = 0
 
     @property
@@ -234,6 +237,8 @@ class Worker:
         # Claim first (the common case costs one write, which returns the whole record); read
         # only when the claim is refused, to tell a duplicate from a job held elsewhere.
         job = Job(body.project_id, body.job_id) if body else None
+        # The project's files are fetched while the claim is in flight (discarded if refused).
+        prefetch = self._prefetcher.submit(workspace.fetch_project, job.project_id) if job else None
         if job is None or not job_lifecycle.claim(job, self.settings.runner_id,
                                                   self.settings.lease_seconds):
             return self._unclaimable(message, receipt)
@@ -242,7 +247,7 @@ class Worker:
             self._delete(receipt)
             return "cancelled"
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
-        return self.run(Run(job=job, receipt=receipt))
+        return self.run(Run(job=job, receipt=receipt, prefetch=prefetch))
 
     def _unclaimable(self, message: dict[str, Any], receipt: str) -> str:
         job = self._job_of(message)
@@ -302,8 +307,10 @@ class Worker:
             return round(clock[-1] - clock[-2], 4)
 
         with workspace.workdir() as root:
+            fetched = (run.prefetch.result() if run.prefetch is not None
+                       else workspace.fetch_project(job.project_id))
             try:
-                inputs = workspace.materialise(job.project_id, root / "src")
+                inputs = workspace.write_files(root / "src", fetched)
             except workspace.MaterialiseError as e:
                 log.line(str(e))
                 return _failed_result(str(e), [], log)

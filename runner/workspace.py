@@ -62,27 +62,30 @@ def _fetch(record: File) -> bytes:
     return storage.get_bytes(record.s3_key)
 
 
-def _write(src: Path, record: File) -> dict[str, Any]:
-    target = _target(src, record.filepath)
-    data = _fetch(record)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return {"path": record.filepath, "file_id": record.id,
-            "sha256": hashlib.sha256(data).hexdigest(), "version": int(record.version or 0),
-            "size_bytes": len(data)}
+def fetch_project(project_id: str) -> list[tuple[File, bytes]]:
+    """Every file of the project with its body: one Query, then the GETs side by side."""
+    records = list(File.query(project_id, consistent_read=True))
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+        return list(zip(records, pool.map(_fetch, records), strict=True))
+
+
+def write_files(src: Path, fetched: list[tuple[File, bytes]]) -> list[dict[str, Any]]:
+    """Write fetched files under `src`; returns what was written (path, sha256, version)."""
+    src.mkdir(parents=True, exist_ok=True)
+    targets = [_target(src, record.filepath) for record, _ in fetched]  # refuse before writing
+    inputs: list[dict[str, Any]] = []
+    for target, (record, data) in zip(targets, fetched, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        inputs.append({"path": record.filepath, "file_id": record.id,
+                       "sha256": hashlib.sha256(data).hexdigest(),
+                       "version": int(record.version or 0), "size_bytes": len(data)})
+    inputs.sort(key=lambda i: str(i["path"]))
+    return inputs
 
 
 def materialise(project_id: str, src: Path) -> list[dict[str, Any]]:
-    """Write every file of the project under `src`; returns what was written (path, sha256, version)."""
-    src.mkdir(parents=True, exist_ok=True)
-    records = list(File.query(project_id, consistent_read=True))
-    for record in records:
-        _target(src, record.filepath)  # refuse before fetching anything
-    # The GETs are independent; fetching them together keeps a many-file project's start short.
-    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
-        inputs = list(pool.map(lambda r: _write(src, r), records))
-    inputs.sort(key=lambda i: str(i["path"]))
-    return inputs
+    return write_files(src, fetch_project(project_id))
 
 
 def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
