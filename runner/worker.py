@@ -185,6 +185,10 @@ class Worker:
             except TRANSIENT as e:
                 logger.warning("queue poll failed; retrying", extra={"error": str(e)})
                 self.stopping.wait(1.0)
+            except Exception:  # noqa: BLE001 - one bad delivery must not stop the runner
+                # The message stays in flight; its visibility timeout and the DLQ decide.
+                logger.exception("handling a message failed")
+                self.stopping.wait(1.0)
         logger.info("runner stopped", extra={"runner_id": self.settings.runner_id})
 
     def poll_once(self, wait_seconds: int | None = None) -> int:
