@@ -20,12 +20,3 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
                 "headers": HEADERS if found else [(b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": BODY if found else b""})
 
-
-def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """The same answer as a WSGI app, for gunicorn with the API server's settings: the server
-    layer's own ceiling, without the Chalice app and the gateway."""
-    if environ.get("PATH_INFO") != "/health":
-        start_response("404 Not Found", [("Content-Length", "0")])
-        return [b""]
-    start_response("200 OK", [(k.decode(), v.decode()) for k, v in HEADERS])
-    return [BODY]

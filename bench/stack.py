@@ -44,7 +44,6 @@ class Stack:
     emulator_url: str
     api_url: str
     baseline_url: str
-    wsgi_url: str  # gunicorn as the API server runs it, serving a trivial WSGI app
     workers: int
     log_dir: Path
 
@@ -99,7 +98,7 @@ def running_stack(workers: int, log_dir: Path) -> Iterator[Stack]:
         os.environ["A6HUB_BUCKET"] = outputs["BucketName"]
         os.environ["A6HUB_JOBS_QUEUE_URL"] = bootstrap.queue_url(f"a6hub-{STAGE}-jobs")
 
-        api_port, baseline_port, wsgi_port = free_port(), free_port(), free_port()
+        api_port, baseline_port = free_port(), free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         baseline_url = f"http://127.0.0.1:{baseline_port}"
         stack.enter_context(_process(
@@ -111,11 +110,5 @@ def running_stack(workers: int, log_dir: Path) -> Iterator[Stack]:
              "--port", str(baseline_port), "--http", "httptools",
              "--no-access-log", "--log-level", "warning"],
             log_dir / "uvicorn.log", f"{baseline_url}/health"))
-        wsgi_url = f"http://127.0.0.1:{wsgi_port}"
-        stack.enter_context(_process(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{wsgi_port}",
-             "--workers", str(workers), "--worker-class", "gthread", "--threads", "1",
-             "--keep-alive", "75", "--log-level", "warning", "bench.baseline:wsgi_app"],
-            log_dir / "gunicorn-wsgi.log", f"{wsgi_url}/health"))
         yield Stack(emulator_url=emulator.url, api_url=api_url, baseline_url=baseline_url,
-                    wsgi_url=wsgi_url, workers=workers, log_dir=log_dir)
+                    workers=workers, log_dir=log_dir)

@@ -9,10 +9,11 @@ writes headers and body in separate small packets and meets Nagle + delayed ACK)
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -156,3 +157,64 @@ def _response(method: str, response: dict[str, Any]) -> tuple[int, list[tuple[st
         body = b""
     headers.append(("Content-Length", str(len(body))))
     return status, headers, body
+
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class GatewayAsgi:
+    """The same gateway as an ASGI app (for uvicorn). The Chalice app runs inline on the event
+    loop, so a process serves one request at a time, as a Lambda instance does (the app keeps the
+    current request on itself); other keep-alive connections wait on the loop meanwhile."""
+
+    def __init__(self, app: Chalice) -> None:
+        self._wsgi = GatewayApp(app)
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body, too_large = await _read_body(receive)
+        if too_large:
+            status, headers, payload = _json(413, {"detail": "Request Entity Too Large"})
+        else:
+            status, headers, payload = self._wsgi.handle(_environ(scope, body))
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
+    query = scope.get("query_string", b"").decode("latin-1")
+    raw_path = (scope.get("raw_path") or scope["path"].encode("utf-8")).decode("latin-1")
+    client = scope.get("client") or ("127.0.0.1", 0)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "PATH_INFO": scope["path"].encode("utf-8").decode("latin-1"),
+        "RAW_URI": f"{raw_path}?{query}" if query else raw_path,
+        "QUERY_STRING": query,
+        "REMOTE_ADDR": client[0],
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+    }
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value.decode("latin-1")
+        elif key not in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):  # the body is whole already
+            environ[f"HTTP_{key}"] = value.decode("latin-1")
+    return environ

@@ -1,42 +1,110 @@
-"""Serve the Chalice app over HTTP/1.1 keep-alive with gunicorn (gthread workers)."""
+"""Serve the Chalice app over HTTP/1.1 keep-alive: N uvicorn (httptools) worker processes on one port.
+
+Why not gunicorn: its gthread worker spent more CPU per request than the whole Chalice request
+path (bench/: ~4,500 req/s for a trivial WSGI app on 2 cores); uvicorn's C parser and event loop
+leave the CPU to the app. Why not `uvicorn --workers`: it hands workers a socket whose protocol
+reads 0, so asyncio never sets TCP_NODELAY and each keep-alive response waits ~40 ms for a delayed
+ACK; and one shared listening socket lets the first event loop to wake accept a whole burst of
+connections. Here each worker listens on its own SO_REUSEPORT socket (the kernel spreads the
+connections), created as TCP so asyncio sets TCP_NODELAY; the parent holds the port bound.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import Any
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
 
-from gunicorn.app.base import BaseApplication
+ROOT = Path(__file__).resolve().parent.parent
+
+KEEP_ALIVE_SECONDS = 75  # above the browsers' and axios' idle times, as API Gateway's is
+RESTART_PAUSE_SECONDS = 1.0
 
 
-class _Server(BaseApplication):
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
-        super().__init__()
+def worker_count(workers: int | None = None) -> int:
+    return workers or int(os.environ.get("A6HUB_API_WORKERS", 0)) or max(2, (os.cpu_count() or 1) * 2)
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
 
-    def load(self) -> Any:
-        from app import app
-        from devstack.gateway import GatewayApp
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket on host:port that other sockets of this user may share (SO_REUSEPORT)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
-        return GatewayApp(app)
+
+def _spawn(host: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "devstack.server", "--host", host,
+                             "--port", str(port)], cwd=ROOT)
+
+
+def _stop(workers: list[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+    for process in workers:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in workers:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> None:
-    """Run until SIGINT/SIGTERM. One request at a time per worker, as in Lambda: the Chalice app
-    keeps the current request on the app object, so threads within a process must not share it."""
-    count = workers or int(os.environ.get("A6HUB_API_WORKERS", 0)) or max(2, (os.cpu_count() or 1) * 2)
-    _Server({
-        "bind": f"{host}:{port}",
-        "workers": count,
-        "worker_class": "gthread",
-        "threads": 1,
-        "keepalive": 75,
-        "timeout": 120,
-        "graceful_timeout": 5,
-        "loglevel": "warning",
-        "accesslog": None,
-        "proc_name": "a6hub-api",
-    }).run()
+    """Run until SIGINT/SIGTERM, replacing a worker that dies. One request at a time per worker,
+    as in Lambda: the Chalice app keeps the current request on the app object."""
+    # Bound, never listening: fails at once if another program holds the port, and keeps it.
+    sock = _bind(host, port)
+    # Both stop the server, even where the shell started us with SIGINT ignored (`cmd &`).
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    running = [_spawn(host, port) for _ in range(worker_count(workers))]
+    try:
+        while True:
+            time.sleep(RESTART_PAUSE_SECONDS)
+            for n, process in enumerate(running):
+                if process.poll() is not None:
+                    print(f"[a6hub] API worker {process.pid} exited ({process.returncode}); "
+                          "starting another", file=sys.stderr, flush=True)
+                    running[n] = _spawn(host, port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop(running)
+        sock.close()
+
+
+def run_worker(host: str, port: int) -> None:
+    """One worker: the app behind uvicorn on its own listening socket for the shared port."""
+    import uvicorn
+
+    from app import app
+    from devstack.gateway import GatewayAsgi
+
+    sock = _bind(host, port)
+    sock.listen(1024)
+    config = uvicorn.Config(GatewayAsgi(app), http="httptools", lifespan="off", access_log=False,
+                            log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                            server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m devstack.server")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    options = parser.parse_args()
+    run_worker(options.host, options.port)

@@ -193,7 +193,7 @@ def stranger(api: Api) -> UserCtx:
 
 @pytest.fixture(scope="session")
 def live_server(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API served over real HTTP by `python -m devstack serve` (gunicorn), as `make run` does."""
+    """The API served over real HTTP by `python -m devstack serve` (uvicorn workers), as `make run` does."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
