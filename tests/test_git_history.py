@@ -184,3 +184,25 @@ def test_fork_keeps_the_full_history_and_the_files(api: Api, owner: UserCtx, edi
     # AND a private project cannot be forked by someone who cannot read it
     assert api.post(f"/api/v1/projects/{private}/fork", token=stranger.token,
                     json_body={}).status == 404
+
+
+def test_deleting_a_project_removes_its_repository(api: Api, owner: UserCtx) -> None:
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from chalicelib.models.git import GitRef
+
+    # GIVEN a project with history
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid)
+    prefix = f"git/{pid}/"
+    listed = client("s3").list_objects_v2(Bucket=get_settings().bucket, Prefix=prefix)
+    assert listed.get("KeyCount", 0) >= 3  # blob, trees, commit
+    assert len(list(GitRef.query(pid))) == 1
+
+    # WHEN the project is deleted
+    assert api.delete(f"/api/v1/projects/{pid}", token=owner.token).status == 204
+
+    # THEN its refs and objects are gone
+    assert list(GitRef.query(pid)) == []
+    listed = client("s3").list_objects_v2(Bucket=get_settings().bucket, Prefix=prefix)
+    assert listed.get("KeyCount", 0) == 0
