@@ -116,10 +116,12 @@ class FakeExecute:
     block: threading.Event | None = None
     calls: list[str] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
+    workdirs: list[Path] = field(default_factory=list)
 
     def __call__(self, job_type: str, config: dict[str, Any], workdir: Path, limits: Any,
                  log: Callable[[bytes], None], cancelled: threading.Event) -> FakeOutcome:
         self.calls.append(job_type)
+        self.workdirs.append(workdir)
         self.started.set()
         files = sorted(str(p.relative_to(workdir / "src")) for p in (workdir / "src").rglob("*")
                        if p.is_file())

@@ -86,8 +86,9 @@ def test_submitted_job_completes_with_inputs_logs_and_artifacts(
     assert job["tool_versions"] == {"fake": "1.0"}
     assert job["artifacts"] == [{"name": "report.json", "kind": "report", "size_bytes":
                                  job["artifacts"][0]["size_bytes"], "mime_type": "application/json"}]
-    # AND the message is gone from the queue
+    # AND the message is gone from the queue, and the job's workdir from the disk
     assert queues.depth() == 0
+    assert execute.workdirs and not execute.workdirs[0].exists()
     # AND the log holds the tool output and the runner's own lines, readable from an offset
     base = f"/api/v1/projects/{project['id']}/jobs/{job_id}"
     logs = api.get(f"{base}/logs", token=owner.token).json
@@ -408,3 +409,31 @@ def test_a_job_that_keeps_failing_on_storage_is_retried_then_dead_lettered(
     job = get_job(api, owner, project, job_id)
     assert job["status"] == "failed" and "dead-letter queue" in job["error_message"]
     assert execute.calls == []
+
+
+def test_a_job_longer_than_the_visibility_timeout_keeps_its_message(
+        api: Api, owner: UserCtx, project: dict[str, Any], emulator: Any) -> None:
+    # GIVEN a job that runs for several visibility timeouts (4 s each: heartbeats every ~1.3 s
+    # leave slack for a slow machine)
+    queues = make_queues(max_receives=2, visibility=4)
+    with api_queue(queues.url):
+        job_id = submit(api, owner, project)
+    release = threading.Event()
+    slow = FakeExecute(block=release)
+    worker = make_worker(queues, slow)
+    thread = in_thread(worker)
+    wait_for(slow.started.is_set, what="the job to start")
+    # WHEN another consumer polls the queue meanwhile
+    sqs = boto3.client("sqs")
+    seen = []
+    deadline = time.monotonic() + 2.5 * queues.visibility
+    while time.monotonic() < deadline:
+        seen += sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1).get("Messages", [])
+    release.set()
+    wait_for(lambda: get_job(api, owner, project, job_id)["status"] == "completed",
+             what="the job to finish")
+    worker.stop(0)
+    thread.join(10)
+    # THEN the heartbeat kept the message invisible the whole time: nobody else received it
+    assert seen == []
+    assert slow.calls == ["lint"] and queues.depth() == 0
