@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -84,14 +84,18 @@ class KeepAlive:
         self._conn.close()
 
 
-def timed(call: Callable[[], object], samples: int, warmup: int = 10) -> list[float]:
+def timed(calls: Sequence[Callable[[], object]], samples: int, warmup: int = 10) -> list[list[float]]:
+    """Seconds per call for each of `calls`, taken in turns so that each sees the same machine
+    (on a shared machine, load changes faster than one series takes)."""
     for _ in range(warmup):
-        call()
-    seconds = []
+        for call in calls:
+            call()
+    seconds: list[list[float]] = [[] for _ in calls]
     for _ in range(samples):
-        started = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - started)
+        for call, series in zip(calls, seconds, strict=True):
+            started = time.perf_counter()
+            call()
+            series.append(time.perf_counter() - started)
     return seconds
 
 
