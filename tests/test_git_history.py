@@ -206,3 +206,13 @@ def test_deleting_a_project_removes_its_repository(api: Api, owner: UserCtx) -> 
     assert list(GitRef.query(pid)) == []
     listed = client("s3").list_objects_v2(Bucket=get_settings().bucket, Prefix=prefix)
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_content_at_a_commit_under_a_file_path_is_404(api: Api, owner: UserCtx) -> None:
+    # GIVEN a commit holding the file rtl/top.v
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid)
+    # WHEN a path below that file is asked for THEN it does not exist (not a server error)
+    reply = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD/content?path=rtl/top.v/x",
+                    token=owner.token)
+    assert reply.status == 404, reply.body

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
 
@@ -117,16 +117,20 @@ def _resolve(repo: ProjectRepo, base: Tree,
 
 
 def lookup(repo: ProjectRepo, tree: Tree, path: str) -> tuple[int, bytes] | None:
+    from dulwich.errors import NotTreeError
     from dulwich.object_store import tree_lookup_path
 
     try:
         mode, sha = tree_lookup_path(repo.object_store.__getitem__, tree.id, path.encode())
-    except KeyError:
+    except (KeyError, NotTreeError):  # absent, or a file where the path needs a folder
         return None
     return mode, sha
 
 
-def commit_on_main(repo: ProjectRepo, build: Any, author: bytes,
+TreeChanges = list[tuple[bytes, int | None, bytes | None]]  # (path, mode, sha); None deletes
+
+
+def commit_on_main(repo: ProjectRepo, build: Callable[[Tree], TreeChanges], author: bytes,
                    message: str | Callable[[Tree], str]) -> bytes | None:
     """Apply `build(base_tree)` changes on top of main and move main, retrying on races.
 
@@ -143,7 +147,8 @@ def commit_on_main(repo: ProjectRepo, build: Any, author: bytes,
         base = _tree_of(repo, head) if head else Tree()
         changes = build(base)
         base_id = base.id if head else None
-        new_tree = commit_tree_changes(repo.object_store, _copy(base), changes) if changes else base_id
+        new_tree = (commit_tree_changes(repo.object_store, _copy(base), cast(Any, changes))
+                    if changes else base_id)
         if new_tree == base_id or new_tree is None:
             repo.object_store.discard()
             return None
