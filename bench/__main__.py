@@ -233,9 +233,10 @@ def bench_public_list(stack: Stack, fixture: Fixture, sizes: Sizes) -> list[Row]
             f"bare PynamoDB Query of the page {ms(small_bare)} / {ms(large_bare)} "
             f"({large_bare / small_bare:.1f}x: the emulator's)",
             "same at 100 and 10,000", large_api <= 1.5 * small_api),
+        # Informational: the difference of two ~0.4 s emulator timings is noise of ~10 ms here;
+        # "one page read" is shown by the call count below, not by this.
         Row("  of which the API's own time (minus the bare Query) ms",
-            f"{ms(small_extra)} / {ms(large_extra)}", "", "same at both sizes",
-            large_extra <= max(1.5 * small_extra, small_extra + 0.005)),
+            f"{ms(small_extra)} / {ms(large_extra)}", "difference of medians, taken in turns"),
         Row("AWS calls per list page", _calls(calls), f"seeded {large} in {seeded:.1f} s",
             "one Query", calls == {"Query": 1}),
     ]
