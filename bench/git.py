@@ -1,7 +1,7 @@
 """Git over the service: clone of a 200-file project and push of a 50-file change, each next to
 the same operation against a local bare repository over file:// (the floor: no HTTP, no S3).
 
-`python -m bench.git [--quick]` runs it on its own stack; `run(stack)` returns the table rows.
+`python -m bench.git [--quick]` runs it on its own stack; `run(api_url)` returns the table rows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.measure import KeepAlive
 from bench.report import Row, format_table
-from bench.stack import Stack, running_stack
+from bench.stack import running_stack
 
 FILES = 200
 CHANGED = 50
@@ -55,9 +55,9 @@ def _module(n: int, rng: random.Random) -> str:
     return "\n".join(lines)
 
 
-def _project(stack: Stack) -> tuple[str, str]:
+def _project(api_url: str) -> tuple[str, str]:
     """A fresh user, an API token and an empty project; returns (project id, token)."""
-    http = KeepAlive(stack.api_url)
+    http = KeepAlive(api_url)
     try:
         name = f"gitbench{uuid.uuid4().hex[:8]}"
         password = "correct horse battery"
@@ -83,11 +83,12 @@ def _change(work: Path, rng: random.Random, count: int) -> None:
         (work / "rtl" / f"block{n}.v").write_text(_module(n, rng))
 
 
-def run(stack: Stack, quick: bool = False) -> list[Row]:
+def run(api_url: str, quick: bool = False) -> list[Row]:
+    """Rows for the bench table, measured against the API server at `api_url`."""
     files, changed, runs = (20, 5, 2) if quick else (FILES, CHANGED, RUNS)
     rng = random.Random(42)
-    project_id, token = _project(stack)
-    host = stack.api_url.removeprefix("http://")
+    project_id, token = _project(api_url)
+    host = api_url.removeprefix("http://")
     url = f"http://x:{token}@{host}/api/v1/projects/{project_id}/git"
     root = Path(tempfile.mkdtemp(prefix="a6hub-gitbench-"))
     env = _git_env(root / "home")
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="a6hub-gitbench-logs-"))
     with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick)
+        rows = run(stack.api_url, quick=args.quick)
     print(format_table(rows, title="a6hub git over smart HTTP"))
     return 0
 
