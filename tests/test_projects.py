@@ -265,6 +265,9 @@ def test_delete_removes_files_members_and_objects(api: Api, aws: dict[str, Any],
     assert pid not in ids(api.get("/api/v1/projects/public?limit=100"))
     assert pid not in ids(api.get("/api/v1/projects?limit=100", token=editor.token))
     assert aws["s3"].list_objects_v2(Bucket=bucket, Prefix=f"projects/{pid}/")["KeyCount"] == 0
+    everything = aws["s3"].get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    assert [o["Key"] for page in everything for o in page.get("Contents", [])
+            if pid in o["Key"]] == []
     assert _items(aws, "files", "project_id", pid) == []
     assert _items(aws, "members", "project_id", pid) == []
     for guard in (f"path#{pid}#rtl/top.v", f"path#{pid}#blob.bin",
