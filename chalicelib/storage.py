@@ -32,13 +32,15 @@ def job_prefix(project_id: str, job_id: str) -> str:
     return f"jobs/{project_id}/{job_id}/"
 
 
-def job_log_key(project_id: str, job_id: str) -> str:
-    return f"{job_prefix(project_id, job_id)}log.txt"
+def job_log_key(project_id: str, job_id: str, attempt: int) -> str:
+    """Each attempt (claim) of a job writes its own keys: a runner that lost the job to another
+    can never overwrite the new owner's log or artifacts."""
+    return f"{job_prefix(project_id, job_id)}{attempt}/log.txt"
 
 
-def job_artifact_key(project_id: str, job_id: str, name: str) -> str:
+def job_artifact_key(project_id: str, job_id: str, attempt: int, name: str) -> str:
     """`name` comes from the runner's own artifact list (safe characters only), not from users."""
-    return f"{job_prefix(project_id, job_id)}artifacts/{name}"
+    return f"{job_prefix(project_id, job_id)}{attempt}/artifacts/{name}"
 
 
 def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:

@@ -73,6 +73,12 @@ class LogStream:
             except (BotoCoreError, ClientError) as e:  # the next tick retries
                 logger.warning("log flush failed", extra={"key": self.key, "error": str(e)})
 
+    def abandon(self) -> None:
+        """Stop flushing without a last write: the job is someone else's now (same key)."""
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
     def close(self) -> None:
         """Stop the flusher and write what is left (raises if that last write fails)."""
         self._closed.set()

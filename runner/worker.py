@@ -274,7 +274,7 @@ class Worker:
 
     def run(self, run: Run) -> str:
         job = run.job
-        log = LogStream(storage.job_log_key(job.project_id, job.id),
+        log = LogStream(storage.job_log_key(job.project_id, job.id, int(job.attempts or 1)),
                         self.limits.log_bytes + RUNNER_LOG_ALLOWANCE,
                         self.settings.log_flush_seconds).start()
         watcher = threading.Thread(target=self._watch, args=(run, log), name="job-watch",
@@ -323,7 +323,10 @@ class Worker:
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
                                    log.write, run.cancelled)
             run.timings["execute_s"] = lap()
-            artifacts = workspace.upload_artifacts(job.project_id, job.id, root,
+            if run.lost:  # the new owner uploads under the same keys; ours would overwrite them
+                return _failed_result("job taken over by another runner", inputs, log)
+            artifacts = workspace.upload_artifacts(job.project_id, job.id, int(job.attempts or 1),
+                                                   root,
                                                    list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
         return _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
@@ -332,7 +335,8 @@ class Worker:
                 duration: float) -> str:
         job = run.job
         if run.lost:
-            _close_quietly(log)
+            # Taken over (or deleted with its project): the new owner writes the same log key.
+            log.abandon()
             return "lost"
         if run.releasing and (result is None or result.status == CANCELLED) and not run.user_cancel:
             log.line("runner stopping: job released back to the queue" if result is not None

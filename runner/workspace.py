@@ -95,7 +95,8 @@ def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
             and path.is_file() and path.resolve().is_relative_to(root.resolve()))
 
 
-def upload_artifacts(project_id: str, job_id: str, root: Path, artifacts: list[ArtifactLike],
+def upload_artifacts(project_id: str, job_id: str, attempt: int, root: Path,
+                     artifacts: list[ArtifactLike],
                      note: Callable[[str], None]) -> list[dict[str, Any]]:
     """Upload each artifact under jobs/<project>/<job>/artifacts/; `note` reports skipped ones."""
     stored: list[dict[str, Any]] = []
@@ -104,7 +105,7 @@ def upload_artifacts(project_id: str, job_id: str, root: Path, artifacts: list[A
         if not _uploadable(root, artifact):
             note(f"artifact {artifact.name!r} skipped (bad name, missing, or outside the job)")
             continue
-        key = storage.job_artifact_key(project_id, job_id, artifact.name)
+        key = storage.job_artifact_key(project_id, job_id, attempt, artifact.name)
         storage.upload_file(key, path, artifact.mime)
         stored.append({"name": artifact.name, "kind": artifact.kind,
                        "size_bytes": path.stat().st_size, "mime_type": artifact.mime})

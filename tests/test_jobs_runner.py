@@ -437,3 +437,36 @@ def test_a_job_longer_than_the_visibility_timeout_keeps_its_message(
     # THEN the heartbeat kept the message invisible the whole time: nobody else received it
     assert seen == []
     assert slow.calls == ["lint"] and queues.depth() == 0
+
+
+def test_a_runner_whose_job_was_taken_over_writes_nothing_more(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    from chalicelib import storage
+    from chalicelib.models.jobs import Job
+    from chalicelib.services import job_lifecycle
+
+    # GIVEN runner A running a job
+    job_id = submit(api, owner, project)
+    slow = FakeExecute(block=threading.Event())
+    a = make_worker(queues, slow)
+    outcome: list[str] = []
+    message = _receive_all(queues, 1)[0]
+    thread = threading.Thread(target=lambda: outcome.append(a.handle(message)), daemon=True)
+    thread.start()
+    wait_for(slow.started.is_set, what="the job to start")
+    # WHEN runner B takes the job over (A's lease lapsed) and starts writing its log
+    job = job_lifecycle.load(project["id"], job_id)
+    assert job is not None
+    job.update(actions=[Job.runner_id.set("runner-b")])
+    job.update(actions=[Job.attempts.add(1)])  # B's claim
+    key = storage.job_log_key(project["id"], job_id, 2)
+    storage.put_bytes(key, b"runner B's log\n")
+    thread.join(20)
+    # THEN A gives the job up: no result, no log or artifact over B's, message left to B
+    assert outcome == ["lost"]
+    assert job_lifecycle.load(project["id"], job_id).status == "running"  # type: ignore[union-attr]
+    assert storage.get_bytes(key) == b"runner B's log\n"
+    assert queues.depth() == 1
+    # AND readers see the current attempt's log
+    logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job_id}/logs", token=owner.token).json
+    assert logs["logs"] == "runner B's log\n"

@@ -119,8 +119,9 @@ def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -
     if offset < 0:
         raise Unprocessable("offset must be a non-negative integer")
     job = _load(project_id, job_id)
-    data, total = storage.get_range(storage.job_log_key(project_id, job_id), offset,
-                                    MAX_LOG_CHUNK)
+    # The log of the latest attempt (a retried job starts a new one).
+    key = storage.job_log_key(project_id, job_id, int(job.attempts or 0))
+    data, total = storage.get_range(key, offset, MAX_LOG_CHUNK) if job.attempts else (b"", 0)
     start = min(offset, total) if total else 0
     next_offset = start + len(data)
     return JobLogs(
@@ -160,7 +161,7 @@ def get_artifact(caller: Caller | None, project_id: str, job_id: str, name: str,
     found = next((a for a in job.artifacts or [] if a.get("name") == name), None)
     if found is None:
         raise NotFound("Artifact not found")
-    key = storage.job_artifact_key(project_id, job_id, found["name"])
+    key = storage.job_artifact_key(project_id, job_id, int(job.attempts or 0), found["name"])
     mime, size = str(found["mime_type"]), int(found["size_bytes"])
     if not presign and size <= INLINE_ARTIFACT_BYTES and mime.startswith(_INLINE_TYPES):
         return InlineArtifact(storage.get_bytes(key).decode("utf-8", errors="replace"), mime)
