@@ -305,3 +305,39 @@ def test_a_read_racing_an_update_gets_the_new_version(api: Api, owner: UserCtx,
     # THEN it gets the new version, not a 500
     assert reply.status == 200, reply.body
     assert reply.json["content"] == "new\n" and reply.header("ETag") == '"2"'
+
+
+@pytest.mark.parametrize("change", [{"content": "mine\n"}, {"filepath": "rtl/mine.v"},
+                                    {"filepath": "rtl/mine.v", "content": "mine\n"}])
+def test_a_write_that_loses_the_race_after_its_check_is_412(
+        api: Api, s3: Any, owner: UserCtx, monkeypatch: pytest.MonkeyPatch,
+        change: dict[str, str]) -> None:
+    # GIVEN a PUT with If-Match "1" that has passed its version check when another save lands
+    from chalicelib.models.accounts import User
+    from chalicelib.schemas.files import FileUpdate
+    from chalicelib.services import files, identity
+
+    pid = make_project(api, owner)["id"]
+    fid = make_file(api, owner, pid, "rtl/race.v", "original\n")["id"]
+    real_now = files.utcnow_iso
+
+    def other_save_first() -> str:
+        monkeypatch.setattr(files, "utcnow_iso", real_now)
+        files.update_file(identity.Caller(user=User.get(owner.id)), pid, fid,
+                          FileUpdate(content="theirs\n", filepath="rtl/theirs.v"), '"1"')
+        return real_now()
+
+    monkeypatch.setattr(files, "utcnow_iso", other_save_first)
+    # WHEN it commits
+    reply = api.put(f"/api/v1/projects/{pid}/files/{fid}", token=owner.token, json_body=change,
+                    headers={"If-Match": '"1"'})
+    # THEN it is 412 (not a 409 or 500) and the other save stands alone
+    assert reply.status == 412, reply.body
+    got = read(api, owner, pid, fid)
+    assert (got.json["content"], got.json["filepath"]) == ("theirs\n", "rtl/theirs.v")
+    paths = [f["filepath"] for f in api.get(f"/api/v1/projects/{pid}/files", token=owner.token).json]
+    assert paths == ["rtl/theirs.v"]
+    assert len(objects(s3, pid, fid)) == 1
+    assert counters(api, owner, pid) == (1, len("theirs\n"))
+    # The path the loser wanted is free.
+    make_file(api, owner, pid, "rtl/mine.v")
