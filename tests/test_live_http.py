@@ -121,6 +121,11 @@ def test_cors_preflight(live_server: str) -> None:
     public = requests.get(f"{live_server}/api/v1/projects/public", timeout=10,
                           headers={"Origin": "http://localhost:3000"})
     assert public.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
+    # So do errors, or a browser client could not read their detail.
+    refused = requests.get(f"{live_server}/api/v1/auth/me", timeout=10,
+                           headers={"Origin": "http://localhost:3000"})
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
 
 
 def test_unknown_path_and_method_answer_json_detail(live_server: str) -> None:
