@@ -43,6 +43,8 @@ class Job(Model):
     status = UnicodeAttribute()
     config = JSONAttribute(default=dict)
     commit = UnicodeAttribute(null=True)
+    # True when the request named the commit: the runner reads the files from its tree.
+    commit_pinned = BooleanAttribute(null=True)
     created_by = UnicodeAttribute()
     created_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)

@@ -44,6 +44,11 @@ class Project(Model):
     feed = UnicodeAttribute(null=True)
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
+    # Set on a project created by an import (POST /projects/import): where from, the job
+    # that clones it, and importing -> completed | failed (the job has the log and reason).
+    import_url = UnicodeAttribute(null=True)
+    import_job_id = UnicodeAttribute(null=True)
+    import_status = UnicodeAttribute(null=True)
     # No VersionAttribute: file writes bump the counters in place through Project(id) updates,
     # which would reset a version to 1, and project edits update only what they change.
     public_feed = PublicFeed()

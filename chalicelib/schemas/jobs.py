@@ -16,6 +16,8 @@ class JobCreate(RequestModel):
     job_type: JobType
     # Validated per job type by chalicelib.schemas.job_configs.parse_job_config.
     config: dict[str, Any] = Field(default_factory=dict)
+    # Run on this commit's tree (a sha, an abbreviation, HEAD, a branch or a tag of the project).
+    commit: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class JobMessage(BaseModel):
@@ -57,7 +59,10 @@ class JobPublic(PublicModel):
     job_type: str
     status: JobStatus
     config: dict[str, Any]
-    commit: str | None = None
+    commit: str | None = Field(default=None, description=(
+        "the commit the job ran on: the requested one, else main's head at submit time"))
+    commit_pinned: bool = Field(default=False, description=(
+        "true: the files came from `commit`'s tree; false: from the files table at run time"))
     created_by: str
     created_at: str
     started_at: str | None = None

@@ -36,6 +36,9 @@ class ProjectPublic(PublicModel):
     updated_at: str
     file_count: int
     total_bytes: int
+    import_url: str | None
+    import_job_id: str | None
+    import_status: Literal["importing", "completed", "failed"] | None
 
 
 class MemberAdd(RequestModel):

@@ -26,7 +26,7 @@ from chalicelib.schemas.jobs import (
     JobPublic,
     StepPublic,
 )
-from chalicelib.services import job_lifecycle
+from chalicelib.services import job_commits, job_lifecycle
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.projects import authorize
@@ -43,7 +43,8 @@ def job_public(job: Job) -> JobPublic:
     return JobPublic(
         id=job.id, project_id=job.project_id, job_type=job.job_type,
         status=job.status,  # type: ignore[arg-type]
-        config=dict(job.config or {}), commit=job.commit, created_by=job.created_by,
+        config=dict(job.config or {}), commit=job.commit,
+        commit_pinned=bool(job.commit_pinned), created_by=job.created_by,
         created_at=job.created_at, started_at=job.started_at, completed_at=job.completed_at,
         duration_s=float(job.duration_s) if job.duration_s is not None else None,
         error_message=job.error_message,
@@ -83,7 +84,10 @@ def enqueue(job: Job) -> None:
 def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
     authorize(caller, project_id, "write")
     config = _validated_config(data.job_type, data.config)
+    commit = (job_commits.resolve(project_id, data.commit) if data.commit
+              else job_commits.head_of_main(project_id))
     job = Job(project_id, new_id(), job_type=data.job_type, status=PENDING, config=config,
+              commit=commit, commit_pinned=bool(data.commit) or None,
               created_by=caller.id, created_at=utcnow_iso(), attempts=0)
     job.save(condition=Job.id.does_not_exist())
     try:

@@ -60,7 +60,9 @@ def project_public(project: Project) -> ProjectPublic:
         visibility=cast(Visibility, project.visibility), owner_id=project.owner_id,
         created_at=project.created_at,
         updated_at=project.updated_at, file_count=int(project.file_count or 0),
-        total_bytes=int(project.total_bytes or 0),
+        total_bytes=int(project.total_bytes or 0), import_url=project.import_url,
+        import_job_id=project.import_job_id,
+        import_status=project.import_status,  # type: ignore[arg-type]
     )
 
 
