@@ -142,7 +142,7 @@ class Worker:
         self.stopping = threading.Event()
         self._stop_deadline: float | None = None
         self._next_dlq_check = 0.0
-        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._prefetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prefetch")
         self.jobs_run = 0
 
     @property
@@ -245,6 +245,8 @@ class Worker:
         prefetch = self._prefetcher.submit(workspace.fetch_project, job.project_id) if job else None
         if job is None or not job_lifecycle.claim(job, self.settings.runner_id,
                                                   self.settings.lease_seconds):
+            if prefetch is not None:
+                prefetch.cancel()  # if it has not started: a duplicate must not delay the next job
             return self._unclaimable(message, receipt)
         if job.cancel_requested:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
