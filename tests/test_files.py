@@ -342,3 +342,29 @@ def test_a_write_that_loses_the_race_after_its_check_is_412(
     assert counters(api, owner, pid) == (1, len("theirs\n"))
     # The path the loser wanted is free.
     make_file(api, owner, pid, "rtl/mine.v")
+
+
+@pytest.mark.parametrize("body", [
+    b"not a form at all",
+    b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.v"\r\n\r\nno closing',
+    b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.v"\r\n--B--\r\n',
+    b'--B\r\nContent-Disposition: form-data; name="filepath"\r\n\r\n\xff\xfe/\r\n'
+    b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.v"\r\n\r\nx\r\n--B--\r\n',
+])
+def test_malformed_multipart_bodies_are_422(api: Api, owner: UserCtx, project: dict[str, Any],
+                                            body: bytes) -> None:
+    pid = project["id"]
+    before = counters(api, owner, pid)
+    reply = api.post(f"/api/v1/projects/{pid}/files/upload", token=owner.token, raw=body,
+                     headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert reply.status == 422, reply.body
+    assert counters(api, owner, pid) == before
+
+
+def test_a_memory_image_of_a_few_mib_uploads_intact(api: Api, owner: UserCtx) -> None:
+    pid = make_project(api, owner)["id"]
+    image = b"".join(b"%08x\n" % (i * 2654435761 % 2**32) for i in range(400_000))  # 3.6 MB
+    reply = upload(api, owner, pid, "rom.hex", image, filepath="mem/")
+    assert reply.status == 201, reply.body
+    got = read(api, owner, pid, reply.json["id"])
+    assert got.json["encoding"] == "utf-8" and content_bytes(got) == image
