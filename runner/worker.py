@@ -32,7 +32,7 @@ from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import JobMessage
 from chalicelib.services import job_lifecycle
-from runner import workspace
+from runner import commit_tree, importer, workspace
 from runner.limits import Limits
 from runner.logstream import LogStream
 
@@ -286,7 +286,8 @@ class Worker:
         log.line(f"job {job.id} ({job.job_type}), attempt {int(job.attempts or 1)}, "
                  f"runner {self.settings.runner_id}")
         try:
-            result = self._execute_in_workdir(run, log)
+            result = (importer.run_import(job, log.line, run.cancelled)
+                      if job.job_type == importer.JOB_TYPE else self._execute_in_workdir(run, log))
         except TRANSIENT as e:
             # Infrastructure trouble (S3, DynamoDB): give the job back; the redrive policy
             # bounds the retries and the DLQ check fails it with the reason.
@@ -313,9 +314,13 @@ class Worker:
             return round(clock[-1] - clock[-2], 4)
 
         with workspace.workdir() as root:
-            fetched = (run.prefetch.result() if run.prefetch is not None
-                       else workspace.fetch_project(job.project_id))
             try:
+                if job.commit_pinned and job.commit:  # the request named a commit: its tree
+                    log.line(f"files from commit {job.commit}")
+                    fetched = commit_tree.fetch_commit(job.project_id, str(job.commit))
+                else:
+                    fetched = (run.prefetch.result() if run.prefetch is not None
+                               else workspace.fetch_project(job.project_id))
                 inputs = workspace.write_files(root / "src", fetched)
             except workspace.MaterialiseError as e:
                 log.line(str(e))

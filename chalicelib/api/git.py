@@ -31,11 +31,12 @@ from chalicelib.schemas.git import (
     DiffPublic,
     FileAtCommit,
     ForkRequest,
+    ImportRequest,
     RestoreRequest,
     RestoreResult,
 )
 from chalicelib.schemas.projects import ProjectPublic
-from chalicelib.services import forks, history
+from chalicelib.services import forks, gitimport, history
 
 bp = Blueprint(__name__)
 
@@ -180,3 +181,15 @@ def fork(project_id: str) -> Response:
     raw = request_bytes(request)
     data = parse_body(request, ForkRequest) if raw.strip() else ForkRequest()
     return json_response(forks.fork_project(caller, project_id, data), status=201)
+
+
+@route(bp, "/import", methods=["POST"], doc=Doc(
+    "Create a project from a public git URL (https, http, git): 202 with the project, marked "
+    "importing; follow its import job (import_job_id) at .../jobs/{id} and .../logs",
+    ImportRequest, ProjectPublic, status=202, errors=(409, 503)))
+def import_project() -> Response:
+    request = bp.current_request
+    caller = required_caller(request)
+    created = gitimport.start_import(caller, parse_body(request, ImportRequest))
+    location = f"/api/v1/projects/{created.id}/jobs/{created.import_job_id}"
+    return json_response(created, status=202, headers={"Location": location})

@@ -73,3 +73,16 @@ class ForkRequest(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     visibility: Literal["private", "public"] | None = None  # default: the source's
+
+
+class ImportRequest(RequestModel):
+    """A new project cloned (asynchronously) from a public git repository."""
+
+    url: str = Field(min_length=1, max_length=2048,
+                     description="https://, http:// or git:// URL of a public repository")
+    name: str | None = Field(default=None, min_length=1, max_length=100,
+                             description="default: the repository's name from the URL")
+    description: str | None = Field(default=None, max_length=2000)
+    visibility: Literal["private", "public"] = "private"
+    branch: str | None = Field(default=None, min_length=1, max_length=255,
+                               description="branch that becomes main; default: the remote's HEAD")

@@ -1,0 +1,293 @@
+"""Projects created from a git URL: the API starts an `import` job; the runner fetches into the store.
+
+POST /projects/import checks the URL (form and resolution, `import_guard`), creates the project
+marked `importing`, and queues a job of type `import` on it. The runner (not sandboxed: this is
+our code, dulwich's client) calls `fetch_into`: it connects only to checked addresses, fetches
+one branch with its whole history into the project's S3 object store under size and time caps,
+validates the tip like a push to an empty project, moves main from nothing to the tip with a
+conditional write, and fills the files table (gitsync, as a push does). Progress goes to the
+job's log; a failure ends the job `failed` with the reason and the project `import_status`
+`failed`. Only the chosen branch is imported (as main); other branches and tags are not.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.config import get_settings
+from chalicelib.errors import ServiceUnavailable, Unprocessable
+from chalicelib.ids import new_id
+from chalicelib.logs import SERVICE
+from chalicelib.models.base import utcnow_iso
+from chalicelib.models.jobs import PENDING, Job
+from chalicelib.models.projects import Project
+from chalicelib.schemas.git import ImportRequest
+from chalicelib.schemas.projects import ProjectCreate, ProjectPublic
+from chalicelib.services import import_guard, job_lifecycle, jobs, projects
+from chalicelib.services.identity import Caller
+
+logger = Logger(service=SERVICE, child=True)
+
+JOB_TYPE = "import"
+IMPORTING, COMPLETED, FAILED = "importing", "completed", "failed"
+_BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$")
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _int_env(name: str, default: int) -> int:
+    import os
+
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isdigit() else default
+
+
+def import_timeout_seconds() -> int:
+    return _int_env("A6HUB_IMPORT_TIMEOUT_SECONDS", 300)
+
+
+def import_max_pack_bytes() -> int:
+    """The most pack data one import may download (compressed); the store caps what it inflates to."""
+    return _int_env("A6HUB_IMPORT_MAX_PACK_BYTES", get_settings().max_project_bytes)
+
+
+def _default_name(path: str) -> str:
+    last = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    last = last[:-4] if last.endswith(".git") else last
+    name = _NAME_CHARS.sub("-", last).strip(" -.")[:100]
+    return name or "imported"
+
+
+def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
+    """Create the project (marked importing) and queue its import job; 422 for a refused URL."""
+    target = import_guard.check_url(data.url)
+    if data.branch is not None and not _BRANCH.match(data.branch):
+        raise Unprocessable("branch: not a valid branch name")
+    created = projects.create_project(caller, ProjectCreate(
+        name=data.name or _default_name(target.path), description=data.description,
+        visibility=data.visibility))
+    job = Job(created.id, new_id(), job_type=JOB_TYPE, status=PENDING,
+              config={"url": data.url, "branch": data.branch}, created_by=caller.id,
+              created_at=utcnow_iso(), attempts=0)
+    job.save(condition=Job.id.does_not_exist())
+    Project(created.id).update(actions=[
+        Project.import_url.set(data.url), Project.import_job_id.set(job.id),
+        Project.import_status.set(IMPORTING),
+    ], condition=Project.id.exists(), add_version_condition=False)
+    try:
+        jobs.enqueue(job)
+    except (BotoCoreError, ClientError) as e:
+        reason = "the job queue was unavailable; the import was not started"
+        job_lifecycle.fail_unstarted(job, reason)
+        mark(created.id, FAILED)
+        raise ServiceUnavailable(f"{reason} (project {created.id}); delete it and try again",
+                                 headers={"Retry-After": "5"}) from e
+    return projects.get_project(caller, created.id)
+
+
+def mark(project_id: str, status: str) -> None:
+    """Record how the import ended on the project (best effort: it may have been deleted)."""
+    try:
+        Project(project_id).update(actions=[Project.import_status.set(status)],
+                                   condition=Project.id.exists(), add_version_condition=False)
+    except UpdateError:
+        logger.info("import status not recorded: project gone", extra={"project_id": project_id})
+
+
+class ImportFailed(Exception):
+    """The import cannot succeed; the message is what the user reads on the job."""
+
+
+class ImportCancelled(Exception):
+    """The job was cancelled while fetching."""
+
+
+@dataclass
+class Imported:
+    head: str
+    pack_bytes: int
+    objects: int
+    files: int
+    total_bytes: int
+
+
+Say = Callable[[str], None]
+
+
+class _Fetch:
+    """Callbacks of one fetch: collect pack data under the caps, report progress, honour cancel."""
+
+    def __init__(self, say: Say, cancelled: threading.Event, deadline: float, max_bytes: int,
+                 branch: str | None) -> None:
+        self.say, self.cancelled, self.deadline = say, cancelled, deadline
+        self.max_bytes, self.branch = max_bytes, branch
+        self.pack = BytesIO()
+        self.chosen: bytes | None = None
+        self._partial = b""
+        self._phases: set[bytes] = set()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise ImportCancelled()
+        if time.monotonic() > self.deadline:
+            raise ImportFailed(f"the import took longer than {import_timeout_seconds()} s")
+
+    def pack_data(self, data: bytes) -> None:
+        self.check()
+        if self.pack.tell() + len(data) > self.max_bytes:
+            raise ImportFailed(f"the repository is larger than the import limit of "
+                               f"{self.max_bytes} bytes (packed)")
+        self.pack.write(data)
+
+    def progress(self, data: bytes) -> None:
+        """The remote's progress lines: the first and the last of each phase go to the log."""
+        self.check()
+        self._partial += data
+        *lines, self._partial = re.split(rb"[\r\n]", self._partial)
+        for line in lines:
+            text = line.strip()
+            phase = text.split(b":", 1)[0]
+            if text and (phase not in self._phases or b"done" in text):
+                self._phases.add(phase)
+                self.say("remote: " + text.decode("utf-8", "replace")[:200])
+
+    def determine_wants(self, refs: dict[Any, Any], depth: int | None = None) -> list[Any]:
+        self.check()
+        if self.branch is not None:
+            names = [b"refs/heads/" + self.branch.encode()]
+        else:
+            names = [b"HEAD", b"refs/heads/main", b"refs/heads/master"]
+            names += sorted(r for r in refs if bytes(r).startswith(b"refs/heads/"))
+        for name in names:
+            sha = refs.get(name)
+            if sha:
+                self.chosen = bytes(sha)
+                self.say(f"importing {name.decode()} ({self.chosen.decode()})")
+                return [sha]
+        if self.branch is not None:
+            raise ImportFailed(f"the repository has no branch {self.branch!r}")
+        return []
+
+
+def _client(target: import_guard.ImportURL, timeout: float) -> tuple[Any, str]:
+    """dulwich's client for the URL, connecting only to checked addresses."""
+    from dulwich.client import get_transport_and_path_from_url
+
+    if target.scheme == "git":
+        return _guarded_tcp_client(target, timeout), target.path
+    client, path = get_transport_and_path_from_url(
+        target.url, pool_manager=import_guard.pool_manager(timeout))
+    return client, path
+
+
+def _guarded_tcp_client(target: import_guard.ImportURL, timeout: float) -> Any:
+    """git:// through dulwich's TCP client, its socket made by `import_guard.connect`."""
+    import socket
+    from contextlib import suppress
+
+    from dulwich.client import TCPGitClient, _fileno_can_read
+    from dulwich.protocol import Protocol
+
+    class GuardedTCPGitClient(TCPGitClient):
+        def _connect(self, cmd: bytes, path: str | bytes,
+                     protocol_version: int | None = None) -> Any:
+            if not isinstance(path, bytes):
+                path = path.encode("utf-8")
+            sock = import_guard.connect(target.host, target.port, timeout)
+            rfile, wfile = sock.makefile("rb", -1), sock.makefile("wb", 0)
+
+            def close() -> None:
+                rfile.close()
+                wfile.close()
+                sock.close()
+
+            def shutdown_write() -> None:
+                wfile.flush()
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_WR)
+
+            proto = Protocol(rfile.read, wfile.write, close, shutdown_write=shutdown_write)
+            self.protocol_version = 0  # v0: the simplest exchange, spoken by every git daemon
+            proto.send_cmd(b"git-" + cmd, path, b"host=" + target.host.encode("idna"))
+            return proto, lambda: _fileno_can_read(sock.fileno()), None
+
+    return GuardedTCPGitClient(target.host, port=target.port)
+
+
+def fetch_into(project_id: str, url: str, branch: str | None, say: Say,
+               cancelled: threading.Event) -> Imported:
+    """Fetch `branch` (default: the remote HEAD) of `url` into the project's repository as main."""
+    from dulwich.errors import GitProtocolError, HangupException
+    from dulwich.object_store import PackInputTooLarge
+
+    timeout = float(import_timeout_seconds())
+    deadline = time.monotonic() + timeout
+    try:
+        target = import_guard.parse_url(url)
+        say(f"fetching {url}")
+        fetch = _Fetch(say, cancelled, deadline, import_max_pack_bytes(), branch)
+        client, path = _client(target, min(timeout, 30.0))
+        from chalicelib.services.gitstore import open_repo
+
+        repo = open_repo(project_id)
+        if repo.head_commit() is not None:
+            raise ImportFailed("the project already has commits; an import needs an empty project")
+        client.fetch_pack(path, fetch.determine_wants, repo.get_graph_walker(), fetch.pack_data,
+                          progress=fetch.progress)
+        fetch.check()
+        if fetch.chosen is None:
+            raise ImportFailed("the repository is empty: it has no branches")
+        say(f"received {fetch.pack.tell()} bytes of pack data; unpacking")
+        fetch.pack.seek(0)
+        repo.object_store.add_thin_pack(fetch.pack.read, None)
+        return _store(repo, fetch, say)
+    except import_guard.ImportRefused as e:
+        raise ImportFailed(f"refused: {e.detail}") from e
+    except PackInputTooLarge as e:
+        raise ImportFailed(f"the repository is too large to import: {e}") from e
+    except (GitProtocolError, HangupException) as e:
+        raise ImportFailed(f"the remote did not answer as a git repository: {e}") from e
+    except OSError as e:
+        raise ImportFailed(f"could not reach the repository: {type(e).__name__}: {e}") from e
+
+
+def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
+    """Validate the tip like a push, upload the objects, move main, fill the files table."""
+    from dulwich.objects import Commit
+
+    from chalicelib.services import gitsync
+    from chalicelib.services.gitstore import DEFAULT_BRANCH, ZERO_SHA
+
+    assert fetch.chosen is not None
+    objects = len(repo.object_store.pending)
+    try:
+        commit = repo.object_store[fetch.chosen]
+    except KeyError as e:
+        raise ImportFailed("the remote did not send the branch's commit") from e
+    if not isinstance(commit, Commit):
+        raise ImportFailed("the branch does not point at a commit")
+    project = Project.get(repo.project_id, consistent_read=True)
+    changes = gitsync.tree_diff(repo, None, commit.tree)
+    problems = gitsync.validate(repo, project, changes, count_limits=True)
+    if problems:
+        repo.object_store.discard()
+        raise ImportFailed("the repository breaks the project's rules: " + "; ".join(problems))
+    say(f"storing {objects} objects")
+    repo.object_store.flush()
+    if not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):
+        raise ImportFailed("the project received commits while it was being imported")
+    gitsync.sync_files(repo, None, commit.tree)
+    total = sum(len(repo.object_store.get_raw(c.new_sha)[1]) for c in changes if c.new_sha)
+    say(f"imported {len(changes)} files ({total} bytes), main at {fetch.chosen.decode()}")
+    return Imported(head=fetch.chosen.decode(), pack_bytes=fetch.pack.tell(), objects=objects,
+                    files=len(changes), total_bytes=total)

@@ -1,0 +1,76 @@
+"""A job's files read from one commit's tree in the project's git store (S3), not the files table.
+
+Reads the loose objects directly through `storage` (bucket from the environment), so the
+runner needs none of the API's settings. Trees are read level by level, blobs side by side.
+"""
+
+from __future__ import annotations
+
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+
+from botocore.exceptions import ClientError
+from dulwich.objects import Blob, Commit, ShaFile, Tree
+
+from chalicelib import storage
+from chalicelib.models.files import File
+from chalicelib.services.gitstore import objects_prefix
+from runner.workspace import FETCH_THREADS, MaterialiseError
+
+MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to
+
+
+def _read(project_id: str, sha: bytes) -> ShaFile:
+    try:
+        raw = storage.get_bytes(objects_prefix(project_id) + sha.decode("ascii"))
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        raise MaterialiseError(f"git object {sha.decode()} is missing from the store") from e
+    return ShaFile.from_file(BytesIO(raw))
+
+
+def _listing(project_id: str, tree_sha: bytes,
+             pool: ThreadPoolExecutor) -> list[tuple[str, bytes]]:
+    """(path, blob sha) of every regular file under the tree; symlinks and submodules skipped."""
+    files: list[tuple[str, bytes]] = []
+    level: list[tuple[str, bytes]] = [("", tree_sha)]
+    while level:
+        trees = list(pool.map(lambda item: _read(project_id, item[1]), level))
+        following: list[tuple[str, bytes]] = []
+        for (prefix, _), tree in zip(level, trees, strict=True):
+            if not isinstance(tree, Tree):
+                raise MaterialiseError(f"{tree.id.decode()} is not a tree")
+            for entry in tree.iteritems():
+                path = prefix + entry.path.decode("utf-8", "replace")
+                if stat.S_ISDIR(entry.mode):
+                    following.append((path + "/", entry.sha))
+                elif stat.S_ISREG(entry.mode):
+                    files.append((path, entry.sha))
+        if len(files) + len(following) > MAX_TREE_ENTRIES:
+            raise MaterialiseError(f"the commit holds more than {MAX_TREE_ENTRIES} entries")
+        level = following
+    return files
+
+
+def fetch_commit(project_id: str, commit_sha: str) -> list[tuple[File, bytes]]:
+    """The commit's files as (record, body) for `workspace.write_files`.
+
+    The records are not rows of the files table: their id is the blob's git id and their
+    version 0, which is what the job's `inputs` then show.
+    """
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+        commit = _read(project_id, commit_sha.encode("ascii"))
+        if not isinstance(commit, Commit):
+            raise MaterialiseError(f"{commit_sha} is not a commit")
+        listing = _listing(project_id, commit.tree, pool)
+        blobs = list(pool.map(lambda item: _read(project_id, item[1]), listing))
+    fetched: list[tuple[File, bytes]] = []
+    for (path, sha), blob in zip(listing, blobs, strict=True):
+        if not isinstance(blob, Blob):
+            raise MaterialiseError(f"{path}: {sha.decode()} is not a blob")
+        record = File(project_id, sha.decode(), filename=path.rsplit("/", 1)[-1], filepath=path,
+                      version=0)
+        fetched.append((record, blob.as_raw_string()))
+    return fetched

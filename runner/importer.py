@@ -1,0 +1,57 @@
+"""The runner's `import` jobs: our own code (dulwich's client), run in the runner, not the sandbox."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from chalicelib.config import get_settings
+from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
+from chalicelib.services import gitimport, job_lifecycle
+
+JOB_TYPE = gitimport.JOB_TYPE
+
+
+def _result(status: str, error: str | None, duration: float,
+            summary: dict[str, object]) -> job_lifecycle.Result:
+    return job_lifecycle.Result(
+        status=status, error_message=error, exit_code=None, duration_s=duration, inputs=[],
+        steps=[], tool_versions={}, artifacts=[], summary=summary, log_bytes=0,
+        log_truncated=False)
+
+
+def _settings_without_signing_key() -> None:
+    """Let this process build Settings (gitstore and gitsync read their limits there).
+
+    Settings insist on a JWT signing key, which a runner must not hold. A random one, known to
+    no one, signs nothing the API would accept; the runner never issues or checks tokens.
+    """
+    if not os.environ.get("A6HUB_JWT_SECRET") and not os.environ.get("A6HUB_JWT_SECRET_ID"):
+        os.environ["A6HUB_JWT_SECRET"] = secrets.token_urlsafe(48)
+        get_settings.cache_clear()
+
+
+def run_import(job: Job, say: Callable[[str], None],
+               cancelled: threading.Event) -> job_lifecycle.Result:
+    """Fetch the job's URL into its project; infrastructure errors propagate (the job is retried)."""
+    _settings_without_signing_key()
+    config = dict(job.config or {})
+    started = time.monotonic()
+    try:
+        done = gitimport.fetch_into(job.project_id, str(config.get("url", "")),
+                                    config.get("branch") or None, say, cancelled)
+    except gitimport.ImportCancelled:
+        say("import cancelled")
+        gitimport.mark(job.project_id, gitimport.FAILED)
+        return _result(CANCELLED, "import cancelled", time.monotonic() - started, {})
+    except gitimport.ImportFailed as e:
+        say(f"import failed: {e}")
+        gitimport.mark(job.project_id, gitimport.FAILED)
+        return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
+    gitimport.mark(job.project_id, gitimport.COMPLETED)
+    return _result(COMPLETED, None, time.monotonic() - started, {"import": {
+        "head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,
+        "files": done.files, "total_bytes": done.total_bytes}})

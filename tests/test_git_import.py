@@ -1,0 +1,307 @@
+"""Import a project from a git URL: the SSRF guard, the API, and the runner's fetch.
+
+Every server here is on 127.0.0.1 (the real `git http-backend` and `git daemon`); nothing
+else on the network is contacted: refused addresses are refused before any connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.services import import_guard
+from tests.conftest import Api, UserCtx, unique
+from tests.git_server import git_daemon, http_git_server, make_repo
+from tests.jobs_support import Queues, api_queue, make_queues
+
+HISTORY = [
+    {"rtl/top.v": "module top; endmodule\n", "README.md": "first\n"},
+    {"rtl/top.v": "module top(input a); endmodule\n"},
+    {"tb/tb.v": "module tb; top t(.a(1'b0)); endmodule\n"},
+]
+
+# --- the address checks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address", [
+    "169.254.169.254", "169.254.0.1", "10.0.0.1", "10.255.255.255", "172.16.0.1",
+    "172.31.255.254", "192.168.1.1", "127.0.0.1", "127.8.9.10", "0.0.0.0", "100.64.0.1",
+    "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fe80::1%eth0",
+    "fc00::1", "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+    "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1",
+])
+def test_internal_addresses_are_refused(address: str) -> None:
+    assert import_guard.address_problem(address) is not None
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "140.82.112.3", "2606:4700:4700::1111",
+                                     "::ffff:8.8.8.8"])
+def test_global_addresses_are_allowed(address: str) -> None:
+    assert import_guard.address_problem(address) is None
+
+
+@pytest.mark.parametrize("url, said", [
+    ("ftp://example.com/r.git", "only https"),
+    ("file:///etc/passwd", "only https"),
+    ("ssh://git@example.com/r.git", "only https"),
+    ("https://user:pw@example.com/r.git", "credentials"),
+    ("https://evil.com@127.0.0.1/r.git", "credentials"),
+    ("https://example.com:22/r.git", "port 22"),
+    ("https://example.com/r.git?x=1", "query"),
+    ("https:///r.git", "no host"),
+    ("https://exa mple.com/r.git", "spaces"),
+])
+def test_malformed_or_tricky_urls_are_refused(url: str, said: str) -> None:
+    with pytest.raises(import_guard.ImportRefused) as refused:
+        import_guard.parse_url(url)
+    assert said in refused.value.detail
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Names that resolve where a test says, without asking any DNS server."""
+    table: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def lookup(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in table:
+            return real(host, port, *args, **kwargs)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port, 0, 0) if ":" in a else (a, port)) for a in table[host]]
+
+    monkeypatch.setattr(import_guard.socket, "getaddrinfo", lookup)
+    return table
+
+
+def test_every_resolved_address_is_checked(fake_dns: dict[str, list[str]]) -> None:
+    # GIVEN a name with one public and one metadata address, and one with only public ones
+    fake_dns["mixed.example"] = ["140.82.112.3", "169.254.169.254"]
+    fake_dns["v6.example"] = ["2606:4700:4700::1111", "::ffff:127.0.0.1"]
+    fake_dns["good.example"] = ["140.82.112.3", "2606:4700:4700::1111"]
+    # THEN any internal address refuses the name; all-global names pass
+    for name in ("mixed.example", "v6.example"):
+        with pytest.raises(import_guard.ImportRefused):
+            import_guard.check_url(f"https://{name}/r.git")
+    assert import_guard.check_url("https://good.example/r.git").host == "good.example"
+
+
+def test_a_name_that_rebinds_to_loopback_is_refused_when_connecting(
+        fake_dns: dict[str, list[str]], tmp_path: Path) -> None:
+    # GIVEN a name that passed the API's check with a public address ...
+    fake_dns["rebind.example"] = ["140.82.112.3"]
+    assert import_guard.check_url("http://rebind.example/r.git")
+    # ... and now answers with the address of a server on this machine
+    with http_git_server(tmp_path) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        fake_dns["rebind.example"] = ["127.0.0.1"]
+        # WHEN the fetch's HTTP client connects
+        manager = import_guard.pool_manager(timeout=5)
+        with pytest.raises(import_guard.ImportRefused):
+            manager.request("GET", f"http://rebind.example:{port}/r.git/info/refs")
+        # THEN it refused before connecting: the server saw nothing
+        assert server.requests == []
+
+
+def test_a_redirect_to_an_internal_address_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    # GIVEN a server taken for public (127.0.0.1 let through) that redirects to 127.0.0.2
+    real = import_guard.address_problem
+    monkeypatch.setattr(import_guard, "address_problem",
+                        lambda a: None if str(a) == "127.0.0.1" else real(a))
+    with http_git_server(tmp_path) as target, \
+            http_git_server(tmp_path, redirect_to=target.url.replace("127.0.0.1", "127.0.0.2")
+                            ) as redirecting:
+        # WHEN the guarded client follows the redirect
+        with pytest.raises(import_guard.ImportRefused):
+            import_guard.pool_manager(timeout=5).request("GET", f"{redirecting.url}/r.git/info/refs")
+        # THEN the first server was asked, the redirect target never
+        assert redirecting.requests and target.requests == []
+
+
+# --- the API and the runner --------------------------------------------------------------
+
+
+@pytest.fixture
+def queues(emulator: Any) -> Iterator[Queues]:
+    q = make_queues(max_receives=2, visibility=5)
+    with api_queue(q.url):
+        yield q
+
+
+def make_worker(queues: Queues) -> Any:
+    from runner.worker import RunnerSettings, Worker
+
+    settings = dataclasses.replace(RunnerSettings.from_queue(queues.url), wait_seconds=1,
+                                   dlq_check_seconds=60, log_flush_seconds=0.2,
+                                   cancel_poll_seconds=0.2)
+    return Worker(settings)
+
+
+@pytest.fixture
+def repos(tmp_path: Path) -> Path:
+    root = tmp_path / "repos"
+    root.mkdir()
+    make_repo(root, "core", HISTORY)
+    make_repo(root, "linked", [{"a.v": "module a; endmodule\n"}])
+    work = root / "linked-work"
+    (work / "link.v").symlink_to("a.v")
+    from tests.git_server import git
+
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a symlink")
+    git(work, "push", "-q", str(root / "linked.git"), "trunk")
+    return root
+
+
+@pytest.fixture
+def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A6HUB_IMPORT_ALLOW_PRIVATE", "1")
+
+
+def start(api: Api, user: UserCtx, url: str, **more: Any) -> Any:
+    return api.post("/api/v1/projects/import", token=user.token,
+                    json_body={"url": url, "name": unique("imported "), **more})
+
+
+def finish(api: Api, user: UserCtx, queues: Queues, project: dict[str, Any]) -> dict[str, Any]:
+    """Let an in-process runner take the import job; returns the job as the API shows it."""
+    worker = make_worker(queues)
+    assert worker.poll_once(wait_seconds=1) == 1
+    reply = api.get(f"/api/v1/projects/{project['id']}/jobs/{project['import_job_id']}",
+                    token=user.token)
+    assert reply.status == 200, reply.body
+    return dict(reply.json)
+
+
+def logs_of(api: Api, user: UserCtx, project: dict[str, Any]) -> str:
+    reply = api.get(f"/api/v1/projects/{project['id']}/jobs/{project['import_job_id']}/logs",
+                    token=user.token)
+    return str(reply.json["logs"])
+
+
+def test_import_over_http_brings_files_and_full_history(
+        api: Api, owner: UserCtx, stranger: UserCtx, queues: Queues, repos: Path,
+        allow_private: None) -> None:
+    with http_git_server(repos) as server:
+        # WHEN the owner imports the repository (its default branch is "trunk")
+        reply = start(api, owner, f"{server.url}/core.git", visibility="private")
+        # THEN the project exists at once, marked importing, with its job to follow
+        assert reply.status == 202, reply.body
+        project = reply.json
+        assert project["import_status"] == "importing" and project["import_job_id"]
+        assert reply.headers["Location"].endswith(f"/jobs/{project['import_job_id']}")
+        job = api.get(f"/api/v1/projects/{project['id']}/jobs/{project['import_job_id']}",
+                      token=owner.token).json
+        assert job["job_type"] == "import" and job["status"] == "pending"
+        # WHEN a runner takes the job
+        job = finish(api, owner, queues, project)
+    # THEN it completed, and the project holds the last commit's files
+    assert job["status"] == "completed", job
+    assert "importing HEAD" in logs_of(api, owner, project)
+    base = f"/api/v1/projects/{project['id']}"
+    shown = api.get(base, token=owner.token).json
+    assert shown["import_status"] == "completed" and shown["file_count"] == 3
+    files = {f["filepath"]: f for f in api.get(f"{base}/files", token=owner.token).json}
+    assert set(files) == {"README.md", "rtl/top.v", "tb/tb.v"}
+    top = api.get(f"{base}/files/{files['rtl/top.v']['id']}", token=owner.token).json
+    assert top["content"] == HISTORY[1]["rtl/top.v"]
+    # AND the whole history, newest first, authored as in the source
+    commits = api.get(f"{base}/git/commits", token=owner.token).json
+    assert [c["summary"] for c in commits] == ["commit 3", "commit 2", "commit 1"]
+    assert {c["author_email"] for c in commits} == {"ada@example.com"}
+    assert job["summary"]["import"]["head"] == commits[0]["id"]
+    first = api.get(f"{base}/git/commits/{commits[2]['id']}/content?path=rtl/top.v",
+                    token=owner.token).json
+    assert first["content"] == HISTORY[0]["rtl/top.v"]
+    # AND the imported project is as private as asked
+    assert api.get(base, token=stranger.token).status == 404
+
+
+def test_import_over_git_protocol_and_a_named_branch(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    from tests.git_server import git
+
+    git(repos / "core-work", "checkout", "-q", "-b", "feature")
+    (repos / "core-work" / "extra.v").write_text("module extra; endmodule\n")
+    git(repos / "core-work", "add", "-A")
+    git(repos / "core-work", "commit", "-q", "-m", "on feature")
+    git(repos / "core-work", "push", "-q", str(repos / "core.git"), "feature")
+    with git_daemon(repos) as url:
+        project = start(api, owner, f"{url}/core.git", branch="feature").json
+        job = finish(api, owner, queues, project)
+    assert job["status"] == "completed", (job, logs_of(api, owner, project))
+    commits = api.get(f"/api/v1/projects/{project['id']}/git/commits", token=owner.token).json
+    assert [c["summary"] for c in commits] == ["on feature", "commit 3", "commit 2", "commit 1"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254",
+                                  "10.0.0.1", "2130706433", "0x7f.1"])
+def test_without_the_allowance_internal_hosts_are_refused_at_submit(
+        api: Api, owner: UserCtx, queues: Queues, host: str) -> None:
+    # WHEN an import names an internal address (no server is needed: nothing is contacted)
+    name = unique("ssrf ")
+    reply = api.post("/api/v1/projects/import", token=owner.token,
+                     json_body={"url": f"http://{host}:8080/r.git", "name": name})
+    # THEN it is a 422 saying why, and no project was made
+    assert reply.status == 422, reply.body
+    assert "not allowed" in reply.json["detail"] or "resolve" in reply.json["detail"]
+    mine = api.get("/api/v1/projects?limit=100", token=owner.token).json
+    assert name not in {p["name"] for p in mine}
+    assert queues.depth() == 0
+
+
+def test_without_the_allowance_the_runner_refuses_too(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with http_git_server(repos) as server:
+        # GIVEN an import accepted while internal addresses were allowed (localhost: a name)
+        monkeypatch.setenv("A6HUB_IMPORT_ALLOW_PRIVATE", "1")
+        url = server.url.replace("127.0.0.1", "localhost") + "/core.git"
+        project = start(api, owner, url).json
+        # WHEN the runner runs it where they are not
+        monkeypatch.delenv("A6HUB_IMPORT_ALLOW_PRIVATE")
+        job = finish(api, owner, queues, project)
+        # THEN the job failed with the reason, before any request reached the server
+        assert server.requests == []
+    assert job["status"] == "failed" and "refused" in job["error_message"], job
+    assert "loopback" in job["error_message"]
+    assert "import failed: refused" in logs_of(api, owner, project)
+    shown = api.get(f"/api/v1/projects/{project['id']}", token=owner.token).json
+    assert shown["import_status"] == "failed" and shown["file_count"] == 0
+
+
+def test_a_repository_that_breaks_the_push_rules_is_refused_whole(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    with http_git_server(repos) as server:
+        project = start(api, owner, f"{server.url}/linked.git").json
+        job = finish(api, owner, queues, project)
+    assert job["status"] == "failed", job
+    assert "'link.v': symbolic links are not supported" in job["error_message"]
+    base = f"/api/v1/projects/{project['id']}"
+    assert api.get(f"{base}/git/commits", token=owner.token).json == []
+    assert api.get(f"{base}/files", token=owner.token).json == []
+
+
+def test_an_unknown_branch_or_repository_fails_with_the_reason(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    with http_git_server(repos) as server:
+        no_branch = start(api, owner, f"{server.url}/core.git", branch="nope").json
+        job = finish(api, owner, queues, no_branch)
+        assert job["status"] == "failed" and "no branch 'nope'" in job["error_message"], job
+        missing = start(api, owner, f"{server.url}/missing.git").json
+        job = finish(api, owner, queues, missing)
+        assert job["status"] == "failed" and job["error_message"], job
+
+
+def test_import_request_validation(api: Api, owner: UserCtx, allow_private: None) -> None:
+    post = api.post
+    assert post("/api/v1/projects/import", json_body={"url": "https://x.org/r.git"}).status == 401
+    for body in ({"url": "https://x.org/r.git", "branch": "../x"},
+                 {"url": "https://x.org/r.git", "extra": 1},
+                 {"url": "ftp://x.org/r.git"}):
+        assert post("/api/v1/projects/import", token=owner.token, json_body=body).status == 422
