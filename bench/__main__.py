@@ -35,8 +35,8 @@ class Sizes:
     import_runs: int
 
 
-FULL = Sizes(wrk_seconds=8, wrk_connections=16, wrk_threads=2, latency_samples=500,
-             list_samples=40, public_small=100, public_large=10_000, import_runs=9)
+FULL = Sizes(wrk_seconds=6, wrk_connections=16, wrk_threads=2, latency_samples=300,
+             list_samples=15, public_small=100, public_large=10_000, import_runs=9)
 QUICK = Sizes(wrk_seconds=1, wrk_connections=4, wrk_threads=1, latency_samples=20,
               list_samples=5, public_small=5, public_large=30, import_runs=2)
 
@@ -251,15 +251,42 @@ def bench_import(sizes: Sizes) -> Row:
                took.cpu <= 0.250)
 
 
-def run(sizes: Sizes, workers: int, log_dir: Path) -> list[Row]:
-    with running_stack(workers, log_dir) as stack:
-        rows = bench_health(stack, sizes)
-        fixture = make_fixture(stack)
-        rows.append(bench_get_project(stack, fixture, sizes))
-        rows.append(bench_backend_calls(fixture))
-        rows.extend(bench_public_list(stack, fixture, sizes))
-        rows.append(bench_import(sizes))
+def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
+    rows = bench_health(stack, sizes)
+    fixture = make_fixture(stack)
+    rows.append(bench_get_project(stack, fixture, sizes))
+    rows.append(bench_backend_calls(fixture))
+    rows.extend(bench_public_list(stack, fixture, sizes))
+    rows.append(bench_import(sizes))
     return rows
+
+
+SUITES = ("api", "git", "jobs")
+
+
+def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
+    """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py)
+    and jobs end to end (bench/jobs.py)."""
+    quick = sizes == QUICK
+    with running_stack(workers, log_dir) as stack:
+        rows = bench_api(stack, sizes) if "api" in suites else []
+        if "git" in suites:
+            from bench import git
+
+            rows.extend(git.run(stack.api_url, quick=quick))
+        if "jobs" in suites:
+            from bench import jobs
+
+            rows.extend(jobs.run(stack, quick=quick))
+    return rows
+
+
+def _suites(text: str) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = set(chosen) - set(SUITES)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(SUITES)}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,11 +296,13 @@ def main(argv: list[str] | None = None) -> int:
                         or max(2, (os.cpu_count() or 1) * 2),
                         help="API server and baseline workers (default: as `make run`)")
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--only", type=_suites, default=SUITES,
+                        help=f"comma-separated suites to run (default: all of {','.join(SUITES)})")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="a6hub-bench-"))
     started = time.monotonic()
-    rows = run(sizes, args.workers, log_dir)
+    rows = run(sizes, args.workers, log_dir, args.only)
     title = (f"a6hub bench ({'quick' if args.quick else 'full'}; {os.cpu_count()} cores; "
              f"{time.monotonic() - started:.0f} s; logs in {log_dir})")
     print(format_table(rows, title), flush=True)
