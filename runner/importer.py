@@ -8,6 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
 from chalicelib.config import get_settings
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
 from chalicelib.services import gitimport, job_lifecycle
@@ -51,6 +54,11 @@ def run_import(job: Job, say: Callable[[str], None],
         say(f"import failed: {e}")
         gitimport.mark(job.project_id, gitimport.FAILED)
         return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
+    except (BotoCoreError, ClientError, PynamoDBException):
+        raise  # storage trouble: the worker gives the job back and it is retried
+    except Exception:
+        gitimport.mark(job.project_id, gitimport.FAILED)  # the worker fails the job with the error
+        raise
     gitimport.mark(job.project_id, gitimport.COMPLETED)
     return _result(COMPLETED, None, time.monotonic() - started, {"import": {
         "head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,

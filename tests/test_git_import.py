@@ -305,3 +305,26 @@ def test_import_request_validation(api: Api, owner: UserCtx, allow_private: None
                  {"url": "https://x.org/r.git", "extra": 1},
                  {"url": "ftp://x.org/r.git"}):
         assert post("/api/v1/projects/import", token=owner.token, json_body=body).status == 422
+
+
+@pytest.mark.slow
+def test_a_runner_process_without_the_api_key_imports(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, tmp_path: Path,
+        allow_private: None) -> None:
+    from tests.jobs_support import wait_for
+    from tests.test_jobs_e2e import RunnerProcess
+
+    # GIVEN `python -m runner` as deployed: no JWT signing key in its environment
+    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_IMPORT_ALLOW_PRIVATE="1")
+    try:
+        with http_git_server(repos) as server:
+            # WHEN an import is submitted
+            project = start(api, owner, f"{server.url}/core.git").json
+            base = f"/api/v1/projects/{project['id']}"
+            # THEN the runner completes it and the project shows its files
+            shown = wait_for(lambda: (p := api.get(base, token=owner.token).json)[
+                "import_status"] != "importing" and p, timeout=120, what="the import")
+    finally:
+        assert runner.stop() == 0, runner.output()[-3000:]
+    assert shown["import_status"] == "completed", logs_of(api, owner, project)
+    assert shown["file_count"] == 3
