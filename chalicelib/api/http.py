@@ -133,12 +133,14 @@ def client_address(request: Request) -> str:
 def _known(caller: Caller | None) -> Caller | None:
     if caller is not None:
         # Every later line of this request carries the user; the middleware removes the key.
-        logger.append_keys(user_id=caller.id)
+        logger.append_keys(user_id=caller.claimed_id)
     return caller
 
 
 def optional_caller(request: Request) -> Caller | None:
-    return _known(identity_service.authenticate(header(request, "authorization"), required=False))
+    """For read routes: the caller's user record is checked together with the project."""
+    return _known(identity_service.authenticate(header(request, "authorization"), required=False,
+                                                lazy=True))
 
 
 def required_caller(request: Request) -> Caller:

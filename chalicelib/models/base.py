@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from pynamodb.connection import Connection
+from pynamodb.models import Model
 
+from chalicelib.aws import client
 from chalicelib.config import table_prefix
 
 
@@ -22,3 +25,28 @@ def utcnow_iso() -> str:
 def transaction_connection() -> Connection:
     """One low-level connection for TransactWrite/TransactGet, created on first use."""
     return Connection()
+
+
+def fetch_many(*keys: Model) -> list[Any]:
+    """GetItem for several items of any tables in one BatchGetItem; None where an item is absent.
+
+    Each argument is a model instance holding just its key attributes; the result is in the same
+    order, each a full instance of that model (or None).
+    """
+    by_table: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for index, key in enumerate(keys):
+        raw = key.serialize(null_check=False)
+        names = [name for name in (key._hash_keyname, key._range_keyname) if name]
+        by_table.setdefault(key.Meta.table_name, []).append(
+            (index, {name: raw[name] for name in names}))
+    results: list[Any] = [None] * len(keys)
+    pending = {table: {"Keys": [k for _, k in entries]} for table, entries in by_table.items()}
+    while pending:
+        response = client("dynamodb").batch_get_item(RequestItems=pending)
+        for table, items in response.get("Responses", {}).items():
+            for item in items:
+                for index, key_values in by_table[table]:
+                    if all(item.get(name) == value for name, value in key_values.items()):
+                        results[index] = type(keys[index]).from_raw_data(item)
+        pending = response.get("UnprocessedKeys") or {}
+    return results

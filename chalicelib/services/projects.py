@@ -14,7 +14,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
 from chalicelib.ids import is_id, new_id
 from chalicelib.models.accounts import Unique, User
-from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.base import fetch_many, transaction_connection, utcnow_iso
 from chalicelib.models.projects import PUBLIC_FEED, Member, Project
 from chalicelib.schemas.projects import (
     MemberAdd,
@@ -66,23 +66,41 @@ def project_public(project: Project) -> ProjectPublic:
     )
 
 
+def _load(caller: Caller | None, project_id: str) -> tuple[Project | None, Member | None]:
+    """The project and the caller's membership, checking the caller first.
+
+    A caller whose user record is not yet checked has it fetched in the same BatchGetItem as the
+    project and the membership (one round trip); otherwise project, then membership if needed.
+    """
+    if caller is not None and not caller.verified:
+        user, project, member = fetch_many(User(caller.claimed_id), Project(project_id),
+                                           Member(project_id, caller.claimed_id))
+        caller.accept(user)  # raises Unauthorized before anything is decided on this record
+        return project, member
+    try:
+        project = Project.get(project_id)
+    except Project.DoesNotExist:
+        return None, None
+    if caller is None or caller.id == project.owner_id:
+        return project, None
+    try:
+        return project, Member.get(project_id, caller.id)
+    except Member.DoesNotExist:
+        return project, None
+
+
 def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
     """Load a project for a caller who needs `need`; private projects are 404 to outsiders."""
     if not is_id(project_id):
+        if caller is not None:
+            caller.accept(caller.user)  # a revoked token is a 401 whatever it asks for
         raise NotFound("Project not found")
-    try:
-        project = Project.get(project_id)
-    except Project.DoesNotExist as e:
-        raise NotFound("Project not found") from e
+    project, member = _load(caller, project_id)
+    if project is None:
+        raise NotFound("Project not found")
     role: str | None = None
     if caller is not None:
-        if caller.id == project.owner_id:
-            role = "owner"
-        else:
-            try:
-                role = str(Member.get(project_id, caller.id).role)
-            except Member.DoesNotExist:
-                role = None
+        role = "owner" if caller.id == project.owner_id else (str(member.role) if member else None)
     public = project.visibility == "public"
     if role is None and not public:
         raise NotFound("Project not found")
