@@ -60,12 +60,14 @@ class _CGIBridge(BaseHTTPRequestHandler):
     root: Path
     served: Served
     redirect_to: str | None = None
+    delay: float = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def _run(self) -> None:
         self.served.requests.append(f"{self.command} {self.path}")
+        time.sleep(self.delay)
         if self.redirect_to is not None:
             self.send_response(302)
             self.send_header("Location", self.redirect_to + self.path)
@@ -107,11 +109,15 @@ class _CGIBridge(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_git_server(root: Path, redirect_to: str | None = None) -> Iterator[Served]:
-    """`git http-backend` for the bare repositories under `root`, on 127.0.0.1."""
+def http_git_server(root: Path, redirect_to: str | None = None,
+                    delay: float = 0.0) -> Iterator[Served]:
+    """`git http-backend` for the bare repositories under `root`, on 127.0.0.1.
+
+    `delay` stalls every answer that long (a slow server); `redirect_to` answers 302 there.
+    """
     served = Served(url="")
     handler = type("Bridge", (_CGIBridge,), {"root": root, "served": served,
-                                             "redirect_to": redirect_to})
+                                             "redirect_to": redirect_to, "delay": delay})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     served.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -328,3 +328,24 @@ def test_a_runner_process_without_the_api_key_imports(
         assert runner.stop() == 0, runner.output()[-3000:]
     assert shown["import_status"] == "completed", logs_of(api, owner, project)
     assert shown["file_count"] == 3
+
+
+def test_the_download_is_capped_in_size_and_time(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a pack size cap smaller than the repository's pack
+    monkeypatch.setenv("A6HUB_IMPORT_MAX_PACK_BYTES", "200")
+    with http_git_server(repos) as server:
+        project = start(api, owner, f"{server.url}/core.git").json
+        job = finish(api, owner, queues, project)
+    # THEN the import stops with the reason, having stored nothing
+    assert job["status"] == "failed" and "import limit of 200 bytes" in job["error_message"], job
+    assert api.get(f"/api/v1/projects/{project['id']}/git/commits", token=owner.token).json == []
+    # GIVEN a time cap of 1 s and a server that takes 3 s to answer
+    monkeypatch.delenv("A6HUB_IMPORT_MAX_PACK_BYTES")
+    monkeypatch.setenv("A6HUB_IMPORT_TIMEOUT_SECONDS", "1")
+    with http_git_server(repos, delay=3) as server:
+        project = start(api, owner, f"{server.url}/core.git").json
+        job = finish(api, owner, queues, project)
+    # THEN it fails as a timeout instead of waiting
+    assert job["status"] == "failed" and "the repository timed out" in job["error_message"], job

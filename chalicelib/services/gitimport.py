@@ -256,6 +256,9 @@ def fetch_into(project_id: str, url: str, branch: str | None, say: Say,
     except PackInputTooLarge as e:
         raise ImportFailed(f"the repository is too large to import: {e}") from e
     except (GitProtocolError, HangupException) as e:
+        if "timed out" in str(e).lower():
+            raise ImportFailed(f"the repository timed out (no answer within "
+                               f"{min(timeout, 30.0):.0f} s): {e}") from e
         raise ImportFailed(f"the remote did not answer as a git repository: {e}") from e
     except OSError as e:
         raise ImportFailed(f"could not reach the repository: {type(e).__name__}: {e}") from e
