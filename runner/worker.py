@@ -247,7 +247,7 @@ class Worker:
                                                   self.settings.lease_seconds):
             if prefetch is not None:
                 prefetch.cancel()  # if it has not started: a duplicate must not delay the next job
-            return self._unclaimable(message, receipt)
+            return self._unclaimable(body, receipt)
         if job.cancel_requested:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
             self._delete(receipt)
@@ -255,8 +255,8 @@ class Worker:
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
         return self.run(Run(job=job, receipt=receipt, prefetch=prefetch))
 
-    def _unclaimable(self, message: dict[str, Any], receipt: str) -> str:
-        job = self._job_of(message)
+    def _unclaimable(self, body: JobMessage | None, receipt: str) -> str:
+        job = job_lifecycle.load(body.project_id, body.job_id) if body else None
         if job is None or job.status in TERMINAL:
             self._delete(receipt)  # unknown, deleted with its project, or a duplicate of a done job
             return "dropped"
