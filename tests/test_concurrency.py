@@ -1,4 +1,4 @@
-"""Races over real HTTP (gunicorn, 2 worker processes): exactly one of two conflicting requests
+"""Races over real HTTP (the local server, 2 worker processes): exactly one of two conflicting requests
 wins, and what is stored is the winner's."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.conftest import ROOT
 
 @contextmanager
 def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m devstack serve` (gunicorn, as make run) with the given environment."""
+    """`python -m devstack serve` (uvicorn workers, as make run) with the given environment."""
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen(
