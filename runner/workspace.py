@@ -54,7 +54,8 @@ def _fetch(record: File) -> bytes:
     try:
         return storage.get_bytes(record.s3_key)
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") != "NoSuchKey":
+        # Without s3:ListBucket (the runner's role has none) S3 answers a missing key with 403.
+        if e.response.get("Error", {}).get("Code") not in {"NoSuchKey", "AccessDenied", "404", "403"}:
             raise
     # The file was rewritten between the Query and the GET: read its current version.
     fresh = File.get(record.project_id, record.id, consistent_read=True)

@@ -470,3 +470,30 @@ def test_a_runner_whose_job_was_taken_over_writes_nothing_more(
     # AND readers see the current attempt's log
     logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job_id}/logs", token=owner.token).json
     assert logs["logs"] == "runner B's log\n"
+
+
+def test_a_file_rewritten_while_it_is_fetched_is_read_at_its_new_version(
+        api: Api, owner: UserCtx, project: dict[str, Any], emulator: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib import storage
+    from runner import workspace
+
+    # GIVEN a project whose first file body vanishes once, as when a PUT replaced it
+    # between the runner's Query and its GET (S3 answers 403 without s3:ListBucket)
+    real = storage.get_bytes
+    failed: list[str] = []
+
+    def flaky(key: str) -> bytes:
+        if not failed:
+            failed.append(key)
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
+        return real(key)
+
+    monkeypatch.setattr(storage, "get_bytes", flaky)
+    # WHEN the runner fetches the project's files
+    fetched = workspace.fetch_project(project["id"])
+    # THEN it re-read the file's record and got every body
+    assert failed and sorted(r.filepath for r, _ in fetched) == ["rtl/top.v", "tb/tb.v"]
+    assert all(data for _, data in fetched)
