@@ -349,3 +349,16 @@ def test_the_download_is_capped_in_size_and_time(
         job = finish(api, owner, queues, project)
     # THEN it fails as a timeout instead of waiting
     assert job["status"] == "failed" and "the repository timed out" in job["error_message"], job
+
+
+def test_an_import_cancelled_before_it_ran_shows_failed(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    # GIVEN an import still waiting for a runner
+    project = start(api, owner, "http://127.0.0.1:65500/core.git").json
+    base = f"/api/v1/projects/{project['id']}"
+    assert api.get(base, token=owner.token).json["import_status"] == "importing"
+    # WHEN its job is cancelled (no runner ever records the outcome)
+    cancel = api.delete(f"{base}/jobs/{project['import_job_id']}", token=owner.token)
+    assert cancel.status == 200 and cancel.json["status"] == "cancelled", cancel.body
+    # THEN the project no longer claims to be importing
+    assert api.get(base, token=owner.token).json["import_status"] == "failed"

@@ -194,7 +194,33 @@ def delete_project(caller: Caller, project_id: str) -> None:
 
 
 def get_project(caller: Caller | None, project_id: str) -> ProjectPublic:
-    return project_public(authorize(caller, project_id, "read").project)
+    project = authorize(caller, project_id, "read").project
+    if project.import_status == "importing":
+        _settle_import(project)
+    return project_public(project)
+
+
+def _settle_import(project: Project) -> None:
+    """An import whose job ended without the runner recording it (cancelled while pending,
+    dead-lettered) shows the job's outcome; one GetItem, only while a project is importing."""
+    from pynamodb.exceptions import UpdateError
+
+    from chalicelib.models.jobs import COMPLETED, TERMINAL, Job
+
+    try:
+        job = Job.get(project.id, project.import_job_id or "-")
+    except Job.DoesNotExist:
+        job = None
+    if job is not None and job.status not in TERMINAL:
+        return
+    outcome = "completed" if job is not None and job.status == COMPLETED else "failed"
+    try:
+        project.update(actions=[Project.import_status.set(outcome)],
+                       condition=Project.import_status == "importing",
+                       add_version_condition=False)
+    except UpdateError:
+        pass  # the runner recorded it meanwhile
+    project.import_status = outcome
 
 
 def list_my_projects(caller: Caller, limit: int, cursor: str | None) -> Page[ProjectPublic]:
