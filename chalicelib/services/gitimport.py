@@ -12,6 +12,7 @@ job's log; a failure ends the job `failed` with the reason and the project `impo
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -46,8 +47,6 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def _int_env(name: str, default: int) -> int:
-    import os
-
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw.isdigit() else default
 

@@ -8,7 +8,7 @@ from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.errors import Unprocessable
 from chalicelib.models.git import GitRef
-from chalicelib.services.gitstore import DEFAULT_BRANCH, objects_prefix
+from chalicelib.services.gitstore import DEFAULT_BRANCH, ProjectRepo, objects_prefix
 
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _MAX_PEEL = 5
@@ -55,11 +55,11 @@ def _expand(project_id: str, prefix: str) -> str:
     return str(found[0]["Key"])[len(base):]
 
 
-def _peel(repo: object, sha: bytes, rev: str) -> str:
+def _peel(repo: ProjectRepo, sha: bytes, rev: str) -> str:
     """Follow annotated tags to the commit; anything else that is not a commit is a 422."""
     from dulwich.objects import Commit, Tag
 
-    store = repo.object_store  # type: ignore[attr-defined]
+    store = repo.object_store
     for _ in range(_MAX_PEEL):
         try:
             obj = store[sha]
