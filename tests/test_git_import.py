@@ -362,3 +362,17 @@ def test_an_import_cancelled_before_it_ran_shows_failed(
     assert cancel.status == 200 and cancel.json["status"] == "cancelled", cancel.body
     # THEN the project no longer claims to be importing
     assert api.get(base, token=owner.token).json["import_status"] == "failed"
+
+
+def test_git_protocol_connections_refuse_a_rebound_name(fake_dns: dict[str, list[str]]) -> None:
+    # GIVEN a listening socket on 127.0.0.1 and a name that now resolves to it
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        fake_dns["rebind.example"] = ["140.82.112.3", "127.0.0.1"]
+        # WHEN the git:// client's connection is made
+        with pytest.raises(import_guard.ImportRefused):
+            import_guard.connect("rebind.example", port, timeout=2)
+        # THEN nothing connected
+        with pytest.raises(TimeoutError):
+            listener.accept()
