@@ -497,3 +497,19 @@ def test_a_file_rewritten_while_it_is_fetched_is_read_at_its_new_version(
     # THEN it re-read the file's record and got every body
     assert failed and sorted(r.filepath for r, _ in fetched) == ["rtl/top.v", "tb/tb.v"]
     assert all(data for _, data in fetched)
+
+
+def test_a_one_job_runner_exits_after_its_job(api: Api, owner: UserCtx, project: dict[str, Any],
+                                              queues: Queues) -> None:
+    from runner.worker import Worker
+
+    # GIVEN a runner started with --max-jobs 1 (one job per Fargate task)
+    first, second = submit(api, owner, project), submit(api, owner, project)
+    fake = make_worker(queues, FakeExecute())
+    worker = Worker(fake.settings, execute=FakeExecute(), max_jobs=1)
+    thread = in_thread(worker)
+    # WHEN it has run one job THEN it stops by itself, leaving the next job to another task
+    thread.join(30)
+    assert not thread.is_alive()
+    statuses = sorted(get_job(api, owner, project, j)["status"] for j in (first, second))
+    assert statuses == ["completed", "pending"]
