@@ -376,3 +376,18 @@ def test_git_protocol_connections_refuse_a_rebound_name(fake_dns: dict[str, list
         # THEN nothing connected
         with pytest.raises(TimeoutError):
             listener.accept()
+
+
+def test_https_connections_go_through_the_guard_too(fake_dns: dict[str, list[str]]) -> None:
+    # GIVEN a TLS URL whose name resolves to loopback (nothing listens: nothing must connect)
+    fake_dns["tls.example"] = ["127.0.0.1"]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        # WHEN the guarded client opens it
+        with pytest.raises(import_guard.ImportRefused):
+            import_guard.pool_manager(timeout=2).request(
+                "GET", f"https://tls.example:{port}/r.git/info/refs")
+        # THEN it was refused before any TCP connection
+        with pytest.raises(TimeoutError):
+            listener.accept()
