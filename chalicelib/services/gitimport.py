@@ -69,9 +69,9 @@ def _default_name(path: str) -> str:
 
 def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
     """Create the project (marked importing) and queue its import job; 422 for a refused URL."""
-    target = import_guard.check_url(data.url)
     if data.branch is not None and not _BRANCH.match(data.branch):
         raise Unprocessable("branch: not a valid branch name")
+    target = import_guard.check_url(data.url)
     created = projects.create_project(caller, ProjectCreate(
         name=data.name or _default_name(target.path), description=data.description,
         visibility=data.visibility))
