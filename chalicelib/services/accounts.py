@@ -90,7 +90,8 @@ def _login_windows(email: str, client: str) -> list[ratelimit.Window]:
 def login(data: UserLogin, client: str) -> AccessTokenPublic:
     settings = get_settings()
     windows = _login_windows(data.email, client)
-    wait = ratelimit.seconds_blocked(windows)
+    now = time.time()
+    wait = ratelimit.acquire(windows, now)
     if wait:
         raise TooManyRequests("Too many failed login attempts; try again later", retry_after=wait)
     user_id = find_user_id(email_key(data.email))
@@ -101,8 +102,8 @@ def login(data: UserLogin, client: str) -> AccessTokenPublic:
         except User.DoesNotExist:
             user = None
     if not verify_password(data.password, user.password_hash if user else None) or user is None:
-        ratelimit.record_failure(windows)
-        raise Unauthorized("Incorrect email or password")
+        raise Unauthorized("Incorrect email or password")  # the attempt stays counted
+    ratelimit.release(windows, now)
     if not user.is_active:
         raise Unauthorized("Account is disabled")
     return AccessTokenPublic(

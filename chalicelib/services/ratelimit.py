@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.models.accounts import RateCounter
 
@@ -21,25 +21,40 @@ class Window:
         return f"{self.key}#{start}", start + self.seconds
 
 
-def seconds_blocked(windows: list[Window], now: float | None = None) -> int:
-    """How long the caller must wait (0: not blocked). One BatchGet for all windows."""
+def acquire(windows: list[Window], now: float | None = None) -> int:
+    """Take one attempt from every window before the password is checked; how long the caller
+    must wait instead (0: taken). Counting first, in one conditional write per window, keeps
+    concurrent guesses inside the limit: a check-then-count lets every request that arrives
+    during the first bcrypt through."""
     at = time.time() if now is None else now
-    keys = {w.bucket(at)[0]: w for w in windows}
-    wait = 0
-    for counter in RateCounter.batch_get(list(keys)):
-        window = keys[counter.key]
-        if counter.hits >= window.limit:
-            wait = max(wait, int(counter.expires_at - at) + 1)
-    return wait
-
-
-def record_failure(windows: list[Window], now: float | None = None) -> None:
-    at = time.time() if now is None else now
+    taken: list[Window] = []
     for window in windows:
         key, ends = window.bucket(at)
-        RateCounter(key).update(
-            actions=[RateCounter.hits.add(1), RateCounter.expires_at.set(ends)]
-        )
+        try:
+            RateCounter(key).update(
+                actions=[RateCounter.hits.add(1), RateCounter.expires_at.set(ends)],
+                condition=RateCounter.hits.does_not_exist() | (RateCounter.hits < window.limit),
+            )
+        except UpdateError as e:
+            if e.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            release(taken, at)
+            return max(1, ends - int(at))
+        taken.append(window)
+    return 0
+
+
+def release(windows: list[Window], now: float | None = None) -> None:
+    """Give back attempts taken by `acquire` that did not fail (a successful login)."""
+    at = time.time() if now is None else now
+    for window in windows:
+        key, _ = window.bucket(at)
+        try:
+            RateCounter(key).update(actions=[RateCounter.hits.add(-1)],
+                                    condition=RateCounter.hits > 0)
+        except UpdateError as e:
+            if e.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
 
 def clear(window: Window, now: float | None = None) -> None:

@@ -1,0 +1,65 @@
+"""Security review findings: each test shows an exploit that used to work, and now does not."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from chalicelib.errors import TooManyRequests, Unauthorized
+from tests.conftest import Api, make_user, unique
+from tests.settings_override import settings_env
+
+# --- login limits under concurrency ------------------------------------------------------------
+
+
+def test_concurrent_wrong_passwords_cannot_exceed_the_account_limit(api: Api) -> None:
+    from chalicelib.schemas.accounts import UserLogin
+    from chalicelib.services import accounts
+
+    # GIVEN an account and a limit of 3 failed logins per account
+    user = make_user(api)
+    with settings_env(A6HUB_LOGIN_MAX_FAILURES_PER_ACCOUNT=3,
+                      A6HUB_LOGIN_MAX_FAILURES_PER_CLIENT=1000, A6HUB_LOGIN_WINDOW_SECONDS=600):
+        client = unique("198.51.100.")
+
+        def guess(n: int) -> str:
+            try:
+                accounts.login(UserLogin(email=user.email, password=f"guess {n}"), client)
+            except Unauthorized:
+                return "checked"
+            except TooManyRequests:
+                return "refused"
+            return "logged in"
+
+        # WHEN 8 guesses arrive at once (each bcrypt check takes a while)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(guess, range(8)))
+        # THEN only 3 of them had their password checked; the rest were refused
+        assert outcomes.count("checked") == 3, outcomes
+        assert outcomes.count("refused") == 5, outcomes
+
+
+def test_a_successful_login_does_not_use_up_the_limit(api: Api) -> None:
+    from chalicelib.schemas.accounts import UserLogin
+    from chalicelib.services import accounts
+
+    # GIVEN a limit of 2 failures per account
+    user = make_user(api)
+    with settings_env(A6HUB_LOGIN_MAX_FAILURES_PER_ACCOUNT=2,
+                      A6HUB_LOGIN_MAX_FAILURES_PER_CLIENT=1000, A6HUB_LOGIN_WINDOW_SECONDS=600):
+        client = unique("198.51.100.")
+        # WHEN the user logs in 3 times with the right password
+        for _ in range(3):
+            accounts.login(UserLogin(email=user.email, password=user.password), client)
+        # THEN two wrong passwords are still checked (401), and the next attempt is refused
+        for _ in range(2):
+            try:
+                accounts.login(UserLogin(email=user.email, password="wrong one"), client)
+                raise AssertionError("a wrong password logged in")
+            except Unauthorized:
+                pass
+        try:
+            accounts.login(UserLogin(email=user.email, password=user.password), client)
+            raise AssertionError("the limit did not apply")
+        except TooManyRequests:
+            pass
+
