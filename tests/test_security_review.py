@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.errors import TooManyRequests, Unauthorized
-from tests.conftest import Api, make_user, unique
+from tests.conftest import Api, make_project, make_user, unique
 from tests.settings_override import settings_env
 
 # --- login limits under concurrency ------------------------------------------------------------
@@ -63,3 +63,22 @@ def test_a_successful_login_does_not_use_up_the_limit(api: Api) -> None:
         except TooManyRequests:
             pass
 
+
+
+# --- paths a git checkout would treat as the repository's own .git folder ------------------------
+
+
+def test_git_folder_lookalikes_are_refused(api: Api) -> None:
+    # GIVEN an owner's project
+    user = make_user(api)
+    project = make_project(api, user)
+    # WHEN files are created under names that git on macOS (HFS+ ignores zero-width characters)
+    # or Windows (8.3 short name GIT~1) checks out into the clone's own .git folder
+    for folder in (".g\u200cit", "\u200b.git", ".gi\ufefft", "GIT~1", "git~1."):
+        reply = api.post(f"/api/v1/projects/{project['id']}/files", token=user.token,
+                         json_body={"filename": "config", "filepath": f"{folder}/config",
+                                    "content": "[core]\n\tfsmonitor = touch /tmp/pwned\n"})
+        # THEN each is refused, and nothing is stored
+        assert reply.status == 422, (folder, reply.body)
+    listed = api.get(f"/api/v1/projects/{project['id']}/files", token=user.token)
+    assert listed.json == []

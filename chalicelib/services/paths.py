@@ -44,12 +44,19 @@ def normalise_path(filepath: str | None, filename: str) -> str:
 def _check_segment(segment: str) -> None:
     if segment == "..":
         raise Unprocessable("filepath must not contain '..'")
-    # Case-insensitive and without trailing dots/spaces, as git itself refuses it: on macOS and
-    # Windows checkouts ".GIT" and ".git." are the repository's own folder.
-    if segment.rstrip(". ").lower() == ".git":
+    if _is_dot_git(segment):
         raise Unprocessable("filepath must not contain a '.git' folder")
     if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
         raise Unprocessable(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+
+
+def _is_dot_git(segment: str) -> bool:
+    """Whether a checkout may write this folder as the repository's own `.git`, as git's own
+    verify_path judges it: case-insensitive, without trailing dots/spaces or an NTFS stream
+    (":..."), without the zero-width characters HFS+ ignores, or as the 8.3 short name GIT~1."""
+    folded = "".join(c for c in segment if unicodedata.category(c) != "Cf").lower()
+    folded = folded.split(":", 1)[0].rstrip(". ")
+    return folded in (".git", "git~1")
 
 
 def _check_text(value: str, field: str) -> str:
