@@ -132,8 +132,9 @@ def resolve(host: str, port: int) -> list[tuple[int, Any]]:
         for _, sockaddr in found:
             problem = address_problem(str(sockaddr[0]))
             if problem:
-                raise ImportRefused(f"the host {host!r} resolves to {problem}; importing from "
-                                    "internal addresses is not allowed")
+                raise ImportRefused(f"the host {host!r} resolves to an internal address "
+                                    f"({problem}); importing from internal addresses is not "
+                                    "allowed")
     return found
 
 
