@@ -62,4 +62,5 @@ def run_import(job: Job, say: Callable[[str], None],
     gitimport.mark(job.project_id, gitimport.COMPLETED)
     return _result(COMPLETED, None, time.monotonic() - started, {"import": {
         "head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,
-        "files": done.files, "total_bytes": done.total_bytes}})
+        "files": done.files, "total_bytes": done.total_bytes,
+        "other_refs": done.refs}})

@@ -230,13 +230,23 @@ def test_import_over_git_protocol_and_a_named_branch(
     (repos / "core-work" / "extra.v").write_text("module extra; endmodule\n")
     git(repos / "core-work", "add", "-A")
     git(repos / "core-work", "commit", "-q", "-m", "on feature")
-    git(repos / "core-work", "push", "-q", str(repos / "core.git"), "feature")
+    git(repos / "core-work", "tag", "-a", "v1", "-m", "release 1", "HEAD~1")
+    git(repos / "core-work", "push", "-q", str(repos / "core.git"), "feature", "v1")
     with git_daemon(repos) as url:
         project = start(api, owner, f"{url}/core.git", branch="feature").json
         job = finish(api, owner, queues, project)
     assert job["status"] == "completed", (job, logs_of(api, owner, project))
     commits = api.get(f"/api/v1/projects/{project['id']}/git/commits", token=owner.token).json
     assert [c["summary"] for c in commits] == ["on feature", "commit 3", "commit 2", "commit 1"]
+    # AND the remote's branches and its annotated tag are kept beside main
+    from chalicelib.models.git import GitRef
+
+    refs = {r.ref: r.target for r in GitRef.query(project["id"], consistent_read=True)}
+    assert set(refs) == {"refs/heads/main", "refs/heads/feature", "refs/heads/trunk",
+                         "refs/tags/v1"}
+    assert refs["refs/heads/main"] == refs["refs/heads/feature"] == commits[0]["id"]
+    assert refs["refs/heads/trunk"] == commits[1]["id"]
+    assert job["summary"]["import"]["other_refs"] == 3
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254",
@@ -394,3 +404,27 @@ def test_https_connections_go_through_the_guard_too(fake_dns: dict[str, list[str
         # THEN it was refused before any TCP connection
         with pytest.raises(TimeoutError):
             listener.accept()
+
+
+def test_a_branch_a_push_would_refuse_is_left_out_and_said(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    from tests.git_server import git
+
+    # GIVEN a repository whose default branch is fine and another branch has a symlink
+    work = repos / "core-work"
+    git(work, "checkout", "-q", "-b", "bad")
+    (work / "link.v").symlink_to("README.md")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a symlink")
+    git(work, "push", "-q", str(repos / "core.git"), "bad")
+    with http_git_server(repos) as server:
+        project = start(api, owner, f"{server.url}/core.git").json
+        job = finish(api, owner, queues, project)
+    # THEN the import completes with main and trunk, and the log says why "bad" is not there
+    assert job["status"] == "completed", job
+    from chalicelib.models.git import GitRef
+
+    refs = {r.ref for r in GitRef.query(project["id"], consistent_read=True)}
+    assert refs == {"refs/heads/main", "refs/heads/trunk"}
+    assert ("not imported: refs/heads/bad ('link.v': symbolic links are not supported)"
+            in logs_of(api, owner, project))

@@ -7,7 +7,8 @@ one branch with its whole history into the project's S3 object store under size 
 validates the tip like a push to an empty project, moves main from nothing to the tip with a
 conditional write, and fills the files table (gitsync, as a push does). Progress goes to the
 job's log; a failure ends the job `failed` with the reason and the project `import_status`
-`failed`. Only the chosen branch is imported (as main); other branches and tags are not.
+`failed`. The chosen branch becomes main; the remote's other branches and tags (up to 100)
+are kept beside it when their commit passes the same path checks a push of them would.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ JOB_TYPE = "import"
 IMPORTING, COMPLETED, FAILED = "importing", "completed", "failed"
 _BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_OTHER_REFS = 100
 
 
 def _int_env(name: str, default: int) -> int:
@@ -118,6 +120,7 @@ class Imported:
     objects: int
     files: int
     total_bytes: int
+    refs: int = 0
 
 
 Say = Callable[[str], None]
@@ -132,6 +135,7 @@ class _Fetch:
         self.max_bytes, self.branch = max_bytes, branch
         self.pack = BytesIO()
         self.chosen: bytes | None = None
+        self.others: dict[bytes, bytes] = {}  # the remote's other branches and tags
         self._partial = b""
         self._phases: set[bytes] = set()
 
@@ -172,10 +176,19 @@ class _Fetch:
             if sha:
                 self.chosen = bytes(sha)
                 self.say(f"importing {name.decode()} ({self.chosen.decode()})")
-                return [sha]
+                self.others = _other_refs(refs)
+                return list(dict.fromkeys([sha, *self.others.values()]))
         if self.branch is not None:
             raise ImportFailed(f"the repository has no branch {self.branch!r}")
         return []
+
+
+def _other_refs(refs: dict[Any, Any]) -> dict[bytes, bytes]:
+    """Branches and tags kept next to main (at most MAX_OTHER_REFS); the remote's own main is not."""
+    found = sorted((bytes(name), bytes(sha)) for name, sha in refs.items()
+                   if bytes(name).startswith((b"refs/heads/", b"refs/tags/"))
+                   and not bytes(name).endswith(b"^{}") and bytes(name) != b"refs/heads/main")
+    return dict(found[:MAX_OTHER_REFS])
 
 
 def _client(target: import_guard.ImportURL, timeout: float) -> tuple[Any, str]:
@@ -291,5 +304,31 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     gitsync.sync_files(repo, None, commit.tree)
     total = sum(len(repo.object_store.get_raw(c.new_sha)[1]) for c in changes if c.new_sha)
     say(f"imported {len(changes)} files ({total} bytes), main at {fetch.chosen.decode()}")
+    refs = _keep_other_refs(repo, project, fetch.others, say)
     return Imported(head=fetch.chosen.decode(), pack_bytes=fetch.pack.tell(), objects=objects,
-                    files=len(changes), total_bytes=total)
+                    files=len(changes), total_bytes=total, refs=refs)
+
+
+def _keep_other_refs(repo: Any, project: Project, others: dict[bytes, bytes], say: Say) -> int:
+    """Set the remote's other branches and tags whose commit a push would accept; say why not."""
+    from dulwich.objects import Commit, Tag
+
+    from chalicelib.services import gitsync
+
+    kept = 0
+    for name, sha in others.items():
+        obj = repo.object_store[sha] if repo.object_store.contains_loose(sha) else None
+        for _ in range(5):  # annotated tags: follow them to the commit
+            if isinstance(obj, Tag) and repo.object_store.contains_loose(obj.object[1]):
+                obj = repo.object_store[obj.object[1]]
+        if not isinstance(obj, Commit):
+            say(f"not imported: {name.decode()} (does not point at a commit)")
+            continue
+        problems = gitsync.validate(repo, project, gitsync.tree_diff(repo, None, obj.tree),
+                                    count_limits=False)
+        if problems:
+            say(f"not imported: {name.decode()} ({'; '.join(problems)})")
+        elif repo.refs.add_if_new(name, sha):
+            kept += 1
+    say(f"kept {kept} other branches and tags")
+    return kept
