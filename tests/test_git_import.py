@@ -428,3 +428,19 @@ def test_a_branch_a_push_would_refuse_is_left_out_and_said(
     assert refs == {"refs/heads/main", "refs/heads/trunk"}
     assert ("not imported: refs/heads/bad ('link.v': symbolic links are not supported)"
             in logs_of(api, owner, project))
+
+
+def test_imports_are_limited_per_user_and_hour(api: Api, queues: Queues, allow_private: None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import make_user
+
+    # GIVEN a limit of 2 imports per hour and a new user
+    monkeypatch.setenv("A6HUB_IMPORT_MAX_PER_HOUR", "2")
+    user = make_user(api)
+    url = "http://127.0.0.1:65500/r.git"  # never fetched: no runner here
+    # WHEN the user starts three
+    replies = [start(api, user, url) for _ in range(3)]
+    # THEN the third is a 429 with Retry-After, and made no project
+    assert [r.status for r in replies] == [202, 202, 429]
+    assert int(replies[2].headers["Retry-After"]) > 0 and "per hour" in replies[2].json["detail"]
+    assert len(api.get("/api/v1/projects", token=user.token).json) == 2

@@ -186,7 +186,7 @@ def fork(project_id: str) -> Response:
 @route(bp, "/import", methods=["POST"], doc=Doc(
     "Create a project from a public git URL (https, http, git): 202 with the project, marked "
     "importing; follow its import job (import_job_id) at .../jobs/{id} and .../logs",
-    ImportRequest, ProjectPublic, status=202, errors=(409, 503)))
+    ImportRequest, ProjectPublic, status=202, errors=(409, 429, 503)))
 def import_project() -> Response:
     request = bp.current_request
     caller = required_caller(request)

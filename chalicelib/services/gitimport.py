@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.config import get_settings
-from chalicelib.errors import ServiceUnavailable, Unprocessable
+from chalicelib.errors import ServiceUnavailable, TooManyRequests, Unprocessable
 from chalicelib.ids import new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.base import utcnow_iso
@@ -36,7 +36,7 @@ from chalicelib.models.jobs import PENDING, Job
 from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ImportRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic
-from chalicelib.services import import_guard, job_lifecycle, jobs, projects
+from chalicelib.services import import_guard, job_lifecycle, jobs, projects, ratelimit
 from chalicelib.services.identity import Caller
 
 logger = Logger(service=SERVICE, child=True)
@@ -74,6 +74,7 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
     if data.branch is not None and not _BRANCH.match(data.branch):
         raise Unprocessable("branch: not a valid branch name")
     target = import_guard.check_url(data.url)
+    _take_one_import(caller)
     created = projects.create_project(caller, ProjectCreate(
         name=data.name or _default_name(target.path), description=data.description,
         visibility=data.visibility))
@@ -94,6 +95,15 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
         raise ServiceUnavailable(f"{reason} (project {created.id}); delete it and try again",
                                  headers={"Retry-After": "5"}) from e
     return projects.get_project(caller, created.id)
+
+
+def _take_one_import(caller: Caller) -> None:
+    """Each import is a fetch from the internet by our runner: at most N per user per hour."""
+    limit = _int_env("A6HUB_IMPORT_MAX_PER_HOUR", 20)
+    wait = ratelimit.acquire([ratelimit.Window(f"import#user#{caller.id}", limit, 3600)])
+    if wait:
+        raise TooManyRequests(f"at most {limit} imports per hour; try again in {wait} s",
+                              retry_after=wait)
 
 
 def mark(project_id: str, status: str) -> None:
