@@ -94,7 +94,8 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
         mark(created.id, FAILED)
         raise ServiceUnavailable(f"{reason} (project {created.id}); delete it and try again",
                                  headers={"Retry-After": "5"}) from e
-    return projects.get_project(caller, created.id)
+    return created.model_copy(update={"import_url": data.url, "import_job_id": job.id,
+                                      "import_status": IMPORTING})
 
 
 def _take_one_import(caller: Caller) -> None:
