@@ -38,7 +38,6 @@ class Settings:
     table_prefix: str
     bucket: str
     jobs_queue_url: str
-    jwt_secret: str
     jwt_issuer: str
     jwt_audience: str
     jwt_ttl_seconds: int
@@ -73,7 +72,7 @@ def bucket_name() -> str:
 def jwt_secret() -> str:
     """A6HUB_JWT_SECRET, or in deployed stages the Secrets Manager secret A6HUB_JWT_SECRET_ID names.
 
-    Read once per process (get_settings caches), so a Lambda container pays one call at its
+    Read once per process (signing_key caches), so a Lambda container pays one call at its
     first request; boto3 is imported only then."""
     secret = os.environ.get("A6HUB_JWT_SECRET", "")
     secret_id = os.environ.get("A6HUB_JWT_SECRET_ID", "")
@@ -84,7 +83,10 @@ def jwt_secret() -> str:
     return str(client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or "")
 
 
-def load_settings() -> Settings:
+def load_signing_key() -> str:
+    """The JWT signing key, refused when missing, or when weak outside local/test stages.
+
+    Kept apart from Settings: the runner uses Settings (limits, names) and must not hold it."""
     stage = os.environ.get("A6HUB_STAGE", "local")
     secret = jwt_secret()
     if stage not in DEVELOPMENT_STAGES:
@@ -96,6 +98,16 @@ def load_settings() -> Settings:
         raise ConfigurationError(
             "A6HUB_JWT_SECRET is not set; the local stack generates one (make run)"
         )
+    return secret
+
+
+@lru_cache(maxsize=1)
+def signing_key() -> str:
+    return load_signing_key()
+
+
+def load_settings() -> Settings:
+    stage = os.environ.get("A6HUB_STAGE", "local")
     rounds = _int("A6HUB_BCRYPT_ROUNDS", 12)
     if rounds < 12:
         raise ConfigurationError("A6HUB_BCRYPT_ROUNDS must be at least 12")
@@ -104,7 +116,6 @@ def load_settings() -> Settings:
         table_prefix=table_prefix(),
         bucket=bucket_name(),
         jobs_queue_url=os.environ.get("A6HUB_JOBS_QUEUE_URL", ""),
-        jwt_secret=secret,
         jwt_issuer=os.environ.get("A6HUB_JWT_ISSUER", "a6hub"),
         jwt_audience=os.environ.get("A6HUB_JWT_AUDIENCE", "a6hub-api"),
         jwt_ttl_seconds=_int("A6HUB_JWT_TTL_SECONDS", 3600),

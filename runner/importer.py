@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +9,6 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib.config import get_settings
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
 from chalicelib.services import gitimport, job_lifecycle
 
@@ -26,21 +23,9 @@ def _result(status: str, error: str | None, duration: float,
         log_truncated=False)
 
 
-def _settings_without_signing_key() -> None:
-    """Let this process build Settings (gitstore and gitsync read their limits there).
-
-    Settings insist on a JWT signing key, which a runner must not hold. A random one, known to
-    no one, signs nothing the API would accept; the runner never issues or checks tokens.
-    """
-    if not os.environ.get("A6HUB_JWT_SECRET") and not os.environ.get("A6HUB_JWT_SECRET_ID"):
-        os.environ["A6HUB_JWT_SECRET"] = secrets.token_urlsafe(48)
-        get_settings.cache_clear()
-
-
 def run_import(job: Job, say: Callable[[str], None],
                cancelled: threading.Event) -> job_lifecycle.Result:
     """Fetch the job's URL into its project; infrastructure errors propagate (the job is retried)."""
-    _settings_without_signing_key()
     config = dict(job.config or {})
     started = time.monotonic()
     try:

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Request, Response
 
+from chalicelib.config import ConfigurationError, signing_key
 from chalicelib.logs import SERVICE
 
 logger = Logger(service=SERVICE, child=True)
@@ -34,6 +35,12 @@ def request_context(event: Request, get_response: Callable[[Request], Response])
                        path=context.get("path") or event.path)
     started = time.perf_counter()
     try:
+        try:
+            signing_key()  # no key, or a weak one in a deployed stage: serve nothing (cached)
+        except ConfigurationError:
+            logger.exception("refusing to serve: the JWT signing key is missing or weak")
+            return Response(body=json.dumps({"detail": "Service is not configured"}),
+                            status_code=503, headers={"Content-Type": "application/json"})
         response = get_response(event)
         _detail_body(response)
         if request_id:

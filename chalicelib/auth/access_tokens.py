@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from chalicelib.config import Settings
+from chalicelib.config import Settings, signing_key
 from chalicelib.errors import Unauthorized
 
 ALGORITHM = "HS256"
@@ -32,14 +32,14 @@ def issue_access_token(settings: Settings, user_id: str, generation: int = 0,
         "aud": settings.jwt_audience,
         "gen": generation,
     }
-    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, signing_key(), algorithm=ALGORITHM)
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
+            signing_key(),
             algorithms=[ALGORITHM],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from chalicelib.config import get_settings
+from chalicelib.config import signing_key
 from chalicelib.errors import BadRequest
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def _unb64(text: str) -> bytes:
 def _mac(payload: bytes) -> bytes:
     # A cursor is our own DynamoDB key, signed: a forged one would otherwise reach DynamoDB as an
     # ExclusiveStartKey with missing, extra or mistyped attributes and come back as a 500.
-    key = hashlib.sha256(b"a6hub-cursor:" + get_settings().jwt_secret.encode()).digest()
+    key = hashlib.sha256(b"a6hub-cursor:" + signing_key().encode()).digest()
     return hmac.new(key, payload, hashlib.sha256).digest()[:16]
 
 
