@@ -138,13 +138,15 @@ def _known(caller: Caller | None) -> Caller | None:
 
 
 def optional_caller(request: Request) -> Caller | None:
-    """For read routes: the caller's user record is checked together with the project."""
+    """The caller, if any. An access token's user record is checked on first use of the caller,
+    or together with the project by `projects.authorize` (see identity.Caller)."""
     return _known(identity_service.authenticate(header(request, "authorization"), required=False,
                                                 lazy=True))
 
 
 def required_caller(request: Request) -> Caller:
-    caller = _known(identity_service.authenticate(header(request, "authorization"), required=True))
+    caller = _known(identity_service.authenticate(header(request, "authorization"), required=True,
+                                                  lazy=True))
     assert caller is not None
     return caller
 
