@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from chalicelib.errors import TooManyRequests, Unauthorized
-from tests.conftest import Api, make_project, make_user, unique
+from tests.conftest import Api, make_file, make_project, make_user, unique
 from tests.settings_override import settings_env
 
 # --- login limits under concurrency ------------------------------------------------------------
@@ -82,3 +84,38 @@ def test_git_folder_lookalikes_are_refused(api: Api) -> None:
         assert reply.status == 422, (folder, reply.body)
     listed = api.get(f"/api/v1/projects/{project['id']}/files", token=user.token)
     assert listed.json == []
+
+
+# --- diff cost ---------------------------------------------------------------------------------
+
+
+def test_a_huge_change_is_not_fed_to_difflib(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.services import history
+
+    # GIVEN a public project where one commit rewrote a 600 KiB file of short lines (difflib
+    # needs minutes for a few MiB of those: anyone could pin a worker per request)
+    user = make_user(api)
+    project = make_project(api, user, visibility="public")
+    base_url = f"/api/v1/projects/{project['id']}"
+    lines = 120_000
+    created = make_file(api, user, project["id"], "big.mem",
+                        "".join(f"{i % 251:x}\n" for i in range(lines)))
+    changed = api.put(f"{base_url}/files/{created['id']}", token=user.token,
+                      json_body={"content": "".join(f"{i % 241:x}\n" for i in range(lines))})
+    assert changed.status == 200, changed.body
+    commits = api.get(f"{base_url}/git/commits").json
+    fed: list[int] = []
+    real = history.difflib.unified_diff
+
+    def counting(a: list[str], b: list[str], *args: object, **kw: object) -> object:
+        fed.append(sum(map(len, a)) + sum(map(len, b)))
+        return real(a, b, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(history.difflib, "unified_diff", counting)
+    # WHEN an anonymous caller asks for the diff
+    reply = api.get(f"{base_url}/git/diff?base={commits[1]['id']}&head={commits[0]['id']}")
+    # THEN the file is listed as truncated, and difflib never saw more than the input cap
+    assert reply.status == 200, reply.body
+    (entry,) = reply.json["files"]
+    assert entry["path"] == "big.mem" and entry["truncated"] and entry["patch"] is None
+    assert all(size <= history.MAX_DIFF_INPUT_BYTES for size in fed), fed

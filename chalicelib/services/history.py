@@ -42,6 +42,10 @@ logger = Logger(service=SERVICE, child=True)
 
 MAX_COMMIT_ATTEMPTS = 10
 MAX_DIFF_BYTES = 1024 * 1024
+# difflib's time grows with the square of the lines: a 1 MiB file of short lines takes about a
+# minute. Bigger changes are listed as truncated without being diffed.
+MAX_DIFF_INPUT_BYTES = 256 * 1024  # one file, old and new together
+MAX_DIFF_TOTAL_INPUT_BYTES = 2 * 1024 * 1024  # all files of one diff
 FILE_MODE = 0o100644
 
 
@@ -338,9 +342,15 @@ def diff(caller: Caller | None, project_id: str, base: str, head: str) -> DiffPu
     new = _commit(repo, _resolve_rev(repo, head))
     files: list[DiffFile] = []
     budget = MAX_DIFF_BYTES
+    input_budget = MAX_DIFF_TOTAL_INPUT_BYTES
     for change in _changes(repo, old.tree, new.tree):
         old_data = _blob_bytes(repo, change.old_blob)
         new_data = _blob_bytes(repo, change.new_blob)
+        size = len(old_data) + len(new_data)
+        if budget == 0 or size > min(MAX_DIFF_INPUT_BYTES, input_budget):
+            files.append(DiffFile(**change.model_dump(), binary=False, patch=None, truncated=True))
+            continue
+        input_budget -= size
         patch, binary = _unified(change.path, change.change, old_data, new_data)
         truncated = len(patch) > budget
         budget = max(0, budget - len(patch))
