@@ -119,3 +119,21 @@ def test_a_huge_change_is_not_fed_to_difflib(api: Api, monkeypatch: pytest.Monke
     (entry,) = reply.json["files"]
     assert entry["path"] == "big.mem" and entry["truncated"] and entry["patch"] is None
     assert all(size <= history.MAX_DIFF_INPUT_BYTES for size in fed), fed
+
+
+# --- personal API tokens -----------------------------------------------------------------------
+
+
+def test_a_leaked_api_token_cannot_mint_a_token_that_outlives_its_revocation(api: Api) -> None:
+    # GIVEN a user whose CI token leaked
+    user = make_user(api)
+    leaked = api.post("/api/v1/auth/tokens", token=user.token, json_body={"name": "ci"}).json
+    # WHEN the holder of the leaked token asks for another, non-expiring one
+    minted = api.post("/api/v1/auth/tokens", token=leaked["token"], json_body={"name": "mine"})
+    # THEN it is refused (403) and no token was created
+    assert minted.status == 403, minted.body
+    names = [t["name"] for t in api.get("/api/v1/auth/tokens", token=user.token).json]
+    assert names == ["ci"]
+    # AND revoking the leaked token shuts the holder out
+    assert api.delete(f"/api/v1/auth/tokens/{leaked['id']}", token=user.token).status == 204
+    assert api.get("/api/v1/auth/me", token=leaked["token"]).status == 401

@@ -11,7 +11,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.auth.access_tokens import issue_access_token
 from chalicelib.auth.passwords import hash_password, verify_password
 from chalicelib.config import get_settings
-from chalicelib.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from chalicelib.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from chalicelib.ids import new_id
 from chalicelib.models.accounts import ApiToken, Unique, User
 from chalicelib.models.base import transaction_connection, utcnow_iso
@@ -130,6 +130,9 @@ def _token_public(token: ApiToken) -> ApiTokenPublic:
 
 
 def create_api_token(caller: Caller, data: ApiTokenCreate) -> ApiTokenCreated:
+    if caller.via_api_token:
+        # A leaked token must not be able to outlive its revocation by minting others.
+        raise Forbidden("A personal API token cannot create tokens; log in to create one")
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = None if data.expires_in_days is None else int(time.time()) + data.expires_in_days * 86400
     token = ApiToken(
