@@ -137,3 +137,25 @@ def test_a_leaked_api_token_cannot_mint_a_token_that_outlives_its_revocation(api
     # AND revoking the leaked token shuts the holder out
     assert api.delete(f"/api/v1/auth/tokens/{leaked['id']}", token=user.token).status == 204
     assert api.get("/api/v1/auth/me", token=leaked["token"]).status == 401
+
+
+# --- upload notifications ----------------------------------------------------------------------
+
+
+def test_a_notification_outside_the_uploads_prefix_deletes_nothing(api: Api) -> None:
+    from chalicelib import storage
+    from chalicelib.models.files import File
+    from chalicelib.services import uploads
+
+    # GIVEN a stored file (its body under projects/...)
+    user = make_user(api)
+    project = make_project(api, user)
+    created = make_file(api, user, project["id"], "rtl/keep.v", "module keep; endmodule\n")
+    key = File.get(project["id"], created["id"]).s3_key
+    assert storage.object_size(key)
+    # WHEN an ObjectCreated notification names a key outside uploads/ (a bucket notification
+    # without its prefix filter reports every write)
+    assert uploads.handle_object_created(key) == "ignored"
+    # THEN the file's body is still there
+    reply = api.get(f"/api/v1/projects/{project['id']}/files/{created['id']}", token=user.token)
+    assert reply.status == 200 and reply.json["content"] == "module keep; endmodule\n", reply.body

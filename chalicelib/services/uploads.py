@@ -103,6 +103,10 @@ def handle_notification(body: str) -> list[str]:
 
 def handle_object_created(key: str) -> str:
     """Register or remove the object S3 reported at `key`; returns what was done (for the log)."""
+    if not key.startswith(storage.UPLOADS_PREFIX):
+        # Only presigned uploads are ours to judge; a notification for any other key (a bucket
+        # whose notification lost its prefix filter) must not delete file bodies or git objects.
+        return _outcome("ignored", key, "not under the uploads prefix")
     match = _KEY.match(key)
     intent = _intent(match["upload"]) if match else None
     if match is None or intent is None or intent.project_id != match["project"]:
