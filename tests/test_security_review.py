@@ -159,3 +159,15 @@ def test_a_notification_outside_the_uploads_prefix_deletes_nothing(api: Api) -> 
     # THEN the file's body is still there
     reply = api.get(f"/api/v1/projects/{project['id']}/files/{created['id']}", token=user.token)
     assert reply.status == 200 and reply.json["content"] == "module keep; endmodule\n", reply.body
+
+
+# --- content sniffing --------------------------------------------------------------------------
+
+
+def test_every_answer_forbids_content_sniffing(api: Api) -> None:
+    # GIVEN answers of several kinds (JSON, an error, the docs page)
+    for path in ("/health", "/api/v1/projects/public", "/api/v1/projects/nope", "/docs"):
+        # WHEN fetched THEN the browser is told not to guess another type (an inline artifact,
+        # text a job's author chose, must never run as HTML on the API's origin)
+        reply = api.get(path)
+        assert reply.header("X-Content-Type-Options") == "nosniff", (path, reply.headers)

@@ -43,6 +43,9 @@ def request_context(event: Request, get_response: Callable[[Request], Response])
                             status_code=503, headers={"Content-Type": "application/json"})
         response = get_response(event)
         _detail_body(response)
+        # Inline artifacts (VCD, netlists) carry text a job's author chose: never let a browser
+        # sniff them into HTML on the API's origin.
+        response.headers["X-Content-Type-Options"] = "nosniff"
         if request_id:
             response.headers["X-Request-Id"] = str(request_id)
         logger.info("request", extra={"status": response.status_code,
