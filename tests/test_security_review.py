@@ -171,3 +171,27 @@ def test_every_answer_forbids_content_sniffing(api: Api) -> None:
         # text a job's author chose, must never run as HTML on the API's origin)
         reply = api.get(path)
         assert reply.header("X-Content-Type-Options") == "nosniff", (path, reply.headers)
+
+
+def test_a_collaborator_cannot_publish_a_fork_of_a_private_project(api: Api) -> None:
+    from tests.conftest import add_member
+
+    # GIVEN a private project with a file, shared with a viewer
+    owner, viewer = make_user(api), make_user(api)
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "secret.v", "module secret; endmodule\n")
+    add_member(api, owner, pid, viewer, "viewer")
+    # WHEN the viewer forks it as public THEN 403 and no project of theirs exists
+    reply = api.post(f"/api/v1/projects/{pid}/fork", token=viewer.token,
+                     json_body={"name": unique("leak "), "visibility": "public"})
+    assert reply.status == 403, reply.body
+    assert [p["id"] for p in api.get("/api/v1/projects", token=viewer.token).json] == [pid]
+    # AND a private fork is still theirs to keep
+    kept = api.post(f"/api/v1/projects/{pid}/fork", token=viewer.token,
+                    json_body={"name": unique("copy ")})
+    assert kept.status == 201, kept.body
+    assert kept.json["visibility"] == "private"
+    # AND the owner may publish a fork of their own project
+    published = api.post(f"/api/v1/projects/{pid}/fork", token=owner.token,
+                         json_body={"name": unique("pub "), "visibility": "public"})
+    assert published.status == 201, published.body
