@@ -195,3 +195,26 @@ def test_a_collaborator_cannot_publish_a_fork_of_a_private_project(api: Api) -> 
     published = api.post(f"/api/v1/projects/{pid}/fork", token=owner.token,
                          json_body={"name": unique("pub "), "visibility": "public"})
     assert published.status == 201, published.body
+
+
+def test_commit_cursors_are_signed_and_bound_to_their_project(api: Api) -> None:
+    # GIVEN two projects with a few commits each, and a genuine next-page link of the first
+    user = make_user(api)
+    first, second = make_project(api, user)["id"], make_project(api, user)["id"]
+    for pid in (first, second):
+        for i in range(3):
+            make_file(api, user, pid, f"f{i}.v", f"// {i}\n")
+    link = api.get(f"/api/v1/projects/{first}/git/commits?limit=1", token=user.token).header("Link")
+    assert link
+    cursor = link[link.index("cursor=") + len("cursor="):link.index(">")]
+    head = api.get(f"/api/v1/projects/{first}/git/commits/HEAD", token=user.token).json["id"]
+    # WHEN a cursor is forged (any skip), or taken to another project
+    forged = [f"{head}.100000000", f"{head}.1", cursor + "x"]
+    for bad in forged:
+        reply = api.get(f"/api/v1/projects/{first}/git/commits?cursor={bad}", token=user.token)
+        assert reply.status == 400, (bad, reply.body)
+    moved = api.get(f"/api/v1/projects/{second}/git/commits?cursor={cursor}", token=user.token)
+    # THEN each is refused; the genuine one still works where it belongs
+    assert moved.status == 400
+    assert api.get(f"/api/v1/projects/{first}/git/commits?cursor={cursor}",
+                   token=user.token).status == 200

@@ -30,7 +30,7 @@ from chalicelib.schemas.git import (
     RestoreRequest,
 )
 from chalicelib.services.identity import Caller
-from chalicelib.services.paging import Page
+from chalicelib.services.paging import Page, decode_cursor, encode_cursor
 from chalicelib.services.projects import authorize
 
 if TYPE_CHECKING:  # dulwich is imported lazily: it is not needed to serve most requests
@@ -267,10 +267,13 @@ def list_commits(caller: Caller | None, project_id: str, limit: int,
     authorize(caller, project_id, "read")
     repo = open_repo(project_id)
     if cursor:
-        start, _, raw_skip = cursor.partition(".")
-        if not raw_skip.isdigit():
-            raise BadRequest("invalid cursor")
-        head, skip = _check_sha(start), int(raw_skip)
+        # Signed and bound to this project, like every other cursor: a forged skip would make
+        # each request walk as much history as it asked for.
+        key = decode_cursor(cursor, {"project_id": project_id}) or {}
+        try:
+            head, skip = _check_sha(key["head"]["S"]), int(key["skip"]["N"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadRequest("invalid cursor") from e
     else:
         found = repo.head_commit()
         if found is None:
@@ -279,7 +282,8 @@ def list_commits(caller: Caller | None, project_id: str, limit: int,
     walker = Walker(repo.object_store, [ObjectID(head)], max_entries=skip + limit + 1)
     entries = list(walker)[skip:]
     items = [commit_public(e.commit) for e in entries[:limit]]
-    next_cursor = f"{head.decode()}.{skip + limit}" if len(entries) > limit else None
+    next_cursor = encode_cursor({"project_id": {"S": project_id}, "head": {"S": head.decode()},
+                                 "skip": {"N": str(skip + limit)}}) if len(entries) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
 
