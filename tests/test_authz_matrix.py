@@ -1,8 +1,11 @@
-"""Who may do what: every accounts/projects/members/files route x every kind of caller x project
-visibility, with the status each must get; a refused write must leave everything as it was.
+"""Who may do what: every accounts/projects/members/files/history/uploads route x every kind of
+caller x project visibility, with the status each must get; a refused write must leave
+everything as it was.
 
 The table is checked against the app's own routes, so a new route in these blueprints without
-a row here fails `test_the_matrix_covers_every_route`.
+a row here fails `test_the_matrix_covers_every_route`. Git's smart-HTTP routes are exercised per
+role with the real git client (tests/test_git_http.py), and import per caller in
+tests/test_git_import.py; they are listed in COVERED_ELSEWHERE.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
 VISIBILITIES = ["private", "public"]
 RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
-MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files"}
+MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files",
+           "chalicelib.api.git", "chalicelib.api.uploads"}
+COVERED_ELSEWHERE = {
+    ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
+    ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
+    ("POST", "/api/v1/projects/{project_id}/git/git-receive-pack"),
+    ("POST", "/api/v1/projects/import"),
+}
 
 
 @dataclass
@@ -31,6 +41,8 @@ class World:
     file_id: str
     member_id: str
     visibility: str
+    first_commit: str  # the file as created; a later commit changed it
+    upload_id: str  # a presigned upload the owner asked for
 
 
 @dataclass
@@ -49,6 +61,7 @@ class ProjectRoute:
     need: str  # read | write | admin
     ok: int
     build: Callable[[World, dict[str, UserCtx]], Call]
+    login: bool = False  # a GET that still needs a signed-in caller
 
     @property
     def writes(self) -> bool:
@@ -104,6 +117,26 @@ PROJECT_ROUTES = [
                                    {"filepath": "rtl/moved.v"})),
     ProjectRoute("DELETE", "/api/v1/projects/{project_id}/files/{file_id}", "write", 204,
                  lambda w, u: Call("DELETE", f"{_p(w)}/files/{w.file_id}")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/git/commits", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/git/commits")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/git/commits/{sha}", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/git/commits/{w.first_commit}")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/git/commits/{sha}/content", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/git/commits/{w.first_commit}/content"
+                                          "?path=rtl/top.v")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/git/diff", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/git/diff?base={w.first_commit}&head=HEAD")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/git/restore", "write", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/git/restore",
+                                   {"commit": w.first_commit, "path": "rtl/top.v"})),
+    # Anyone who can read a project may fork it (the fork is theirs; the source is untouched).
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/fork", "read", 201,
+                 lambda w, u: Call("POST", f"{_p(w)}/fork", {"name": unique("fork ")})),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/files/upload-url", "write", 201,
+                 lambda w, u: Call("POST", f"{_p(w)}/files/upload-url",
+                                   {"filename": "big.hex", "filepath": "mem/big.hex"})),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/files/uploads/{upload_id}", "write", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/files/uploads/{w.upload_id}"), login=True),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -117,7 +150,7 @@ ACCOUNT_ROUTES = {
 
 
 def expected_status(route: ProjectRoute, role: str, visibility: str) -> int:
-    if route.writes and role == "anonymous":
+    if (route.writes or route.login) and role == "anonymous":
         return 401
     if role not in RANK and visibility == "private":
         return 404
@@ -138,9 +171,17 @@ def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
     add_member(api, users["owner"], pid, users["editor"], "editor")
     add_member(api, users["owner"], pid, users["viewer"], "viewer")
     add_member(api, users["owner"], pid, users["member"], "viewer")
-    created = make_file(api, users["owner"], pid, "rtl/top.v", "module top; endmodule\n")
+    owner = users["owner"]
+    created = make_file(api, owner, pid, "rtl/top.v", "module top; endmodule\n")
+    first = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).json["id"]
+    changed = api.put(f"/api/v1/projects/{pid}/files/{created['id']}", token=owner.token,
+                      json_body={"content": "module top(); endmodule\n"})
+    assert changed.status == 200, changed.body
+    upload = api.post(f"/api/v1/projects/{pid}/files/upload-url", token=owner.token,
+                      json_body={"filename": "pending.hex", "filepath": "mem/pending.hex"})
+    assert upload.status == 201, upload.body
     return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
-                 visibility=visibility)
+                 visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"])
 
 
 @pytest.fixture(scope="module")
@@ -264,5 +305,5 @@ def test_the_matrix_covers_every_route(chalice_app: Any) -> None:
     registered = {(method, path) for path, methods in chalice_app.routes.items()
                   for method, entry in methods.items()
                   if entry.view_function.__module__ in MODULES}
-    covered = ACCOUNT_ROUTES | {(r.method, r.template) for r in PROJECT_ROUTES}
+    covered = ACCOUNT_ROUTES | COVERED_ELSEWHERE | {(r.method, r.template) for r in PROJECT_ROUTES}
     assert registered == covered
