@@ -26,6 +26,7 @@ def _delete_all(model: type[M], project_id: str) -> list[M]:
 def purge_project(project_id: str) -> None:
     """Idempotent: safe to run again after a partial failure."""
     from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
+    from chalicelib.services.modules import purge_project as purge_modules
 
     _delete_all(Member, project_id)
     files = _delete_all(File, project_id)
@@ -33,6 +34,7 @@ def purge_project(project_id: str) -> None:
         for f in files:
             batch.delete(Unique(f"path#{project_id}#{f.filepath}", owner_id=f.id))
     _delete_all(Job, project_id)
+    purge_modules(project_id)
     storage.delete_prefix(storage.project_prefix(project_id))
     storage.delete_prefix(f"jobs/{project_id}/")
     _delete_all(GitRef, project_id)

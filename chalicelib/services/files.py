@@ -27,7 +27,7 @@ from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.projects import Project
 from chalicelib.schemas.files import FileCreate, FilePublic, FileUpdate, FileWithContent
-from chalicelib.services import history
+from chalicelib.services import history, modules
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.paths import normalise_path
@@ -165,6 +165,8 @@ def create_file(caller: Caller, project_id: str, data: FileCreate,
     check_size(body)
     created = _store_new(project_id, path, Body(body, guess_mime(path, body, data.mime_type)))
     history.record_change(caller, project_id, [history.Edit(path, body)], data.message)
+    if modules.is_hdl(path):
+        modules.refresh_quietly(project_id, [created.id], modules.sha256_map([body]))
     return created
 
 
@@ -175,6 +177,8 @@ def create_from_upload(caller: Caller, project_id: str, path: str, data: bytes,
     check_size(data, limit)
     created = _store_new(project_id, path, Body(data, guess_mime(path, data, mime_type)))
     history.record_change(caller, project_id, [history.Edit(path, data)], None)
+    if modules.is_hdl(path):
+        modules.refresh_quietly(project_id, [created.id], modules.sha256_map([data]))
     return created
 
 
@@ -274,6 +278,9 @@ def update_file(caller: Caller, project_id: str, file_id: str, data: FileUpdate,
         storage.delete_keys([old_key])
     history.record_change(caller, project_id, history.edits_for_update(
         old_path, record.filepath, new_body), data.message)
+    if modules.is_hdl(old_path) or modules.is_hdl(record.filepath):
+        modules.refresh_quietly(project_id, [file_id],
+                                modules.sha256_map([new_body] if new_body is not None else []))
     return file_public(record)
 
 
@@ -326,3 +333,5 @@ def delete_file(caller: Caller, project_id: str, file_id: str, if_match: str | N
         raise
     storage.delete_keys([record.s3_key])
     history.record_change(caller, project_id, [history.Edit(record.filepath)])
+    if modules.is_hdl(record.filepath):
+        modules.refresh_quietly(project_id, [file_id])

@@ -26,6 +26,7 @@ from chalicelib.models.accounts import Unique
 from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.projects import Project
+from chalicelib.services import modules
 from chalicelib.services.files import guess_mime, path_key
 from chalicelib.services.gitstore import ProjectRepo, io_pool
 from chalicelib.services.paths import normalise_path
@@ -143,6 +144,15 @@ def sync_files(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes | None
     planned = [(c, _plan(repo, c, rows.get(c.path))) for c in changes]
     ops = [(c, op) for c, op in planned if op is not None]
     uploads = [op for _, op in ops if op.data is not None]
+    _write_all(repo, ops, uploads)
+    # The modules of every HDL file the change touched follow it (services/modules.py).
+    after = _rows(repo.project_id, [c.path for c in changes])
+    touched = [*rows.values(), *(op.record for _, op in ops), *after.values()]
+    modules.refresh_quietly(repo.project_id, [r.id for r in touched if modules.is_hdl(r.filepath)],
+                            modules.sha256_map(op.data for op in uploads if op.data is not None))
+
+
+def _write_all(repo: ProjectRepo, ops: list[tuple[FileChange, _Op]], uploads: list[_Op]) -> None:
     list(io_pool().map(lambda op: storage.put_bytes(op.record.s3_key, op.data or b"",
                                                     op.record.mime_type), uploads))
     for start in range(0, len(ops), TRANSACTION_FILES):
