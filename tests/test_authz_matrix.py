@@ -1,4 +1,4 @@
-"""Who may do what: every accounts/projects/members/files/history/uploads route x every kind of
+"""Who may do what: every accounts/projects/members/files/history/uploads/modules route x every kind of
 caller x project visibility, with the status each must get; a refused write must leave
 everything as it was.
 
@@ -24,7 +24,7 @@ VISIBILITIES = ["private", "public"]
 RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files",
-           "chalicelib.api.git", "chalicelib.api.uploads"}
+           "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
@@ -43,6 +43,7 @@ class World:
     visibility: str
     first_commit: str  # the file as created; a later commit changed it
     upload_id: str  # a presigned upload the owner asked for
+    module_id: int  # the module `top` of the file
 
 
 @dataclass
@@ -137,6 +138,19 @@ PROJECT_ROUTES = [
                                    {"filename": "big.hex", "filepath": "mem/big.hex"})),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/files/uploads/{upload_id}", "write", 200,
                  lambda w, u: Call("GET", f"{_p(w)}/files/uploads/{w.upload_id}"), login=True),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/modules", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/modules?search=top")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/modules/{module_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/modules/{w.module_id}")),
+    ProjectRoute("PUT", "/api/v1/projects/{project_id}/modules/{module_id}", "write", 200,
+                 lambda w, u: Call("PUT", f"{_p(w)}/modules/{w.module_id}",
+                                   {"description": "the top"})),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/modules/{module_id}", "write", 204,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/modules/{w.module_id}")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/modules/reparse", "write", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/modules/reparse")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/files/{file_id}/parse", "write", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/files/{w.file_id}/parse")),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -180,8 +194,11 @@ def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
     upload = api.post(f"/api/v1/projects/{pid}/files/upload-url", token=owner.token,
                       json_body={"filename": "pending.hex", "filepath": "mem/pending.hex"})
     assert upload.status == 201, upload.body
+    listed = api.get(f"/api/v1/projects/{pid}/modules", token=owner.token)
+    assert [m["name"] for m in listed.json] == ["top"], listed.body
     return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
-                 visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"])
+                 visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"],
+                 module_id=listed.json[0]["id"])
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +213,9 @@ def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
     members = api.get(f"{_p(w)}/members", token=owner.token)
     files = api.get(f"{_p(w)}/files", token=owner.token)
     body = api.get(f"{_p(w)}/files/{w.file_id}", token=owner.token)
+    modules = api.get(f"{_p(w)}/modules", token=owner.token)
     return {"project": (project.status, project.json), "members": members.json,
-            "files": files.json, "file": (body.status, body.json)}
+            "files": files.json, "file": (body.status, body.json), "modules": modules.json}
 
 
 def send(api: Api, call: Call, token: str | None) -> Any:
@@ -237,7 +255,8 @@ def test_private_project_is_indistinguishable_from_a_missing_one(
         api: Api, users: dict[str, UserCtx], shared_worlds: dict[str, World]) -> None:
     w = shared_worlds["private"]
     missing = "0" * 26
-    for suffix in ("", "/members", "/files", f"/files/{w.file_id}"):
+    for suffix in ("", "/members", "/files", f"/files/{w.file_id}", "/modules",
+                   f"/modules/{w.module_id}"):
         hidden = api.get(f"/api/v1/projects/{w.project_id}{suffix}", token=users["stranger"].token)
         absent = api.get(f"/api/v1/projects/{missing}{suffix}", token=users["stranger"].token)
         assert hidden.status == absent.status == 404

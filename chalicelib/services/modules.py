@@ -269,7 +269,16 @@ def _refresh(record: File, bodies: dict[str, bytes]) -> FileParse:
         data = bodies.get(record.sha256)
         if data is None:
             data = _body(record)
-        parsed = _parse(record, data)
+        try:
+            parsed = _parse(record, data)
+        except Exception:  # noqa: BLE001 - a front-end bug must not become a 500
+            # The rows stay as they were; the answer says why.
+            logger.exception("the HDL front end failed", extra={"file_id": record.id})
+            outcome.modules = _rows_of(record.project_id, record.id)
+            outcome.diagnostics = [DiagnosticPublic(
+                file_id=record.id, filepath=record.filepath, line=1, column=1, severity="error",
+                message="the HDL front end could not read this file (an internal error)")]
+            return outcome
         outcome.parsed = True
         # Units in an included header are that header's own (its parse lists them).
         units = [u for u in parsed.units if u.path in ("", record.filepath)]
