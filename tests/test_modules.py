@@ -326,3 +326,42 @@ def test_a_git_push_updates_the_modules(api: Api, live_server: str, owner: UserC
     commit_all(git, work, "drop picorv32")
     git.run("push", "-q", "origin", "main", cwd=work)
     assert set(by_name(modules_of(api, owner, pid))) == {"counter", "top"}
+
+
+def test_restore_and_fork_carry_the_modules(api: Api, owner: UserCtx, editor: UserCtx) -> None:
+    # GIVEN a public project whose file lost a module after the first commit, plus a second file
+    pid = make_project(api, owner, visibility="public")["id"]
+    f = make_file(api, owner, pid, "rtl/a.v", "module one; endmodule\nmodule two; endmodule\n")
+    first = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).json["id"]
+    api.put(f"/api/v1/projects/{pid}/files/{f['id']}", token=owner.token,
+            json_body={"content": "module one; endmodule\n"})
+    make_file(api, owner, pid, "rtl/b.v", COUNTER)
+    assert set(by_name(modules_of(api, owner, pid))) == {"one", "counter"}
+    # WHEN the whole project is restored to the first commit
+    reply = api.post(f"/api/v1/projects/{pid}/git/restore", token=owner.token,
+                     json_body={"commit": first})
+    assert reply.status == 200, reply.body
+    # THEN the modules are those of the first commit
+    assert set(by_name(modules_of(api, owner, pid))) == {"one", "two"}
+    # WHEN another user forks the project THEN the fork has the same modules, with its own ids
+    fork = api.post(f"/api/v1/projects/{pid}/fork", token=editor.token, json_body={"name": "f"})
+    assert fork.status == 201, fork.body
+    forked = by_name(modules_of(api, editor, fork.json["id"]))
+    assert set(forked) == {"one", "two"}
+    assert all(m["project_id"] == fork.json["id"] for m in forked.values())
+
+
+def test_includes_are_read_from_the_project(api: Api, owner: UserCtx) -> None:
+    # GIVEN a header with a width macro, and a module that includes it from another folder
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "include/defs.vh", "`define BUS_W 12\n")
+    make_file(api, owner, pid, "rtl/dev.v", '`include "include/defs.vh"\n'
+                                            "module dev(input [`BUS_W-1:0] addr); endmodule\n")
+    # WHEN its modules are listed THEN the macro was expanded from the project's header
+    dev = by_name(modules_of(api, owner, pid))["dev"]
+    assert dev["module_metadata"]["ports"][0]["width"] == 12
+    # AND a missing include is a diagnostic, not a failure
+    g = make_file(api, owner, pid, "rtl/lost.v", '`include "nowhere.vh"\nmodule lost; endmodule\n')
+    parsed = api.post(f"/api/v1/projects/{pid}/files/{g['id']}/parse", token=owner.token).json
+    assert [m["name"] for m in parsed["modules"]] == ["lost"]
+    assert any("nowhere.vh" in d["message"] for d in parsed["diagnostics"])
