@@ -365,3 +365,33 @@ def test_includes_are_read_from_the_project(api: Api, owner: UserCtx) -> None:
     parsed = api.post(f"/api/v1/projects/{pid}/files/{g['id']}/parse", token=owner.token).json
     assert [m["name"] for m in parsed["modules"]] == ["lost"]
     assert any("nowhere.vh" in d["message"] for d in parsed["diagnostics"])
+
+
+@pytest.mark.slow
+def test_racing_edits_and_reparses_end_with_the_last_contents_modules(
+        api: Api, live_server: str, owner: UserCtx) -> None:
+    import requests
+
+    from tests.test_concurrency import race
+
+    # GIVEN a file with one module
+    pid = make_project(api, owner)["id"]
+    f = make_file(api, owner, pid, "rtl/race.v", "module m0; endmodule\n")
+    base = f"{live_server}/api/v1/projects/{pid}"
+    auth = {"Authorization": f"Bearer {owner.token}"}
+
+    def edit(i: int) -> Any:
+        return lambda: requests.put(f"{base}/files/{f['id']}", headers=auth, timeout=60,
+                                    json={"content": f"module m{i}; endmodule\n"})
+
+    def reparse() -> Any:
+        return lambda: requests.post(f"{base}/modules/reparse", headers=auth, timeout=60)
+
+    for round_ in range(3):
+        # WHEN edits of the file (over 2 server processes) race with re-parses of the project
+        replies = race(edit(3 * round_ + 1), reparse(), edit(3 * round_ + 2), reparse())
+        assert all(r.status_code in (200, 409) for r in replies), [r.text for r in replies]
+        # THEN the modules are exactly those of the file's final content
+        content = api.get(f"/api/v1/projects/{pid}/files/{f['id']}", token=owner.token)
+        final = content.json["content"].split()[1].rstrip(";")
+        assert [m["name"] for m in modules_of(api, owner, pid)] == [final]
