@@ -218,6 +218,10 @@ def test_import_over_http_brings_files_and_full_history(
     first = api.get(f"{base}/git/commits/{commits[2]['id']}/content?path=rtl/top.v",
                     token=owner.token).json
     assert first["content"] == HISTORY[0]["rtl/top.v"]
+    # AND its modules were extracted by the import, as a push does
+    modules = {m["name"]: m for m in api.get(f"{base}/modules", token=owner.token).json}
+    assert set(modules) == {"top", "tb"}
+    assert modules["tb"]["module_metadata"]["instances"] == ["top"]
     # AND the imported project is as private as asked
     assert api.get(base, token=stranger.token).status == 404
 
