@@ -395,3 +395,26 @@ def test_racing_edits_and_reparses_end_with_the_last_contents_modules(
         content = api.get(f"/api/v1/projects/{pid}/files/{f['id']}", token=owner.token)
         final = content.json["content"].split()[1].rstrip(";")
         assert [m["name"] for m in modules_of(api, owner, pid)] == [final]
+
+
+def test_a_parse_of_an_older_version_does_not_overwrite_a_newer_ones_modules(
+        api: Api, owner: UserCtx) -> None:
+    from chalicelib.models.files import File
+    from chalicelib.services import modules
+
+    # GIVEN a file read at its first version (as a slow refresh would have read it)
+    pid = make_project(api, owner)["id"]
+    old_text = b"module old_one; endmodule\n"
+    f = make_file(api, owner, pid, "rtl/slow.v", old_text.decode())
+    stale = File.get(pid, f["id"], consistent_read=True)
+    # AND a newer edit whose refresh already ran
+    api.put(f"/api/v1/projects/{pid}/files/{f['id']}", token=owner.token,
+            json_body={"content": "module new_one; endmodule\n"})
+    assert [m["name"] for m in modules_of(api, owner, pid)] == ["new_one"]
+    # WHEN the slow refresh of the first version writes its result
+    with pytest.raises(modules._Superseded):
+        modules._refresh(stale, modules.sha256_map([old_text]))
+    # THEN it wrote nothing: the newer version's modules stand
+    assert [m["name"] for m in modules_of(api, owner, pid)] == ["new_one"]
+    # AND a refresh from the top reads the newer version
+    assert [m.name for m in modules.refresh_file(pid, f["id"]).modules] == ["new_one"]
