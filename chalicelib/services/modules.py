@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ MAX_PARSE_BYTES = 1024 * 1024
 MAX_INCLUDES = 32
 MAX_LIST_ENTRIES = 2000  # ports / parameters / instances kept per module (item size)
 MAX_SEARCH_CHARS = 200
+REFRESH_THREADS = 8
 TRANSACTION_MODULES = 50  # module writes per transaction, plus the file's condition check
 
 
@@ -198,10 +200,12 @@ def reparse_project(caller: Caller, project_id: str) -> ModuleParseResult:
     """Re-parse every HDL file of the project and drop modules whose file is gone."""
     authorize(caller, project_id, "write")
     files = list(File.query(project_id, consistent_read=True))
-    outcomes = [refresh_file(project_id, f.id) for f in files]
+    rows = list(Module.query(project_id, consistent_read=True))
+    with_rows = {m.file_id for m in rows}
+    wanted = [f.id for f in files if is_hdl(f.filepath) or f.id in with_rows]
+    outcomes = _each(lambda file_id: refresh_file(project_id, file_id), wanted)
     known = {f.id for f in files}
-    orphans = [m for m in Module.query(project_id, consistent_read=True) if m.file_id not in known]
-    _delete_rows(orphans)
+    _delete_rows([m for m in rows if m.file_id not in known])
     return _result(outcomes)
 
 
@@ -229,12 +233,22 @@ def refresh_quietly(project_id: str, file_ids: Iterable[str],
 
     `bodies` maps sha256 hex digests to content the caller already holds (saves the S3 read).
     """
-    for file_id in dict.fromkeys(file_ids):
+    def one(file_id: str) -> None:
         try:
             refresh_file(project_id, file_id, bodies=bodies)
         except Exception:  # noqa: BLE001 - the file change stands; reparse repairs this
             logger.exception("could not refresh a file's modules",
                              extra={"project_id": project_id, "file_id": file_id})
+
+    _each(one, list(dict.fromkeys(file_ids)))
+
+
+def _each(work: Callable[[str], Any], file_ids: list[str]) -> list[Any]:
+    """`work` for each file; several at once, since most of a refresh waits on DynamoDB."""
+    if len(file_ids) <= 1:
+        return [work(i) for i in file_ids]
+    with ThreadPoolExecutor(max_workers=REFRESH_THREADS, thread_name_prefix="modules") as pool:
+        return list(pool.map(work, file_ids))
 
 
 def refresh_file(project_id: str, file_id: str,
