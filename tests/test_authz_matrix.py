@@ -295,7 +295,7 @@ def test_account_route(api: Api, users: dict[str, UserCtx], method: str, path: s
         assert reply.json["detail"]
     if path == "/api/v1/auth/tokens/{token_id}" and expected != 204:
         listed = api.get("/api/v1/auth/tokens?limit=100", token=users["owner"].token)
-        assert call.path.rsplit("/", 1)[-1] in {t["id"] for t in listed.json}
+        assert int(call.path.rsplit("/", 1)[-1]) in {t["id"] for t in listed.json}
     if method == "POST" and path == "/api/v1/projects" and expected == 401:
         names = {p["name"] for p in api.get("/api/v1/projects/public?limit=100").json}
         assert call.body["name"] not in names

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.ids import parse_number_id
 from chalicelib.logs import SERVICE
 from chalicelib.openapi import DOC_ATTRIBUTE, Doc
 from chalicelib.services import identity as identity_service  # deferred: PynamoDB, PyJWT
@@ -118,6 +119,17 @@ def parse_body(request: Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise Unprocessable("request body must be a JSON object")
     return model.model_validate(data)
+
+
+def path_id(segment: str) -> int:
+    """The id a path segment names ("1234" -> 1234), or 0 when it is not one.
+
+    Only the canonical spelling is an id (chalicelib.ids.parse_number_id: no sign, no leading
+    zero, no decimal point, at most 2**53 - 1). 0 names nothing (ids start at 1), so a malformed
+    id is answered exactly as an unknown one: the services check the caller first (a revoked
+    token stays a 401) and then answer 404 without reading anything.
+    """
+    return parse_number_id(segment) or 0
 
 
 def header(request: Request, name: str) -> str | None:

@@ -26,18 +26,18 @@ class ProjectUpdate(RequestModel):
 
 
 class ProjectPublic(PublicModel):
-    id: str
+    id: int
     name: str
     slug: str
     description: str | None
     visibility: Visibility
-    owner_id: str
+    owner_id: int
     created_at: str
     updated_at: str
     file_count: int
     total_bytes: int
     import_url: str | None
-    import_job_id: str | None
+    import_job_id: int | None
     import_status: Literal["importing", "completed", "failed"] | None
 
 
@@ -58,7 +58,7 @@ class MemberUpdate(RequestModel):
 
 
 class MemberPublic(PublicModel):
-    user_id: str
+    user_id: int
     username: str
     role: Role
     created_at: str

@@ -15,7 +15,7 @@ from chalicelib.models.projects import Member
 M = TypeVar("M", bound=Model)
 
 
-def _delete_all(model: type[M], project_id: str) -> list[M]:
+def _delete_all(model: type[M], project_id: int) -> list[M]:
     items = list(model.query(project_id))
     with model.batch_write() as batch:
         for item in items:
@@ -23,7 +23,7 @@ def _delete_all(model: type[M], project_id: str) -> list[M]:
     return items
 
 
-def purge_project(project_id: str) -> None:
+def purge_project(project_id: int) -> None:
     """Idempotent: safe to run again after a partial failure."""
     from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
 

@@ -12,9 +12,9 @@ from chalicelib import metrics, storage
 from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import id_taken, utcnow_iso
 from chalicelib.models.jobs import PENDING, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import (
     ArtifactLink,
@@ -67,8 +67,8 @@ def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
     return normalised
 
 
-def _load(project_id: str, job_id: str) -> Job:
-    if not is_id(job_id):
+def _load(project_id: int, job_id: int) -> Job:
+    if not is_number_id(job_id):
         raise NotFound("Job not found")
     try:
         return Job.get(project_id, job_id)
@@ -81,15 +81,20 @@ def enqueue(job: Job) -> None:
     client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url, MessageBody=body)
 
 
-def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
+def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     authorize(caller, project_id, "write")
     config = _validated_config(data.job_type, data.config)
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
               else job_commits.head_of_main(project_id))
-    job = Job(project_id, new_id(), job_type=data.job_type, status=PENDING, config=config,
-              commit=commit, commit_pinned=bool(data.commit) or None,
-              created_by=caller.id, created_at=utcnow_iso(), attempts=0)
-    job.save(condition=Job.id.does_not_exist())
+
+    def create(job_id: int) -> Job:
+        job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
+                  commit=commit, commit_pinned=bool(data.commit) or None,
+                  created_by=caller.id, created_at=utcnow_iso(), attempts=0)
+        job.save(condition=Job.id.does_not_exist())
+        return job
+
+    job = with_new_id(create, id_taken)
     try:
         enqueue(job)
     except (BotoCoreError, ClientError) as e:
@@ -104,7 +109,7 @@ def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
     return job_public(job)
 
 
-def list_jobs(caller: Caller | None, project_id: str, limit: int,
+def list_jobs(caller: Caller | None, project_id: int, limit: int,
               cursor: str | None) -> Page[JobPublic]:
     authorize(caller, project_id, "read")
     start = decode_cursor(cursor, {"project_id": project_id})
@@ -113,12 +118,12 @@ def list_jobs(caller: Caller | None, project_id: str, limit: int,
     return page_of(result, (job_public(j) for j in result))
 
 
-def get_job(caller: Caller | None, project_id: str, job_id: str) -> JobPublic:
+def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
     authorize(caller, project_id, "read")
     return job_public(_load(project_id, job_id))
 
 
-def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -> JobLogs:
+def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -> JobLogs:
     authorize(caller, project_id, "read")
     if offset < 0:
         raise Unprocessable("offset must be a non-negative integer")
@@ -136,7 +141,7 @@ def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -
     )
 
 
-def cancel_job(caller: Caller, project_id: str, job_id: str) -> JobPublic:
+def cancel_job(caller: Caller, project_id: int, job_id: int) -> JobPublic:
     """Pending jobs end `cancelled` at once; running ones are flagged and the runner stops them."""
     authorize(caller, project_id, "write")
     job = _load(project_id, job_id)
@@ -158,7 +163,7 @@ class InlineArtifact:
     mime_type: str
 
 
-def get_artifact(caller: Caller | None, project_id: str, job_id: str, name: str,
+def get_artifact(caller: Caller | None, project_id: int, job_id: int, name: str,
                  presign: bool) -> ArtifactLink | InlineArtifact:
     authorize(caller, project_id, "read")
     job = _load(project_id, job_id)

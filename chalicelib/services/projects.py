@@ -12,7 +12,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.models.accounts import Unique, User
 from chalicelib.models.base import fetch_many, transaction_connection, utcnow_iso
 from chalicelib.models.projects import PUBLIC_FEED, Member, Project
@@ -42,15 +42,15 @@ class Access:
     role: str | None  # None: a non-member reading a public project
 
 
-def slugify(name: str, project_id: str = "") -> str:
+def slugify(name: str, project_id: int = 0) -> str:
     """ASCII slug of a name ("Café Core" -> "cafe-core"). A name with no Latin letters or digits
-    ("Проект", "数字设计") gets "project-<end of its id>", so such names do not all collide."""
+    ("Проект", "数字设计") gets "project-<its id>", so such names do not all collide."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60].strip("-")
-    return slug or f"project-{project_id[-8:].lower()}".rstrip("-")
+    return slug or (f"project-{project_id}" if project_id else "project")
 
 
-def slug_key(owner_id: str, slug: str) -> str:
+def slug_key(owner_id: int, slug: str) -> str:
     return f"slug#{owner_id}#{slug}"
 
 
@@ -66,7 +66,7 @@ def project_public(project: Project) -> ProjectPublic:
     )
 
 
-def _load(caller: Caller | None, project_id: str) -> tuple[Project | None, Member | None]:
+def _load(caller: Caller | None, project_id: int) -> tuple[Project | None, Member | None]:
     """The project and the caller's membership, checking the caller first.
 
     A caller whose user record is not yet checked has it fetched in the same BatchGetItem as the
@@ -89,9 +89,9 @@ def _load(caller: Caller | None, project_id: str) -> tuple[Project | None, Membe
         return project, None
 
 
-def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
+def authorize(caller: Caller | None, project_id: int, need: Need) -> Access:
     """Load a project for a caller who needs `need`; private projects are 404 to outsiders."""
-    if not is_id(project_id):
+    if not is_number_id(project_id):
         if caller is not None:
             caller.accept(caller.user)  # a revoked token is a 401 whatever it asks for
         raise NotFound("Project not found")
@@ -111,8 +111,19 @@ def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
 
 
 def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
+    """A new project owned by the caller; its id is drawn until the transaction finds it free."""
+    return project_public(with_new_id(lambda project_id: _create_project(caller, data, project_id),
+                                      _id_taken))
+
+
+def _id_taken(e: Exception) -> bool:
+    """The create transaction failed because the drawn project id exists (its item is second)."""
+    return isinstance(e, TransactWriteError) and _condition_failed(e, 1) and \
+        not _condition_failed(e, 0)
+
+
+def _create_project(caller: Caller, data: ProjectCreate, project_id: int) -> Project:
     now = utcnow_iso()
-    project_id = new_id()
     project = Project(
         id=project_id, name=data.name, slug=slugify(data.name, project_id),
         description=data.description,
@@ -131,7 +142,7 @@ def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
         if _condition_failed(e, 0):
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise
-    return project_public(project)
+    return project
 
 
 def _condition_failed(e: TransactWriteError, index: int) -> bool:
@@ -142,7 +153,7 @@ def _condition_failed(e: TransactWriteError, index: int) -> bool:
     return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
-def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> ProjectPublic:
+def update_project(caller: Caller, project_id: int, data: ProjectUpdate) -> ProjectPublic:
     project = authorize(caller, project_id, "admin").project
     old_slug = project.slug
     changes = data.model_dump(exclude_unset=True)
@@ -184,7 +195,7 @@ def _edit_actions(project: Project) -> list[Action]:
     return actions
 
 
-def delete_project(caller: Caller, project_id: str) -> None:
+def delete_project(caller: Caller, project_id: int) -> None:
     project = authorize(caller, project_id, "admin").project
     with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(project)
@@ -193,7 +204,7 @@ def delete_project(caller: Caller, project_id: str) -> None:
     cleanup.purge_project(project.id)
 
 
-def get_project(caller: Caller | None, project_id: str) -> ProjectPublic:
+def get_project(caller: Caller | None, project_id: int) -> ProjectPublic:
     project = authorize(caller, project_id, "read").project
     if project.import_status == "importing":
         _settle_import(project)
@@ -246,7 +257,7 @@ def _member_public(member: Member) -> MemberPublic:
                         created_at=member.created_at)
 
 
-def list_members(caller: Caller | None, project_id: str, limit: int,
+def list_members(caller: Caller | None, project_id: int, limit: int,
                  cursor: str | None) -> Page[MemberPublic]:
     authorize(caller, project_id, "read")
     start = decode_cursor(cursor, {"project_id": project_id})
@@ -254,7 +265,7 @@ def list_members(caller: Caller | None, project_id: str, limit: int,
     return page_of(result, (_member_public(m) for m in result))
 
 
-def add_member(caller: Caller, project_id: str, data: MemberAdd) -> MemberPublic:
+def add_member(caller: Caller, project_id: int, data: MemberAdd) -> MemberPublic:
     authorize(caller, project_id, "admin")
     key = username_key(data.username) if data.username else email_key(data.email or "")
     user_id = find_user_id(key)
@@ -272,14 +283,14 @@ def add_member(caller: Caller, project_id: str, data: MemberAdd) -> MemberPublic
     return _member_public(member)
 
 
-def _existing_member(project_id: str, user_id: str) -> Member:
+def _existing_member(project_id: int, user_id: int) -> Member:
     try:
         return Member.get(project_id, user_id)
     except Member.DoesNotExist as e:
         raise NotFound("Member not found") from e
 
 
-def update_member(caller: Caller, project_id: str, user_id: str, data: MemberUpdate) -> MemberPublic:
+def update_member(caller: Caller, project_id: int, user_id: int, data: MemberUpdate) -> MemberPublic:
     authorize(caller, project_id, "admin")
     member = _existing_member(project_id, user_id)
     if member.role == "owner":
@@ -288,7 +299,7 @@ def update_member(caller: Caller, project_id: str, user_id: str, data: MemberUpd
     return _member_public(member)
 
 
-def remove_member(caller: Caller, project_id: str, user_id: str) -> None:
+def remove_member(caller: Caller, project_id: int, user_id: int) -> None:
     # A member may leave on their own; otherwise only the owner removes people.
     need: Need = "read" if caller.id == user_id else "admin"
     authorize(caller, project_id, need)
