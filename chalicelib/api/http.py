@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
-from chalice import Blueprint, Response
+from chalice import Blueprint, CORSConfig, Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +30,16 @@ M = TypeVar("M", bound=BaseModel)
 View = Callable[..., Any]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+#: CORS for every route: the web client runs on another origin and sends a bearer token (not
+#: cookies), so any origin may call; it reads the paging, concurrency and tracing headers.
+CORS = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "If-Match"],
+                  expose_headers=["ETag", "Link", "Location", "Retry-After", "X-Request-Id"],
+                  max_age=600)
+#: The same headers for answers no route makes: middleware errors, the local gateway's own
+#: answers (unknown path, body too large); infra/api-merge.json sets them on API Gateway's.
+CORS_HEADERS = {**CORS.get_access_control_headers(),
+                "Access-Control-Allow-Methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS"}
 
 
 def error_response(status: int, detail: Any, headers: dict[str, str] | None = None,
@@ -88,7 +98,7 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
                 return to_response(exc)
 
         setattr(wrapped, DOC_ATTRIBUTE, doc)
-        options: dict[str, Any] = {"methods": methods or ["GET"], "cors": True}
+        options: dict[str, Any] = {"methods": methods or ["GET"], "cors": CORS}
         if content_types:
             options["content_types"] = content_types
         bp.route(path, **options)(wrapped)
