@@ -37,12 +37,12 @@ COVERED_ELSEWHERE = {
 class World:
     """A project of `owner` with editor and viewer members, one more member and a file."""
 
-    project_id: str
-    file_id: str
-    member_id: str
+    project_id: int
+    file_id: int
+    member_id: int
     visibility: str
     first_commit: str  # the file as created; a later commit changed it
-    upload_id: str  # a presigned upload the owner asked for
+    upload_id: int  # a presigned upload the owner asked for
 
 
 @dataclass
@@ -137,6 +137,13 @@ PROJECT_ROUTES = [
                                    {"filename": "big.hex", "filepath": "mem/big.hex"})),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/files/uploads/{upload_id}", "write", 200,
                  lambda w, u: Call("GET", f"{_p(w)}/files/uploads/{w.upload_id}"), login=True),
+    # Any reader may star a project; starring is per user (never another's star).
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/star"), login=True),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/star")),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/star")),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).

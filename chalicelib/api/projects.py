@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import (
+    client_address,
     json_response,
     list_response,
     optional_caller,
@@ -22,8 +23,9 @@ from chalicelib.schemas.projects import (
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
+    StarPublic,
 )
-from chalicelib.services import projects
+from chalicelib.services import projects, stars
 
 bp = Blueprint(__name__)
 
@@ -58,7 +60,8 @@ def list_public_projects() -> Response:
 @route(bp, "/{project_id}", doc=Doc("Get a project", response=ProjectPublic, auth="optional"))
 def get_project(project_id: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return json_response(projects.get_project(caller, path_id(project_id)))
+    return json_response(projects.get_project(caller, path_id(project_id),
+                                              client_address(bp.current_request)))
 
 
 @route(bp, "/{project_id}", methods=["PUT", "PATCH"],
@@ -111,3 +114,21 @@ def update_member(project_id: str, user_id: str) -> Response:
 def remove_member(project_id: str, user_id: str) -> Response:
     projects.remove_member(required_caller(bp.current_request), path_id(project_id), path_id(user_id))
     return Response(body="", status_code=204)
+
+
+@route(bp, "/{project_id}/star",
+       doc=Doc("Whether I starred a project, and its star count", response=StarPublic))
+def get_star(project_id: str) -> Response:
+    return json_response(stars.starred(required_caller(bp.current_request), path_id(project_id)))
+
+
+@route(bp, "/{project_id}/star", methods=["POST"],
+       doc=Doc("Star a project (any reader; starring twice changes nothing)", response=StarPublic))
+def star_project(project_id: str) -> Response:
+    return json_response(stars.star(required_caller(bp.current_request), path_id(project_id)))
+
+
+@route(bp, "/{project_id}/star", methods=["DELETE"],
+       doc=Doc("Take back my star (unstarring twice changes nothing)", response=StarPublic))
+def unstar_project(project_id: str) -> Response:
+    return json_response(stars.unstar(required_caller(bp.current_request), path_id(project_id)))

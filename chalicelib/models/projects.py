@@ -7,6 +7,11 @@ Access patterns:
 - member of a project: GetItem members[project_id, user_id]
 - members of a project: Query members[project_id]
 - projects of a user (owned and shared): Query members.by_user[user_id] + BatchGet projects
+- star of a user on a project: GetItem / conditional Put / Delete stars[project_id, user_id],
+  in one transaction with the project's `stars_count`; a project's stars (to delete them with
+  it): Query stars[project_id]
+- views: `views_count` on the project, moved at most once per viewer per project per hour
+  (services/views.py keeps the marks in the ratelimits table, which expires them by TTL)
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Project(Model):
     feed = UnicodeAttribute(null=True)
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
+    stars_count = NumberAttribute(default=0)
+    views_count = NumberAttribute(default=0)
     # Set on a project created by an import (POST /projects/import): where from, the job
     # that clones it, and importing -> completed | failed (the job has the log and reason).
     import_url = UnicodeAttribute(null=True)
@@ -73,3 +80,14 @@ class Member(Model):
     role = UnicodeAttribute()
     created_at = UnicodeAttribute()
     by_user = MembersByUser()
+
+
+class Star(Model):
+    """One user's star on one project (POST/DELETE /projects/{id}/star)."""
+
+    class Meta:
+        table_name = table_name("stars")
+
+    project_id = IdAttribute(hash_key=True)
+    user_id = IdAttribute(range_key=True)
+    created_at = UnicodeAttribute()

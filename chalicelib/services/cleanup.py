@@ -1,4 +1,4 @@
-"""Removal of everything that hangs off a deleted project: members, files, jobs, S3 objects."""
+"""Removal of everything that hangs off a deleted project: members, stars, files, jobs, S3 objects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from chalicelib import storage
 from chalicelib.models.accounts import Unique
 from chalicelib.models.files import File
 from chalicelib.models.git import GitRef
-from chalicelib.models.projects import Member
+from chalicelib.models.projects import Member, Star
 
 M = TypeVar("M", bound=Model)
 
@@ -28,6 +28,7 @@ def purge_project(project_id: int) -> None:
     from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
 
     _delete_all(Member, project_id)
+    _delete_all(Star, project_id)
     files = _delete_all(File, project_id)
     with Unique.batch_write() as batch:
         for f in files:

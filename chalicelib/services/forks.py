@@ -30,7 +30,7 @@ def fork_project(caller: Caller, project_id: int, data: ForkRequest) -> ProjectP
     except Exception:
         projects.delete_project(caller, created.id)  # no half-made fork stays behind
         raise
-    return projects.get_project(caller, created.id)
+    return projects.project_public(projects.authorize(caller, created.id, "read").project)
 
 
 def _copy_repository(source_id: int, target_id: int) -> None:

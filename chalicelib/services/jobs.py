@@ -59,6 +59,42 @@ def job_public(job: Job) -> JobPublic:
     )
 
 
+def resolve_testbench(config: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """The config with a bare testbench file name ("testbench.v") replaced by the one project
+    path whose file name it is ("src/testbench.v"): the web client names files by name and
+    creates them under src/. A path that exists as given is kept. 422 when no file or several
+    files have that name (naming them); module names and paths with '/' are left as they are.
+    """
+    from chalicelib.schemas.job_configs import HDL_SUFFIXES
+
+    testbench = config.get("testbench")
+    if not isinstance(testbench, str) or "/" in testbench or not testbench.endswith(HDL_SUFFIXES):
+        return config
+    if testbench in paths:
+        return config
+    matches = sorted(p for p in paths if p.rsplit("/", 1)[-1] == testbench)
+    if not matches:
+        raise Unprocessable(f"config.testbench: no project file is named {testbench!r}")
+    if len(matches) > 1:
+        raise Unprocessable(f"config.testbench: several project files are named {testbench!r} "
+                            f"({', '.join(matches)}); give its path")
+    return {**config, "testbench": matches[0]}
+
+
+def _project_paths(project_id: int, commit: str | None, pinned: bool) -> list[str]:
+    """The paths a job would read: the commit's tree when pinned, else the files table."""
+    if pinned and commit:
+        from chalicelib.services.gitstore import open_repo
+
+        store = open_repo(project_id).object_store
+        tree = store[store[commit.encode()].tree]  # type: ignore[attr-defined]
+        return [entry.path.decode("utf-8", "replace")
+                for entry in store.iter_tree_contents(tree.id)]
+    from chalicelib.models.files import File
+
+    return [f.filepath for f in File.query(project_id, attributes_to_get=["filepath"])]
+
+
 def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
     from chalicelib.schemas.job_configs import parse_job_config
 
@@ -86,6 +122,8 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     config = _validated_config(data.job_type, data.config)
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
               else job_commits.head_of_main(project_id))
+    if data.job_type == "simulation":
+        config = resolve_testbench(config, _project_paths(project_id, commit, bool(data.commit)))
 
     def create(job_id: int) -> Job:
         job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -17,6 +18,7 @@ from chalicelib.models.accounts import Unique, User
 from chalicelib.models.base import fetch_many, transaction_connection, utcnow_iso
 from chalicelib.models.projects import PUBLIC_FEED, Member, Project
 from chalicelib.schemas.projects import (
+    DEFAULT_BRANCH,
     MemberAdd,
     MemberPublic,
     MemberUpdate,
@@ -40,6 +42,7 @@ _NEEDED = {"read": 1, "write": 2, "admin": 3}
 class Access:
     project: Project
     role: str | None  # None: a non-member reading a public project
+    also: Any = None  # the extra item authorize() was asked to read with the project
 
 
 def slugify(name: str, project_id: int = 0) -> str:
@@ -57,7 +60,9 @@ def slug_key(owner_id: int, slug: str) -> str:
 def project_public(project: Project) -> ProjectPublic:
     return ProjectPublic(
         id=project.id, name=project.name, slug=project.slug, description=project.description,
-        visibility=cast(Visibility, project.visibility), owner_id=project.owner_id,
+        visibility=cast(Visibility, project.visibility), git_branch=DEFAULT_BRANCH,
+        owner_id=project.owner_id, stars_count=int(project.stars_count or 0),
+        views_count=int(project.views_count or 0),
         created_at=project.created_at,
         updated_at=project.updated_at, file_count=int(project.file_count or 0),
         total_bytes=int(project.total_bytes or 0), import_url=project.import_url,
@@ -66,36 +71,49 @@ def project_public(project: Project) -> ProjectPublic:
     )
 
 
-def _load(caller: Caller | None, project_id: int) -> tuple[Project | None, Member | None]:
-    """The project and the caller's membership, checking the caller first.
+def _load(caller: Caller | None, project_id: int,
+          also: Model | None = None) -> tuple[Project | None, Member | None, Any]:
+    """The project, the caller's membership and `also` (any item, or None), checking the caller
+    first.
 
     A caller whose user record is not yet checked has it fetched in the same BatchGetItem as the
-    project and the membership (one round trip); otherwise project, then membership if needed.
+    project and the membership (one round trip), and so is `also`; otherwise project, then
+    membership if needed.
     """
-    if caller is not None and not caller.verified:
-        user, project, member = fetch_many(User(caller.claimed_id), Project(project_id),
-                                           Member(project_id, caller.claimed_id))
-        caller.accept(user)  # raises Unauthorized before anything is decided on this record
-        return project, member
+    unverified = caller is not None and not caller.verified
+    if unverified or also is not None:
+        keys: list[Model] = [Project(project_id)]
+        if caller is not None:
+            keys.append(Member(project_id, caller.claimed_id))
+        if unverified:
+            keys.append(User(caller.claimed_id))  # type: ignore[union-attr]
+        found = fetch_many(*keys, *([also] if also is not None else []))
+        if caller is not None and unverified:
+            caller.accept(found[2])  # raises Unauthorized before anything is decided on it
+        return found[0], found[1] if caller is not None else None, found[-1] if also else None
     try:
         project = Project.get(project_id)
     except Project.DoesNotExist:
-        return None, None
+        return None, None, None
     if caller is None or caller.id == project.owner_id:
-        return project, None
+        return project, None, None
     try:
-        return project, Member.get(project_id, caller.id)
+        return project, Member.get(project_id, caller.id), None
     except Member.DoesNotExist:
-        return project, None
+        return project, None, None
 
 
-def authorize(caller: Caller | None, project_id: int, need: Need) -> Access:
-    """Load a project for a caller who needs `need`; private projects are 404 to outsiders."""
+def authorize(caller: Caller | None, project_id: int, need: Need,
+              also: Model | None = None) -> Access:
+    """Load a project for a caller who needs `need`; private projects are 404 to outsiders.
+
+    `also` (an item's key) is read in the same round trip; `Access.also` is the item or None.
+    """
     if not is_number_id(project_id):
         if caller is not None:
             caller.accept(caller.user)  # a revoked token is a 401 whatever it asks for
         raise NotFound("Project not found")
-    project, member = _load(caller, project_id)
+    project, member, extra = _load(caller, project_id, also)
     if project is None:
         raise NotFound("Project not found")
     role: str | None = None
@@ -107,7 +125,7 @@ def authorize(caller: Caller | None, project_id: int, need: Need) -> Access:
     rank = _RANK.get(role or "", 1 if public else 0)
     if rank < _NEEDED[need]:
         raise Forbidden("You do not have permission to change this project")
-    return Access(project=project, role=role)
+    return Access(project=project, role=role, also=extra)
 
 
 def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
@@ -157,6 +175,7 @@ def update_project(caller: Caller, project_id: int, data: ProjectUpdate) -> Proj
     project = authorize(caller, project_id, "admin").project
     old_slug = project.slug
     changes = data.model_dump(exclude_unset=True)
+    changes.pop("git_branch", None)  # validated: main, which it already is
     if "name" in changes and changes["name"] is None:
         raise BadRequest("name cannot be null")
     if "visibility" in changes and changes["visibility"] is None:
@@ -204,10 +223,18 @@ def delete_project(caller: Caller, project_id: int) -> None:
     cleanup.purge_project(project.id)
 
 
-def get_project(caller: Caller | None, project_id: int) -> ProjectPublic:
-    project = authorize(caller, project_id, "read").project
+def get_project(caller: Caller | None, project_id: int, client: str = "") -> ProjectPublic:
+    """A project the caller may read; counts the view (at most once per viewer and hour, see
+    services/views.py) from a mark read in the same round trip as the project."""
+    from chalicelib.services import views
+
+    viewer = views.viewer_key(caller.claimed_id if caller is not None else None, client)
+    access = authorize(caller, project_id, "read", also=views.mark(project_id, viewer))
+    project = access.project
     if project.import_status == "importing":
         _settle_import(project)
+    if views.count(project_id, viewer, access.also):
+        project.views_count = int(project.views_count or 0) + 1
     return project_public(project)
 
 
