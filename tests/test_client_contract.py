@@ -48,6 +48,9 @@ def test_the_simulation_page_request_is_accepted_as_sent(api: Api, queues: Queue
         assert config["testbench"] == "src/testbench.v"
         assert config["simulator"] == simulator and config["timescale"] == "1ns/1ps"
         assert config["waveform"] is True and "dump_waves" not in config
+        # and the job carries upstream's names for who submitted it and when it changed
+        assert reply.json["user_id"] == owner.id == reply.json["created_by"]
+        assert reply.json["updated_at"] == reply.json["created_at"]
 
 
 def test_dump_waves_and_waveform_are_one_setting(api: Api, queues: Queues) -> None:

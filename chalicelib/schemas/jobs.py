@@ -66,7 +66,9 @@ class JobPublic(PublicModel):
     commit_pinned: bool = Field(default=False, description=(
         "true: the files came from `commit`'s tree; false: from the files table at run time"))
     created_by: int
+    user_id: int = Field(description="the submitter (upstream's name for created_by)")
     created_at: str
+    updated_at: str = Field(description="when the job last changed state")
     started_at: str | None = None
     completed_at: str | None = None
     duration_s: float | None = None

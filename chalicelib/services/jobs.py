@@ -45,7 +45,9 @@ def job_public(job: Job) -> JobPublic:
         status=job.status,  # type: ignore[arg-type]
         config=dict(job.config or {}), commit=job.commit,
         commit_pinned=bool(job.commit_pinned), created_by=job.created_by,
-        created_at=job.created_at, started_at=job.started_at, completed_at=job.completed_at,
+        user_id=job.created_by, created_at=job.created_at,
+        updated_at=job.completed_at or job.started_at or job.created_at,
+        started_at=job.started_at, completed_at=job.completed_at,
         duration_s=float(job.duration_s) if job.duration_s is not None else None,
         error_message=job.error_message,
         exit_code=int(job.exit_code) if job.exit_code is not None else None,
