@@ -45,11 +45,11 @@ QUICK = Sizes(wrk_seconds=1, wrk_connections=4, wrk_threads=1, latency_samples=2
 class Fixture:
     owner_token: str
     member_token: str
-    owner_id: str
-    project_id: str
+    owner_id: int
+    project_id: int
 
 
-def _user(http: KeepAlive) -> tuple[str, str]:
+def _user(http: KeepAlive) -> tuple[int, str]:
     name = f"bench{uuid.uuid4().hex[:10]}"
     email, password = f"{name}@example.test", "correct horse battery"
     status, user = http.request("POST", "/api/v1/auth/register", {
@@ -57,7 +57,7 @@ def _user(http: KeepAlive) -> tuple[str, str]:
     assert status == 201, user
     status, login = http.request("POST", "/api/v1/auth/login", {"email": email, "password": password})
     assert status == 200, login
-    return str(user["id"]), str(login["access_token"])
+    return int(user["id"]), str(login["access_token"])
 
 
 def make_fixture(stack: Stack) -> Fixture:
@@ -74,7 +74,7 @@ def make_fixture(stack: Stack) -> Fixture:
         assert status == 201, member
     finally:
         http.close()
-    return Fixture(owner_token, member_token, owner_id, str(project["id"]))
+    return Fixture(owner_token, member_token, owner_id, int(project["id"]))
 
 
 def bench_health(stack: Stack, sizes: Sizes) -> list[Row]:
@@ -177,17 +177,19 @@ def bench_backend_calls(fixture: Fixture) -> Row:
                max(sum(owner.values()), sum(member.values())) <= 3)
 
 
-def seed_public_projects(owner_id: str, count: int) -> float:
+def seed_public_projects(owner_id: int, count: int) -> float:
     """Write `count` public projects straight into DynamoDB (batch writes); returns seconds."""
-    from chalicelib.ids import new_id
+    from chalicelib.ids import distinct_number_id
     from chalicelib.models.base import utcnow_iso
     from chalicelib.models.projects import PUBLIC_FEED, Project
 
     started = time.perf_counter()
     now = utcnow_iso()
+    drawn: set[int] = set()
     with Project.batch_write() as batch:
         for n in range(count):
-            batch.save(Project(id=new_id(), name=f"public {n}", slug=f"public-{n}", description=None,
+            batch.save(Project(id=distinct_number_id(drawn), name=f"public {n}", slug=f"public-{n}",
+                               description=None,
                                visibility="public", owner_id=owner_id, created_at=now, updated_at=now,
                                feed=PUBLIC_FEED, file_count=0, total_bytes=0))
     return time.perf_counter() - started

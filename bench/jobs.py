@@ -83,7 +83,7 @@ class Client:
         assert status == 200, login
         self.token = str(login["access_token"])
 
-    def project(self, files: dict[str, str]) -> str:
+    def project(self, files: dict[str, str]) -> int:
         status, project = self.http.request("POST", "/api/v1/projects",
                                             {"name": f"bench jobs {uuid.uuid4().hex[:6]}"}, self.token)
         assert status == 201, project
@@ -91,21 +91,21 @@ class Client:
             status, body = self.http.request("POST", f"/api/v1/projects/{project['id']}/files",
                                              {"filename": path, "content": content}, self.token)
             assert status == 201, body
-        return str(project["id"])
+        return int(project["id"])
 
-    def submit(self, project_id: str, config: dict[str, Any]) -> str:
+    def submit(self, project_id: int, config: dict[str, Any]) -> int:
         status, job = self.http.request("POST", f"/api/v1/projects/{project_id}/jobs",
                                         {"job_type": "simulation", "config": config}, self.token)
         assert status == 201, job
-        return str(job["id"])
+        return int(job["id"])
 
-    def job(self, project_id: str, job_id: str) -> dict[str, Any]:
+    def job(self, project_id: int, job_id: int) -> dict[str, Any]:
         status, job = self.http.request("GET", f"/api/v1/projects/{project_id}/jobs/{job_id}",
                                         token=self.token)
         assert status == 200, job
         return dict(job)
 
-    def wait(self, project_id: str, job_id: str, timeout: float = 300) -> dict[str, Any]:
+    def wait(self, project_id: int, job_id: int, timeout: float = 300) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(project_id, job_id)
@@ -154,7 +154,7 @@ def _med(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def _bare_getitem(project_id: str, samples: int = 20) -> float:
+def _bare_getitem(project_id: int, samples: int = 20) -> float:
     from chalicelib.models.projects import Project
 
     times = []

@@ -1,9 +1,7 @@
 """Identifiers.
 
-Two schemes live here while the API moves to integer ids (the web client types every id as a
-JavaScript `number`):
-
-`new_number_id()` — the scheme every id the API names moves to. A positive integer below 2**53
+`new_number_id()` — every id the API names (the web client types every id as a JavaScript
+`number` and reads path ids with `parseInt`). A positive integer below 2**53
 (JavaScript's `Number.MAX_SAFE_INTEGER` + 1, so a client reads it exactly):
 
     bits 52..12  milliseconds since 2026-01-01T00:00:00Z (41 bits: until the year 2095)
@@ -16,8 +14,8 @@ write (`attribute_not_exists` on its key) and, on the rare conflict, retried wit
 (`with_new_id`). There is no counter item, so there is no hot key: creating ids costs nothing
 beyond the item's own write, whatever the write rate.
 
-`new_id()` — the older scheme (ULID layout: 48-bit milliseconds + 80 random bits, Crockford
-base32, 26 characters), still used where an id never reaches a client (S3 object versions).
+`new_id()` — a ULID-layout string (48-bit milliseconds + 80 random bits, Crockford base32, 26
+characters), only where a value never reaches a client (S3 object versions of a file body).
 """
 
 from __future__ import annotations
@@ -93,6 +91,20 @@ def with_new_id(create: Callable[[int], T], is_collision: Callable[[Exception], 
     raise last
 
 
+def distinct_number_id(drawn: set[int]) -> int:
+    """A fresh id not yet in `drawn`, which it joins.
+
+    For several items created in one transaction: DynamoDB refuses a transaction that names one
+    key twice, and ids drawn in the same millisecond collide with probability 1/4096 per pair.
+    A collision with an item that already exists is still the conditional write's to catch.
+    """
+    while True:
+        value = new_number_id()
+        if value not in drawn:
+            drawn.add(value)
+            return value
+
+
 def new_id(now_ms: int | None = None) -> str:
     """A ULID-layout string id (26 characters); for ids that never reach a client."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -103,7 +115,3 @@ def new_id(now_ms: int | None = None) -> str:
         value >>= 5
     return "".join(reversed(chars))
 
-
-def is_id(value: str) -> bool:
-    """True for a ULID-layout string id."""
-    return len(value) == 26 and all(c in _ALPHABET for c in value)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from pydantic.json_schema import JsonSchemaMode
 
+from chalicelib.ids import MAX_ID
 from chalicelib.schemas.common import ErrorPublic
 
 Auth = Literal["required", "optional", "none"]
@@ -123,9 +124,16 @@ def _schemas(operations: Sequence[Operation]) -> tuple[dict[Any, dict[str, Any]]
     return refs, components
 
 
+def _path_schema(name: str) -> dict[str, Any]:
+    """`*_id` path parameters are ids (chalicelib/ids.py): integers in [1, 2**53 - 1]."""
+    if name.endswith("_id"):
+        return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return {"type": "string"}
+
+
 def _parameters(op: Operation, doc: Doc, max_page_size: int) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in _PATH_PARAM.findall(op.path)
     ]
     if doc.is_list:

@@ -11,7 +11,7 @@ from chalicelib.config import bucket_name
 from chalicelib.ids import new_id
 
 
-def file_body_key(project_id: str, file_id: str) -> str:
+def file_body_key(project_id: int, file_id: int) -> str:
     """A fresh key for one version of a file body; the metadata row points at the current one."""
     return f"projects/{project_id}/files/{file_id}/{new_id()}"
 
@@ -19,26 +19,26 @@ def file_body_key(project_id: str, file_id: str) -> str:
 UPLOADS_PREFIX = "uploads/"
 
 
-def upload_key(project_id: str, upload_id: str) -> str:
+def upload_key(project_id: int, upload_id: int) -> str:
     """Where a presigned upload lands; S3 notifies the API of objects under UPLOADS_PREFIX."""
     return f"{UPLOADS_PREFIX}{project_id}/{upload_id}"
 
 
-def project_prefix(project_id: str) -> str:
+def project_prefix(project_id: int) -> str:
     return f"projects/{project_id}/"
 
 
-def job_prefix(project_id: str, job_id: str) -> str:
+def job_prefix(project_id: int, job_id: int) -> str:
     return f"jobs/{project_id}/{job_id}/"
 
 
-def job_log_key(project_id: str, job_id: str, attempt: int) -> str:
+def job_log_key(project_id: int, job_id: int, attempt: int) -> str:
     """Each attempt (claim) of a job writes its own keys: a runner that lost the job to another
     can never overwrite the new owner's log or artifacts."""
     return f"{job_prefix(project_id, job_id)}{attempt}/log.txt"
 
 
-def job_artifact_key(project_id: str, job_id: str, attempt: int, name: str) -> str:
+def job_artifact_key(project_id: int, job_id: int, attempt: int, name: str) -> str:
     """`name` comes from the runner's own artifact list (safe characters only), not from users."""
     return f"{job_prefix(project_id, job_id)}{attempt}/artifacts/{name}"
 

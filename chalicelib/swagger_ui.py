@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import string
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,23 +18,24 @@ ASSETS = {
     "favicon-16x16.png": "image/png",
 }
 
-# Relative URLs, so the page works under an API Gateway stage prefix (/dev/docs) too.
-PAGE = """<!DOCTYPE html>
+# Absolute URLs under the stage prefix (/dev on API Gateway, "" locally): relative ones would
+# resolve against /docs/ to /docs/docs/... when the page is opened with a trailing slash.
+_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>a6hub API</title>
-  <link rel="stylesheet" href="docs/swagger-ui.css">
-  <link rel="icon" type="image/png" href="docs/favicon-32x32.png" sizes="32x32">
+  <link rel="stylesheet" href="$prefix/docs/swagger-ui.css">
+  <link rel="icon" type="image/png" href="$prefix/docs/favicon-32x32.png" sizes="32x32">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="docs/swagger-ui-bundle.js"></script>
-  <script src="docs/swagger-ui-standalone-preset.js"></script>
+  <script src="$prefix/docs/swagger-ui-bundle.js"></script>
+  <script src="$prefix/docs/swagger-ui-standalone-preset.js"></script>
   <script>
     window.onload = function () {
       window.ui = SwaggerUIBundle({
-        url: "openapi.json",
+        url: "$prefix/openapi.json",
         dom_id: "#swagger-ui",
         deepLinking: true,
         presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
@@ -43,6 +46,11 @@ PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+def page(prefix: str) -> str:
+    """The Swagger UI page for an API served under `prefix` ("" or "/dev": a path, no host)."""
+    return string.Template(_PAGE).substitute(prefix=html.escape(prefix, quote=True))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import LambdaContext, LocalGateway, LocalGatewayException, MatchResult, RouteMatcher
 
+from chalicelib.api.http import CORS_HEADERS
+
 StartResponse = Callable[..., Any]
 
 _REASONS = {
@@ -107,12 +109,23 @@ class GatewayApp:
         try:
             response = self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
         except LocalGatewayException as e:
-            # Unknown path: API Gateway's MISSING_AUTHENTICATION_TOKEN answer, which our
-            # deployed API maps to 404 with a detail (a GatewayResponse in infra/).
-            if e.CODE == 403 and b"Missing Authentication Token" in (e.body or b""):
-                return _json(404, {"detail": "Not Found"})
-            return e.CODE, list((e.headers or {}).items()), e.body or b""
+            return _gateway_error(e)
         return _response(method, response)
+
+
+def _gateway_error(e: LocalGatewayException) -> tuple[int, list[tuple[str, str]], bytes]:
+    """API Gateway's own answers, as infra/api-merge.json's GatewayResponses shape them: an
+    unknown path (MISSING_AUTHENTICATION_TOKEN) is 404 {"detail": "Not Found"}; any other (an
+    unknown path with an Authorization header is a 403 "Authorization header requires
+    'Credential' parameter...") keeps its status with its message as the detail (DEFAULT_4XX /
+    DEFAULT_5XX); every one carries the CORS headers."""
+    if e.CODE == 403 and b"Missing Authentication Token" in (e.body or b""):
+        return _json(404, {"detail": "Not Found"})
+    try:
+        message = str(json.loads(e.body or b"{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    return _json(e.CODE, {"detail": message or _REASONS.get(e.CODE, "Error")})
 
 
 def _path_from(environ: dict[str, Any]) -> str:
@@ -132,8 +145,10 @@ def _headers_from(environ: dict[str, Any]) -> dict[str, str]:
 
 
 def _json(status: int, payload: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An answer of the gateway itself (no route made it): JSON with the CORS headers."""
     body = json.dumps(payload).encode()
-    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                    *CORS_HEADERS.items()], body
 
 
 def _response(method: str, response: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:

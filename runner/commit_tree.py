@@ -21,7 +21,7 @@ from runner.workspace import FETCH_THREADS, MaterialiseError
 MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to
 
 
-def _read(project_id: str, sha: bytes) -> ShaFile:
+def _read(project_id: int, sha: bytes) -> ShaFile:
     try:
         raw = storage.get_bytes(objects_prefix(project_id) + sha.decode("ascii"))
     except ClientError as e:
@@ -31,7 +31,7 @@ def _read(project_id: str, sha: bytes) -> ShaFile:
     return ShaFile.from_file(BytesIO(raw))
 
 
-def _listing(project_id: str, tree_sha: bytes,
+def _listing(project_id: int, tree_sha: bytes,
              pool: ThreadPoolExecutor) -> list[tuple[str, bytes]]:
     """(path, blob sha) of every regular file under the tree; symlinks and submodules skipped."""
     files: list[tuple[str, bytes]] = []
@@ -54,11 +54,15 @@ def _listing(project_id: str, tree_sha: bytes,
     return files
 
 
-def fetch_commit(project_id: str, commit_sha: str) -> list[tuple[File, bytes]]:
+BLOB_MARK = "git-blob:"  # a commit's file records carry their blob id, not a body key
+
+
+def fetch_commit(project_id: int, commit_sha: str) -> list[tuple[File, bytes]]:
     """The commit's files as (record, body) for `workspace.write_files`.
 
-    The records are not rows of the files table: their id is the blob's git id and their
-    version 0, which is what the job's `inputs` then show.
+    The records are not rows of the files table: they have no id (0), version 0 and the
+    blob's git id in `s3_key`, which is what the job's `inputs` then show (`file_id` null,
+    `blob` the git id).
     """
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         commit = _read(project_id, commit_sha.encode("ascii"))
@@ -70,7 +74,7 @@ def fetch_commit(project_id: str, commit_sha: str) -> list[tuple[File, bytes]]:
     for (path, sha), blob in zip(listing, blobs, strict=True):
         if not isinstance(blob, Blob):
             raise MaterialiseError(f"{path}: {sha.decode()} is not a blob")
-        record = File(project_id, sha.decode(), filename=path.rsplit("/", 1)[-1], filepath=path,
-                      version=0)
+        record = File(project_id, 0, filename=path.rsplit("/", 1)[-1], filepath=path,
+                      s3_key=f"{BLOB_MARK}{sha.decode()}", version=0)
         fetched.append((record, blob.as_raw_string()))
     return fetched

@@ -63,7 +63,7 @@ def _fetch(record: File) -> bytes:
     return storage.get_bytes(record.s3_key)
 
 
-def fetch_project(project_id: str) -> list[tuple[File, bytes]]:
+def fetch_project(project_id: int) -> list[tuple[File, bytes]]:
     """Every file of the project with its body: one Query, then the GETs side by side."""
     records = list(File.query(project_id, consistent_read=True))
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
@@ -78,14 +78,16 @@ def write_files(src: Path, fetched: list[tuple[File, bytes]]) -> list[dict[str, 
     for target, (record, data) in zip(targets, fetched, strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        inputs.append({"path": record.filepath, "file_id": record.id,
+        blob = str(record.s3_key or "")
+        inputs.append({"path": record.filepath, "file_id": record.id or None,
+                       "blob": blob.split(":", 1)[1] if blob.startswith("git-blob:") else None,
                        "sha256": hashlib.sha256(data).hexdigest(),
                        "version": int(record.version or 0), "size_bytes": len(data)})
     inputs.sort(key=lambda i: str(i["path"]))
     return inputs
 
 
-def materialise(project_id: str, src: Path) -> list[dict[str, Any]]:
+def materialise(project_id: int, src: Path) -> list[dict[str, Any]]:
     return write_files(src, fetch_project(project_id))
 
 
@@ -96,7 +98,7 @@ def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
             and path.is_file() and path.resolve().is_relative_to(root.resolve()))
 
 
-def upload_artifacts(project_id: str, job_id: str, attempt: int, root: Path,
+def upload_artifacts(project_id: int, job_id: int, attempt: int, root: Path,
                      artifacts: list[ArtifactLike],
                      note: Callable[[str], None]) -> list[dict[str, Any]]:
     """Upload each artifact under jobs/<project>/<job>/artifacts/; `note` reports skipped ones."""

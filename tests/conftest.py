@@ -124,7 +124,7 @@ def api(chalice_app: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @dataclass
 class UserCtx:
-    id: str
+    id: int
     email: str
     username: str
     password: str
@@ -156,13 +156,13 @@ def make_project(api: Api, owner: UserCtx, *, visibility: str = "private",
     return dict(reply.json)
 
 
-def add_member(api: Api, owner: UserCtx, project_id: str, member: UserCtx, role: str) -> None:
+def add_member(api: Api, owner: UserCtx, project_id: int, member: UserCtx, role: str) -> None:
     reply = api.post(f"/api/v1/projects/{project_id}/members", token=owner.token,
                      json_body={"username": member.username, "role": role})
     assert reply.status == 201, reply.body
 
 
-def make_file(api: Api, user: UserCtx, project_id: str, path: str = "rtl/top.v",
+def make_file(api: Api, user: UserCtx, project_id: int, path: str = "rtl/top.v",
               content: str = "module top; endmodule\n") -> dict[str, Any]:
     reply = api.post(f"/api/v1/projects/{project_id}/files", token=user.token,
                      json_body={"filename": path.rsplit("/", 1)[-1], "filepath": path,

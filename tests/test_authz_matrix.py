@@ -37,12 +37,12 @@ COVERED_ELSEWHERE = {
 class World:
     """A project of `owner` with editor and viewer members, one more member and a file."""
 
-    project_id: str
-    file_id: str
-    member_id: str
+    project_id: int
+    file_id: int
+    member_id: int
     visibility: str
     first_commit: str  # the file as created; a later commit changed it
-    upload_id: str  # a presigned upload the owner asked for
+    upload_id: int  # a presigned upload the owner asked for
     module_id: int  # the module `top` of the file
 
 
@@ -151,6 +151,13 @@ PROJECT_ROUTES = [
                  lambda w, u: Call("POST", f"{_p(w)}/modules/reparse")),
     ProjectRoute("POST", "/api/v1/projects/{project_id}/files/{file_id}/parse", "write", 200,
                  lambda w, u: Call("POST", f"{_p(w)}/files/{w.file_id}/parse")),
+    # Any reader may star a project; starring is per user (never another's star).
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/star"), login=True),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/star")),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/star", "read", 200,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/star")),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -314,7 +321,7 @@ def test_account_route(api: Api, users: dict[str, UserCtx], method: str, path: s
         assert reply.json["detail"]
     if path == "/api/v1/auth/tokens/{token_id}" and expected != 204:
         listed = api.get("/api/v1/auth/tokens?limit=100", token=users["owner"].token)
-        assert call.path.rsplit("/", 1)[-1] in {t["id"] for t in listed.json}
+        assert int(call.path.rsplit("/", 1)[-1]) in {t["id"] for t in listed.json}
     if method == "POST" and path == "/api/v1/projects" and expected == 401:
         names = {p["name"] for p in api.get("/api/v1/projects/public?limit=100").json}
         assert call.body["name"] not in names

@@ -310,7 +310,7 @@ def _claims(user: UserCtx, **changes: Any) -> dict[str, Any]:
 
     settings = get_settings()
     now = int(time.time())
-    claims = {"sub": user.id, "iat": now, "exp": now + 600, "iss": settings.jwt_issuer,
+    claims = {"sub": str(user.id), "iat": now, "exp": now + 600, "iss": settings.jwt_issuer,
               "aud": settings.jwt_audience, "gen": 0}
     for name, value in changes.items():
         if value is None:
@@ -422,7 +422,9 @@ def test_forged_cursors_are_400(api: Api, owner: UserCtx, project: dict[str, Any
         assert reply.json["detail"] == "invalid cursor"
 
 
-@pytest.mark.parametrize("bad_id", ["nope", "0" * 26, "..%2F..%2Fetc", "01ABCDEFGHJKMNPQRSTVWXYZ0I"])
+@pytest.mark.parametrize("bad_id", ["nope", "0" * 26, "..%2F..%2Fetc", "01ABCDEFGHJKMNPQRSTVWXYZ0I",
+                                    "0", "01", "1.0", "-1", "+1", "1e3", "%201", str(2**53),
+                                    str(2**64), "9" * 40])
 def test_unknown_or_malformed_ids_are_404(api: Api, owner: UserCtx, project: dict[str, Any],
                                           bad_id: str) -> None:
     pid = project["id"]

@@ -174,9 +174,10 @@ def test_every_template_deploys_and_a_smoke_flow_runs_on_what_it_created(
     # THEN register -> project -> file worked, and the records are in the smoke stack's resources
     assert made["content"] == "module top; endmodule\n"
     ddb = boto3.client("dynamodb")
-    user = ddb.get_item(TableName=f"a6hub-{SMOKE}-users", Key={"id": {"S": made["user"]["id"]}})
+    key = {"id": {"N": str(made["user"]["id"])}}
+    user = ddb.get_item(TableName=f"a6hub-{SMOKE}-users", Key=key)
     assert user["Item"]["username"]["S"] == made["user"]["username"]
-    assert "Item" not in ddb.get_item(TableName="a6hub-test-users", Key={"id": {"S": made["user"]["id"]}})
+    assert "Item" not in ddb.get_item(TableName="a6hub-test-users", Key=key)
     prefix = f"projects/{made['project']['id']}/files/{made['file']['id']}/"
     s3 = boto3.client("s3")
     assert s3.list_objects_v2(Bucket=f"a6hub-{SMOKE}-data", Prefix=prefix)["KeyCount"] == 1

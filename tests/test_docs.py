@@ -13,17 +13,37 @@ from tests.conftest import Api
 BROWSER_IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 
 
-def test_docs_page_loads_everything_from_this_server(api: Api) -> None:
-    # WHEN the page is fetched
-    reply = api.get("/docs", headers={"Accept": "text/html"})
-    # THEN it is HTML whose scripts, styles and spec are relative URLs on this server (no CDN)
+@pytest.mark.parametrize("path", ["/docs", "/docs/"])
+def test_docs_page_loads_everything_from_this_server(api: Api, path: str) -> None:
+    # WHEN the page is fetched, with or without the trailing slash
+    reply = api.get(path, headers={"Accept": "text/html"})
+    # THEN it is HTML whose scripts, styles and spec are URLs on this server (no CDN) that do
+    # not depend on the page's own URL: /docs/ must not load /docs/docs/...
     assert reply.status == 200
     assert reply.header("Content-Type") == "text/html; charset=utf-8"
     page = reply.body.decode()
-    assert 'src="docs/swagger-ui-bundle.js"' in page
-    assert 'href="docs/swagger-ui.css"' in page
-    assert 'url: "openapi.json"' in page
+    assert 'src="/docs/swagger-ui-bundle.js"' in page
+    assert 'href="/docs/swagger-ui.css"' in page
+    assert 'url: "/openapi.json"' in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    for url in re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r'url: "([^"]+)"', page):
+        assert api.get(url, headers={"Accept": "*/*"}).status == 200, url
+
+
+def test_docs_page_under_a_stage_prefix(api: Api) -> None:
+    # GIVEN API Gateway serving the stage under /dev (the request context's path has it)
+    from chalice.app import Request
+
+    from chalicelib.api.meta import _stage_prefix
+
+    for full, path in (("/dev/docs", "/docs"), ("/dev/docs/", "/docs"), ("/docs/", "/docs")):
+        request = Request({"multiValueQueryStringParameters": None, "headers": {},
+                           "pathParameters": None,
+                           "requestContext": {"path": full, "httpMethod": "GET", "resourcePath": path},
+                           "httpMethod": "GET", "body": None, "stageVariables": None,
+                           "isBase64Encoded": False, "path": path, "resource": path})
+        # THEN the page's URLs carry the prefix, with or without the slash
+        assert _stage_prefix(request) == ("/dev" if full.startswith("/dev") else "")
 
 
 @pytest.mark.parametrize(("name", "content_type"), [
@@ -73,12 +93,15 @@ def test_docs_over_real_http(live_server: str) -> None:
     with requests.Session() as http:
         # WHEN a browser loads the page, its assets and the spec
         page = http.get(f"{live_server}/docs", timeout=10)
+        slashed = http.get(f"{live_server}/docs/", timeout=10)
         script = http.get(f"{live_server}/docs/swagger-ui-bundle.js", timeout=10)
         icon = http.get(f"{live_server}/docs/favicon-32x32.png",
                         headers={"Accept": BROWSER_IMAGE_ACCEPT}, timeout=10)
         spec = http.get(f"{live_server}/openapi.json", timeout=10)
     # THEN each arrives whole with its content type
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert slashed.status_code == 200 and slashed.text == page.text
+    assert 'src="/docs/swagger-ui-bundle.js"' in page.text
     assert script.status_code == 200
     assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert script.content == (swagger_ui_path / "swagger-ui-bundle.js").read_bytes()

@@ -95,7 +95,7 @@ def test_files_live_on_the_s3_endpoint_and_records_on_the_main_one(
     assert _s3(s3_emulator.url).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 1
     assert _s3(emulator.url).list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
     item = boto3.client("dynamodb", endpoint_url=emulator.url).get_item(
-        TableName=f"{os.environ['A6HUB_TABLE_PREFIX']}users", Key={"id": {"S": user.json()["id"]}})
+        TableName=f"{os.environ['A6HUB_TABLE_PREFIX']}users", Key={"id": {"N": str(user.json()["id"])}})
     assert item["Item"]["username"]["S"] == name
     s3_tables = boto3.client("dynamodb", endpoint_url=s3_emulator.url).list_tables()["TableNames"]
     assert s3_tables == []

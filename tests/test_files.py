@@ -33,8 +33,8 @@ def project(api: Api, owner: UserCtx, editor: UserCtx) -> dict[str, Any]:
     return created
 
 
-def objects(s3: Any, pid: str, file_id: str = "") -> list[str]:
-    prefix = f"projects/{pid}/files/{file_id + '/' if file_id else ''}"
+def objects(s3: Any, pid: int, file_id: int = 0) -> list[str]:
+    prefix = f"projects/{pid}/files/{f'{file_id}/' if file_id else ''}"
     listed = s3.list_objects_v2(Bucket=os.environ["A6HUB_BUCKET"], Prefix=prefix)
     return [o["Key"] for o in listed.get("Contents", [])]
 

@@ -6,7 +6,7 @@ import pytest
 from dulwich.object_store import PackInputTooLarge
 from dulwich.objects import Blob
 
-from chalicelib.ids import new_id
+from chalicelib.ids import new_number_id as new_id
 from chalicelib.services import gitstore
 
 

@@ -46,10 +46,10 @@ def project(api: Api, owner: UserCtx) -> dict[str, Any]:
     return made
 
 
-def submit(api: Api, user: UserCtx, project: dict[str, Any], body: dict[str, Any] = LINT) -> str:
+def submit(api: Api, user: UserCtx, project: dict[str, Any], body: dict[str, Any] = LINT) -> int:
     reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=user.token, json_body=body)
     assert reply.status == 201, reply.body
-    return str(reply.json["id"])
+    return int(reply.json["id"])
 
 
 def get_job(api: Api, user: UserCtx, project: dict[str, Any], job_id: str) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def test_two_runners_share_the_queue_and_a_duplicate_waits_for_the_lease(
     job = get_job(api, owner, project, job_id)
     boto3.client("sqs").send_message(
         QueueUrl=queues.url,
-        MessageBody=f'{{"v": 1, "project_id": "{project["id"]}", "job_id": "{job_id}"}}')
+        MessageBody=f'{{"v": 1, "project_id": {project["id"]}, "job_id": {job_id}}}')
     other = FakeExecute()
     b = make_worker(queues, other)
     # WHEN runner B receives the duplicate while A holds a live lease
@@ -266,7 +266,7 @@ def test_a_dead_letter_whose_job_finished_is_only_removed(
     assert worker.poll_once() == 1
     boto3.client("sqs").send_message(
         QueueUrl=queues.dlq_url,
-        MessageBody=f'{{"v": 1, "project_id": "{project["id"]}", "job_id": "{job_id}"}}')
+        MessageBody=f'{{"v": 1, "project_id": {project["id"]}, "job_id": {job_id}}}')
     # WHEN the runner checks the DLQ
     assert worker.drain_dead_letters() == 0
     # THEN the job keeps its result and the stray message is gone

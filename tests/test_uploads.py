@@ -141,7 +141,7 @@ def test_oversized_upload_is_rejected_removed_and_explained(
 def test_objects_no_upload_explains_are_removed(api: Api, owner: UserCtx, delivery: str) -> None:
     import os
 
-    from chalicelib.ids import new_id
+    from chalicelib.ids import new_number_id
 
     # GIVEN objects under uploads/ that no upload URL was issued for: an unknown id, a bad key,
     # and a real upload id under another project's prefix
@@ -149,7 +149,7 @@ def test_objects_no_upload_explains_are_removed(api: Api, owner: UserCtx, delive
     other = make_project(api, owner)
     real = _upload_url(api, owner, project["id"], "rtl/real.v").json
     bucket = os.environ["A6HUB_BUCKET"]
-    strays = [f"uploads/{project['id']}/{new_id()}", "uploads/not-a-project-key",
+    strays = [f"uploads/{project['id']}/{new_number_id()}", "uploads/not-a-project-key",
               f"uploads/{other['id']}/{real['upload_id']}"]
     for key in strays:
         _s3().put_object(Bucket=bucket, Key=key, Body=HDL)

@@ -10,6 +10,7 @@ from chalicelib.api.http import (
     list_response,
     page_request,
     parse_body,
+    path_id,
     required_caller,
     route,
 )
@@ -79,5 +80,5 @@ def list_tokens() -> Response:
 @route(bp, "/tokens/{token_id}", methods=["DELETE"],
        doc=Doc("Revoke a personal API token", status=204))
 def revoke_token(token_id: str) -> Response:
-    accounts.revoke_api_token(required_caller(bp.current_request), token_id)
+    accounts.revoke_api_token(required_caller(bp.current_request), path_id(token_id))
     return Response(body="", status_code=204)

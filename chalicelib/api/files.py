@@ -11,6 +11,7 @@ from chalicelib.api.http import (
     optional_caller,
     page_request,
     parse_body,
+    path_id,
     request_bytes,
     required_caller,
     route,
@@ -39,7 +40,7 @@ def list_files(project_id: str) -> Response:
     request = bp.current_request
     caller = optional_caller(request)
     limit, cursor = page_request(request)
-    page = files.list_files(caller, project_id, limit, cursor)
+    page = files.list_files(caller, path_id(project_id), limit, cursor)
     return list_response(request, page.items, page, limit)
 
 
@@ -49,7 +50,7 @@ def create_file(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, FileCreate)
-    return _with_etag(files.create_file(caller, project_id, data), status=201)
+    return _with_etag(files.create_file(caller, path_id(project_id), data), status=201)
 
 
 @route(bp, "/{project_id}/files/upload", methods=["POST"], content_types=["multipart/form-data"],
@@ -61,14 +62,14 @@ def upload_file(project_id: str) -> Response:
     upload = parse_upload(header(request, "content-type") or "", request_bytes(request))
     data = FileCreate(filename=upload.filename, filepath=upload.filepath,
                       mime_type=upload.mime_type)
-    return _with_etag(files.create_file(caller, project_id, data, raw=upload.data), status=201)
+    return _with_etag(files.create_file(caller, path_id(project_id), data, raw=upload.data), status=201)
 
 
 @route(bp, "/{project_id}/files/{file_id}",
        doc=Doc("Get a file with its content", response=FileWithContent, auth="optional", headers=("ETag",)))
 def get_file(project_id: str, file_id: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return _with_etag(files.get_file(caller, project_id, file_id))
+    return _with_etag(files.get_file(caller, path_id(project_id), path_id(file_id)))
 
 
 @route(bp, "/{project_id}/files/{file_id}", methods=["PUT", "PATCH"],
@@ -78,7 +79,8 @@ def update_file(project_id: str, file_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, FileUpdate)
-    updated = files.update_file(caller, project_id, file_id, data, header(request, "if-match"))
+    updated = files.update_file(caller, path_id(project_id), path_id(file_id), data,
+                                header(request, "if-match"))
     return _with_etag(updated)
 
 
@@ -86,5 +88,6 @@ def update_file(project_id: str, file_id: str) -> Response:
        doc=Doc("Delete a file", status=204, errors=(412,), params=(IF_MATCH,)))
 def delete_file(project_id: str, file_id: str) -> Response:
     request = bp.current_request
-    files.delete_file(required_caller(request), project_id, file_id, header(request, "if-match"))
+    files.delete_file(required_caller(request), path_id(project_id), path_id(file_id),
+                      header(request, "if-match"))
     return Response(body="", status_code=204)

@@ -18,6 +18,7 @@ from chalicelib.api.http import (
     optional_caller,
     page_request,
     parse_body,
+    path_id,
     request_bytes,
     required_caller,
     route,
@@ -78,7 +79,7 @@ def _smart(project_id: str, service: str) -> Response:
     from chalicelib.services import githttp
 
     caller = githttp.git_caller(header(bp.current_request, "authorization"))
-    body = githttp.serve(caller, project_id, service, _git_body())
+    body = githttp.serve(caller, path_id(project_id), service, _git_body())
     return _git_response(body, f"application/x-{service}-result")
 
 
@@ -95,7 +96,7 @@ def info_refs(project_id: str) -> Response:
     params: Mapping[str, str] = request.query_params or {}
     service = params.get("service") or ""
     caller = githttp.git_caller(header(request, "authorization"))
-    body = githttp.advertise(caller, project_id, service)
+    body = githttp.advertise(caller, path_id(project_id), service)
     return _git_response(body, f"application/x-{service}-advertisement")
 
 
@@ -125,7 +126,7 @@ def list_commits(project_id: str) -> Response:
     request = bp.current_request
     caller = optional_caller(request)
     limit, cursor = page_request(request)
-    page = history.list_commits(caller, project_id, limit, cursor)
+    page = history.list_commits(caller, path_id(project_id), limit, cursor)
     return list_response(request, page.items, page, limit)
 
 
@@ -134,7 +135,7 @@ def list_commits(project_id: str) -> Response:
     auth="optional"))
 def get_commit(project_id: str, sha: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return json_response(history.get_commit(caller, project_id, sha))
+    return json_response(history.get_commit(caller, path_id(project_id), sha))
 
 
 @route(bp, "/{project_id}/git/commits/{sha}/content", doc=Doc(
@@ -146,7 +147,7 @@ def file_at_commit(project_id: str, sha: str) -> Response:
     path = params.get("path")
     if not path:
         raise Unprocessable("query parameter 'path' is required")
-    return json_response(history.file_at(optional_caller(request), project_id, sha, path))
+    return json_response(history.file_at(optional_caller(request), path_id(project_id), sha, path))
 
 
 @route(bp, "/{project_id}/git/diff", doc=Doc(
@@ -158,7 +159,7 @@ def diff(project_id: str) -> Response:
     params: Mapping[str, str] = request.query_params or {}
     if not params.get("base") or not params.get("head"):
         raise Unprocessable("query parameters 'base' and 'head' are required")
-    return json_response(history.diff(optional_caller(request), project_id, params["base"],
+    return json_response(history.diff(optional_caller(request), path_id(project_id), params["base"],
                                       params["head"]))
 
 
@@ -168,7 +169,7 @@ def diff(project_id: str) -> Response:
 def restore(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
-    commit = history.restore(caller, project_id, parse_body(request, RestoreRequest))
+    commit = history.restore(caller, path_id(project_id), parse_body(request, RestoreRequest))
     return json_response(RestoreResult(restored=commit is not None, commit=commit))
 
 
@@ -180,7 +181,7 @@ def fork(project_id: str) -> Response:
     caller = required_caller(request)
     raw = request_bytes(request)
     data = parse_body(request, ForkRequest) if raw.strip() else ForkRequest()
-    return json_response(forks.fork_project(caller, project_id, data), status=201)
+    return json_response(forks.fork_project(caller, path_id(project_id), data), status=201)
 
 
 @route(bp, "/import", methods=["POST"], doc=Doc(

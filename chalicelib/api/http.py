@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from aws_lambda_powertools import Logger
-from chalice import Blueprint, Response
+from chalice import Blueprint, CORSConfig, Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.ids import parse_number_id
 from chalicelib.logs import SERVICE
 from chalicelib.openapi import DOC_ATTRIBUTE, Doc
 from chalicelib.services import identity as identity_service  # deferred: PynamoDB, PyJWT
@@ -29,6 +30,16 @@ M = TypeVar("M", bound=BaseModel)
 View = Callable[..., Any]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+#: CORS for every route: the web client runs on another origin and sends a bearer token (not
+#: cookies), so any origin may call; it reads the paging, concurrency and tracing headers.
+CORS = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "If-Match"],
+                  expose_headers=["ETag", "Link", "Location", "Retry-After", "X-Request-Id"],
+                  max_age=600)
+#: The same headers for answers no route makes: middleware errors, the local gateway's own
+#: answers (unknown path, body too large); infra/api-merge.json sets them on API Gateway's.
+CORS_HEADERS = {**CORS.get_access_control_headers(),
+                "Access-Control-Allow-Methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS"}
 
 
 def error_response(status: int, detail: Any, headers: dict[str, str] | None = None,
@@ -87,7 +98,7 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
                 return to_response(exc)
 
         setattr(wrapped, DOC_ATTRIBUTE, doc)
-        options: dict[str, Any] = {"methods": methods or ["GET"], "cors": True}
+        options: dict[str, Any] = {"methods": methods or ["GET"], "cors": CORS}
         if content_types:
             options["content_types"] = content_types
         bp.route(path, **options)(wrapped)
@@ -118,6 +129,17 @@ def parse_body(request: Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise Unprocessable("request body must be a JSON object")
     return model.model_validate(data)
+
+
+def path_id(segment: str) -> int:
+    """The id a path segment names ("1234" -> 1234), or 0 when it is not one.
+
+    Only the canonical spelling is an id (chalicelib.ids.parse_number_id: no sign, no leading
+    zero, no decimal point, at most 2**53 - 1). 0 names nothing (ids start at 1), so a malformed
+    id is answered exactly as an unknown one: the services check the caller first (a revoked
+    token stays a 401) and then answer 404 without reading anything.
+    """
+    return parse_number_id(segment) or 0
 
 
 def header(request: Request, name: str) -> str | None:

@@ -12,6 +12,7 @@ from chalicelib.api.http import (
     optional_caller,
     page_request,
     parse_body,
+    path_id,
     required_caller,
     route,
 )
@@ -46,7 +47,7 @@ def submit_job(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, JobCreate)
-    return json_response(jobs.submit_job(caller, project_id, data), status=201)
+    return json_response(jobs.submit_job(caller, path_id(project_id), data), status=201)
 
 
 @route(bp, "/{project_id}/jobs",
@@ -56,7 +57,7 @@ def list_jobs(project_id: str) -> Response:
     request = bp.current_request
     caller = optional_caller(request)
     limit, cursor = page_request(request)
-    page = jobs.list_jobs(caller, project_id, limit, cursor)
+    page = jobs.list_jobs(caller, path_id(project_id), limit, cursor)
     return list_response(request, page.items, page, limit)
 
 
@@ -65,14 +66,14 @@ def list_jobs(project_id: str) -> Response:
                auth="optional"))
 def get_job(project_id: str, job_id: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return json_response(jobs.get_job(caller, project_id, job_id))
+    return json_response(jobs.get_job(caller, path_id(project_id), path_id(job_id)))
 
 
 @route(bp, "/{project_id}/jobs/{job_id}", methods=["DELETE"],
        doc=Doc("Cancel a job: pending ends at once (200), running is stopped by the runner (202)",
                response=JobPublic, errors=(409,)))
 def cancel_job(project_id: str, job_id: str) -> Response:
-    job = jobs.cancel_job(required_caller(bp.current_request), project_id, job_id)
+    job = jobs.cancel_job(required_caller(bp.current_request), path_id(project_id), path_id(job_id))
     return json_response(job, status=202 if job.status == "running" else 200)
 
 
@@ -81,7 +82,7 @@ def cancel_job(project_id: str, job_id: str) -> Response:
                params=(OFFSET,)))
 def get_logs(project_id: str, job_id: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return json_response(jobs.get_logs(caller, project_id, job_id, _int_param("offset", 0)))
+    return json_response(jobs.get_logs(caller, path_id(project_id), path_id(job_id), _int_param("offset", 0)))
 
 
 @route(bp, "/{project_id}/jobs/{job_id}/artifacts/{name}",
@@ -91,7 +92,7 @@ def get_artifact(project_id: str, job_id: str, name: str) -> Response:
     request = bp.current_request
     params: Mapping[str, str] = request.query_params or {}
     presign = params.get("presign", "").lower() in {"1", "true", "yes"}
-    found = jobs.get_artifact(optional_caller(request), project_id, job_id, name, presign)
+    found = jobs.get_artifact(optional_caller(request), path_id(project_id), path_id(job_id), name, presign)
     if isinstance(found, jobs.InlineArtifact):
         return Response(body=found.body, status_code=200,
                         headers={"Content-Type": found.mime_type})

@@ -46,8 +46,9 @@ def _document(app: Chalice) -> dict[str, Any]:
 
 def _stage_prefix(request: Request) -> str:
     """'/dev' when API Gateway serves the API under a stage path, '' locally."""
-    full = str((request.context or {}).get("path") or request.path)
-    return full[: -len(request.path)] if full.endswith(request.path) else ""
+    full = str((request.context or {}).get("path") or request.path).rstrip("/")
+    path = request.path.rstrip("/")
+    return full[: -len(path)] if path and full.endswith(path) else ""
 
 
 @route(bp, "/health", doc=Doc("Service health and dependency reachability", response=HealthPublic,
@@ -66,7 +67,7 @@ def get_openapi() -> Response:
 
 @route(bp, "/docs", doc=Doc("Swagger UI for this API", auth="none", content_type="text/html"))
 def get_docs() -> Response:
-    return Response(body=swagger_ui.PAGE, status_code=200,
+    return Response(body=swagger_ui.page(_stage_prefix(bp.current_request)), status_code=200,
                     headers={"Content-Type": "text/html; charset=utf-8"})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice.app import Request, Response
 
+from chalicelib.api.http import CORS_HEADERS
 from chalicelib.config import ConfigurationError, signing_key
 from chalicelib.logs import SERVICE
 
@@ -26,6 +27,15 @@ def _detail_body(response: Response) -> None:
     response.headers["Content-Type"] = "application/json"
 
 
+def _cors(response: Response) -> None:
+    """Every answer carries CORS headers, also those no route made (Chalice's own 404/405/415/
+    500): without them a browser reports a network error instead of the status."""
+    for name, value in CORS_HEADERS.items():
+        if name == "Access-Control-Allow-Methods":
+            continue  # a preflight's answer; Chalice/API Gateway give the route's own
+        response.headers.setdefault(name, value)
+
+
 def request_context(event: Request, get_response: Callable[[Request], Response]) -> Any:
     context = event.context or {}
     request_id = context.get("requestId") or (
@@ -40,9 +50,11 @@ def request_context(event: Request, get_response: Callable[[Request], Response])
         except ConfigurationError:
             logger.exception("refusing to serve: the JWT signing key is missing or weak")
             return Response(body=json.dumps({"detail": "Service is not configured"}),
-                            status_code=503, headers={"Content-Type": "application/json"})
+                            status_code=503,
+                            headers={"Content-Type": "application/json", **CORS_HEADERS})
         response = get_response(event)
         _detail_body(response)
+        _cors(response)
         # Inline artifacts (VCD, netlists) carry text a job's author chose: never let a browser
         # sniff them into HTML on the API's origin.
         response.headers["X-Content-Type-Options"] = "nosniff"

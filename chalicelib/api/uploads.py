@@ -12,7 +12,7 @@ import os
 from chalice import Blueprint, Response
 from chalice.app import SQSEvent
 
-from chalicelib.api.http import json_response, parse_body, required_caller, route
+from chalicelib.api.http import json_response, parse_body, path_id, required_caller, route
 from chalicelib.openapi import Doc
 from chalicelib.schemas.uploads import UploadPublic, UploadUrlCreate, UploadUrlPublic
 from chalicelib.services import uploads
@@ -32,7 +32,7 @@ def create_upload_url(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, UploadUrlCreate)
-    return json_response(uploads.create_upload_url(caller, project_id, data), status=201)
+    return json_response(uploads.create_upload_url(caller, path_id(project_id), data), status=201)
 
 
 @route(bp, "/{project_id}/files/uploads/{upload_id}",
@@ -40,7 +40,7 @@ def create_upload_url(project_id: str) -> Response:
                "(with reason)", response=UploadPublic))
 def get_upload(project_id: str, upload_id: str) -> Response:
     caller = required_caller(bp.current_request)
-    return json_response(uploads.get_upload(caller, project_id, upload_id))
+    return json_response(uploads.get_upload(caller, path_id(project_id), path_id(upload_id)))
 
 
 @bp.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)

@@ -9,6 +9,7 @@ import jwt
 
 from chalicelib.config import Settings, signing_key
 from chalicelib.errors import Unauthorized
+from chalicelib.ids import parse_number_id
 
 ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "sub", "iss", "aud", "gen"]
@@ -16,16 +17,16 @@ _REQUIRED = ["exp", "iat", "sub", "iss", "aud", "gen"]
 
 @dataclass(frozen=True)
 class AccessClaims:
-    user_id: str
+    user_id: int
     issued_at: int
     generation: int  # the user's token generation when issued (see User.token_generation)
 
 
-def issue_access_token(settings: Settings, user_id: str, generation: int = 0,
+def issue_access_token(settings: Settings, user_id: int, generation: int = 0,
                        now: int | None = None) -> str:
     issued = int(time.time()) if now is None else now
     claims = {
-        "sub": user_id,
+        "sub": str(user_id),  # RFC 7519: `sub` is a string; the API names users by int
         "iat": issued,
         "exp": issued + settings.jwt_ttl_seconds,
         "iss": settings.jwt_issuer,
@@ -51,6 +52,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     except jwt.PyJWTError as e:
         raise Unauthorized("Could not validate credentials") from e
     sub, iat, gen = claims.get("sub"), claims.get("iat"), claims.get("gen")
-    if not isinstance(sub, str) or not isinstance(iat, int) or not isinstance(gen, int):
+    user_id = parse_number_id(sub) if isinstance(sub, str) else None
+    if user_id is None or not isinstance(iat, int) or not isinstance(gen, int):
         raise Unauthorized("Could not validate credentials")
-    return AccessClaims(user_id=sub, issued_at=iat, generation=gen)
+    return AccessClaims(user_id=user_id, issued_at=iat, generation=gen)

@@ -6,6 +6,7 @@ Access patterns:
 - slug per owner, path per project: GetItem/conditional Put on uniques (guard items written in
   the same transaction as the thing they guard)
 - token by secret: GetItem tokens[sha256(secret)]
+- token id taken?: the guard item uniques["token#<id>"], written with the token
 - tokens of a user: Query tokens.by_user[user_id]
 - login failures in the current window: GetItem/Update ratelimits[key] (TTL expires them)
 """
@@ -21,14 +22,14 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 
 class User(Model):
     class Meta:
         table_name = table_name("users")
 
-    id = UnicodeAttribute(hash_key=True)
+    id = IdAttribute(hash_key=True)
     email = UnicodeAttribute()
     username = UnicodeAttribute()
     full_name = UnicodeAttribute(null=True)
@@ -49,7 +50,7 @@ class Unique(Model):
         table_name = table_name("uniques")
 
     key = UnicodeAttribute(hash_key=True)
-    owner_id = UnicodeAttribute()
+    owner_id = IdAttribute()  # the user, project or file the key belongs to
 
 
 class TokensByUser(GlobalSecondaryIndex["ApiToken"]):
@@ -57,8 +58,8 @@ class TokensByUser(GlobalSecondaryIndex["ApiToken"]):
         index_name = "by_user"
         projection = AllProjection()
 
-    user_id = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
+    user_id = IdAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
 
 
 class ApiToken(Model):
@@ -66,8 +67,8 @@ class ApiToken(Model):
         table_name = table_name("tokens")
 
     token_hash = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
+    id = IdAttribute()
+    user_id = IdAttribute()
     name = UnicodeAttribute()
     prefix = UnicodeAttribute()
     created_at = UnicodeAttribute()

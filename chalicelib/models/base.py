@@ -6,11 +6,43 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from pynamodb.attributes import Attribute
 from pynamodb.connection import Connection
+from pynamodb.constants import NUMBER
 from pynamodb.models import Model
 
 from chalicelib.aws import client
 from chalicelib.config import table_prefix
+
+
+class IdAttribute(Attribute[int]):
+    """An integer id (chalicelib.ids.new_number_id) stored as a DynamoDB number (N).
+
+    PynamoDB's NumberAttribute reads back whatever JSON number it finds and is typed `float`;
+    ids are exact integers below 2**53, so this one writes and reads `int` only (a bool, a float
+    or anything else is refused on the way in rather than stored as a different key).
+    """
+
+    attr_type = NUMBER
+
+    def serialize(self, value: int) -> str:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"an id is an int, not {type(value).__name__}")
+        return str(value)
+
+    def deserialize(self, value: str) -> int:
+        return int(value)
+
+
+def id_taken(e: Exception) -> bool:
+    """A conditional put of a new item failed on its key: the drawn id exists.
+
+    The `is_collision` predicate of chalicelib.ids.with_new_id for single-item creates
+    (`save(condition=<key>.does_not_exist())`); transactions read their cancellation reasons.
+    """
+    from pynamodb.exceptions import PutError
+
+    return isinstance(e, PutError) and e.cause_response_code == "ConditionalCheckFailedException"
 
 
 def table_name(short: str) -> str:

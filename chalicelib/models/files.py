@@ -11,15 +11,15 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 
 class File(Model):
     class Meta:
         table_name = table_name("files")
 
-    project_id = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
+    project_id = IdAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
     filename = UnicodeAttribute()
     filepath = UnicodeAttribute()
     size_bytes = NumberAttribute()

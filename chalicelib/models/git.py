@@ -11,14 +11,14 @@ from __future__ import annotations
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 
 class GitRef(Model):
     class Meta:
         table_name = table_name("gitrefs")
 
-    project_id = UnicodeAttribute(hash_key=True)
+    project_id = IdAttribute(hash_key=True)
     ref = UnicodeAttribute(range_key=True)  # "refs/heads/main", "refs/tags/v1", ...
     target = UnicodeAttribute()  # 40-hex commit (or tag object) id
     updated_at = UnicodeAttribute()

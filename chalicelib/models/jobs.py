@@ -23,7 +23,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 PENDING = "pending"
 RUNNING = "running"
@@ -37,15 +37,15 @@ class Job(Model):
     class Meta:
         table_name = table_name("jobs")
 
-    project_id = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
+    project_id = IdAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
     job_type = UnicodeAttribute()
     status = UnicodeAttribute()
     config = JSONAttribute(default=dict)
     commit = UnicodeAttribute(null=True)
     # True when the request named the commit: the runner reads the files from its tree.
     commit_pinned = BooleanAttribute(null=True)
-    created_by = UnicodeAttribute()
+    created_by = IdAttribute()
     created_at = UnicodeAttribute()
     started_at = UnicodeAttribute(null=True)
     completed_at = UnicodeAttribute(null=True)

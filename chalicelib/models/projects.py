@@ -2,11 +2,16 @@
 
 Access patterns:
 - project by id: GetItem projects[id]
-- public projects, newest first: Query projects.public_feed["public"] descending on id (ULIDs
-  are time-ordered); the index is sparse, private projects carry no `feed` attribute
+- public projects, newest first: Query projects.public_feed["public"] descending on id (ids
+  are time-ordered, chalicelib/ids.py); the index is sparse, private projects carry no `feed` attribute
 - member of a project: GetItem members[project_id, user_id]
 - members of a project: Query members[project_id]
 - projects of a user (owned and shared): Query members.by_user[user_id] + BatchGet projects
+- star of a user on a project: GetItem / conditional Put / Delete stars[project_id, user_id],
+  in one transaction with the project's `stars_count`; a project's stars (to delete them with
+  it): Query stars[project_id]
+- views: `views_count` on the project, moved at most once per viewer per project per hour
+  (services/views.py keeps the marks in the ratelimits table, which expires them by TTL)
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 PUBLIC_FEED = "public"
 
@@ -26,28 +31,30 @@ class PublicFeed(GlobalSecondaryIndex["Project"]):
         projection = AllProjection()
 
     feed = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
+    id = IdAttribute(range_key=True)
 
 
 class Project(Model):
     class Meta:
         table_name = table_name("projects")
 
-    id = UnicodeAttribute(hash_key=True)
+    id = IdAttribute(hash_key=True)
     name = UnicodeAttribute()
     slug = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
     visibility = UnicodeAttribute()
-    owner_id = UnicodeAttribute()
+    owner_id = IdAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     feed = UnicodeAttribute(null=True)
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
+    stars_count = NumberAttribute(default=0)
+    views_count = NumberAttribute(default=0)
     # Set on a project created by an import (POST /projects/import): where from, the job
     # that clones it, and importing -> completed | failed (the job has the log and reason).
     import_url = UnicodeAttribute(null=True)
-    import_job_id = UnicodeAttribute(null=True)
+    import_job_id = IdAttribute(null=True)
     import_status = UnicodeAttribute(null=True)
     # No VersionAttribute: file writes bump the counters in place through Project(id) updates,
     # which would reset a version to 1, and project edits update only what they change.
@@ -59,17 +66,28 @@ class MembersByUser(GlobalSecondaryIndex["Member"]):
         index_name = "by_user"
         projection = KeysOnlyProjection()
 
-    user_id = UnicodeAttribute(hash_key=True)
-    project_id = UnicodeAttribute(range_key=True)
+    user_id = IdAttribute(hash_key=True)
+    project_id = IdAttribute(range_key=True)
 
 
 class Member(Model):
     class Meta:
         table_name = table_name("members")
 
-    project_id = UnicodeAttribute(hash_key=True)
-    user_id = UnicodeAttribute(range_key=True)
+    project_id = IdAttribute(hash_key=True)
+    user_id = IdAttribute(range_key=True)
     username = UnicodeAttribute()
     role = UnicodeAttribute()
     created_at = UnicodeAttribute()
     by_user = MembersByUser()
+
+
+class Star(Model):
+    """One user's star on one project (POST/DELETE /projects/{id}/star)."""
+
+    class Meta:
+        table_name = table_name("stars")
+
+    project_id = IdAttribute(hash_key=True)
+    user_id = IdAttribute(range_key=True)
+    created_at = UnicodeAttribute()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 PENDING = "pending"  # URL issued, nothing arrived yet
 REGISTERING = "registering"  # an event handler is validating and storing it
@@ -18,7 +18,7 @@ REGISTERED = "registered"
 REJECTED = "rejected"
 
 
-def intent_key(upload_id: str) -> str:
+def intent_key(upload_id: int) -> str:
     return f"upload#{upload_id}"
 
 
@@ -27,14 +27,14 @@ class UploadIntent(Model):
         table_name = table_name("uniques")
 
     key = UnicodeAttribute(hash_key=True)
-    project_id = UnicodeAttribute()
+    project_id = IdAttribute()
     filepath = UnicodeAttribute()
-    user_id = UnicodeAttribute()
+    user_id = IdAttribute()
     mime_type = UnicodeAttribute(null=True)
     max_bytes = NumberAttribute()
     expires_at = NumberAttribute()  # epoch seconds; the presigned POST's own expiry
     status = UnicodeAttribute()
     claimed_at = NumberAttribute(null=True)
     reason = UnicodeAttribute(null=True)
-    file_id = UnicodeAttribute(null=True)
+    file_id = IdAttribute(null=True)
     created_at = UnicodeAttribute()

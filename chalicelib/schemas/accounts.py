@@ -47,7 +47,7 @@ class PasswordChange(RequestModel):
 
 
 class UserPublic(PublicModel):
-    id: str
+    id: int
     email: str
     username: str
     full_name: str | None
@@ -67,7 +67,7 @@ class ApiTokenCreate(RequestModel):
 
 
 class ApiTokenPublic(PublicModel):
-    id: str
+    id: int
     name: str
     prefix: str
     created_at: str

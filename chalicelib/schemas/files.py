@@ -30,7 +30,7 @@ class FileUpdate(RequestModel):
 
 
 class FilePublic(PublicModel):
-    id: str
+    id: int
     filename: str
     filepath: str
     size_bytes: int

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.errors import Unprocessable
 from chalicelib.schemas.common import RequestModel
@@ -133,6 +133,17 @@ class SimulationConfig(_JobConfig):
     # Simulated time after which the run is stopped, in units of `timescale` (default 1 ns).
     max_sim_time: int | None = Field(default=None, ge=1, le=MAX_SIM_TIME)
     waveform: bool = False
+    # The web client's name for `waveform`; folded into it (never stored under this name).
+    dump_waves: bool | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _dump_waves_is_waveform(self) -> SimulationConfig:
+        if self.dump_waves is None:
+            return self
+        if "waveform" in self.model_fields_set and self.waveform != self.dump_waves:
+            raise ValueError("waveform and dump_waves name the same setting and disagree; give one")
+        self.waveform = self.dump_waves
+        return self
 
     @field_validator("testbench")
     @classmethod

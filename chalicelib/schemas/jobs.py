@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.ids import MAX_ID
 from chalicelib.schemas.common import PublicModel, RequestModel
 
 JobType = Literal["simulation", "synthesis", "lint"]
@@ -26,13 +27,14 @@ class JobMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     v: Literal[1] = 1
-    project_id: str = Field(min_length=1, max_length=64)
-    job_id: str = Field(min_length=1, max_length=64)
+    project_id: int = Field(ge=1, le=MAX_ID, strict=True)
+    job_id: int = Field(ge=1, le=MAX_ID, strict=True)
 
 
 class InputFilePublic(PublicModel):
     path: str
-    file_id: str
+    file_id: int | None = Field(description="the file's id; null when read from a commit's tree")
+    blob: str | None = Field(default=None, description="the git blob id, when read from a commit")
     sha256: str
     version: int
     size_bytes: int
@@ -54,8 +56,8 @@ class ArtifactPublic(PublicModel):
 
 
 class JobPublic(PublicModel):
-    id: str
-    project_id: str
+    id: int
+    project_id: int
     job_type: str
     status: JobStatus
     config: dict[str, Any]
@@ -63,8 +65,10 @@ class JobPublic(PublicModel):
         "the commit the job ran on: the requested one, else main's head at submit time"))
     commit_pinned: bool = Field(default=False, description=(
         "true: the files came from `commit`'s tree; false: from the files table at run time"))
-    created_by: str
+    created_by: int
+    user_id: int = Field(description="the submitter (upstream's name for created_by)")
     created_at: str
+    updated_at: str = Field(description="when the job last changed state")
     started_at: str | None = None
     completed_at: str | None = None
     duration_s: float | None = None
@@ -82,7 +86,7 @@ class JobPublic(PublicModel):
 
 
 class JobLogs(PublicModel):
-    job_id: str
+    job_id: int
     status: JobStatus
     logs: str
     offset: int = Field(description="byte offset the returned text starts at")

@@ -19,7 +19,7 @@ class UploadUrlCreate(RequestModel):
 class UploadUrlPublic(PublicModel):
     """POST `fields` plus the file (as the last form field, named `file`) to `url`."""
 
-    upload_id: str
+    upload_id: int
     filepath: str
     method: Literal["POST"]
     url: str
@@ -29,8 +29,8 @@ class UploadUrlPublic(PublicModel):
 
 
 class UploadPublic(PublicModel):
-    upload_id: str
+    upload_id: int
     filepath: str
     status: Literal["pending", "registering", "registered", "rejected"]
     reason: str | None
-    file_id: str | None
+    file_id: int | None

@@ -12,7 +12,7 @@ from chalicelib.auth.access_tokens import issue_access_token
 from chalicelib.auth.passwords import hash_password, verify_password
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
-from chalicelib.ids import new_id
+from chalicelib.ids import with_new_id
 from chalicelib.models.accounts import ApiToken, Unique, User
 from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.schemas.accounts import (
@@ -46,12 +46,28 @@ def user_public(user: User) -> UserPublic:
     )
 
 
+def _cancelled(e: Exception, index: int) -> bool:
+    """Whether a TransactWriteError's item at `index` (PynamoDB order) failed its condition."""
+    if not isinstance(e, TransactWriteError):
+        return False
+    reasons = e.cancellation_reasons or []
+    reason = reasons[index] if index < len(reasons) else None
+    return reason is not None and reason.code == "ConditionalCheckFailed"
+
+
 def register(data: UserCreate) -> UserPublic:
-    settings = get_settings()
+    """A new account; 400 when the email or username is taken. The user's id is drawn until the
+    transaction finds it free (the guards are checked first, so a taken name is never retried)."""
+    password_hash = hash_password(data.password, get_settings().bcrypt_rounds)
+    user = with_new_id(lambda user_id: _register(data, password_hash, user_id),
+                       lambda e: _cancelled(e, 2))
+    return user_public(user)
+
+
+def _register(data: UserCreate, password_hash: str, user_id: int) -> User:
     user = User(
-        id=new_id(), email=data.email, username=data.username, full_name=data.full_name,
-        password_hash=hash_password(data.password, settings.bcrypt_rounds),
-        is_active=True, created_at=utcnow_iso(),
+        id=user_id, email=data.email, username=data.username, full_name=data.full_name,
+        password_hash=password_hash, is_active=True, created_at=utcnow_iso(),
     )
     try:
         with TransactWrite(connection=transaction_connection()) as tx:
@@ -61,18 +77,17 @@ def register(data: UserCreate) -> UserPublic:
                     condition=Unique.key.does_not_exist())
             tx.save(user, condition=User.id.does_not_exist())
     except TransactWriteError as e:
-        reasons = [r.code if r else None for r in (e.cancellation_reasons or [])]
-        if reasons[:1] == ["ConditionalCheckFailed"]:
+        if _cancelled(e, 0):
             raise BadRequest("Email already registered") from e
-        if reasons[1:2] == ["ConditionalCheckFailed"]:
+        if _cancelled(e, 1):
             raise BadRequest("Username already registered") from e
         raise
-    return user_public(user)
+    return user
 
 
-def find_user_id(key: str) -> str | None:
+def find_user_id(key: str) -> int | None:
     try:
-        return str(Unique.get(key).owner_id)
+        return int(Unique.get(key).owner_id)
     except Unique.DoesNotExist:
         return None
 
@@ -135,12 +150,25 @@ def create_api_token(caller: Caller, data: ApiTokenCreate) -> ApiTokenCreated:
         raise Forbidden("A personal API token cannot create tokens; log in to create one")
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = None if data.expires_in_days is None else int(time.time()) + data.expires_in_days * 86400
-    token = ApiToken(
-        hash_api_token(secret), id=new_id(), user_id=caller.id, name=data.name,
-        prefix=secret[:10], created_at=utcnow_iso(), expires_at=expires,
-    )
-    token.save(condition=ApiToken.token_hash.does_not_exist())
+
+    def create(token_id: int) -> ApiToken:
+        token = ApiToken(
+            hash_api_token(secret), id=token_id, user_id=caller.id, name=data.name,
+            prefix=secret[:10], created_at=utcnow_iso(), expires_at=expires,
+        )
+        # The token table is keyed by the secret's hash; the id's guard item makes the id unique.
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(Unique(token_key(token_id), owner_id=caller.id),
+                    condition=Unique.key.does_not_exist())
+            tx.save(token, condition=ApiToken.token_hash.does_not_exist())
+        return token
+
+    token = with_new_id(create, lambda e: _cancelled(e, 0))
     return ApiTokenCreated(token=secret, **_token_public(token).model_dump())
+
+
+def token_key(token_id: int) -> str:
+    return f"token#{token_id}"
 
 
 def list_api_tokens(caller: Caller, limit: int, cursor: str | None) -> Page[ApiTokenPublic]:
@@ -150,8 +178,10 @@ def list_api_tokens(caller: Caller, limit: int, cursor: str | None) -> Page[ApiT
     return page_of(result, (_token_public(t) for t in result))
 
 
-def revoke_api_token(caller: Caller, token_id: str) -> None:
+def revoke_api_token(caller: Caller, token_id: int) -> None:
     found = list(ApiToken.by_user.query(caller.id, ApiToken.id == token_id, limit=1))
     if not found:
         raise NotFound("Token not found")
-    found[0].delete()
+    with TransactWrite(connection=transaction_connection()) as tx:
+        tx.delete(found[0])
+        tx.delete(Unique(token_key(token_id), owner_id=caller.id))

@@ -1,4 +1,4 @@
-"""Removal of everything that hangs off a deleted project: members, files, jobs, S3 objects."""
+"""Removal of everything that hangs off a deleted project: members, stars, files, jobs, S3 objects."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from chalicelib import storage
 from chalicelib.models.accounts import Unique
 from chalicelib.models.files import File
 from chalicelib.models.git import GitRef
-from chalicelib.models.projects import Member
+from chalicelib.models.projects import Member, Star
 
 M = TypeVar("M", bound=Model)
 
 
-def _delete_all(model: type[M], project_id: str) -> list[M]:
+def _delete_all(model: type[M], project_id: int) -> list[M]:
     items = list(model.query(project_id))
     with model.batch_write() as batch:
         for item in items:
@@ -23,12 +23,13 @@ def _delete_all(model: type[M], project_id: str) -> list[M]:
     return items
 
 
-def purge_project(project_id: str) -> None:
+def purge_project(project_id: int) -> None:
     """Idempotent: safe to run again after a partial failure."""
     from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
     from chalicelib.services.modules import purge_project as purge_modules
 
     _delete_all(Member, project_id)
+    _delete_all(Star, project_id)
     files = _delete_all(File, project_id)
     with Unique.batch_write() as batch:
         for f in files:

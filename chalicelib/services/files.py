@@ -21,7 +21,7 @@ from chalicelib.errors import (
     PreconditionFailed,
     Unprocessable,
 )
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.models.accounts import Unique
 from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
@@ -50,7 +50,7 @@ class Body:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def path_key(project_id: str, path: str) -> str:
+def path_key(project_id: int, path: str) -> str:
     return f"path#{project_id}#{path}"
 
 
@@ -112,8 +112,8 @@ def file_public(f: File) -> FilePublic:
     )
 
 
-def _load(project_id: str, file_id: str) -> File:
-    if not is_id(file_id):
+def _load(project_id: int, file_id: int) -> File:
+    if not is_number_id(file_id):
         raise NotFound("File not found")
     try:
         return File.get(project_id, file_id)
@@ -131,7 +131,7 @@ def _quota_condition(size_delta: int, count_delta: int):  # type: ignore[no-unty
     return condition
 
 
-def _quota_error(project_id: str, size_delta: int, count_delta: int) -> Exception:
+def _quota_error(project_id: int, size_delta: int, count_delta: int) -> Exception:
     settings = get_settings()
     try:
         project = Project.get(project_id)
@@ -149,7 +149,7 @@ def _reasons(e: TransactWriteError) -> list[str | None]:
     return [r.code if r else None for r in (e.cancellation_reasons or [])]
 
 
-def list_files(caller: Caller | None, project_id: str, limit: int,
+def list_files(caller: Caller | None, project_id: int, limit: int,
                cursor: str | None) -> Page[FilePublic]:
     authorize(caller, project_id, "read")
     start = decode_cursor(cursor, {"project_id": project_id})
@@ -157,7 +157,7 @@ def list_files(caller: Caller | None, project_id: str, limit: int,
     return page_of(result, (file_public(f) for f in result))
 
 
-def create_file(caller: Caller, project_id: str, data: FileCreate,
+def create_file(caller: Caller, project_id: int, data: FileCreate,
                 raw: bytes | None = None) -> FilePublic:
     authorize(caller, project_id, "write")
     path = normalise_path(data.filepath, data.filename)
@@ -170,7 +170,7 @@ def create_file(caller: Caller, project_id: str, data: FileCreate,
     return created
 
 
-def create_from_upload(caller: Caller, project_id: str, path: str, data: bytes,
+def create_from_upload(caller: Caller, project_id: int, path: str, data: bytes,
                        mime_type: str | None, limit: int) -> FilePublic:
     """A file whose body arrived through a presigned upload (services/uploads.py)."""
     authorize(caller, project_id, "write")
@@ -182,9 +182,19 @@ def create_from_upload(caller: Caller, project_id: str, path: str, data: bytes,
     return created
 
 
-def _store_new(project_id: str, path: str, body: Body) -> FilePublic:
+def _store_new(project_id: int, path: str, body: Body) -> FilePublic:
+    """Store a new file; its id is drawn until the transaction finds it free."""
+    return file_public(with_new_id(lambda file_id: _store_new_as(project_id, file_id, path, body),
+                                   _file_id_taken))
+
+
+def _file_id_taken(e: Exception) -> bool:
+    """The create transaction's record (its second put, after the path guard) already existed."""
+    return isinstance(e, TransactWriteError) and _reasons(e)[1:2] == ["ConditionalCheckFailed"]
+
+
+def _store_new_as(project_id: int, file_id: int, path: str, body: Body) -> File:
     now = utcnow_iso()
-    file_id = new_id()
     record = File(project_id, file_id, filename=path.rsplit("/", 1)[-1], filepath=path,
                   size_bytes=len(body.data), mime_type=body.mime_type, sha256=body.sha256,
                   s3_key=storage.file_body_key(project_id, file_id), created_at=now,
@@ -207,10 +217,10 @@ def _store_new(project_id: str, path: str, body: Body) -> FilePublic:
         if reasons[2:3] == ["ConditionalCheckFailed"]:
             raise _quota_error(project_id, len(body.data), 1) from e
         raise
-    return file_public(record)
+    return record
 
 
-def get_file(caller: Caller | None, project_id: str, file_id: str) -> FileWithContent:
+def get_file(caller: Caller | None, project_id: int, file_id: int) -> FileWithContent:
     authorize(caller, project_id, "read")
     record, data = _read_current(project_id, _load(project_id, file_id))
     try:
@@ -221,7 +231,7 @@ def get_file(caller: Caller | None, project_id: str, file_id: str) -> FileWithCo
                            **file_public(record).model_dump())
 
 
-def _read_current(project_id: str, record: File) -> tuple[File, bytes]:
+def _read_current(project_id: int, record: File) -> tuple[File, bytes]:
     """The record with its body. An update that lands between reading the record and its body
     deletes the body read was pointing at; then the record is read again."""
     for _ in range(3):
@@ -234,7 +244,7 @@ def _read_current(project_id: str, record: File) -> tuple[File, bytes]:
     raise Conflict("the file is being changed; retry")
 
 
-def update_file(caller: Caller, project_id: str, file_id: str, data: FileUpdate,
+def update_file(caller: Caller, project_id: int, file_id: int, data: FileUpdate,
                 if_match: str | None) -> FilePublic:
     authorize(caller, project_id, "write")
     record = _load(project_id, file_id)
@@ -294,7 +304,7 @@ def _renamed_path(old_path: str, filepath: str | None, filename: str | None) -> 
     return normalise_path(filepath, filename)
 
 
-def _update_error(e: TransactWriteError, project_id: str, path: str, old_path: str,
+def _update_error(e: TransactWriteError, project_id: int, path: str, old_path: str,
                   size_delta: int, wanted: int | None) -> Exception:
     reasons = _reasons(e) + [None] * 4
     renamed = path != old_path
@@ -313,7 +323,7 @@ def _update_error(e: TransactWriteError, project_id: str, path: str, old_path: s
     return e
 
 
-def delete_file(caller: Caller, project_id: str, file_id: str, if_match: str | None) -> None:
+def delete_file(caller: Caller, project_id: int, file_id: int, if_match: str | None) -> None:
     authorize(caller, project_id, "write")
     record = _load(project_id, file_id)
     wanted = parse_if_match(if_match)

@@ -15,7 +15,7 @@ from chalicelib.services.gitstore import io_pool, objects_prefix, open_repo
 from chalicelib.services.identity import Caller
 
 
-def fork_project(caller: Caller, project_id: str, data: ForkRequest) -> ProjectPublic:
+def fork_project(caller: Caller, project_id: int, data: ForkRequest) -> ProjectPublic:
     access = projects.authorize(caller, project_id, "read")
     source = access.project
     if source.visibility != "public" and data.visibility == "public" and access.role != "owner":
@@ -30,10 +30,10 @@ def fork_project(caller: Caller, project_id: str, data: ForkRequest) -> ProjectP
     except Exception:
         projects.delete_project(caller, created.id)  # no half-made fork stays behind
         raise
-    return projects.get_project(caller, created.id)
+    return projects.project_public(projects.authorize(caller, created.id, "read").project)
 
 
-def _copy_repository(source_id: str, target_id: str) -> None:
+def _copy_repository(source_id: int, target_id: int) -> None:
     """Objects are immutable: copy them server-side, then the refs, then fill the files table."""
     bucket = get_settings().bucket
     s3 = client("s3")

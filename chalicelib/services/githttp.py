@@ -74,7 +74,7 @@ def git_caller(authorization: str | None) -> Caller | None:
         raise GitAuthRequired(f"Invalid credentials: {e.detail}") from e
 
 
-def git_access(caller: Caller | None, project_id: str, need: Need) -> Access:
+def git_access(caller: Caller | None, project_id: int, need: Need) -> Access:
     """projects.authorize, except that an anonymous caller is asked for credentials."""
     try:
         return authorize(caller, project_id, need)
@@ -92,7 +92,7 @@ def service_need(service: str | None) -> Need:
     return need
 
 
-def advertise(caller: Caller | None, project_id: str, service: str) -> bytes:
+def advertise(caller: Caller | None, project_id: int, service: str) -> bytes:
     access = git_access(caller, project_id, service_need(service))
     out = BytesIO()
     proto = ReceivableProtocol(BytesIO().read, out.write)
@@ -102,7 +102,7 @@ def advertise(caller: Caller | None, project_id: str, service: str) -> bytes:
     return out.getvalue()
 
 
-def serve(caller: Caller | None, project_id: str, service: str, body: bytes) -> bytes:
+def serve(caller: Caller | None, project_id: int, service: str, body: bytes) -> bytes:
     access = git_access(caller, project_id, service_need(service))
     out = BytesIO()
     proto = ReceivableProtocol(BytesIO(body).read, out.write)

@@ -29,9 +29,9 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import ServiceUnavailable, TooManyRequests, Unprocessable
-from chalicelib.ids import new_id
+from chalicelib.ids import with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import id_taken, utcnow_iso
 from chalicelib.models.jobs import PENDING, Job
 from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ImportRequest
@@ -78,10 +78,15 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
     created = projects.create_project(caller, ProjectCreate(
         name=data.name or _default_name(target.path), description=data.description,
         visibility=data.visibility))
-    job = Job(created.id, new_id(), job_type=JOB_TYPE, status=PENDING,
-              config={"url": data.url, "branch": data.branch}, created_by=caller.id,
-              created_at=utcnow_iso(), attempts=0)
-    job.save(condition=Job.id.does_not_exist())
+
+    def create(job_id: int) -> Job:
+        job = Job(created.id, job_id, job_type=JOB_TYPE, status=PENDING,
+                  config={"url": data.url, "branch": data.branch}, created_by=caller.id,
+                  created_at=utcnow_iso(), attempts=0)
+        job.save(condition=Job.id.does_not_exist())
+        return job
+
+    job = with_new_id(create, id_taken)
     Project(created.id).update(actions=[
         Project.import_url.set(data.url), Project.import_job_id.set(job.id),
         Project.import_status.set(IMPORTING),
@@ -107,7 +112,7 @@ def _take_one_import(caller: Caller) -> None:
                               retry_after=wait)
 
 
-def mark(project_id: str, status: str) -> None:
+def mark(project_id: int, status: str) -> None:
     """Record how the import ended on the project (best effort: it may have been deleted)."""
     try:
         Project(project_id).update(actions=[Project.import_status.set(status)],
@@ -247,7 +252,7 @@ def _guarded_tcp_client(target: import_guard.ImportURL, timeout: float) -> Any:
     return GuardedTCPGitClient(target.host, port=target.port)
 
 
-def fetch_into(project_id: str, url: str, branch: str | None, say: Say,
+def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
                cancelled: threading.Event) -> Imported:
     """Fetch `branch` (default: the remote HEAD) of `url` into the project's repository as main."""
     from dulwich.errors import GitProtocolError, HangupException

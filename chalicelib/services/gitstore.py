@@ -47,11 +47,11 @@ _CACHE_BYTES = 64 * 1024 * 1024
 _PARALLEL = 16
 
 
-def objects_prefix(project_id: str) -> str:
+def objects_prefix(project_id: int) -> str:
     return f"git/{project_id}/objects/"
 
 
-def git_prefix(project_id: str) -> str:
+def git_prefix(project_id: int) -> str:
     return f"git/{project_id}/"
 
 
@@ -59,19 +59,19 @@ class _ObjectCache:
     """Process-wide LRU of raw objects, bounded in bytes; safe because objects never change."""
 
     def __init__(self, max_bytes: int) -> None:
-        self._items: OrderedDict[tuple[str, bytes], tuple[int, bytes]] = OrderedDict()
+        self._items: OrderedDict[tuple[int, bytes], tuple[int, bytes]] = OrderedDict()
         self._bytes = 0
         self._max = max_bytes
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, bytes]) -> tuple[int, bytes] | None:
+    def get(self, key: tuple[int, bytes]) -> tuple[int, bytes] | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: tuple[str, bytes], value: tuple[int, bytes]) -> None:
+    def put(self, key: tuple[int, bytes], value: tuple[int, bytes]) -> None:
         size = len(value[1])
         if size > self._max // 8:
             return
@@ -93,11 +93,11 @@ def io_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="git-s3")
 
 
-_inflight: dict[tuple[str, bytes], Future[tuple[int, bytes] | None]] = {}
+_inflight: dict[tuple[int, bytes], Future[tuple[int, bytes] | None]] = {}
 _inflight_lock = threading.Lock()
 
 
-def _forget(key: tuple[str, bytes], _: object = None) -> None:
+def _forget(key: tuple[int, bytes], _: object = None) -> None:
     with _inflight_lock:
         _inflight.pop(key, None)
 
@@ -113,7 +113,7 @@ class S3ObjectStore(MemoryObjectStore):
     checksum verification, delta resolution against objects already stored).
     """
 
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: int) -> None:
         super().__init__()
         self.project_id = project_id
         self._prefix = objects_prefix(project_id)
@@ -261,7 +261,7 @@ class S3ObjectStore(MemoryObjectStore):
 class DynamoRefs(RefsContainer):
     """Refs of one project, read once per request (one Query) and moved by conditional writes."""
 
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: int) -> None:
         super().__init__()
         self.project_id = project_id
         self._refs: dict[bytes, bytes] | None = None
@@ -346,7 +346,7 @@ def _condition_failed(e: Exception) -> bool:
 class ProjectRepo(BaseRepo):
     """A bare repository with no named files, hooks or config of its own."""
 
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: int) -> None:
         self.project_id = project_id
         super().__init__(S3ObjectStore(project_id), DynamoRefs(project_id))
         self.bare = True
@@ -387,11 +387,11 @@ class ProjectBackend(Backend):
         return self.repo  # type: ignore[return-value]
 
 
-def open_repo(project_id: str) -> ProjectRepo:
+def open_repo(project_id: int) -> ProjectRepo:
     return ProjectRepo(project_id)
 
 
-def delete_refs(project_id: str) -> None:
+def delete_refs(project_id: int) -> None:
     refs = list(GitRef.query(project_id))
     with GitRef.batch_write() as batch:
         for ref in refs:

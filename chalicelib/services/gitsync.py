@@ -20,7 +20,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import storage
 from chalicelib.config import get_settings
 from chalicelib.errors import DomainError
-from chalicelib.ids import new_id
+from chalicelib.ids import distinct_number_id, with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.accounts import Unique
 from chalicelib.models.base import transaction_connection, utcnow_iso
@@ -141,7 +141,8 @@ def sync_files(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes | None
         return
     repo.object_store.prefetch([s for c in changes for s in (c.old_sha, c.new_sha) if s])
     rows = _rows(repo.project_id, [c.path for c in changes])
-    planned = [(c, _plan(repo, c, rows.get(c.path))) for c in changes]
+    drawn: set[int] = set()
+    planned = [(c, _plan(repo, c, rows.get(c.path), drawn)) for c in changes]
     ops = [(c, op) for c, op in planned if op is not None]
     uploads = [op for _, op in ops if op.data is not None]
     _write_all(repo, ops, uploads)
@@ -177,18 +178,20 @@ class _Op:
     size_delta: int = 0
 
 
-def _rows(project_id: str, paths: list[str]) -> dict[str, File]:
+def _rows(project_id: int, paths: list[str]) -> dict[str, File]:
     guards = {g.key: g.owner_id for g in Unique.batch_get([path_key(project_id, p) for p in paths])}
     found = {f.id: f for f in File.batch_get([(project_id, i) for i in set(guards.values())])}
     rows: dict[str, File] = {}
     for path in paths:
-        row = found.get(guards.get(path_key(project_id, path), ""))
+        row = found.get(guards.get(path_key(project_id, path), 0))
         if row is not None:
             rows[path] = row
     return rows
 
 
-def _plan(repo: ProjectRepo, change: FileChange, row: File | None) -> _Op | None:
+def _plan(repo: ProjectRepo, change: FileChange, row: File | None, drawn: set[int]) -> _Op | None:
+    """What to write for one change; a new row's id is distinct from the others in `drawn` (a
+    collision with an existing row fails the chunk's transaction, which then goes one by one)."""
     project_id = repo.project_id
     old_data = repo.object_store.get_raw(change.old_sha)[1] if change.old_sha else None
     if row is not None and old_data is not None and row.sha256 != _sha256(old_data):
@@ -198,7 +201,7 @@ def _plan(repo: ProjectRepo, change: FileChange, row: File | None) -> _Op | None
     data = repo.object_store.get_raw(change.new_sha)[1]
     now = utcnow_iso()
     if row is None:
-        file_id = new_id()
+        file_id = distinct_number_id(drawn)
         record = File(project_id, file_id, filename=change.path.rsplit("/", 1)[-1],
                       filepath=change.path, size_bytes=len(data),
                       mime_type=guess_mime(change.path, data, None), sha256=_sha256(data),
@@ -213,7 +216,7 @@ def _plan(repo: ProjectRepo, change: FileChange, row: File | None) -> _Op | None
     return _Op("update", row, data, old_key=old_key, size_delta=len(data) - old_size)
 
 
-def _write(project_id: str, ops: list[_Op]) -> None:
+def _write(project_id: int, ops: list[_Op]) -> None:
     count_delta = 0
     with TransactWrite(connection=transaction_connection()) as tx:
         for op in ops:
@@ -252,7 +255,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _find(project_id: str, path: str) -> File | None:
+def _find(project_id: int, path: str) -> File | None:
     try:
         guard = Unique.get(path_key(project_id, path))
     except Unique.DoesNotExist:
@@ -280,9 +283,19 @@ def _apply(repo: ProjectRepo, change: FileChange) -> None:
         _update(project_id, row, data)
 
 
-def _create(project_id: str, path: str, data: bytes) -> None:
+def _create(project_id: int, path: str, data: bytes) -> None:
+    """A new row for `path`; its id is drawn until the transaction finds it free."""
+    with_new_id(lambda file_id: _create_as(project_id, file_id, path, data),
+                lambda e: isinstance(e, TransactWriteError) and _reasons(e)[1:2] == [
+                    "ConditionalCheckFailed"])
+
+
+def _reasons(e: TransactWriteError) -> list[str | None]:
+    return [r.code if r else None for r in (e.cancellation_reasons or [])]
+
+
+def _create_as(project_id: int, file_id: int, path: str, data: bytes) -> None:
     now = utcnow_iso()
-    file_id = new_id()
     mime = guess_mime(path, data, None)
     record = File(project_id, file_id, filename=path.rsplit("/", 1)[-1], filepath=path,
                   size_bytes=len(data), mime_type=mime, sha256=_sha256(data),
@@ -303,7 +316,7 @@ def _create(project_id: str, path: str, data: bytes) -> None:
         raise
 
 
-def _update(project_id: str, record: File, data: bytes) -> None:
+def _update(project_id: int, record: File, data: bytes) -> None:
     old_key, old_size = record.s3_key, int(record.size_bytes)
     record.s3_key = storage.file_body_key(project_id, record.id)
     record.size_bytes = len(data)
@@ -323,7 +336,7 @@ def _update(project_id: str, record: File, data: bytes) -> None:
     storage.delete_keys([old_key])
 
 
-def _delete(project_id: str, record: File) -> None:
+def _delete(project_id: int, record: File) -> None:
     with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(record)
         tx.delete(Unique(path_key(project_id, record.filepath), owner_id=record.id))

@@ -64,7 +64,7 @@ def identity_of(caller: Caller) -> bytes:
     return f"{name} <{user.email}>".encode()
 
 
-def record_change(caller: Caller, project_id: str, edits: Sequence[Edit],
+def record_change(caller: Caller, project_id: int, edits: Sequence[Edit],
                   message: str | None = None) -> str | None:
     """Commit a files-API change on main; the files table already holds it.
 
@@ -81,7 +81,7 @@ def record_change(caller: Caller, project_id: str, edits: Sequence[Edit],
         return None
 
 
-def _commit_edits(project_id: str, edits: Sequence[Edit], author: bytes,
+def _commit_edits(project_id: int, edits: Sequence[Edit], author: bytes,
                   message: str | None) -> str | None:
     from chalicelib.services.gitstore import open_repo
 
@@ -256,7 +256,7 @@ def _resolve_rev(repo: ProjectRepo, rev: str) -> bytes:
     return _check_sha(rev.lower())
 
 
-def list_commits(caller: Caller | None, project_id: str, limit: int,
+def list_commits(caller: Caller | None, project_id: int, limit: int,
                  cursor: str | None) -> Page[CommitPublic]:
     """Newest first from main (or the commit a cursor pinned), `limit` at a time."""
     from dulwich.objects import ObjectID
@@ -282,7 +282,7 @@ def list_commits(caller: Caller | None, project_id: str, limit: int,
     walker = Walker(repo.object_store, [ObjectID(head)], max_entries=skip + limit + 1)
     entries = list(walker)[skip:]
     items = [commit_public(e.commit) for e in entries[:limit]]
-    next_cursor = encode_cursor({"project_id": {"S": project_id}, "head": {"S": head.decode()},
+    next_cursor = encode_cursor({"project_id": {"N": str(project_id)}, "head": {"S": head.decode()},
                                  "skip": {"N": str(skip + limit)}}) if len(entries) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
@@ -303,7 +303,7 @@ def _changes(repo: ProjectRepo, old_tree: bytes | None, new_tree: bytes) -> list
     return out
 
 
-def get_commit(caller: Caller | None, project_id: str, sha: str) -> CommitDetail:
+def get_commit(caller: Caller | None, project_id: int, sha: str) -> CommitDetail:
     from chalicelib.services.gitstore import open_repo
 
     authorize(caller, project_id, "read")
@@ -314,7 +314,7 @@ def get_commit(caller: Caller | None, project_id: str, sha: str) -> CommitDetail
                         changes=_changes(repo, parent_tree, commit.tree))
 
 
-def file_at(caller: Caller | None, project_id: str, sha: str, path: str) -> FileAtCommit:
+def file_at(caller: Caller | None, project_id: int, sha: str, path: str) -> FileAtCommit:
     import base64
 
     from dulwich.objects import Blob
@@ -337,7 +337,7 @@ def file_at(caller: Caller | None, project_id: str, sha: str, path: str) -> File
                         content=content, encoding=encoding)  # type: ignore[arg-type]
 
 
-def diff(caller: Caller | None, project_id: str, base: str, head: str) -> DiffPublic:
+def diff(caller: Caller | None, project_id: int, base: str, head: str) -> DiffPublic:
     from chalicelib.services.gitstore import open_repo
 
     authorize(caller, project_id, "read")
@@ -384,7 +384,7 @@ def _unified(path: str, kind: str, old: bytes, new: bytes) -> tuple[str, bool]:
                    for line in lines), False
 
 
-def restore(caller: Caller, project_id: str, data: RestoreRequest) -> CommitPublic | None:
+def restore(caller: Caller, project_id: int, data: RestoreRequest) -> CommitPublic | None:
     """A new commit on main whose tree (or one path of it) is that of an older commit.
 
     Returns None when the project already matches. The files table follows the new tree.

@@ -25,14 +25,14 @@ class Caller:
     """
 
     def __init__(self, user: User | None = None, via_api_token: bool = False, *,
-                 claimed_id: str | None = None,
+                 claimed_id: int | None = None,
                  verify: Callable[[User | None], User] | None = None) -> None:
         if user is None and (claimed_id is None or verify is None):
             raise ValueError("a Caller needs a user record, or a claimed id and a verifier")
         self._user = user
         self._verify = verify
         self.via_api_token = via_api_token
-        self.claimed_id = str(user.id) if user is not None else str(claimed_id)
+        self.claimed_id = int(user.id if user is not None else claimed_id or 0)
 
     @property
     def verified(self) -> bool:
@@ -52,8 +52,8 @@ class Caller:
         return self._user
 
     @property
-    def id(self) -> str:
-        return str(self.user.id)
+    def id(self) -> int:
+        return int(self.user.id)
 
 
 def hash_api_token(secret: str) -> str:
@@ -69,7 +69,7 @@ def _bearer(authorization: str | None) -> str | None:
     return value.strip()
 
 
-def _fetch_user(user_id: str) -> User | None:
+def _fetch_user(user_id: int) -> User | None:
     try:
         return User.get(user_id)
     except User.DoesNotExist:
@@ -84,7 +84,7 @@ def _check_active(user: User | None) -> User:
     return user
 
 
-def _active_user(user_id: str) -> User:
+def _active_user(user_id: int) -> User:
     return _check_active(_fetch_user(user_id))
 
 

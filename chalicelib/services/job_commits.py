@@ -14,7 +14,7 @@ _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 _MAX_PEEL = 5
 
 
-def head_of_main(project_id: str) -> str | None:
+def head_of_main(project_id: int) -> str | None:
     """main's commit now (one GetItem), or None while the project has no history."""
     try:
         return str(GitRef.get(project_id, DEFAULT_BRANCH.decode(), consistent_read=True).target)
@@ -22,7 +22,7 @@ def head_of_main(project_id: str) -> str | None:
         return None
 
 
-def resolve(project_id: str, rev: str) -> str:
+def resolve(project_id: int, rev: str) -> str:
     """A commit sha for `rev` (HEAD, main, a branch, a tag, a full or abbreviated sha); 422 if none."""
     from chalicelib.services.gitstore import open_repo
 
@@ -44,7 +44,7 @@ def resolve(project_id: str, rev: str) -> str:
     raise Unprocessable(f"commit: {rev!r} is not a commit, branch or tag of this project")
 
 
-def _expand(project_id: str, prefix: str) -> str:
+def _expand(project_id: int, prefix: str) -> str:
     """An abbreviated sha to the one object it names (one S3 List call)."""
     base = objects_prefix(project_id)
     found = client("s3").list_objects_v2(Bucket=get_settings().bucket, Prefix=base + prefix,

@@ -23,7 +23,7 @@ def _condition_failed(e: UpdateError) -> bool:
     return e.cause_response_code == "ConditionalCheckFailedException"
 
 
-def load(project_id: str, job_id: str) -> Job | None:
+def load(project_id: int, job_id: int) -> Job | None:
     try:
         return Job.get(project_id, job_id, consistent_read=True)
     except Job.DoesNotExist:

@@ -12,9 +12,9 @@ from chalicelib import metrics, storage
 from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import id_taken, utcnow_iso
 from chalicelib.models.jobs import PENDING, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import (
     ArtifactLink,
@@ -45,7 +45,9 @@ def job_public(job: Job) -> JobPublic:
         status=job.status,  # type: ignore[arg-type]
         config=dict(job.config or {}), commit=job.commit,
         commit_pinned=bool(job.commit_pinned), created_by=job.created_by,
-        created_at=job.created_at, started_at=job.started_at, completed_at=job.completed_at,
+        user_id=job.created_by, created_at=job.created_at,
+        updated_at=job.completed_at or job.started_at or job.created_at,
+        started_at=job.started_at, completed_at=job.completed_at,
         duration_s=float(job.duration_s) if job.duration_s is not None else None,
         error_message=job.error_message,
         exit_code=int(job.exit_code) if job.exit_code is not None else None,
@@ -59,6 +61,42 @@ def job_public(job: Job) -> JobPublic:
     )
 
 
+def resolve_testbench(config: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """The config with a bare testbench file name ("testbench.v") replaced by the one project
+    path whose file name it is ("src/testbench.v"): the web client names files by name and
+    creates them under src/. A path that exists as given is kept. 422 when no file or several
+    files have that name (naming them); module names and paths with '/' are left as they are.
+    """
+    from chalicelib.schemas.job_configs import HDL_SUFFIXES
+
+    testbench = config.get("testbench")
+    if not isinstance(testbench, str) or "/" in testbench or not testbench.endswith(HDL_SUFFIXES):
+        return config
+    if testbench in paths:
+        return config
+    matches = sorted(p for p in paths if p.rsplit("/", 1)[-1] == testbench)
+    if not matches:
+        raise Unprocessable(f"config.testbench: no project file is named {testbench!r}")
+    if len(matches) > 1:
+        raise Unprocessable(f"config.testbench: several project files are named {testbench!r} "
+                            f"({', '.join(matches)}); give its path")
+    return {**config, "testbench": matches[0]}
+
+
+def _project_paths(project_id: int, commit: str | None, pinned: bool) -> list[str]:
+    """The paths a job would read: the commit's tree when pinned, else the files table."""
+    if pinned and commit:
+        from chalicelib.services.gitstore import open_repo
+
+        store = open_repo(project_id).object_store
+        tree = store[store[commit.encode()].tree]  # type: ignore[attr-defined]
+        return [entry.path.decode("utf-8", "replace")
+                for entry in store.iter_tree_contents(tree.id)]
+    from chalicelib.models.files import File
+
+    return [f.filepath for f in File.query(project_id, attributes_to_get=["filepath"])]
+
+
 def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
     from chalicelib.schemas.job_configs import parse_job_config
 
@@ -67,8 +105,8 @@ def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
     return normalised
 
 
-def _load(project_id: str, job_id: str) -> Job:
-    if not is_id(job_id):
+def _load(project_id: int, job_id: int) -> Job:
+    if not is_number_id(job_id):
         raise NotFound("Job not found")
     try:
         return Job.get(project_id, job_id)
@@ -81,15 +119,22 @@ def enqueue(job: Job) -> None:
     client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url, MessageBody=body)
 
 
-def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
+def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     authorize(caller, project_id, "write")
     config = _validated_config(data.job_type, data.config)
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
               else job_commits.head_of_main(project_id))
-    job = Job(project_id, new_id(), job_type=data.job_type, status=PENDING, config=config,
-              commit=commit, commit_pinned=bool(data.commit) or None,
-              created_by=caller.id, created_at=utcnow_iso(), attempts=0)
-    job.save(condition=Job.id.does_not_exist())
+    if data.job_type == "simulation":
+        config = resolve_testbench(config, _project_paths(project_id, commit, bool(data.commit)))
+
+    def create(job_id: int) -> Job:
+        job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
+                  commit=commit, commit_pinned=bool(data.commit) or None,
+                  created_by=caller.id, created_at=utcnow_iso(), attempts=0)
+        job.save(condition=Job.id.does_not_exist())
+        return job
+
+    job = with_new_id(create, id_taken)
     try:
         enqueue(job)
     except (BotoCoreError, ClientError) as e:
@@ -104,7 +149,7 @@ def submit_job(caller: Caller, project_id: str, data: JobCreate) -> JobPublic:
     return job_public(job)
 
 
-def list_jobs(caller: Caller | None, project_id: str, limit: int,
+def list_jobs(caller: Caller | None, project_id: int, limit: int,
               cursor: str | None) -> Page[JobPublic]:
     authorize(caller, project_id, "read")
     start = decode_cursor(cursor, {"project_id": project_id})
@@ -113,12 +158,12 @@ def list_jobs(caller: Caller | None, project_id: str, limit: int,
     return page_of(result, (job_public(j) for j in result))
 
 
-def get_job(caller: Caller | None, project_id: str, job_id: str) -> JobPublic:
+def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
     authorize(caller, project_id, "read")
     return job_public(_load(project_id, job_id))
 
 
-def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -> JobLogs:
+def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -> JobLogs:
     authorize(caller, project_id, "read")
     if offset < 0:
         raise Unprocessable("offset must be a non-negative integer")
@@ -136,7 +181,7 @@ def get_logs(caller: Caller | None, project_id: str, job_id: str, offset: int) -
     )
 
 
-def cancel_job(caller: Caller, project_id: str, job_id: str) -> JobPublic:
+def cancel_job(caller: Caller, project_id: int, job_id: int) -> JobPublic:
     """Pending jobs end `cancelled` at once; running ones are flagged and the runner stops them."""
     authorize(caller, project_id, "write")
     job = _load(project_id, job_id)
@@ -158,7 +203,7 @@ class InlineArtifact:
     mime_type: str
 
 
-def get_artifact(caller: Caller | None, project_id: str, job_id: str, name: str,
+def get_artifact(caller: Caller | None, project_id: int, job_id: int, name: str,
                  presign: bool) -> ArtifactLink | InlineArtifact:
     authorize(caller, project_id, "read")
     job = _load(project_id, job_id)

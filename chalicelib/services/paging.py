@@ -44,10 +44,11 @@ def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     return f"{_b64(raw)}.{_b64(_mac(raw))}"
 
 
-def decode_cursor(cursor: str | None, expected: dict[str, str]) -> dict[str, Any] | None:
+def decode_cursor(cursor: str | None, expected: dict[str, str | int]) -> dict[str, Any] | None:
     """Decode a cursor and check it continues the same list (same partition key values).
 
-    `expected` maps attribute names to the values the cursor must carry; a cursor from another
+    `expected` maps attribute names to the values the cursor must carry (an int is an id, a
+    DynamoDB number; a str a string); a cursor from another
     list (another user's, another project's) is refused instead of reaching DynamoDB, and so is
     one we did not sign.
     """
@@ -64,7 +65,8 @@ def decode_cursor(cursor: str | None, expected: dict[str, str]) -> dict[str, Any
     if not isinstance(key, dict):
         raise BadRequest("invalid cursor")
     for name, value in expected.items():
-        if key.get(name) != {"S": value}:
+        typed = {"N": str(value)} if isinstance(value, int) else {"S": value}
+        if key.get(name) != typed:
             raise BadRequest("invalid cursor")
     return key
 

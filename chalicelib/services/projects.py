@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.models.accounts import Unique, User
 from chalicelib.models.base import fetch_many, transaction_connection, utcnow_iso
 from chalicelib.models.projects import PUBLIC_FEED, Member, Project
 from chalicelib.schemas.projects import (
+    DEFAULT_BRANCH,
     MemberAdd,
     MemberPublic,
     MemberUpdate,
@@ -40,24 +42,27 @@ _NEEDED = {"read": 1, "write": 2, "admin": 3}
 class Access:
     project: Project
     role: str | None  # None: a non-member reading a public project
+    also: Any = None  # the extra item authorize() was asked to read with the project
 
 
-def slugify(name: str, project_id: str = "") -> str:
+def slugify(name: str, project_id: int = 0) -> str:
     """ASCII slug of a name ("Café Core" -> "cafe-core"). A name with no Latin letters or digits
-    ("Проект", "数字设计") gets "project-<end of its id>", so such names do not all collide."""
+    ("Проект", "数字设计") gets "project-<its id>", so such names do not all collide."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60].strip("-")
-    return slug or f"project-{project_id[-8:].lower()}".rstrip("-")
+    return slug or (f"project-{project_id}" if project_id else "project")
 
 
-def slug_key(owner_id: str, slug: str) -> str:
+def slug_key(owner_id: int, slug: str) -> str:
     return f"slug#{owner_id}#{slug}"
 
 
 def project_public(project: Project) -> ProjectPublic:
     return ProjectPublic(
         id=project.id, name=project.name, slug=project.slug, description=project.description,
-        visibility=cast(Visibility, project.visibility), owner_id=project.owner_id,
+        visibility=cast(Visibility, project.visibility), git_branch=DEFAULT_BRANCH,
+        owner_id=project.owner_id, stars_count=int(project.stars_count or 0),
+        views_count=int(project.views_count or 0),
         created_at=project.created_at,
         updated_at=project.updated_at, file_count=int(project.file_count or 0),
         total_bytes=int(project.total_bytes or 0), import_url=project.import_url,
@@ -66,36 +71,49 @@ def project_public(project: Project) -> ProjectPublic:
     )
 
 
-def _load(caller: Caller | None, project_id: str) -> tuple[Project | None, Member | None]:
-    """The project and the caller's membership, checking the caller first.
+def _load(caller: Caller | None, project_id: int,
+          also: Model | None = None) -> tuple[Project | None, Member | None, Any]:
+    """The project, the caller's membership and `also` (any item, or None), checking the caller
+    first.
 
     A caller whose user record is not yet checked has it fetched in the same BatchGetItem as the
-    project and the membership (one round trip); otherwise project, then membership if needed.
+    project and the membership (one round trip), and so is `also`; otherwise project, then
+    membership if needed.
     """
-    if caller is not None and not caller.verified:
-        user, project, member = fetch_many(User(caller.claimed_id), Project(project_id),
-                                           Member(project_id, caller.claimed_id))
-        caller.accept(user)  # raises Unauthorized before anything is decided on this record
-        return project, member
+    unverified = caller is not None and not caller.verified
+    if unverified or also is not None:
+        keys: list[Model] = [Project(project_id)]
+        if caller is not None:
+            keys.append(Member(project_id, caller.claimed_id))
+        if unverified:
+            keys.append(User(caller.claimed_id))  # type: ignore[union-attr]
+        found = fetch_many(*keys, *([also] if also is not None else []))
+        if caller is not None and unverified:
+            caller.accept(found[2])  # raises Unauthorized before anything is decided on it
+        return found[0], found[1] if caller is not None else None, found[-1] if also else None
     try:
         project = Project.get(project_id)
     except Project.DoesNotExist:
-        return None, None
+        return None, None, None
     if caller is None or caller.id == project.owner_id:
-        return project, None
+        return project, None, None
     try:
-        return project, Member.get(project_id, caller.id)
+        return project, Member.get(project_id, caller.id), None
     except Member.DoesNotExist:
-        return project, None
+        return project, None, None
 
 
-def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
-    """Load a project for a caller who needs `need`; private projects are 404 to outsiders."""
-    if not is_id(project_id):
+def authorize(caller: Caller | None, project_id: int, need: Need,
+              also: Model | None = None) -> Access:
+    """Load a project for a caller who needs `need`; private projects are 404 to outsiders.
+
+    `also` (an item's key) is read in the same round trip; `Access.also` is the item or None.
+    """
+    if not is_number_id(project_id):
         if caller is not None:
             caller.accept(caller.user)  # a revoked token is a 401 whatever it asks for
         raise NotFound("Project not found")
-    project, member = _load(caller, project_id)
+    project, member, extra = _load(caller, project_id, also)
     if project is None:
         raise NotFound("Project not found")
     role: str | None = None
@@ -107,12 +125,23 @@ def authorize(caller: Caller | None, project_id: str, need: Need) -> Access:
     rank = _RANK.get(role or "", 1 if public else 0)
     if rank < _NEEDED[need]:
         raise Forbidden("You do not have permission to change this project")
-    return Access(project=project, role=role)
+    return Access(project=project, role=role, also=extra)
 
 
 def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
+    """A new project owned by the caller; its id is drawn until the transaction finds it free."""
+    return project_public(with_new_id(lambda project_id: _create_project(caller, data, project_id),
+                                      _id_taken))
+
+
+def _id_taken(e: Exception) -> bool:
+    """The create transaction failed because the drawn project id exists (its item is second)."""
+    return isinstance(e, TransactWriteError) and _condition_failed(e, 1) and \
+        not _condition_failed(e, 0)
+
+
+def _create_project(caller: Caller, data: ProjectCreate, project_id: int) -> Project:
     now = utcnow_iso()
-    project_id = new_id()
     project = Project(
         id=project_id, name=data.name, slug=slugify(data.name, project_id),
         description=data.description,
@@ -131,7 +160,7 @@ def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
         if _condition_failed(e, 0):
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise
-    return project_public(project)
+    return project
 
 
 def _condition_failed(e: TransactWriteError, index: int) -> bool:
@@ -142,10 +171,11 @@ def _condition_failed(e: TransactWriteError, index: int) -> bool:
     return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
-def update_project(caller: Caller, project_id: str, data: ProjectUpdate) -> ProjectPublic:
+def update_project(caller: Caller, project_id: int, data: ProjectUpdate) -> ProjectPublic:
     project = authorize(caller, project_id, "admin").project
     old_slug = project.slug
     changes = data.model_dump(exclude_unset=True)
+    changes.pop("git_branch", None)  # validated: main, which it already is
     if "name" in changes and changes["name"] is None:
         raise BadRequest("name cannot be null")
     if "visibility" in changes and changes["visibility"] is None:
@@ -184,7 +214,7 @@ def _edit_actions(project: Project) -> list[Action]:
     return actions
 
 
-def delete_project(caller: Caller, project_id: str) -> None:
+def delete_project(caller: Caller, project_id: int) -> None:
     project = authorize(caller, project_id, "admin").project
     with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(project)
@@ -193,10 +223,18 @@ def delete_project(caller: Caller, project_id: str) -> None:
     cleanup.purge_project(project.id)
 
 
-def get_project(caller: Caller | None, project_id: str) -> ProjectPublic:
-    project = authorize(caller, project_id, "read").project
+def get_project(caller: Caller | None, project_id: int, client: str = "") -> ProjectPublic:
+    """A project the caller may read; counts the view (at most once per viewer and hour, see
+    services/views.py) from a mark read in the same round trip as the project."""
+    from chalicelib.services import views
+
+    viewer = views.viewer_key(caller.claimed_id if caller is not None else None, client)
+    access = authorize(caller, project_id, "read", also=views.mark(project_id, viewer))
+    project = access.project
     if project.import_status == "importing":
         _settle_import(project)
+    if views.count(project_id, viewer, access.also):
+        project.views_count = int(project.views_count or 0) + 1
     return project_public(project)
 
 
@@ -246,7 +284,7 @@ def _member_public(member: Member) -> MemberPublic:
                         created_at=member.created_at)
 
 
-def list_members(caller: Caller | None, project_id: str, limit: int,
+def list_members(caller: Caller | None, project_id: int, limit: int,
                  cursor: str | None) -> Page[MemberPublic]:
     authorize(caller, project_id, "read")
     start = decode_cursor(cursor, {"project_id": project_id})
@@ -254,7 +292,7 @@ def list_members(caller: Caller | None, project_id: str, limit: int,
     return page_of(result, (_member_public(m) for m in result))
 
 
-def add_member(caller: Caller, project_id: str, data: MemberAdd) -> MemberPublic:
+def add_member(caller: Caller, project_id: int, data: MemberAdd) -> MemberPublic:
     authorize(caller, project_id, "admin")
     key = username_key(data.username) if data.username else email_key(data.email or "")
     user_id = find_user_id(key)
@@ -272,14 +310,14 @@ def add_member(caller: Caller, project_id: str, data: MemberAdd) -> MemberPublic
     return _member_public(member)
 
 
-def _existing_member(project_id: str, user_id: str) -> Member:
+def _existing_member(project_id: int, user_id: int) -> Member:
     try:
         return Member.get(project_id, user_id)
     except Member.DoesNotExist as e:
         raise NotFound("Member not found") from e
 
 
-def update_member(caller: Caller, project_id: str, user_id: str, data: MemberUpdate) -> MemberPublic:
+def update_member(caller: Caller, project_id: int, user_id: int, data: MemberUpdate) -> MemberPublic:
     authorize(caller, project_id, "admin")
     member = _existing_member(project_id, user_id)
     if member.role == "owner":
@@ -288,7 +326,7 @@ def update_member(caller: Caller, project_id: str, user_id: str, data: MemberUpd
     return _member_public(member)
 
 
-def remove_member(caller: Caller, project_id: str, user_id: str) -> None:
+def remove_member(caller: Caller, project_id: int, user_id: int) -> None:
     # A member may leave on their own; otherwise only the owner removes people.
     need: Need = "read" if caller.id == user_id else "admin"
     authorize(caller, project_id, need)

@@ -21,10 +21,10 @@ from pynamodb.exceptions import UpdateError
 from chalicelib import storage
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, DomainError, NotFound, PayloadTooLarge
-from chalicelib.ids import is_id, new_id
+from chalicelib.ids import is_number_id, parse_number_id, with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.accounts import Unique, User
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import id_taken, utcnow_iso
 from chalicelib.models.uploads import (
     PENDING,
     REGISTERED,
@@ -48,7 +48,7 @@ STALE_CLAIM_SECONDS = 300
 _KEY = re.compile(rf"^{re.escape(storage.UPLOADS_PREFIX)}(?P<project>[^/]+)/(?P<upload>[^/]+)$")
 
 
-def create_upload_url(caller: Caller, project_id: str, data: UploadUrlCreate) -> UploadUrlPublic:
+def create_upload_url(caller: Caller, project_id: int, data: UploadUrlCreate) -> UploadUrlPublic:
     authorize(caller, project_id, "write")
     path = normalise_path(data.filepath, data.filename)
     limit = get_settings().max_upload_bytes
@@ -56,18 +56,22 @@ def create_upload_url(caller: Caller, project_id: str, data: UploadUrlCreate) ->
         raise PayloadTooLarge(f"file is larger than the upload limit of {limit} bytes")
     if Unique.count(files.path_key(project_id, path), limit=1):
         raise Conflict(f"a file already exists at '{path}'")
-    upload_id = new_id()
-    UploadIntent(intent_key(upload_id), project_id=project_id, filepath=path, user_id=caller.id,
-                 mime_type=data.mime_type, max_bytes=limit,
-                 expires_at=int(time.time()) + URL_SECONDS, status=PENDING,
-                 created_at=utcnow_iso()).save(condition=UploadIntent.key.does_not_exist())
+
+    def create(upload_id: int) -> int:
+        UploadIntent(intent_key(upload_id), project_id=project_id, filepath=path,
+                     user_id=caller.id, mime_type=data.mime_type, max_bytes=limit,
+                     expires_at=int(time.time()) + URL_SECONDS, status=PENDING,
+                     created_at=utcnow_iso()).save(condition=UploadIntent.key.does_not_exist())
+        return upload_id
+
+    upload_id = with_new_id(create, id_taken)
     post = storage.presign_upload(storage.upload_key(project_id, upload_id), limit, URL_SECONDS)
     return UploadUrlPublic(upload_id=upload_id, filepath=path, method="POST", url=post["url"],
                            fields=post["fields"], expires_in=URL_SECONDS, max_bytes=limit)
 
 
-def _intent(upload_id: str) -> UploadIntent | None:
-    if not is_id(upload_id):
+def _intent(upload_id: int) -> UploadIntent | None:
+    if not is_number_id(upload_id):
         return None
     try:
         return UploadIntent.get(intent_key(upload_id))
@@ -75,7 +79,7 @@ def _intent(upload_id: str) -> UploadIntent | None:
         return None
 
 
-def get_upload(caller: Caller, project_id: str, upload_id: str) -> UploadPublic:
+def get_upload(caller: Caller, project_id: int, upload_id: int) -> UploadPublic:
     authorize(caller, project_id, "write")
     intent = _intent(upload_id)
     if intent is None or intent.project_id != project_id:
@@ -108,8 +112,8 @@ def handle_object_created(key: str) -> str:
         # whose notification lost its prefix filter) must not delete file bodies or git objects.
         return _outcome("ignored", key, "not under the uploads prefix")
     match = _KEY.match(key)
-    intent = _intent(match["upload"]) if match else None
-    if match is None or intent is None or intent.project_id != match["project"]:
+    intent = _intent(parse_number_id(match["upload"]) or 0) if match else None
+    if match is None or intent is None or str(intent.project_id) != match["project"]:
         storage.delete_keys([key])
         return _outcome("removed", key, "no upload was issued for this key")
     if not _claim(intent):
@@ -124,7 +128,7 @@ def handle_object_created(key: str) -> str:
         raise
     storage.delete_keys([key])
     if reason is None:
-        return _outcome("registered", key, intent.file_id or "")
+        return _outcome("registered", key, str(intent.file_id or ""))
     intent.update(actions=[UploadIntent.status.set(REJECTED), UploadIntent.reason.set(reason)])
     return _outcome("rejected", key, reason)
 
