@@ -164,14 +164,31 @@ def test_a_colliding_user_id_is_drawn_again(api: Api, draws: Callable[[list[int]
 def test_a_colliding_file_id_is_drawn_again(api: Api, draws: Callable[[list[int]], list[int]]) -> None:
     owner = make_user(api)
     project = make_project(api, owner)
-    existing = make_file(api, owner, project["id"], "rtl/a.v", "module a; endmodule\n")
+    # (not HDL files: an HDL file's modules draw ids of their own, see the next test)
+    existing = make_file(api, owner, project["id"], "doc/a.txt", "module a; endmodule\n")
     given = draws([existing["id"]])
-    created = make_file(api, owner, project["id"], "rtl/b.v", "module b; endmodule\n")
+    created = make_file(api, owner, project["id"], "doc/b.txt", "module b; endmodule\n")
     assert len(given) == 2 and created["id"] == given[1]
     files = api.get(f"/api/v1/projects/{project['id']}/files", token=owner.token).json
-    assert sorted(f["filepath"] for f in files) == ["rtl/a.v", "rtl/b.v"]
+    assert sorted(f["filepath"] for f in files) == ["doc/a.txt", "doc/b.txt"]
     body = api.get(f"/api/v1/projects/{project['id']}/files/{existing['id']}", token=owner.token).json
     assert body["content"] == "module a; endmodule\n"
+
+
+def test_a_colliding_module_id_is_drawn_again(api: Api, draws: Callable[[list[int]], list[int]]) -> None:
+    owner = make_user(api)
+    project = make_project(api, owner)
+    base = f"/api/v1/projects/{project['id']}"
+    make_file(api, owner, project["id"], "rtl/a.v", "module a; endmodule\n")
+    existing = api.get(f"{base}/modules", token=owner.token).json[0]
+    api.put(f"{base}/modules/{existing['id']}", token=owner.token, json_body={"description": "A"})
+    # the new file's id is free; its module's first id is module a's
+    given = draws([ids.new_number_id(), existing["id"]])
+    created = make_file(api, owner, project["id"], "rtl/b.v", "module b; endmodule\n")
+    modules = {m["name"]: m for m in api.get(f"{base}/modules", token=owner.token).json}
+    assert given[:2] == [created["id"], existing["id"]] and len(given) == 3
+    assert modules["b"]["id"] == given[2] != existing["id"]
+    assert modules["a"] == {**existing, "description": "A", "updated_at": modules["a"]["updated_at"]}
 
 
 def test_colliding_job_and_token_and_upload_ids_are_drawn_again(

@@ -48,7 +48,7 @@ endmodule
 """
 
 
-def modules_of(api: Api, user: UserCtx | None, pid: str, query: str = "") -> list[dict[str, Any]]:
+def modules_of(api: Api, user: UserCtx | None, pid: int, query: str = "") -> list[dict[str, Any]]:
     reply = api.get(f"/api/v1/projects/{pid}/modules?limit=100{query}",
                     token=user.token if user else None)
     assert reply.status == 200, reply.body
@@ -72,7 +72,9 @@ def test_picorv32_modules_ports_parameters_and_instances(api: Api, owner: UserCt
     assert (core["file_id"], core["filepath"], core["filename"]) == (
         created["id"], "rtl/picorv32.v", "picorv32.v")
     assert (core["start_line"], core["end_line"]) == (62, 2167)
-    assert isinstance(core["id"], int) and core["project_id"] == pid
+    assert all(isinstance(core[k], int) and 0 < core[k] < 2**53
+               for k in ("id", "project_id", "file_id"))
+    assert core["project_id"] == pid
     # AND the ports carry direction, width and range as written
     ports = {p["name"]: p for p in core["module_metadata"]["ports"]}
     assert ports["clk"]["direction"] == "input" and ports["clk"]["width"] == 1
@@ -198,7 +200,8 @@ def test_reparse_rebuilds_every_file_and_drops_orphans(api: Api, owner: UserCtx)
     rows = list(Module.query(pid))
     counter = next(r for r in rows if r.name == "counter")
     counter.delete()
-    Module(pid, counter.id + 1, file_key="X" * 26, file_id="X" * 26, filepath="gone.v",
+    gone_file = counter.file_id + 1  # no such file
+    Module(pid, counter.id + 1, file_key=str(gone_file), file_id=gone_file, filepath="gone.v",
            filename="gone.v", name="ghost", name_lower="ghost", module_type="verilog_module",
            source_sha256="0", created_at="2026-01-01T00:00:00Z",
            updated_at="2026-01-01T00:00:00Z").save()
@@ -259,6 +262,9 @@ def test_module_put_and_delete_semantics(api: Api, owner: UserCtx) -> None:
     ("GET", "/modules/abc", None, 404),
     ("GET", "/modules/0123", None, 404),
     ("GET", "/modules/99999999999999999999", None, 404),
+    ("GET", "/modules/9007199254740992", None, 404),  # 2**53
+    ("GET", "/modules/-1", None, 404),
+    ("GET", "/modules/1.0", None, 404),
     ("PUT", "/modules/{mid}", {"description": 5}, 422),
     ("PUT", "/modules/{mid}", {"descripton": "typo"}, 422),
     ("PUT", "/modules/{mid}", {"description": "x" * 10_001}, 422),
@@ -267,7 +273,8 @@ def test_module_put_and_delete_semantics(api: Api, owner: UserCtx) -> None:
     ("PUT", "/modules/1", {"description": "none such"}, 404),
     ("DELETE", "/modules/1", None, 404),
     ("POST", "/files/abc/parse", None, 404),
-    ("POST", "/files/" + "0" * 26 + "/parse", None, 404),
+    ("POST", "/files/1/parse", None, 404),
+    ("POST", "/files/01/parse", None, 404),
 ])
 def test_bad_input_is_refused_and_nothing_is_stored(api: Api, owner: UserCtx, method: str,
                                                     suffix: str, body: Any, status: int) -> None:

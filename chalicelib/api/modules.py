@@ -12,6 +12,7 @@ from chalicelib.api.http import (
     optional_caller,
     page_request,
     parse_body,
+    path_id,
     required_caller,
     route,
 )
@@ -34,7 +35,7 @@ def list_modules(project_id: str) -> Response:
     caller = optional_caller(request)
     limit, cursor = page_request(request)
     params: Mapping[str, str] = request.query_params or {}
-    page = modules.list_modules(caller, project_id, params.get("module_type") or None,
+    page = modules.list_modules(caller, path_id(project_id), params.get("module_type") or None,
                                 params.get("search") or None, limit, cursor)
     return list_response(request, page.items, page, limit)
 
@@ -44,7 +45,7 @@ def list_modules(project_id: str) -> Response:
                response=ModuleParseResult))
 def reparse(project_id: str) -> Response:
     caller = required_caller(bp.current_request)
-    return json_response(modules.reparse_project(caller, project_id))
+    return json_response(modules.reparse_project(caller, path_id(project_id)))
 
 
 @route(bp, "/{project_id}/modules/{module_id}",
@@ -52,7 +53,7 @@ def reparse(project_id: str) -> Response:
                auth="optional"))
 def get_module(project_id: str, module_id: str) -> Response:
     caller = optional_caller(bp.current_request)
-    return json_response(modules.get_module(caller, project_id, module_id))
+    return json_response(modules.get_module(caller, path_id(project_id), path_id(module_id)))
 
 
 @route(bp, "/{project_id}/modules/{module_id}", methods=["PUT"],
@@ -62,13 +63,15 @@ def update_module(project_id: str, module_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, ModuleUpdate)
-    return json_response(modules.update_module(caller, project_id, module_id, data))
+    return json_response(modules.update_module(caller, path_id(project_id), path_id(module_id),
+                                               data))
 
 
 @route(bp, "/{project_id}/modules/{module_id}", methods=["DELETE"],
        doc=Doc("Delete a module's record until its file is parsed again", status=204))
 def delete_module(project_id: str, module_id: str) -> Response:
-    modules.delete_module(required_caller(bp.current_request), project_id, module_id)
+    modules.delete_module(required_caller(bp.current_request), path_id(project_id),
+                          path_id(module_id))
     return Response(body="", status_code=204)
 
 
@@ -77,4 +80,4 @@ def delete_module(project_id: str, module_id: str) -> Response:
                response=ModuleParseResult))
 def parse_file(project_id: str, file_id: str) -> Response:
     caller = required_caller(bp.current_request)
-    return json_response(modules.parse_file(caller, project_id, file_id))
+    return json_response(modules.parse_file(caller, path_id(project_id), path_id(file_id)))

@@ -8,7 +8,9 @@ Access patterns:
 - modules of a project (optionally filtered by type / name): Query modules[project_id] with a
   FilterExpression on `module_type` / `name_lower`, one page per request
 - modules of one file (to replace them after the file changed): Query modules.by_file
-  [project_id, file_key = file id], strongly consistent (a local index)
+  [project_id, file_key = str(file id)], strongly consistent (a local index)
+
+Ids are integers (chalicelib.ids.new_number_id), unique by conditional write.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.models.base import table_name
+from chalicelib.models.base import IdAttribute, table_name
 
 
 class ByFile(LocalSecondaryIndex["Module"]):
@@ -25,7 +27,7 @@ class ByFile(LocalSecondaryIndex["Module"]):
         index_name = "by_file"
         projection = AllProjection()
 
-    project_id = UnicodeAttribute(hash_key=True)
+    project_id = IdAttribute(hash_key=True)
     file_key = UnicodeAttribute(range_key=True)
 
 
@@ -33,11 +35,11 @@ class Module(Model):
     class Meta:
         table_name = table_name("modules")
 
-    project_id = UnicodeAttribute(hash_key=True)
-    id = NumberAttribute(range_key=True)
+    project_id = IdAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
     # The file's id as a string: the index key keeps one type whatever type file ids have.
     file_key = UnicodeAttribute()
-    file_id = UnicodeAttribute()
+    file_id = IdAttribute()
     filepath = UnicodeAttribute()
     filename = UnicodeAttribute()
     name = UnicodeAttribute()

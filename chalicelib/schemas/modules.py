@@ -40,8 +40,8 @@ class ModulePublic(PublicModel):
     start_line: int | None = None
     end_line: int | None = None
     description: str | None = None
-    file_id: str
-    project_id: str
+    file_id: int
+    project_id: int
     filename: str
     filepath: str
     created_at: str
@@ -55,7 +55,7 @@ class DiagnosticPublic(PublicModel):
     header's path when it is in there).
     """
 
-    file_id: str
+    file_id: int
     filepath: str
     line: int
     column: int

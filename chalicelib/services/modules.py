@@ -32,7 +32,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import storage
 from chalicelib.errors import NotFound, Unprocessable
-from chalicelib.ids import ID_ATTEMPTS, is_id, new_number_id, parse_number_id
+from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, is_number_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.accounts import Unique
 from chalicelib.models.base import transaction_connection, utcnow_iso
@@ -86,7 +86,7 @@ def module_public(m: Module) -> ModulePublic:
     return ModulePublic(
         id=int(m.id), name=m.name, module_type=m.module_type, module_metadata=m.module_metadata,
         start_line=_int_or_none(m.start_line), end_line=_int_or_none(m.end_line),
-        description=m.description, file_id=m.file_id, project_id=m.project_id,
+        description=m.description, file_id=int(m.file_id), project_id=int(m.project_id),
         filename=m.filename, filepath=m.filepath, created_at=m.created_at,
         updated_at=m.updated_at)
 
@@ -98,7 +98,7 @@ def _int_or_none(value: Any) -> int | None:
 # --- reads ---------------------------------------------------------------------------------------
 
 
-def list_modules(caller: Caller | None, project_id: str, module_type: str | None,
+def list_modules(caller: Caller | None, project_id: int, module_type: str | None,
                  search: str | None, limit: int, cursor: str | None) -> Page[ModulePublic]:
     """One page (one Query) of a project's modules, oldest first, optionally filtered by
     `module_type` (exact) and `search` (case-insensitive substring of the name) on the server.
@@ -125,22 +125,21 @@ def list_modules(caller: Caller | None, project_id: str, module_type: str | None
     return Page(items=items, next_cursor=encode_cursor(result.page_iter.last_evaluated_key))
 
 
-def _load(project_id: str, module_id: str) -> Module:
-    number = parse_number_id(module_id)
-    if number is None:
+def _load(project_id: int, module_id: int) -> Module:
+    if not is_number_id(module_id):
         raise NotFound("Module not found")
     try:
-        return Module.get(project_id, number)
+        return Module.get(project_id, module_id)
     except Module.DoesNotExist as e:
         raise NotFound("Module not found") from e
 
 
-def get_module(caller: Caller | None, project_id: str, module_id: str) -> ModulePublic:
+def get_module(caller: Caller | None, project_id: int, module_id: int) -> ModulePublic:
     authorize(caller, project_id, "read")
     return module_public(_load(project_id, module_id))
 
 
-def update_module(caller: Caller, project_id: str, module_id: str,
+def update_module(caller: Caller, project_id: int, module_id: int,
                   data: ModuleUpdate) -> ModulePublic:
     """Set a module's description (kept across re-parses while the unit keeps its name).
 
@@ -168,7 +167,7 @@ def update_module(caller: Caller, project_id: str, module_id: str,
     return module_public(record)
 
 
-def delete_module(caller: Caller, project_id: str, module_id: str) -> None:
+def delete_module(caller: Caller, project_id: int, module_id: int) -> None:
     """Remove a module's row (and its description) until its file is parsed again."""
     authorize(caller, project_id, "write")
     record = _load(project_id, module_id)
@@ -184,11 +183,11 @@ def _condition_failed(e: Exception) -> bool:
 # --- parse on request ----------------------------------------------------------------------------
 
 
-def parse_file(caller: Caller, project_id: str, file_id: str) -> ModuleParseResult:
+def parse_file(caller: Caller, project_id: int, file_id: int) -> ModuleParseResult:
     """Re-parse one file now and answer with its modules and diagnostics."""
     authorize(caller, project_id, "write")
     try:
-        if not is_id(file_id):
+        if not is_number_id(file_id):
             raise File.DoesNotExist()
         File.get(project_id, file_id)
     except File.DoesNotExist as e:
@@ -196,7 +195,7 @@ def parse_file(caller: Caller, project_id: str, file_id: str) -> ModuleParseResu
     return _result([refresh_file(project_id, file_id)])
 
 
-def reparse_project(caller: Caller, project_id: str) -> ModuleParseResult:
+def reparse_project(caller: Caller, project_id: int) -> ModuleParseResult:
     """Re-parse every HDL file of the project and drop modules whose file is gone."""
     authorize(caller, project_id, "write")
     files = list(File.query(project_id, consistent_read=True))
@@ -227,13 +226,13 @@ def _readable(d: DiagnosticPublic) -> str:
 # --- keeping modules current ---------------------------------------------------------------------
 
 
-def refresh_quietly(project_id: str, file_ids: Iterable[str],
+def refresh_quietly(project_id: int, file_ids: Iterable[int],
                     bodies: dict[str, bytes] | None = None) -> None:
     """`refresh_file` for each file, after a change that is already durable: never raises.
 
     `bodies` maps sha256 hex digests to content the caller already holds (saves the S3 read).
     """
-    def one(file_id: str) -> None:
+    def one(file_id: int) -> None:
         try:
             refresh_file(project_id, file_id, bodies=bodies)
         except Exception:  # noqa: BLE001 - the file change stands; reparse repairs this
@@ -243,7 +242,7 @@ def refresh_quietly(project_id: str, file_ids: Iterable[str],
     _each(one, list(dict.fromkeys(file_ids)))
 
 
-def _each(work: Callable[[str], Any], file_ids: list[str]) -> list[Any]:
+def _each(work: Callable[[int], Any], file_ids: list[int]) -> list[Any]:
     """`work` for each file; several at once, since most of a refresh waits on DynamoDB."""
     if len(file_ids) <= 1:
         return [work(i) for i in file_ids]
@@ -251,7 +250,7 @@ def _each(work: Callable[[str], Any], file_ids: list[str]) -> list[Any]:
         return list(pool.map(work, file_ids))
 
 
-def refresh_file(project_id: str, file_id: str,
+def refresh_file(project_id: int, file_id: int,
                  bodies: dict[str, bytes] | None = None) -> FileParse:
     """Make the modules of one file follow the file's current row and content.
 
@@ -321,7 +320,7 @@ def _parse(record: File, data: bytes) -> SourceFile:
                         read_include=_include_reader(record.project_id))
 
 
-def _include_reader(project_id: str) -> Callable[[str], str | None]:
+def _include_reader(project_id: int) -> Callable[[str], str | None]:
     """`include targets read from the project's files (at most MAX_INCLUDES lookups)."""
     seen: dict[str, str | None] = {}
 
@@ -333,7 +332,7 @@ def _include_reader(project_id: str) -> Callable[[str], str | None]:
     return read
 
 
-def _project_text(project_id: str, path: str) -> str | None:
+def _project_text(project_id: int, path: str) -> str | None:
     from chalicelib.services.files import path_key
 
     try:
@@ -349,7 +348,7 @@ def _project_text(project_id: str, path: str) -> str | None:
         return None
 
 
-def _rows_of(project_id: str, file_id: str) -> list[Module]:
+def _rows_of(project_id: int, file_id: int) -> list[Module]:
     return list(Module.by_file.query(project_id, Module.file_key == str(file_id),
                                      consistent_read=True))
 
@@ -392,7 +391,14 @@ Write = tuple[str, Module, dict[str, Any]]  # ("create" | "update" | "delete", r
 
 
 def _reconcile(record: File, units: list[Unit]) -> list[Module]:
-    """Rewrite the file's rows to match `units`, keeping ids and descriptions by (type, name)."""
+    """Rewrite the file's rows to match `units`, keeping ids and descriptions by (type, name).
+
+    A new row's id comes from `new_number_id` (distinct within the plan) and is written with
+    `attribute_not_exists` on its key, in the transaction that also checks the file's version.
+    A transaction refused for any other reason than a newer file version (an id that is taken,
+    a concurrent refresh of the same file) is planned again from the rows as they now are, with
+    fresh ids: `with_new_id`'s rule, for the several ids one transaction creates.
+    """
     for _ in range(ID_ATTEMPTS):
         wanted, writes = _plan(record, units, _rows_of(record.project_id, record.id))
         try:
@@ -427,7 +433,7 @@ def _plan(record: File, units: list[Unit], existing: list[Module]) -> tuple[list
         seen.add(key)
         row = by_key.pop(key, None)
         if row is None:
-            row = Module(record.project_id, _fresh_id(taken), created_at=now, updated_at=now,
+            row = Module(record.project_id, distinct_number_id(taken), created_at=now, updated_at=now,
                          description=None, **derived)
             writes.append(("create", row, derived))
         elif not _same(row, derived):
@@ -438,14 +444,6 @@ def _plan(record: File, units: list[Unit], existing: list[Module]) -> tuple[list
         wanted.append(row)
     writes += [("delete", row, {}) for row in [*by_key.values(), *spare]]
     return wanted, writes
-
-
-def _fresh_id(taken: set[int]) -> int:
-    while True:  # ids drawn in the same millisecond share their time bits: keep them distinct
-        candidate = new_number_id()
-        if candidate not in taken:
-            taken.add(candidate)
-            return candidate
 
 
 def _write(record: File, writes: list[Write]) -> None:
@@ -485,7 +483,7 @@ def _delete_rows(rows: list[Module]) -> None:
             batch.delete(row)
 
 
-def purge_project(project_id: str) -> None:
+def purge_project(project_id: int) -> None:
     """Every module row of a deleted project (idempotent)."""
     _delete_rows(list(Module.query(project_id)))
 
