@@ -295,9 +295,11 @@ def _count(service: str, backend: Any, counts: dict[str, int]) -> None:
 class Store:
     """The WSGI application: moto behind the snapshot lock, plus the control endpoint."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], snapshot: Path | None) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], snapshot: Path | None,
+                 restored: dict[str, Any] | None = None) -> None:
         self.app = app
         self.snapshot = snapshot
+        self.restored = restored
         self.lock = ReadWriteLock()
         self.changes = 0  # requests that may have changed the state
         self.saved_changes = 0
@@ -345,7 +347,8 @@ class Store:
             return self.last_save
 
     def status(self) -> dict[str, Any]:
-        return {"snapshot": str(self.snapshot) if self.snapshot else None, "changes": self.changes,
+        return {"snapshot": str(self.snapshot) if self.snapshot else None,
+                "restored": self.restored, "changes": self.changes,
                 "saved_changes": self.saved_changes, "last_save": self.last_save}
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -388,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
 
     patch_moto()
     snapshot = Path(args.state_dir) / SNAPSHOT_NAME if args.state_dir else None
+    restored = None
     if snapshot is not None:
         snapshot.parent.mkdir(parents=True, exist_ok=True)
         # Restoring needs the service modules loaded: load them all before unpickling.
@@ -402,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print("[a6hub store] " + json.dumps({"restored": restored} if restored else
                                             {"restored": None, "snapshot": str(snapshot)}),
               flush=True)
-    store = Store(DomainDispatcherApplication(create_backend_app), snapshot)
+    store = Store(DomainDispatcherApplication(create_backend_app), snapshot, restored)
     server = make_server(args.host, args.port, store, threaded=True,
                          request_handler=MotoRequestHandler)
     stop = threading.Event()
