@@ -7,11 +7,14 @@ condition restores a copy of whole tables and wipes what other writers committed
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user
 
@@ -62,6 +65,52 @@ def commit_count(base: str, user: UserCtx, pid: str) -> int:
     return count
 
 
+@pytest.fixture()
+def scratch_table(emulator: Any) -> Iterator[str]:
+    ddb = boto3.client("dynamodb")
+    name = f"scratch-{uuid.uuid4().hex[:8]}"
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}])
+    yield name
+    ddb.delete_table(TableName=name)
+
+
+def test_failed_transactions_do_not_undo_other_writers(scratch_table: str) -> None:
+    # GIVEN one counter per writer and a guard item whose condition half the transactions fail
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(TableName=scratch_table, Item={"k": {"S": "guard"}, "open": {"BOOL": False}})
+
+    def writer(i: int) -> int:
+        client = boto3.client("dynamodb")
+        acknowledged = 0
+        for k in range(ROUNDS):
+            bump = {"Update": {"TableName": scratch_table, "Key": {"k": {"S": f"w{i}"}},
+                               "UpdateExpression": "ADD n :one",
+                               "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+            check = {"ConditionCheck": {"TableName": scratch_table, "Key": {"k": {"S": "guard"}},
+                                        "ConditionExpression": "#o = :t",
+                                        "ExpressionAttributeNames": {"#o": "open"},
+                                        "ExpressionAttributeValues": {":t": {"BOOL": True}}}}
+            # Every other transaction also checks the closed guard: it must fail as a whole.
+            items = [bump, check] if k % 2 else [bump]
+            try:
+                client.transact_write_items(TransactItems=items)
+                acknowledged += 1
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "TransactionCanceledException", e
+                assert k % 2, "a transaction without a failing condition was cancelled"
+        return acknowledged
+
+    # WHEN 20 writers run 25 transactions each at once
+    acks = in_parallel(writer, WRITERS)
+
+    # THEN every counter equals its writer's acknowledged transactions: none lost, none extra
+    for i, count in enumerate(acks):
+        item = ddb.get_item(TableName=scratch_table, Key={"k": {"S": f"w{i}"}})["Item"]
+        assert int(item["n"]["N"]) == count == (ROUNDS + 1) // 2
+
+
 def test_twenty_writers_with_if_match_lose_no_acknowledged_put(live_server: str, api: Api,
                                                                owner: UserCtx) -> None:
     # GIVEN one file, and 20 writers that each read its ETag and PUT with If-Match, 25 times
@@ -99,8 +148,8 @@ def test_twenty_writers_with_if_match_lose_no_acknowledged_put(live_server: str,
 
 def test_concurrent_project_and_member_updates_all_stay(live_server: str, api: Api,
                                                         owner: UserCtx) -> None:
-    # GIVEN 20 projects with a member each, and a shared file whose stale If-Match makes
-    # every PUT a failed transaction on the files and projects tables
+    # GIVEN 20 projects with a member each, a file edited with a stale If-Match, and a file
+    # all writers edit at once (the losers' transactions fail on the files and projects tables)
     projects = [make_project(api, owner)["id"] for _ in range(WRITERS)]
     members = [make_user(api) for _ in range(WRITERS)]
     for pid, member in zip(projects, members, strict=True):
@@ -109,6 +158,9 @@ def test_concurrent_project_and_member_updates_all_stay(live_server: str, api: A
     stale = make_file(api, owner, shared, "rtl/shared.v", "// v1\n")["id"]
     stale_url = f"{live_server}/api/v1/projects/{shared}/files/{stale}"
     requests.put(stale_url, json={"content": "// v2\n"}, headers=bearer(owner), timeout=60)
+
+    hot = make_file(api, owner, shared, "rtl/hot.v", "// 0\n")["id"]
+    hot_url = f"{live_server}/api/v1/projects/{shared}/files/{hot}"
 
     def writer(i: int) -> tuple[str, str]:
         session = requests.Session()
@@ -127,6 +179,11 @@ def test_concurrent_project_and_member_updates_all_stay(live_server: str, api: A
             reply = session.put(stale_url, json={"content": f"// {i} {k}\n"}, timeout=60,
                                 headers=bearer(owner, **{"If-Match": '"1"'}))
             assert reply.status_code == 412, reply.text
+            # Writers racing on one file: the losers' transactions fail their condition.
+            etag = session.get(hot_url, headers=bearer(owner), timeout=60).headers["ETag"]
+            reply = session.put(hot_url, json={"content": f"// {i} {k}\n"}, timeout=60,
+                                headers=bearer(owner, **{"If-Match": etag}))
+            assert reply.status_code in (200, 412), reply.text
         return last_description, last_role
 
     # WHEN each writer updates its project and its member while the failed PUTs run
