@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
-from devstack.emulator import free_port
+from devstack.emulator import free_port, start_store
 from tests.conftest import ROOT, unique
 from tests.test_jobs_e2e import FOREVER_TB
 
@@ -73,12 +74,14 @@ class Stack:
 
 
 @contextmanager
-def local_stack(state_dir: Path, name: str) -> Iterator[Stack]:
-    """`python -m devstack run` in a new process group; killed (group) if the test fails."""
+def local_stack(state_dir: Path, name: str, endpoints: dict[str, str] | None = None
+                ) -> Iterator[Stack]:
+    """`python -m devstack run` in a new process group; killed (group) if the test fails.
+    `endpoints`: AWS_ENDPOINT_URL[_<SERVICE>] to use instead of its own store."""
     port, store_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.update({"A6HUB_RUNNER_STOP_GRACE_SECONDS": "3", "A6HUB_API_WORKERS": "1",
-                "A6HUB_SAVE_SECONDS": "1"})
+                "A6HUB_SAVE_SECONDS": "1", **(endpoints or {})})
     output = state_dir.parent / f"{name}.out"
     with open(output, "wb") as out:
         process = subprocess.Popen(
@@ -216,3 +219,44 @@ def test_sigkill_of_the_whole_group_loses_at_most_the_last_seconds(tmp_path: Pat
         assert seen == written["seen"]
         os.killpg(again.process.pid, signal.SIGINT)
         assert again.process.wait(timeout=180) == 0, again.text()
+
+
+def test_s3_and_sqs_on_one_emulator_and_dynamodb_on_another(tmp_path: Path) -> None:
+    # GIVEN DynamoDB (and CloudFormation) on one store process, S3 and SQS on another
+    records = start_store(log_path=str(tmp_path / "records.log"))
+    objects = start_store(log_path=str(tmp_path / "objects.log"))
+    endpoints = {"AWS_ENDPOINT_URL": records.url, "AWS_ENDPOINT_URL_S3": objects.url,
+                 "AWS_ENDPOINT_URL_SQS": objects.url}
+    try:
+        # WHEN the stack starts against them
+        with local_stack(tmp_path / "state", "split", endpoints) as stack:
+            said = stack.text()
+            # THEN the queues and the bucket were made where they are served, the bucket
+            # notifies the queue there and the dispatcher runs
+            assert f"queues created on the SQS endpoint {objects.url}" in said, said
+            assert f"ready on the S3 endpoint {objects.url}" in said, said
+            assert "bucket notifications from the template applied" in said, said
+            assert "started the upload-event dispatcher" in said, said
+            # AND a job runs (queue on one side, records on the other) and a presigned upload
+            # is registered through the S3 -> SQS notification
+            written = write_everything(stack)
+            me = Client(stack.url, written["token"])
+            grant = me.call("POST", f"/api/v1/projects/{written['pid']}/files/upload-url",
+                            json={"filename": "up.v", "filepath": "rtl/up.v"}).json()
+            posted = requests.post(grant["url"], data=grant["fields"], timeout=30,
+                                   files={"file": ("up.v", b"module up; endmodule\n")})
+            assert posted.status_code in (200, 201, 204), posted.text
+            state = wait_for(lambda: (u := me.call(
+                "GET", f"/api/v1/projects/{written['pid']}/files/uploads/{grant['upload_id']}"
+            ).json())["status"] not in ("pending", "registering") and u, 120, "the upload")
+            assert state["status"] == "registered", state
+            os.killpg(stack.process.pid, signal.SIGINT)
+            assert stack.process.wait(timeout=180) == 0, stack.text()
+        # AND the records are on the first process, the objects on the second
+        tables = boto3.client("dynamodb", endpoint_url=records.url).list_tables()["TableNames"]
+        assert "a6hub-local-files" in tables
+        assert "a6hub-local-files" not in boto3.client(
+            "dynamodb", endpoint_url=objects.url).list_tables()["TableNames"]
+    finally:
+        records.stop()
+        objects.stop()
