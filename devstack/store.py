@@ -394,9 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     restored = None
     if snapshot is not None:
         snapshot.parent.mkdir(parents=True, exist_ok=True)
-        # Restoring needs the service modules loaded: load them all before unpickling.
-        for service in SERVICES:
-            _backend(service)
         try:
             restored = restore(snapshot)
         except SnapshotError as e:
