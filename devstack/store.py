@@ -223,6 +223,19 @@ def snapshot_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def _snapshot_with_retries(attempts: int = 5) -> bytes:
+    """A long poll (ReceiveMessage) runs outside the lock and may change a queue while it is
+    pickled ("changed size during iteration"): take the snapshot again."""
+    for attempt in range(attempts):
+        try:
+            return snapshot_bytes()
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Temporary file, fsync, rename over `path`, fsync the directory: old or new, never half."""
     tmp = path.with_name(path.name + ".tmp")
@@ -337,7 +350,7 @@ class Store:
                 if changes == self.saved_changes and self.snapshot.exists():
                     return None
                 started = time.monotonic()
-                data = snapshot_bytes()
+                data = _snapshot_with_retries()
                 pickled = time.monotonic()
             write_atomically(self.snapshot, data)
             self.saved_changes = changes
