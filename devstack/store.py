@@ -139,6 +139,35 @@ def patch_moto() -> None:
                 raise
 
     ddb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _patch_query()
+
+
+def _patch_query() -> None:
+    """A Query on the table's own key reads only its partition.
+
+    moto's Table.query walks `all_items()`, which collects and sorts every item of the table on
+    each call (O(n log n): ~200 ms at 10,000 items); DynamoDB's cost is the partition's. Under
+    DYNAMODB_LOCK the table's `all_items` can be narrowed to the partition for the one call.
+    Index queries keep moto's walk."""
+    from moto.dynamodb.models import table as ddb_table
+
+    original_query = ddb_table.Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        found = self.items.get(hash_key)
+        partition = ([] if found is None else
+                     list(found.values()) if self.range_key_attr else [found])
+        with DYNAMODB_LOCK:
+            self.all_items = lambda: partition
+            try:
+                return original_query(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+
+    ddb_table.Table.query = query  # type: ignore[method-assign]
 
 
 def _key_of(backend: Any, op_type: str, op: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -374,7 +403,10 @@ class Store:
 
 
 def _save_periodically(store: Store, every: float, stop: threading.Event, parent: int) -> None:
-    while not stop.wait(every):
+    """Save every `every` seconds, or five times the last snapshot's locked time if that is
+    longer: requests wait while a snapshot is taken (~2 s for 10,000 files), and this keeps
+    that under a sixth of the time."""
+    while not stop.wait(max(every, 5 * float(store.last_save.get("locked_s", 0.0)))):
         try:
             store.save()
         except Exception as e:  # noqa: BLE001 - keep serving; the next tick tries again
