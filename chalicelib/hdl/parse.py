@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyslang
@@ -136,6 +136,7 @@ class SourceFile:
     file_refs: tuple[FileRef, ...] = ()
     language: str = SV
     timescale: bool = False
+    include_bases: tuple[str, ...] = ()
 
 
 def decode(text: str | bytes) -> str:
@@ -199,6 +200,7 @@ class _Parse:
     language: str
     texts: dict[str, str] = field(default_factory=dict)
     extra: list[Diagnostic] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
 
     def run(self) -> SourceFile:
         main_v = _virtual(self.path)
@@ -208,7 +210,8 @@ class _Parse:
             if not self._resolve_includes(tree, sm):
                 break
             tree, sm = self._parse(main_v, depth)
-        return _Extract(self.path, tree, sm, self.texts, self.language).source_file(self.extra)
+        parsed = _Extract(self.path, tree, sm, self.texts, self.language).source_file(self.extra)
+        return replace(parsed, include_bases=tuple(dict.fromkeys(self.bases)))
 
     def _parse(self, main_v: str, depth: int) -> tuple[sx.SyntaxTree, pyslang.SourceManager]:
         sm = pyslang.SourceManager()
@@ -256,11 +259,13 @@ class _Parse:
             rel = _project_path(candidate)
             if rel is None:
                 return None
-            if candidate in self.texts:
-                return candidate
-            content = self.read_include(rel) if self.read_include else None
+            content = self.texts.get(candidate)
+            if content is None and self.read_include is not None:
+                raw = self.read_include(rel)
+                content = None if raw is None else decode(raw)
             if content is not None:
-                self.texts[candidate] = decode(content)
+                self.texts[candidate] = content
+                self.bases.append(_project_path(folder) or "")
                 return candidate
         return None
 
