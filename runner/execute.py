@@ -295,7 +295,9 @@ class _JobRun:
     def _collect_lint(self, model: LintConfig) -> None:
         output = self.captured.get("lint", b"").decode(errors="replace")
         prefixes = (f"{self.sandbox.inside('work')}/", f"{self.sandbox.inside('src')}/")
-        diagnostics = tools.parse_diagnostics(model.tool, output, prefixes)
+        gen = f"{self.sandbox.inside('gen')}/"
+        diagnostics = [d for d in tools.parse_diagnostics(model.tool, output, prefixes)
+                       if not d["file"].startswith(gen)]
         counts: dict[str, int] = {}
         for d in diagnostics:
             counts[d["severity"]] = counts.get(d["severity"], 0) + 1

@@ -11,6 +11,7 @@ for a person who runs the tools from the project root.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -263,11 +264,15 @@ def plan_synthesis(config: SynthesisConfig, src: Path, gen_dir: str) -> Plan:
         # and a script line cannot carry a string value's quotes.
         generated["a6hub_defines.vh"] = "".join(
             f"`define {name} {value}\n" for name, value in config.defines.items())
-        lines.append(f"read_verilog -defer -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
+        lines.append(f"read_verilog -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
+    # Files outside top's hierarchy (config.files may list a testbench) are read with -defer:
+    # parsed now, elaborated by `hierarchy` only if top needs them, so a testbench's $finish
+    # never runs. Not otherwise: -defer changes what yosys' front end folds (pwm_unit: 25 cells
+    # instead of the 29 of a plain read_verilog).
+    defer = " -defer" if set(cs.files) - set(project.closure([top])) else ""
     for f in cs.files:
         sv = "" if config.language == V2005 and f.endswith(".v") else " -sv"
-        # -defer: parsed now, elaborated by `hierarchy` only when `top` needs the module.
-        lines.append(f"read_verilog -defer{sv} {includes} {_yosys_word(f)}")
+        lines.append(f"read_verilog{defer}{sv} {includes} {_yosys_word(f)}")
     lines.append(f"hierarchy -check -top {top}")
     if config.family == "generic":
         lines.append(f"synth -top {top}{' -flatten' if config.flatten else ''}")
@@ -297,7 +302,9 @@ def plan_lint(config: LintConfig, src: Path, gen_dir: str) -> Plan:
         raise JobInputError(str(e)) from e
     generated: dict[str, str] = {}
     if config.tool == "icarus":
-        argv = ["iverilog", "-g2012", "-Wall", "-t", "null"]
+        # -Wno-timescale: untimed files get the default `timescale by rule (see _icarus_sources);
+        # "timescale inherited from another file" would only point at the runner's file.
+        argv = ["iverilog", "-g2012", "-Wall", "-Wno-timescale", "-t", "null"]
         argv += [a for d in cs.include_dirs for a in ("-I", d)] + _defines(config)
         argv += ["-s", config.top] if config.top else []
         files = _icarus_sources(config, cs, generated, gen_dir)
@@ -383,19 +390,58 @@ def silent_errors(output: str) -> list[str]:
 
 # --- synthesis statistics ----------------------------------------------------------------------
 
+# Cell types per resource, by family: yosys' internal gates for "generic", each vendor's
+# primitives otherwise (the cell libraries in yosys' techlibs/<family>/cells_sim.v).
+# fnmatch patterns; a cell counts in the first class it matches.
+_FLIP_FLOPS = ("$_DFF*", "$_DFFE*", "$_SDFF*", "$_ALDFF*", "$_DFFSR*", "$dff", "$adff", "$sdff*",
+               "$dffe", "$adffe", "$dffsr*", "$aldff*",
+               "SB_DFF*", "TRELLIS_FF", "FD1P3*", "FD1S3*", "IFD1P3*", "OFD1P3*",
+               "FDRE*", "FDSE*", "FDCE*", "FDPE*", "FDRE_1", "DFF", "DFFE", "DFF[RSCPN]*",
+               "CC_DFF", "EFX_FF", "dffeas", "MISTRAL_FF")
+_LUTS = ("$lut", "SB_LUT4", "LUT[1-6]", "LUT4", "CC_LUT[1-4]", "CC_L2T[45]", "EFX_LUT4",
+         "*_lcell_comb", "MISTRAL_ALUT*", "WIDEFN9")
+_BLOCK_RAMS = ("SB_RAM40_4K*", "SB_SPRAM256KA", "DP16KD", "PDPW16KD", "RAMB18E[12]", "RAMB36E[12]",
+               "RAMB18", "RAMB36", "DP16K", "PDP16K", "PDPSC16K", "SP16K", "SP512K", "DPSC512K",
+               "PDPSC512K", "SP", "SPX9", "DP", "DPX9", "SDP", "SDPX9", "DPB", "DPX9B", "SDPB",
+               "SDPX9B", "pROM", "pROMX9", "CC_BRAM_20K", "CC_BRAM_40K", "EFX_RAM_5K",
+               "altsyncram", "MISTRAL_M10K", "*_ram_block")
+
+
+def cell_class(cell: str) -> str | None:
+    """"flip_flop", "lut", "block_ram" or None for a yosys or vendor cell type name."""
+    name = cell.lstrip("\\")
+    for kind, patterns in (("flip_flop", _FLIP_FLOPS), ("lut", _LUTS), ("block_ram", _BLOCK_RAMS)):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            return kind
+    return None
+
+
+def resource_counts(by_type: dict[str, int]) -> dict[str, int]:
+    """Flip-flops, LUTs and block RAMs among `num_cells_by_type` (see _FLIP_FLOPS...)."""
+    counts = {"flip_flop": 0, "lut": 0, "block_ram": 0}
+    for cell, n in by_type.items():
+        kind = cell_class(cell)
+        if kind is not None:
+            counts[kind] += int(n)
+    return counts
+
+
 def stat_summary(raw: dict[str, Any]) -> dict[str, Any]:
-    """Yosys 0.23 `stat -json` reduced to what a reader wants: totals, cells by type, area."""
+    """Yosys 0.23 `stat -json` reduced to what a reader wants: totals, cells by type, area,
+    and flip-flop / LUT / block-RAM counts for the family's cell names."""
     design = raw.get("design") or {}
     modules = raw.get("modules") or {}
     if not design and len(modules) == 1:
         design = next(iter(modules.values()))
     by_type = design.get("num_cells_by_type") or {}
-    flip_flops = sum(n for cell, n in by_type.items() if "DFF" in cell.upper() or "FF" in cell.upper())
+    counts = resource_counts(by_type)
     return {
         "tool": raw.get("creator"),
         "cells": design.get("num_cells"),
         "cells_by_type": by_type,
-        "flip_flops": flip_flops,
+        "flip_flops": counts["flip_flop"],
+        "luts": counts["lut"],
+        "block_rams": counts["block_ram"],
         "wires": design.get("num_wires"),
         "wire_bits": design.get("num_wire_bits"),
         "public_wires": design.get("num_pub_wires"),
