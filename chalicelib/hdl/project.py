@@ -28,7 +28,8 @@ from chalicelib.hdl.parse import SourceFile, Unit, parse_source
 COMPILE_SUFFIXES = (".v", ".sv")
 # Folders holding files with these suffixes go on every tool's include path.
 HEADER_SUFFIXES = (".vh", ".svh", ".h", ".inc", ".vinc", ".svi")
-_ELABORATED = ("module", "program", "interface")
+# Packages first, then interfaces, then the rest (when dependencies leave a choice).
+_ORDER_RANK = {"package": 0, "interface": 1}
 
 
 class ProjectError(ValueError):
@@ -101,6 +102,7 @@ class Project:
                     continue
                 chosen.append(path)
                 for unit in self.sources[path].units:
+                    seen_names.add(unit.name)  # provided: never looked up in another file
                     pending.extend(self.needs(unit))
                 continue
             name = pending.pop(0)
@@ -134,7 +136,9 @@ class Project:
                     dep = declares.get(name)
                     if dep is not None and dep != path:
                         after[path].add(dep)
-        return _topological(files, after, rank=lambda p: (0 if p in declares.values() else 1, p))
+        kinds = {path: min((_ORDER_RANK.get(u.kind, 2) for u in self.sources[path].units), default=2)
+                 for path in files}
+        return _topological(files, after, rank=lambda p: (kinds[p], p))
 
     # -- the compile sets
 
@@ -226,9 +230,13 @@ def lint_set(project: Project, *, top: str | None, files: Sequence[str] | None) 
 
 
 def _design_root(project: Project, candidates: Sequence[str], notes: list[str]) -> str:
-    inside = project.instantiated(candidates)
-    roots = [u for p in candidates for u in project.sources[p].units
-             if u.kind == "module" and u.name not in inside]
+    """The module with ports that nothing but a testbench instantiates (a testbench: a module
+    without ports that nothing instantiates); the largest hierarchy when there are several."""
+    modules = [u for p in candidates for u in project.sources[p].units if u.kind == "module"]
+    instantiated = {i.module for u in modules for i in u.instances}
+    benches = {u.name for u in modules if not u.ports and u.name not in instantiated}
+    inside = {i.module for u in modules if u.name not in benches for i in u.instances}
+    roots = [u for u in modules if u.name not in inside]
     design = [u for u in roots if u.ports]
     if not design:
         names = ", ".join(sorted(u.name for u in roots)) or "none"
