@@ -117,3 +117,11 @@ def test_untimed_files_and_verilog_2005_only_files_are_flagged() -> None:
     assert cs.verilog_2005_only == ("old.v",)
     assert project({"old.v": "module old(input do); endmodule\n"},
                    verilog_2005=True).sources["old.v"].diagnostics == ()
+
+
+def test_the_parse_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.hdl import main
+
+    main(["--quick"])
+    table = capsys.readouterr().out
+    assert "picorv32 testbench_ez job: plan" in table and "10-file project" in table
