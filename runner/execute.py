@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel
 
 from chalicelib.errors import Unprocessable
+from chalicelib.hdl.project import COMPILE_SUFFIXES, HEADER_SUFFIXES
 from chalicelib.schemas.job_configs import LintConfig, SimulationConfig, SynthesisConfig, parse_job_config
 from runner import tools
 from runner.limits import Limits
@@ -68,6 +69,7 @@ class Outcome:
     artifacts: list[Artifact] = field(default_factory=list)
     tool_versions: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    log_truncated: bool = False  # tool output reached the log limit (the log says so)
 
 
 class _Failed(Exception):
@@ -102,12 +104,14 @@ class _JobRun:
         self.budget = LogBudget(limits.log_bytes, sink=log)
         self.outcome = Outcome(status="completed", error_message=None)
         self.captured: dict[str, bytes] = {}
+        self.plan: Plan | None = None
 
     def execute(self, model: BaseModel) -> Outcome:
         if not self.sandbox.sandboxed:
             self._say("WARNING: A6HUB_RUNNER_UNSANDBOXED=1: this job runs WITHOUT a sandbox")
         try:
             plan = self._plan(model)
+            self.plan = plan
             self._record_inputs(plan)
             self._prepare(plan)
             for step in plan.steps:
@@ -116,6 +120,8 @@ class _JobRun:
         except _Failed as e:
             self.outcome.status = e.status
             self.outcome.error_message = e.message[:ERROR_MESSAGE_CHARS]
+            if isinstance(model, SimulationConfig) and model.waveform and e.status == "failed":
+                self._collect_waveforms(True)  # what was dumped before the failure still helps
         self._say(f"job {self.outcome.status}" + (
             f": {self.outcome.error_message}" if self.outcome.error_message else ""))
         return self.outcome
@@ -151,19 +157,28 @@ class _JobRun:
             self._say(f"note: {note}")
 
     def _prepare(self, plan: Plan) -> None:
-        """Write generated files and link the project's top-level entries into the work dir.
+        """Write generated files and copy the project into the work dir, the tools' cwd.
 
-        Done before any tool runs, so nothing here follows a link a tool could have planted.
+        The tools run in a writable copy of the project tree, as a person runs them from the
+        project root: `$dumpfile("sim/x.vcd")`, `$readmemh("fw/prog.hex")` and `$fopen` resolve
+        there, for every tool. Done before any tool runs, so nothing here follows a link a tool
+        could have planted (the copy takes regular files only).
         """
         for name, text in plan.generated.items():
             (self.dirs.gen / name).write_text(text)
-        build = self.dirs.work / tools.BUILD_DIR
-        build.mkdir()
-        if self.sandbox.uid is not None:
-            os.chown(build, self.sandbox.uid, self.sandbox.uid)
-        for entry in sorted(os.listdir(self.dirs.src)):
-            if entry != tools.BUILD_DIR and not entry.startswith("."):
-                os.symlink(self.sandbox.inside("src", entry), self.dirs.work / entry)
+        uid = self.sandbox.uid
+        for rel in tools.project_paths(self.dirs.src):
+            target = self.dirs.work / rel
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True)
+            shutil.copy2(self.dirs.src / rel, target)
+            if rel.lower().endswith(HDL_TEXT_SUFFIXES):
+                _normalise_source(target)
+        (self.dirs.work / tools.BUILD_DIR).mkdir()
+        if uid is not None:
+            for parent, dirnames, filenames in os.walk(self.dirs.work):
+                for name in (*dirnames, *filenames):
+                    os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -179,7 +194,13 @@ class _JobRun:
             self.budget.tee = None
         self.outcome.steps.append(StepResult(step.name, step.argv, result.exit_code,
                                              round(result.duration_s, 3), result.limit))
+        if result.limit and result.limit.startswith("log limit"):
+            self.outcome.log_truncated = True
+            self._say(f"tool output stopped here: {result.limit} (the rest was not kept)",
+                      newline_first=True)
         self._check(step, result)
+        if step.name == "simulate":
+            self._check_silent_errors(self.captured[step.name])
 
     def _check(self, step: tools.Step, result: RunResult) -> None:
         if result.cancelled:
@@ -188,16 +209,29 @@ class _JobRun:
             raise _Failed(f"{step.name}: {result.limit}")
         if result.exit_code != 0 and step.name != "lint":
             detail = _first_error(result.tail.decode(errors="replace"))
-            raise _Failed(f"{step.name} failed (exit {result.exit_code})" + (f": {detail}" if detail else ""))
+            message = f"{step.name} failed (exit {result.exit_code})" + (f": {detail}" if detail else "")
+            if self.plan is not None and self.plan.failure_hint:
+                message += f" — {self.plan.failure_hint}"
+            raise _Failed(message)
 
-    def _say(self, text: str) -> None:
-        self.budget.write(f"[a6hub] {text}\n".encode())
+    def _check_silent_errors(self, output: bytes) -> None:
+        """Errors a simulator reports and still exits 0 on (Icarus: a VCD or memory file it
+        cannot open) fail the job: the run did not do what the testbench says."""
+        found = tools.silent_errors(output.decode(errors="replace"))
+        if found:
+            self.outcome.summary["tool_errors"] = found[:20]
+            raise _Failed(f"simulation reported an error (exit 0): {found[0]}")
+
+    def _say(self, text: str, newline_first: bool = False) -> None:
+        # The runner's own lines bypass the tools' budget: the log stream keeps room for them
+        # (runner/worker.py RUNNER_LOG_ALLOWANCE), so they are there even after the tools' cap.
+        self.budget.sink(f"{chr(10) if newline_first else ''}[a6hub] {text}\n".encode())
 
     # --- artifacts ----------------------------------------------------------------------------
 
     def _collect(self, model: BaseModel) -> None:
         if isinstance(model, SimulationConfig):
-            self._collect_waveforms()
+            self._collect_waveforms(model.waveform)
             self.outcome.summary["simulation"] = {
                 "simulator": model.simulator,
                 "exit_code": self.outcome.steps[-1].exit_code if self.outcome.steps else None,
@@ -208,16 +242,35 @@ class _JobRun:
             assert isinstance(model, LintConfig)
             self._collect_lint(model)
 
-    def _collect_waveforms(self) -> None:
-        found = 0
+    def _collect_waveforms(self, wanted: bool) -> None:
+        found = sum(a.kind == "waveform" for a in self.outcome.artifacts)
         for dirpath, _dirs, files, dir_fd in os.fwalk(self.dirs.work, follow_symlinks=False):
             for name in sorted(files):
                 if not name.endswith(".vcd") or found >= MAX_WAVEFORMS:
                     continue
                 rel = os.path.relpath(os.path.join(dirpath, name), self.dirs.work)
-                if self._copy_out(dir_fd, name, self._unique_name(rel), "waveform", "text/x-vcd"):
+                if self._came_with_project(dir_fd, name, rel):
+                    continue
+                out_name = self._unique_name(rel.removeprefix(f"{tools.BUILD_DIR}/"))
+                if self._copy_out(dir_fd, name, out_name, "waveform", "text/x-vcd"):
                     found += 1
         self.outcome.summary["waveforms"] = found
+        model = self.plan
+        if found == 0 and wanted and model is not None:
+            reason = ("the design's $dumpfile could not be written, or its $dumpvars did not run"
+                      if model.compile_set is not None and model.compile_set.dumps
+                      else "the simulator wrote no VCD")
+            self.outcome.summary.setdefault("warnings", []).append(f"waveform requested but none: {reason}")
+            self._say(f"warning: waveform requested but no VCD was produced: {reason}")
+
+    def _came_with_project(self, dir_fd: int, name: str, rel: str) -> bool:
+        """A .vcd the project holds, unchanged by the run, is an input, not a result."""
+        try:
+            mine = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            theirs = os.stat(self.dirs.src / rel, follow_symlinks=False)
+        except OSError:
+            return False
+        return mine.st_size == theirs.st_size and mine.st_mtime_ns == theirs.st_mtime_ns
 
     def _collect_synthesis(self) -> None:
         build = self._build_fd()
@@ -241,8 +294,10 @@ class _JobRun:
 
     def _collect_lint(self, model: LintConfig) -> None:
         output = self.captured.get("lint", b"").decode(errors="replace")
-        prefixes = (f"{self.sandbox.inside('src')}/", f"{self.sandbox.inside('work')}/")
-        diagnostics = tools.parse_diagnostics(model.tool, output, prefixes)
+        prefixes = (f"{self.sandbox.inside('work')}/", f"{self.sandbox.inside('src')}/")
+        gen = f"{self.sandbox.inside('gen')}/"
+        diagnostics = [d for d in tools.parse_diagnostics(model.tool, output, prefixes)
+                       if not d["file"].startswith(gen)]
         counts: dict[str, int] = {}
         for d in diagnostics:
             counts[d["severity"]] = counts.get(d["severity"], 0) + 1
@@ -311,6 +366,24 @@ class _JobRun:
         path = self.dirs.out / name
         path.write_bytes(data)
         self.outcome.artifacts.append(Artifact(name=name, path=path, kind=kind, mime=mime))
+
+
+HDL_TEXT_SUFFIXES = (*COMPILE_SUFFIXES, *HEADER_SUFFIXES)
+
+
+def _normalise_source(path: Path) -> None:
+    """Drop a UTF-8 byte-order mark and turn CRLF into LF in an HDL source, in the tools' copy.
+
+    Icarus reads a BOM as text before `module` and silently drops the module; a CR before a
+    macro's line continuation ends the macro. Line numbers do not change; the project's own file
+    (src/, hashed in the job's inputs) is untouched.
+    """
+    data = path.read_bytes()
+    fixed = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n")
+    if fixed != data:
+        stat_before = path.stat()
+        path.write_bytes(fixed)
+        os.utime(path, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
 
 
 _ERROR_WORDS = ("error", "fatal", "sorry", "assert", "not found", "unable", "cannot")

@@ -380,7 +380,8 @@ class Worker:
         flush_started = time.monotonic()
         log.close()
         run.timings["log_flush_s"] = round(time.monotonic() - flush_started, 4)
-        result.log_bytes, result.log_truncated = log.size, log.truncated
+        result.log_bytes = log.size
+        result.log_truncated = result.log_truncated or log.truncated
         # Where the runner's own time went (the bench reads it; users see it on the job).
         result.summary = {**result.summary, "runner": dict(run.timings)}
         if job_lifecycle.finish(job, self.settings.runner_id, result):
@@ -502,7 +503,7 @@ def _result_of(outcome: Outcome, inputs: list[dict[str, Any]], artifacts: list[d
         duration_s=duration, inputs=inputs, steps=[_step_record(s) for s in outcome.steps],
         tool_versions=dict(outcome.tool_versions), artifacts=artifacts,
         summary=json.loads(json.dumps(outcome.summary, default=str)), log_bytes=log.size,
-        log_truncated=log.truncated)
+        log_truncated=log.truncated or bool(getattr(outcome, "log_truncated", False)))
 
 
 def _failed_result(reason: str, inputs: list[dict[str, Any]], log: LogStream) -> job_lifecycle.Result:

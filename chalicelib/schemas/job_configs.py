@@ -28,8 +28,16 @@ LINT_TOOLS = ("verilator", "icarus")
 JOB_TYPES = ("simulation", "synthesis", "lint")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@-]{0,254}")
+# Any name the files API accepts (spaces, non-ASCII letters) except one a tool could read as an
+# option ('-', '+') or that a yosys script cannot quote ('"', '\\'); never a control character.
+_SEGMENT = re.compile(r'[^\x00-\x1f\x7f"\\/.+-][^\x00-\x1f\x7f"\\/]{0,254}')
 _DEFINE_VALUE = re.compile(r"[A-Za-z0-9_.'+-]{0,128}")
+# A string literal value ("fw/prog.hex"): tools get argv, never a shell, so only the literal's
+# own syntax matters: no quote, backslash or control character inside.
+_DEFINE_STRING = re.compile(r'"[^"\\\x00-\x1f\x7f]{0,256}"')
+MAX_INCLUDE_DIRS = 32
+SV = "systemverilog"
+V2005 = "verilog-2005"
 _PLUSARG = re.compile(r"\+?([A-Za-z_][A-Za-z0-9_]{0,63})(=[A-Za-z0-9_.,:/+=-]{0,192})?")
 _UNIT = r"(1|10|100)\s*(s|ms|us|ns|ps|fs)"
 _TIMESCALE = re.compile(rf"{_UNIT}\s*/\s*{_UNIT}")
@@ -53,7 +61,8 @@ def _project_path(value: str) -> str:
             raise ValueError("must not contain '.' or '..' segments")
         if not _SEGMENT.fullmatch(segment):
             raise ValueError(
-                f"segment {segment!r} may hold letters, digits and '_.+@-' and must not start with '-' or '.'"
+                f"segment {segment!r} must not start with '-', '+' or '.', nor hold quotes, "
+                "backslashes or control characters"
             )
     return value
 
@@ -65,13 +74,29 @@ def _hdl_path(value: str) -> str:
     return value
 
 
+def _folder(value: str) -> str:
+    """An include folder: a project path, or "." for the project root."""
+    return value if value == "." else _project_path(value.rstrip("/"))
+
+
 Identifier = Annotated[str, AfterValidator(_identifier)]
 HdlPath = Annotated[str, AfterValidator(_hdl_path)]
+Folder = Annotated[str, AfterValidator(_folder)]
 FileList = Annotated[list[HdlPath], Field(min_length=1, max_length=MAX_FILES)]
 
 
 class _JobConfig(RequestModel):
     files: FileList | None = None
+    # `define NAME VALUE for every file: a number/identifier-like token or a string literal
+    # ("\"fw/prog.hex\""); tools get them as argv (-DNAME=VALUE), never through a shell.
+    defines: dict[str, str | int] = Field(default_factory=dict, max_length=MAX_DEFINES)
+    # Folders searched for `include files, before those the runner finds by itself (every folder
+    # that holds a .vh/.svh header, and wherever the parse found an include).
+    include_dirs: list[Folder] = Field(default_factory=list, max_length=MAX_INCLUDE_DIRS)
+    # The language standard: "systemverilog" compiles every file as IEEE 1800-2012 (the default);
+    # "verilog-2005" compiles .v files as IEEE 1364-2005 (a port may be named `do`) and .sv as
+    # SystemVerilog, with every tool.
+    language: Literal["systemverilog", "verilog-2005"] = "systemverilog"
 
     @field_validator("files")
     @classmethod
@@ -79,6 +104,18 @@ class _JobConfig(RequestModel):
         if files is not None and len(set(files)) != len(files):
             raise ValueError("lists a file twice")
         return files
+
+    @field_validator("defines")
+    @classmethod
+    def _defines(cls, defines: dict[str, str | int]) -> dict[str, str | int]:
+        for name, value in defines.items():
+            _identifier(name)
+            text = str(value)
+            if not (_DEFINE_VALUE.fullmatch(text) or _DEFINE_STRING.fullmatch(text)):
+                raise ValueError(
+                    f"value of {name!r} must be a token (letters, digits, \"_.'+-\") or a string "
+                    "literal in double quotes without quotes, backslashes or control characters")
+        return defines
 
 
 class SimulationConfig(_JobConfig):
@@ -89,9 +126,9 @@ class SimulationConfig(_JobConfig):
     testbench: str = Field(min_length=1, max_length=1024)
     # The module elaborated as the root; defaults to the testbench module.
     top: Identifier | None = None
-    defines: dict[str, str | int] = Field(default_factory=dict, max_length=MAX_DEFINES)
     plusargs: list[str] = Field(default_factory=list, max_length=MAX_PLUSARGS)
-    # Default `timescale for files that declare none, e.g. "1ns/1ps".
+    # Default `timescale for files that declare none, e.g. "1ns/1ps"; without it 1ns/1ps, the
+    # same under Icarus (a `timescale file before each such file) and Verilator (--timescale).
     timescale: str | None = None
     # Simulated time after which the run is stopped, in units of `timescale` (default 1 ns).
     max_sim_time: int | None = Field(default=None, ge=1, le=MAX_SIM_TIME)
@@ -118,15 +155,6 @@ class SimulationConfig(_JobConfig):
         raise ValueError(
             "must be a project file ending in .v/.sv or the name of the testbench module"
         )
-
-    @field_validator("defines")
-    @classmethod
-    def _defines(cls, defines: dict[str, str | int]) -> dict[str, str | int]:
-        for name, value in defines.items():
-            _identifier(name)
-            if not _DEFINE_VALUE.fullmatch(str(value)):
-                raise ValueError(f"value of {name!r} may hold only letters, digits and \"_.'+-\"")
-        return defines
 
     @field_validator("plusargs")
     @classmethod
