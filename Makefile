@@ -18,8 +18,9 @@ system:
 
 deps: system $(STAMP)
 
+# make run FRESH=1 starts from empty state (removes .local/store/store.pickle first).
 run: deps
-	@$(PY) -m devstack run
+	@$(PY) -m devstack run $(if $(FRESH),--fresh,)
 
 lint: deps
 	@echo "[a6hub] ruff"
@@ -41,6 +42,7 @@ deploy: deps
 
 bench: deps
 	@$(PY) -m bench
+	@$(PY) -m bench.store
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

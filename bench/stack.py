@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import bootstrap
-from devstack.emulator import free_port, start_moto
+from devstack.emulator import free_port, start_store
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "test"  # a development stage; the emulator is the bench's own, so names cannot clash
@@ -90,7 +90,7 @@ def running_stack(workers: int, log_dir: Path) -> Iterator[Stack]:
     prepare_environment()
     log_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        emulator = start_moto(log_path=str(log_dir / "moto.log"))
+        emulator = start_store(log_path=str(log_dir / "store.log"))
         stack.callback(emulator.stop)
         os.environ["AWS_ENDPOINT_URL"] = emulator.url
         outputs = bootstrap.deploy(STAGE)

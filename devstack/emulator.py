@@ -1,7 +1,8 @@
-"""The embedded AWS emulator: a moto server process on 127.0.0.1."""
+"""The embedded AWS emulator: our store (moto, fixed and durable: devstack/store.py) on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,8 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -17,13 +20,20 @@ class Emulator:
     url: str
     process: subprocess.Popen[bytes] | None  # None: an emulator we did not start (LocalStack)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM (the store saves its last snapshot, then exits); SIGKILL after `timeout` s."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+
+    def status(self) -> dict[str, Any]:
+        """The store's snapshot counters (`changes`, `saved_changes`, `last_save`)."""
+        with urllib.request.urlopen(f"{self.url}/_a6hub/store", timeout=10) as r:  # noqa: S310
+            return dict(json.load(r))
 
 
 def free_port() -> int:
@@ -32,9 +42,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
+def wait_until_up(url: str, timeout: float = 120.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until `url` answers HTTP (a large snapshot takes a while to restore)."""
     deadline = time.monotonic() + timeout
     while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the AWS emulator for {url} exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):  # noqa: S310 - http only
                 return
@@ -46,18 +60,37 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def start_store(port: int | None = None, log_path: str | None = None,
+                state_dir: str | Path | None = None, save_every: float = 2.0) -> Emulator:
+    """Start the embedded store (`python -m devstack.store`) on 127.0.0.1; wait until it answers.
+
+    With `state_dir` it restores `state_dir/store.pickle` first and snapshots there every
+    `save_every` seconds; without, the state is thrown away when it stops (tests)."""
+    command = [sys.executable, "-m", "devstack.store", "--port", "{port}"]
+    if state_dir is not None:
+        command += ["--state-dir", str(state_dir), "--save-every", str(save_every)]
+    return _start(command, port, log_path)
+
+
 def start_moto(port: int | None = None, log_path: str | None = None) -> Emulator:
-    """Start `moto_server` on 127.0.0.1 and wait until it answers."""
+    """Start moto's own server, unchanged (the benchmarks compare the store with it)."""
+    return _start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
+                  port, log_path)
+
+
+def _start(command: list[str], port: int | None, log_path: str | None) -> Emulator:
     chosen = port or free_port()
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+        [part.replace("{port}", str(chosen)) for part in command],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
+        cwd=Path(__file__).resolve().parent.parent,
     )
     url = f"http://127.0.0.1:{chosen}"
     try:
-        wait_until_up(url)
+        wait_until_up(url, process=process)
     except RuntimeError:
         process.kill()
+        process.wait()
         raise
     return Emulator(url=url, process=process)

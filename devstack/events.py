@@ -9,7 +9,6 @@ SQS queue, so there uploads stay pending (README "Run on LocalStack + MinIO").
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,21 +16,34 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from devstack.bootstrap import TEMPLATE
+from devstack.bootstrap import TEMPLATE, endpoint
 
 Handler = Callable[[dict[str, Any], Any], Any]
 HANDLER_NAME = "on_upload_events"
 
 
 def separate_s3_endpoint() -> bool:
-    s3 = os.environ.get("AWS_ENDPOINT_URL_S3")
-    return bool(s3) and s3 != os.environ.get("AWS_ENDPOINT_URL")
+    """Whether S3 is served apart from SQS: its notifications cannot reach our queue then."""
+    return endpoint("s3") != endpoint("sqs")
 
 
 def _sub(value: Any, stage: str) -> str:
     text = value["Fn::Sub"] if isinstance(value, dict) else value
     return str(text).replace("${Stage}", stage)
+
+
+def notification_problem(stage: str) -> str | None:
+    """Apply the template's bucket notifications; None if done, else why they cannot be."""
+    if separate_s3_endpoint():
+        return (f"S3 ({endpoint('s3')}) and SQS ({endpoint('sqs')}) are served apart: the "
+                "bucket cannot notify the queue")
+    try:
+        apply_notifications(stage)
+    except ClientError as e:  # MinIO: "A specified destination ARN does not exist or is not well-formed"
+        return f"the S3 endpoint {endpoint('s3')} refused an SQS notification ({e})"
+    return None
 
 
 def apply_notifications(stage: str) -> bool:

@@ -25,10 +25,17 @@ def hide_from_same_uid() -> None:
 
 
 def _install_signals(worker: Worker) -> None:
+    seen: set[int] = set()
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        # First signal: finish the current job within the grace period, then release it.
-        # A second one: release it now.
-        worker.stop(0 if worker.stopping.is_set() else None)
+        # The first signal: finish the current job within the grace period, then release it.
+        # The same signal again: release it now. One of the other kind is the same request
+        # (Ctrl-C reaches the whole process group, then `devstack run` sends its SIGTERM).
+        if signum in seen:
+            worker.stop(0)
+        elif not seen:
+            worker.stop(None)
+        seen.add(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

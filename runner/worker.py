@@ -144,6 +144,7 @@ class Worker:
         self._next_dlq_check = 0.0
         self._prefetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prefetch")
         self.jobs_run = 0
+        self.current: Run | None = None  # the job being run, for the stop message
 
     @property
     def execute(self) -> Execute:
@@ -160,6 +161,15 @@ class Worker:
         if self._stop_deadline is None or deadline < self._stop_deadline:
             self._stop_deadline = deadline
         self.stopping.set()
+        run = self.current
+        if run is None:
+            logger.info("runner stopping: no job running")
+        elif grace > 0:
+            logger.info(f"runner stopping: job {run.job.id} gets {grace:.0f}s to finish, then "
+                        "goes back to the queue", extra={"job_id": run.job.id})
+        else:
+            logger.info(f"runner stopping: releasing job {run.job.id} now",
+                        extra={"job_id": run.job.id})
 
     def check_ready(self) -> None:
         """Load the executor now so a runner without its sandbox refuses to start."""
@@ -253,7 +263,11 @@ class Worker:
             self._delete(receipt)
             return "cancelled"
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
-        return self.run(Run(job=job, receipt=receipt, prefetch=prefetch))
+        self.current = Run(job=job, receipt=receipt, prefetch=prefetch)
+        try:
+            return self.run(self.current)
+        finally:
+            self.current = None
 
     def _unclaimable(self, body: JobMessage | None, receipt: str) -> str:
         job = job_lifecycle.load(body.project_id, body.job_id) if body else None
@@ -349,9 +363,17 @@ class Worker:
             log.line("runner stopping: job released back to the queue" if result is not None
                      else "storage unreachable: job released back to the queue")
             _close_quietly(log)  # storage may be what failed; releasing matters more
-            job_lifecycle.release(job, self.settings.runner_id)
-            self._change_visibility(run.receipt, 0 if result is not None
-                                    else self.settings.release_backoff_seconds)
+            try:
+                job_lifecycle.release(job, self.settings.runner_id)
+                self._change_visibility(run.receipt, 0 if result is not None
+                                        else self.settings.release_backoff_seconds)
+            except TRANSIENT as e:
+                # Storage is down: the lease lapses and the message comes back by itself.
+                logger.warning(f"could not release job {job.id}; it runs again once its lease "
+                               "lapses and its message becomes visible",
+                               extra={"job_id": job.id, "error": str(e)})
+                return "abandoned"
+            logger.info(f"job {job.id} released back to the queue", extra={"job_id": job.id})
             return "released"
         assert result is not None
         result.duration_s = duration
@@ -387,15 +409,16 @@ class Worker:
                 logger.warning("job watch failed", extra={"job_id": run.job.id, "error": str(e)})
 
     def _check(self, run: Run) -> None:
+        # The stop deadline first: it must hold even while storage cannot be read.
+        if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
+            run.releasing = True
+            run.cancelled.set()
         fresh = job_lifecycle.load(run.job.project_id, run.job.id)
         if fresh is None or fresh.status != RUNNING or fresh.runner_id != self.settings.runner_id:
             run.lost = True
             run.cancelled.set()
         elif fresh.cancel_requested:
             run.user_cancel = True
-            run.cancelled.set()
-        if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
-            run.releasing = True
             run.cancelled.set()
 
     def _heartbeat(self, run: Run) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures: emulator (moto server over HTTP) -> resources from infra/ -> app client -> factories.
+"""Fixtures: emulator (our store, moto inside, over HTTP) -> resources from infra/ -> app client -> factories.
 
 The environment is set here, before any test module imports chalicelib, because table names
 are read from it when the models are first imported.
@@ -38,14 +38,17 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "
     os.environ.pop(_name, None)
 
 from devstack import bootstrap  # noqa: E402
-from devstack.emulator import Emulator, free_port, start_moto  # noqa: E402
+from devstack.emulator import Emulator, free_port, start_moto, start_store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A moto server process on 127.0.0.1 with the stack from infra/resources.yaml deployed."""
+    """The store (devstack.store, throwaway state) on 127.0.0.1, infra/resources.yaml deployed."""
     log = tmp_path_factory.mktemp("emulator") / "moto.log"
-    emu = start_moto(log_path=str(log))
+    # A6HUB_TEST_EMULATOR=moto runs the suite on moto's own server, unchanged: the store's
+    # concurrency tests (tests/test_store.py) then show the lost updates it fixes.
+    plain = os.environ.get("A6HUB_TEST_EMULATOR") == "moto"
+    emu = start_moto(log_path=str(log)) if plain else start_store(log_path=str(log))
     os.environ["AWS_ENDPOINT_URL"] = emu.url
     outputs = bootstrap.deploy("test")
     os.environ["A6HUB_TABLE_PREFIX"] = outputs["TablePrefix"]

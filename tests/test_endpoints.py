@@ -19,7 +19,7 @@ import requests
 from botocore.config import Config
 
 from devstack import bootstrap
-from devstack.emulator import Emulator, free_port, start_moto
+from devstack.emulator import Emulator, free_port, start_store
 from tests.conftest import ROOT
 
 
@@ -51,7 +51,7 @@ def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def s3_emulator(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """A second moto server, standing in for MinIO: S3 only is used there."""
-    emu = start_moto(log_path=str(tmp_path_factory.mktemp("s3emu") / "moto.log"))
+    emu = start_store(log_path=str(tmp_path_factory.mktemp("s3emu") / "moto.log"))
     yield emu
     emu.stop()
 

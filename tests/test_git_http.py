@@ -186,6 +186,7 @@ def test_access_rules_for_clone_and_push(api: Api, live_server: str, owner: User
     strange = git.run("clone", "-q", remote(live_server, private, api_token(api, stranger)),
                       "strange", check=False)
     assert strange.returncode != 0 and "not found" in strange.stderr, strange.stderr
+    assert "remote: " in strange.stderr, strange.stderr
     # AND a wrong token is refused
     wrong = git.run("clone", "-q", remote(live_server, private, "a6p_not-a-token"), "wrong",
                     check=False)
@@ -211,6 +212,9 @@ def test_access_rules_for_clone_and_push(api: Api, live_server: str, owner: User
     commit_all(git, work, "viewer's change")
     viewer_push = git.run("push", "origin", "main", cwd=work, check=False)
     assert viewer_push.returncode != 0 and "403" in viewer_push.stderr, viewer_push.stderr
+    # AND git shows the reason, not only the status (a text/plain body is printed as remote:)
+    assert "remote: You do not have permission to change this project" in viewer_push.stderr, \
+        viewer_push.stderr
     for pid in (private, public):
         assert set(files_of(api, owner, pid)) == {"rtl/top.v"}
 

@@ -206,3 +206,30 @@ def test_timescale_in_force_per_unit() -> None:
         ("first", None), ("after", "1ns/1ps"), ("own", "timeunit")]
     assert parsed.timescale is True
     assert parse_source("n.v", "module n; endmodule\n").timescale is False
+
+
+def test_real_sources_and_their_mangled_copies_never_raise() -> None:
+    import random
+    from pathlib import Path
+
+    import pythondata_cpu_picorv32
+    import pythondata_cpu_serv
+
+    roots = (pythondata_cpu_serv.data_location, pythondata_cpu_picorv32.data_location)
+    files = sorted(p for d in roots for p in Path(d).rglob("*") if p.suffix in (".v", ".sv"))
+    assert len(files) > 50
+    rnd = random.Random(9)
+    units = 0
+    for path in files:
+        data = path.read_bytes()
+        units += len(parse_source(path.name, data).units)
+        cut = rnd.randrange(len(data) + 1)
+        noise = bytes(rnd.randrange(256) for _ in range(16))
+        for mangled in (data[:cut] + data[cut + 40:], data[:cut] + noise):
+            parsed = parse_source(path.name, mangled)
+            assert all(d.line >= 1 and d.message for d in parsed.diagnostics)
+    assert units > 60  # serv, servant's boards, picorv32's cores and testbenches
+
+
+def test_an_empty_port_has_no_entry() -> None:
+    assert [p.name for p in unit("module z(input a,,); endmodule\n").ports] == ["a"]

@@ -159,7 +159,8 @@ def test_picorv32_simulation_logs_the_bus_trace_and_keeps_the_vcd(
     # AND the job records the files, tools and command lines it ran
     assert {i["path"] for i in job["inputs"]} == {"picorv32.v", "testbench_ez.v"}
     assert all(len(i["sha256"]) == 64 and i["version"] >= 1 for i in job["inputs"])
-    assert [s["argv"][0] for s in job["steps"]][:2] == ["iverilog", "vvp"]
+    assert [s["argv"][0] for s in job["steps"]][:2] == ["iverilog", "stdbuf"]
+    assert job["steps"][1]["argv"][:5] == ["stdbuf", "-oL", "-eL", "vvp", "-n"]
     assert "+vcd" in job["steps"][1]["argv"]
     assert job["tool_versions"].get("iverilog")
     # AND a VCD waveform was kept and can be downloaded
@@ -223,7 +224,7 @@ def test_cancel_kills_a_running_simulation_and_the_runner_goes_on(
     project = make_project(api, owner)
     make_file(api, owner, project["id"], "tb/forever_tb.v", FOREVER_TB)
     job_id = submit(api, owner, project, "simulation", {"testbench": "tb/forever_tb.v"})
-    wait_for(lambda: "$ vvp" in logs_of(api, owner, project, job_id), timeout=120,
+    wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN it is cancelled
     reply = api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=owner.token)
@@ -246,7 +247,7 @@ def test_a_runner_killed_mid_job_leaves_it_recoverable(
         make_file(api, owner, project["id"], "tb/slow_tb.v", SLOW_TB)
         job_id = submit(api, owner, project, "simulation", {"testbench": "tb/slow_tb.v"})
     first = RunnerProcess(queues, tmp_path / "first.log")
-    wait_for(lambda: "$ vvp" in logs_of(api, owner, project, job_id), timeout=120,
+    wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN the runner is killed with SIGKILL (no chance to clean up)
     first.process.send_signal(signal.SIGKILL)
@@ -273,7 +274,7 @@ def test_sigterm_releases_the_running_job_and_exits_cleanly(
         make_file(api, owner, project["id"], "tb/forever_tb.v", FOREVER_TB)
         job_id = submit(api, owner, project, "simulation", {"testbench": "tb/forever_tb.v"})
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS="0")
-    wait_for(lambda: "$ vvp" in logs_of(api, owner, project, job_id), timeout=120,
+    wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN it receives SIGTERM (what ECS sends before stopping a task)
     code = runner.stop()
@@ -294,7 +295,7 @@ def test_sigterm_within_the_grace_lets_the_running_job_finish(
         make_file(api, owner, project["id"], "tb/slow_tb.v", SLOW_TB)
         job_id = submit(api, owner, project, "simulation", {"testbench": "tb/slow_tb.v"})
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS="120")
-    wait_for(lambda: "$ vvp" in logs_of(api, owner, project, job_id), timeout=120,
+    wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN it receives SIGTERM mid-job
     code = runner.stop()

@@ -513,3 +513,31 @@ def test_a_one_job_runner_exits_after_its_job(api: Api, owner: UserCtx, project:
     assert not thread.is_alive()
     statuses = sorted(get_job(api, owner, project, j)["status"] for j in (first, second))
     assert statuses == ["completed", "pending"]
+
+
+def test_a_stop_is_honoured_while_storage_is_unreachable(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    from chalicelib.models.jobs import Job
+    from devstack.emulator import free_port
+
+    # GIVEN a runner in the middle of a job that would never end by itself
+    job_id = submit(api, owner, project)
+    slow = FakeExecute(block=threading.Event())
+    worker = make_worker(queues, slow)
+    thread = in_thread(worker)
+    wait_for(slow.started.is_set, what="the job to start")
+    # AND the jobs table unreachable (nothing listens on that port)
+    host = getattr(Job.Meta, "host", None)
+    Job.Meta.host = f"http://127.0.0.1:{free_port()}"
+    Job._connection = None
+    try:
+        # WHEN it is told to stop with one second of grace
+        worker.stop(1)
+        # THEN the job is cancelled at the deadline and the runner ends all the same
+        thread.join(60)
+        assert not thread.is_alive(), "the runner did not honour its stop without storage"
+    finally:
+        Job.Meta.host = host
+        Job._connection = None
+    # AND the job is still visible as held by that runner until its lease lapses
+    assert get_job(api, owner, project, job_id)["status"] == "running"

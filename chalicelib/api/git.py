@@ -6,8 +6,10 @@ Clone URL: http(s)://<host>/api/v1/projects/<project_id>/git (Chalice cannot rou
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalice import Blueprint, Response
 
@@ -24,7 +26,7 @@ from chalicelib.api.http import (
     route,
 )
 from chalicelib.config import get_settings
-from chalicelib.errors import BadRequest, PayloadTooLarge, Unprocessable
+from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.git import (
     CommitDetail,
@@ -55,6 +57,26 @@ _GIT_BODY = {"type": "string", "format": "binary"}
 
 def _git_response(body: bytes, content_type: str) -> Response:
     return Response(body=body, status_code=200, headers={"Content-Type": content_type, **_NO_CACHE})
+
+
+def plain_refusals(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer a smart-HTTP route's refusal (401, 403, 404, 413, 429, ...) as `text/plain`.
+
+    git shows the body of a failed request only when its type is text/plain (git's http.c,
+    show_http_message: each line as "remote: ..."); a JSON {"detail"} would leave the user
+    with the bare status. The status and headers (WWW-Authenticate) stay as they were."""
+
+    @functools.wraps(view)
+    def wrapped(**kwargs: Any) -> Response:
+        try:
+            return view(**kwargs)
+        except DomainError as e:
+            detail = e.detail if isinstance(e.detail, str) else str(e)
+            return Response(body=detail.rstrip("\n") + "\n", status_code=e.status_code,
+                            headers={**e.headers, **_NO_CACHE,
+                                     "Content-Type": "text/plain; charset=utf-8"})
+
+    return wrapped
 
 
 def _git_body() -> bytes:
@@ -89,6 +111,7 @@ def _smart(project_id: str, service: str) -> Response:
     params=(Param("service", required=True,
                   description="git-upload-pack (clone, fetch) or git-receive-pack (push)"),),
     description="HTTP Basic authentication: any username, a personal API token as password."))
+@plain_refusals
 def info_refs(project_id: str) -> Response:
     from chalicelib.services import githttp
 
@@ -104,6 +127,7 @@ def info_refs(project_id: str) -> Response:
        doc=Doc("Git smart HTTP: fetch (upload-pack)", _GIT_BODY, auth="optional",
                request_content_type=UPLOAD_REQUEST,
                content_type="application/x-git-upload-pack-result"))
+@plain_refusals
 def upload_pack(project_id: str) -> Response:
     return _smart(project_id, "git-upload-pack")
 
@@ -115,6 +139,7 @@ def upload_pack(project_id: str) -> Response:
                content_type="application/x-git-receive-pack-result",
                description="A push is validated like the files API (paths, sizes, file count) "
                            "and refused whole; non-fast-forward only for the owner."))
+@plain_refusals
 def receive_pack(project_id: str) -> Response:
     return _smart(project_id, "git-receive-pack")
 

@@ -170,7 +170,12 @@ def parse_source(
     langs = [language] if language in _LANGUAGE_VERSION else [SV, V2005]
     best: SourceFile | None = None
     for lang in langs:
-        parsed = _Parse(path, main, defines or {}, include_dirs, read_include, lang).run()
+        try:
+            parsed = _Parse(path, main, defines or {}, include_dirs, read_include, lang).run()
+        except (AttributeError, TypeError, ValueError, RuntimeError) as e:
+            # A syntax shape the extraction does not know must not fail a job or a request.
+            parsed = SourceFile(path=path, units=(), includes=(), dumps=False, language=lang,
+                                diagnostics=(Diagnostic(path, 1, 1, "error", f"not understood: {e}"),))
         errors = sum(d.severity == "error" for d in parsed.diagnostics)
         if best is None or errors < sum(d.severity == "error" for d in best.diagnostics):
             best = parsed
@@ -567,7 +572,8 @@ class _UnitBody:
             else:
                 continue
             previous = port
-            yield port
+            if port.name:  # `(input a,,)`: an empty port has no name to show
+                yield port
 
     def _ansi_port(self, header: Node, name: str, previous: Port) -> Port:
         if header.kind == SK.InterfacePortHeader:
