@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import auth, files, git, jobs, meta, middleware, projects, uploads
+from chalicelib.api import auth, files, forum, git, jobs, meta, middleware, projects, uploads
 from chalicelib.logs import configure_logging
 
 configure_logging()
@@ -17,3 +17,4 @@ app.register_blueprint(files.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(uploads.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(git.bp, url_prefix="/api/v1/projects")
+app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")
