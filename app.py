@@ -2,11 +2,24 @@
 
 from chalice import Chalice
 
-from chalicelib.api import auth, files, forum, git, jobs, meta, middleware, projects, uploads
+from chalicelib.api import (
+    auth,
+    files,
+    forum,
+    git,
+    jobs,
+    live,
+    meta,
+    middleware,
+    projects,
+    uploads,
+)
 from chalicelib.logs import configure_logging
 
 configure_logging()
 app = Chalice(app_name="a6hub", configure_logs=False)
+# Live job updates: an API Gateway WebSocket API (chalicelib/api/live.py).
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.api.binary_types.append("multipart/form-data")
 app.api.binary_types.extend(git.BINARY_TYPES)
 app.register_middleware(middleware.request_context, "http")
@@ -18,3 +31,4 @@ app.register_blueprint(uploads.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(git.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")
+app.register_blueprint(live.bp)

@@ -168,8 +168,11 @@ def run(args: argparse.Namespace) -> int:
     runner = dispatcher = None
     try:
         provision(emulator, args.stage, state_dir)
-        if notifications(args.stage):
-            dispatcher = start_events(args.stage)
+        notifications(args.stage)
+        # The dispatcher also feeds the live-updates pusher (the jobs and wsconnections
+        # streams), which posts to sockets through this server: started even without uploads.
+        os.environ["A6HUB_WS_ENDPOINT"] = f"http://{args.host}:{args.port}"
+        dispatcher = start_events(args.stage)
         runner = start_runner() if not args.no_runner else None
         say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
             "Ctrl-C stops everything")
@@ -214,7 +217,8 @@ def serve_only(args: argparse.Namespace) -> int:
 
 
 def deliver_events(args: argparse.Namespace) -> int:
-    """Feed the upload notifications of the emulator's bucket to the app's handler (make run)."""
+    """Feed the upload notifications and the job/socket streams to the app's handlers (make run)."""
+    os.environ.setdefault("A6HUB_WS_ENDPOINT", f"http://{args.host}:{args.port}")
     try:
         events.run(args.stage)
     except KeyboardInterrupt:
