@@ -228,12 +228,17 @@ def deliver_events(args: argparse.Namespace) -> int:
 
 def admin(args: argparse.Namespace) -> int:
     """Grant or withdraw forum administration (the environment names the stage's AWS)."""
+    from chalicelib.errors import NotFound
     from chalicelib.services.accounts import set_admin
 
     if bool(args.grant) == bool(args.revoke):
         say("give exactly one of --grant or --revoke <email or username>")
         return 2
-    user_id = set_admin(args.grant or args.revoke, admin=bool(args.grant))
+    try:
+        user_id = set_admin(args.grant or args.revoke, admin=bool(args.grant))
+    except NotFound as e:
+        say(str(e.detail))
+        return 1
     say(f"user {user_id} is {'now' if args.grant else 'no longer'} a forum administrator")
     return 0
 

@@ -3,13 +3,16 @@ what (anonymous, signed-in stranger, author, admin), bad input, paging, rate lim
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.conftest import Api, UserCtx, make_user, unique
+from tests.conftest import ROOT, Api, UserCtx, make_user, unique
 
 F = "/api/v1/forum"
 
@@ -22,11 +25,28 @@ def generous_write_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def admin(api: Api) -> UserCtx:
-    from chalicelib.services.accounts import set_admin
-
+    """A user made admin the only way there is: the operator's command."""
     user = make_user(api)
-    set_admin(user.username, admin=True)  # the operator's command (python -m devstack admin)
+    run = subprocess.run([sys.executable, "-m", "devstack", "admin", "--grant", user.email],
+                         cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "now a forum administrator" in run.stderr + run.stdout
     return user
+
+
+def test_only_the_operator_command_makes_admins(api: Api, admin: UserCtx) -> None:
+    # a user cannot make themselves admin through the API (unknown fields are refused)
+    user = make_user(api)
+    for path in ("/api/v1/auth/me",):
+        for method in ("PUT", "PATCH"):
+            reply = api.request(method, path, token=user.token, json_body={"is_admin": True})
+            assert reply.status in (404, 405, 422), (method, reply.body)
+    assert api.post(f"{F}/categories", token=user.token,
+                    json_body={"name": "mine", "slug": unique("m-")}).status == 403
+    # and the command refuses an unknown account
+    run = subprocess.run([sys.executable, "-m", "devstack", "admin", "--grant", "nobody@x.test"],
+                         cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "no user" in run.stderr + run.stdout
 
 
 @pytest.fixture(scope="module")
