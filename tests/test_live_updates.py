@@ -175,6 +175,24 @@ def test_cancelling_a_pending_job_is_pushed(api: Api, live_server: str, pusher: 
         assert (done["type"], done["data"]["status"]) == ("complete", "cancelled")
 
 
+def test_deleting_the_project_closes_its_jobs_sockets(api: Api, live_server: str, pusher: str,
+                                                      owner: UserCtx, idle_queue: Queues) -> None:
+    project = make_project(api, owner)
+    make_file(api, owner, project["id"], "tb/hello_tb.v", TB)
+    job_id = submit(api, owner, project)
+    with connect(socket_url(live_server, job_id, owner.token), open_timeout=30) as ws:
+        assert receive(ws)["type"] == "connected"
+        # WHEN the project (and with it the job) is deleted
+        assert api.delete(f"/api/v1/projects/{project['id']}", token=owner.token).status == 204
+        # THEN the socket is told, and closed by the server
+        told = receive(ws)
+        assert (told["type"], told["data"]["error_message"]) == ("error", "the job was deleted")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=60)
+    # AND a new socket for it is refused as a job that does not exist
+    assert close_code(socket_url(live_server, job_id, owner.token)) == 4004
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_a_running_simulation_is_pushed_and_a_reconnect_replays_it(

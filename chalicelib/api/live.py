@@ -48,10 +48,12 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 @bp.on_dynamodb_record(stream_arn=JOBS_STREAM_ARN, name="on_job_changes",
                        starting_position="LATEST")
 def on_job_changes(event: DynamoDBEvent) -> None:
-    live.stream_records(event.to_dict()["Records"], live.poster(live.management_endpoint()))
+    endpoint = live.management_endpoint()
+    live.stream_records(event.to_dict()["Records"], live.poster(endpoint), live.closer(endpoint))
 
 
 @bp.on_dynamodb_record(stream_arn=CONNECTIONS_STREAM_ARN, name="on_new_sockets",
                        starting_position="LATEST")
 def on_new_sockets(event: DynamoDBEvent) -> None:
-    live.stream_records(event.to_dict()["Records"], live.poster(live.management_endpoint()))
+    endpoint = live.management_endpoint()
+    live.stream_records(event.to_dict()["Records"], live.poster(endpoint), live.closer(endpoint))

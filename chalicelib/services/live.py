@@ -16,7 +16,8 @@ handlers are stateless). Two DynamoDB streams feed one pusher (`on_connection_ad
   job's status, then the log (from `offset`, else its last REPLAY_BYTES), then `complete` if the
   job has ended. A client that drops and reconnects gets exactly this again.
 - a job item change: `status` when the status moved, `log` with the bytes the runner flushed
-  since (it records `log_bytes` on the job at each flush), `error` and `complete` when it ended.
+  since (it records `log_bytes` on the job at each flush), `error` and `complete` when it ended;
+  a deleted job (its project deleted): `error`, and the socket is closed.
 Each socket's log position and its `complete` are claimed with conditional writes, so the
 greeting and a concurrent job change never send the same bytes or `complete` twice.
 """
@@ -55,6 +56,7 @@ GREETING_ATTEMPTS = 15  # the handshake may finish just after the item is writte
 GREETING_PAUSE_SECONDS = 0.2
 
 Post = Callable[[str, dict[str, Any]], bool]
+Close = Callable[[str], None]
 
 
 def parse_job_id(text: str) -> int | None:
@@ -119,12 +121,17 @@ def poster(endpoint: str) -> Post:
     return post
 
 
-def close(endpoint: str, connection_id: str) -> None:
+def closer(endpoint: str) -> Close:
+    """close(connection_id): end a socket from the server side (gone already is fine)."""
     api = _management(endpoint)
-    try:
-        api.delete_connection(ConnectionId=connection_id)
-    except api.exceptions.GoneException:
-        pass
+
+    def close(connection_id: str) -> None:
+        try:
+            api.delete_connection(ConnectionId=connection_id)
+        except api.exceptions.GoneException:
+            pass
+
+    return close
 
 
 # -- the socket's lifecycle ($connect, $default, $disconnect) --------------------------------
@@ -333,7 +340,15 @@ def job_changed(old: Job | None, new: Job, post: Post) -> None:
             finish(conn, new, post)
 
 
-def stream_records(records: list[dict[str, Any]], post: Post) -> None:
+def job_removed(old: Job, post: Post, close: Close) -> None:
+    """The job was deleted (with its project): tell its sockets and close them."""
+    for conn in WsConnection.by_job.query(job_key(old.project_id, old.id)):
+        post(conn.connection_id, message("error", {"error_message": "the job was deleted"}))
+        close(conn.connection_id)
+        disconnect(conn.connection_id)
+
+
+def stream_records(records: list[dict[str, Any]], post: Post, close: Close) -> None:
     """Hand DynamoDB stream records (Lambda's event shape) of the jobs and wsconnections tables
     to the pusher; a socket's failure never stops the others."""
     for record in records:
@@ -346,5 +361,7 @@ def stream_records(records: list[dict[str, Any]], post: Post) -> None:
             elif new_image:
                 job_changed(Job.from_raw_data(old_image) if old_image else None,
                             Job.from_raw_data(new_image), post)
+            elif old_image and record.get("eventName") == "REMOVE":
+                job_removed(Job.from_raw_data(old_image), post, close)
         except Exception:  # noqa: BLE001 - one bad record must not drop the rest of the batch
             logger.exception("live update failed", extra={"event_id": record.get("eventID")})
