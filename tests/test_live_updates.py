@@ -149,7 +149,7 @@ def test_ping_is_answered_with_pong(live_server: str, pusher: str, projects: dic
     url = socket_url(live_server, projects["private"]["job_id"], viewer.token)
     with connect(url, open_timeout=30) as ws:
         assert receive(ws)["type"] == "connected"
-        # pong is posted through the Management API: several pings reach both workers' posts
+        # pong goes through the Management API, whichever worker the post lands on
         for _ in range(4):
             ws.send("ping")
             assert receive(ws)["type"] == "pong"
@@ -246,3 +246,55 @@ def test_a_running_simulation_is_pushed_and_a_reconnect_replays_it(
     assert rest[0]["data"]["log_offset"] == half
     assert "".join(m["data"]["log_line"] for m in rest if m["type"] == "log").encode() == \
         pushed.encode()[half:]
+
+
+def test_the_management_api_reaches_a_socket_through_any_worker(
+        api: Api, live_server: str, pusher: str, projects: dict[str, Any], owner: UserCtx) -> None:
+    import boto3
+
+    from chalicelib.models.live import WsConnection, job_key
+    from devstack.sockets import socket_dir
+
+    project = projects["private"]
+    port = int(live_server.rsplit(":", 1)[1])
+    with connect(socket_url(live_server, project["job_id"], owner.token), open_timeout=30) as ws:
+        assert receive(ws)["type"] == "connected"
+        # GIVEN the socket's id, as the pusher finds it, and the worker that does not hold it
+        ids = [c.connection_id for c in WsConnection.by_job.query(
+            job_key(project["id"], project["job_id"]))]
+        mine = next(i for i in ids if WsConnection.get(i).user_id == owner.id)
+        holder = mine.split("-", 1)[0]
+        others = [p for p in socket_dir(port).glob("*.sock") if p.stem != holder]
+        assert others, "the live server runs two workers"
+        # WHEN a post for it arrives at the other worker
+        body = json.dumps({"type": "status", "data": {"status": "hello"}}).encode()
+        raw = _post_over_unix(others[0], f"/@connections/{mine}", body)
+        # THEN it was forwarded to the socket
+        assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
+        assert receive(ws)["data"]["status"] == "hello"
+        # AND boto3's Management API client works against the stand-in, Gone included
+        management = boto3.client("apigatewaymanagementapi", endpoint_url=live_server)
+        management.post_to_connection(ConnectionId=mine, Data=b'{"type": "pong"}')
+        assert receive(ws)["type"] == "pong"
+        with pytest.raises(management.exceptions.GoneException):
+            management.post_to_connection(ConnectionId=f"{holder}-nosuchsocket", Data=b"{}")
+    # AND once closed, its record is gone and posts to it are Gone
+    from tests.jobs_support import wait_for
+
+    wait_for(lambda: WsConnection.count(mine) == 0, timeout=30, what="$disconnect")
+    with pytest.raises(management.exceptions.GoneException):
+        management.post_to_connection(ConnectionId=mine, Data=b"{}")
+
+
+def _post_over_unix(path: Path, target: str, body: bytes) -> bytes:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(path))
+        sock.sendall(f"POST {target} HTTP/1.1\r\nHost: local\r\nContent-Length: {len(body)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
