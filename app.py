@@ -2,11 +2,25 @@
 
 from chalice import Chalice
 
-from chalicelib.api import auth, files, git, jobs, meta, middleware, modules, projects, uploads
+from chalicelib.api import (
+    auth,
+    files,
+    forum,
+    git,
+    jobs,
+    live,
+    meta,
+    middleware,
+    modules,
+    projects,
+    uploads,
+)
 from chalicelib.logs import configure_logging
 
 configure_logging()
 app = Chalice(app_name="a6hub", configure_logs=False)
+# Live job updates: an API Gateway WebSocket API (chalicelib/api/live.py).
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.api.binary_types.append("multipart/form-data")
 app.api.binary_types.extend(git.BINARY_TYPES)
 app.register_middleware(middleware.request_context, "http")
@@ -18,3 +32,5 @@ app.register_blueprint(uploads.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(git.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(modules.bp, url_prefix="/api/v1/projects")
+app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")
+app.register_blueprint(live.bp)

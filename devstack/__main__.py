@@ -76,6 +76,9 @@ def provision(emulator: Emulator, stage: str, state_dir: Path | None = None) -> 
         override = f"AWS_ENDPOINT_URL_{service.upper()}"
         if override in os.environ:
             env[override] = os.environ[override]
+    from chalicelib.services.forum import seed_categories
+
+    say(f"forum: {seed_categories()} default categories created (the others existed)")
     return env
 
 
@@ -165,8 +168,11 @@ def run(args: argparse.Namespace) -> int:
     runner = dispatcher = None
     try:
         provision(emulator, args.stage, state_dir)
-        if notifications(args.stage):
-            dispatcher = start_events(args.stage)
+        notifications(args.stage)
+        # The dispatcher also feeds the live-updates pusher (the jobs and wsconnections
+        # streams), which posts to sockets through this server: started even without uploads.
+        os.environ["A6HUB_WS_ENDPOINT"] = f"http://{args.host}:{args.port}"
+        dispatcher = start_events(args.stage)
         runner = start_runner() if not args.no_runner else None
         say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
             "Ctrl-C stops everything")
@@ -211,7 +217,8 @@ def serve_only(args: argparse.Namespace) -> int:
 
 
 def deliver_events(args: argparse.Namespace) -> int:
-    """Feed the upload notifications of the emulator's bucket to the app's handler (make run)."""
+    """Feed the upload notifications and the job/socket streams to the app's handlers (make run)."""
+    os.environ.setdefault("A6HUB_WS_ENDPOINT", f"http://{args.host}:{args.port}")
     try:
         events.run(args.stage)
     except KeyboardInterrupt:
@@ -219,9 +226,26 @@ def deliver_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def admin(args: argparse.Namespace) -> int:
+    """Grant or withdraw forum administration (the environment names the stage's AWS)."""
+    from chalicelib.errors import NotFound
+    from chalicelib.services.accounts import set_admin
+
+    if bool(args.grant) == bool(args.revoke):
+        say("give exactly one of --grant or --revoke <email or username>")
+        return 2
+    try:
+        user_id = set_admin(args.grant or args.revoke, admin=bool(args.grant))
+    except NotFound as e:
+        say(str(e.detail))
+        return 1
+    say(f"user {user_id} is {'now' if args.grant else 'no longer'} a forum administrator")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
-    parser.add_argument("command", choices=["run", "up", "serve", "events", "reset"])
+    parser.add_argument("command", choices=["run", "up", "serve", "events", "reset", "admin"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--emulator-port", type=int, default=5005)
@@ -232,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="where run keeps the store's snapshot, its log and the JWT key")
     parser.add_argument("--fresh", action="store_true", help="run: start empty (removes the snapshot)")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--grant", help="admin: the email or username to make a forum admin")
+    parser.add_argument("--revoke", help="admin: the email or username to make a user again")
     args = parser.parse_args(argv)
-    commands = {"run": run, "up": up, "serve": serve_only, "events": deliver_events, "reset": reset}
+    commands = {"run": run, "up": up, "serve": serve_only, "events": deliver_events, "reset": reset,
+                "admin": admin}
     return commands[args.command](args)
 
 

@@ -1,10 +1,11 @@
-"""Local S3 event delivery, as AWS does it for a deployed stage.
+"""Local S3 event and DynamoDB stream delivery, as AWS does it for a deployed stage.
 
 `apply_notifications` gives the emulator's bucket the NotificationConfiguration written in
 infra/resources.yaml (moto's CloudFormation creates the bucket but skips that block), and
 `deliver_once` / `run` feed the notification queue to the app's own `on_sqs_message` handler,
-in the event shape Lambda's SQS trigger uses. MinIO (a separate S3 endpoint) cannot notify an
-SQS queue, so there uploads stay pending (README "Run on LocalStack + MinIO").
+in the event shape Lambda's SQS trigger uses. `follow_streams` does the same for the DynamoDB
+streams of the jobs and wsconnections tables (the live-updates pusher). MinIO (a separate S3
+endpoint) cannot notify an SQS queue, so there uploads stay pending (README "Run on LocalStack + MinIO").
 """
 
 from __future__ import annotations
@@ -103,11 +104,77 @@ def deliver_once(queue_url: str, handler: Handler, wait_seconds: int = 0) -> int
     return len(messages)
 
 
+#: table (short name) -> the app's handler of its stream (chalicelib/api/live.py)
+STREAM_HANDLERS = {"jobs": "on_job_changes", "wsconnections": "on_new_sockets"}
+
+
+class StreamFollower:
+    """Reads one table's DynamoDB stream from now on and hands each batch to a handler, in the
+    event shape of Lambda's DynamoDB trigger (what dynamodbstreams.get_records returns, plus the
+    source ARN)."""
+
+    SHARD_REFRESH_SECONDS = 10.0
+
+    def __init__(self, table: str, handler: Handler) -> None:
+        self.handler = handler
+        self.arn = boto3.client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        self.streams = boto3.client("dynamodbstreams")
+        self.iterators: dict[str, str] = {}
+        self._refreshed = 0.0
+        self._refresh("LATEST")
+
+    def _refresh(self, position: str) -> None:
+        shards = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        for shard in shards:
+            if shard["ShardId"] not in self.iterators:
+                self.iterators[shard["ShardId"]] = self.streams.get_shard_iterator(
+                    StreamArn=self.arn, ShardId=shard["ShardId"],
+                    ShardIteratorType=position)["ShardIterator"]
+        self._refreshed = time.monotonic()
+
+    def poll_once(self) -> int:
+        if time.monotonic() - self._refreshed > self.SHARD_REFRESH_SECONDS:
+            self._refresh("TRIM_HORIZON")  # a shard that appeared since: read it whole
+        handled = 0
+        for shard, iterator in list(self.iterators.items()):
+            response = self.streams.get_records(ShardIterator=iterator, Limit=100)
+            records = [{**r, "eventSourceARN": self.arn} for r in response.get("Records", [])]
+            if records:
+                self.handler({"Records": records}, None)
+                handled += len(records)
+            following = response.get("NextShardIterator")
+            if following:
+                self.iterators[shard] = following
+            else:
+                del self.iterators[shard]  # a closed shard, read to its end
+        return handled
+
+
+def follow_streams(stage: str, stop: threading.Event | None = None, pause: float = 0.1) -> None:
+    """Feed the jobs and wsconnections streams to the app's pusher until `stop` is set."""
+    from aws_lambda_powertools import Logger
+
+    from app import app
+
+    logger = Logger(service="a6hub", child=True)
+    followers = [StreamFollower(f"a6hub-{stage}-{table}", app.handler_map[name])
+                 for table, name in STREAM_HANDLERS.items()]
+    while stop is None or not stop.is_set():
+        try:
+            if not sum(f.poll_once() for f in followers):
+                time.sleep(pause)
+        except Exception:  # noqa: BLE001 - keep following; the batch is read again
+            logger.exception("stream delivery failed")
+            time.sleep(1)
+
+
 def run(stage: str, stop: threading.Event | None = None) -> None:
-    """Deliver notifications until `stop` is set (or forever)."""
+    """Deliver notifications and stream records until `stop` is set (or forever)."""
     from aws_lambda_powertools import Logger
 
     logger = Logger(service="a6hub", child=True)
+    threading.Thread(target=follow_streams, args=(stage, stop), name="streams",
+                     daemon=True).start()
     handler = app_handler()
     url = events_queue_url(stage)
     while stop is None or not stop.is_set():

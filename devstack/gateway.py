@@ -22,6 +22,7 @@ from chalice.config import Config
 from chalice.local import LambdaContext, LocalGateway, LocalGatewayException, MatchResult, RouteMatcher
 
 from chalicelib.api.http import CORS_HEADERS
+from devstack.sockets import MANAGEMENT_PREFIX, Sockets
 
 StartResponse = Callable[..., Any]
 
@@ -183,11 +184,22 @@ class GatewayAsgi:
     loop, so a process serves one request at a time, as a Lambda instance does (the app keeps the
     current request on itself); other keep-alive connections wait on the loop meanwhile."""
 
-    def __init__(self, app: Chalice) -> None:
+    def __init__(self, app: Chalice, sockets: Sockets | None = None) -> None:
         self._wsgi = GatewayApp(app)
+        self._sockets = sockets
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if self._sockets is None:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self._sockets.serve_socket(scope, receive, send)
+            return
         if scope["type"] != "http":
+            return
+        if self._sockets is not None and scope["path"].startswith(MANAGEMENT_PREFIX):
+            await self._sockets.serve_management(scope, receive, send)
             return
         body, too_large = await _read_body(receive)
         if too_large:

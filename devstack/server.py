@@ -91,15 +91,30 @@ def run_worker(host: str, port: int) -> None:
     """One worker: the app behind uvicorn on its own listening socket for the shared port."""
     import uvicorn
 
+    # The pusher and $default post to sockets through this server's Management API stand-in.
+    os.environ.setdefault("A6HUB_WS_ENDPOINT", f"http://{host}:{port}")
     from app import app
+    from chalicelib.services.live import job_id_from_path
     from devstack.gateway import GatewayAsgi
+    from devstack.sockets import Sockets, worker_socket_path
 
     sock = _bind(host, port)
     sock.listen(1024)
-    config = uvicorn.Config(GatewayAsgi(app), http="httptools", lifespan="off", access_log=False,
-                            log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                            server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    # Posts for sockets this worker holds arrive here from the other workers (devstack/sockets.py).
+    private = worker_socket_path(port)
+    private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private.unlink(missing_ok=True)
+    forwarded = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    forwarded.bind(str(private))
+    forwarded.listen(256)
+    config = uvicorn.Config(GatewayAsgi(app, Sockets(app, port, job_id_from_path)),
+                            http="httptools", ws="websockets-sansio", lifespan="off",
+                            access_log=False, log_level="warning",
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock, forwarded])
+    finally:
+        private.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import storage
 from chalicelib.logs import SERVICE
@@ -21,10 +23,16 @@ class LogStream:
     Rewriting one object keeps reads to a single ranged GET (`?offset=`) and costs at most one
     PUT per interval; the cap bounds what each PUT carries. Past the cap a single marker line is
     kept and everything else dropped (`truncated`).
+
+    `on_flush(size)` is told each periodic flush's size (the runner records it on the job, which
+    is what makes live updates push the new lines); not the last flush, which the job's result
+    carries.
     """
 
-    def __init__(self, key: str, cap_bytes: int, flush_seconds: float) -> None:
+    def __init__(self, key: str, cap_bytes: int, flush_seconds: float,
+                 on_flush: Callable[[int], None] | None = None) -> None:
         self.key = key
+        self.on_flush = on_flush
         self.cap_bytes = cap_bytes
         self.flush_seconds = flush_seconds
         self.truncated = False
@@ -58,19 +66,21 @@ class LogStream:
         """The runner's own lines, marked so they never pass for tool output."""
         self.write(f"[a6hub] {text}\n".encode())
 
-    def flush(self) -> None:
+    def flush(self, report: bool = False) -> None:
         with self._lock:
             if len(self._buffer) == self._flushed:
                 return
             body = bytes(self._buffer)
         storage.put_bytes(self.key, body, LOG_MIME)
         self._flushed = len(body)
+        if report and self.on_flush is not None:
+            self.on_flush(len(body))
 
     def _run(self) -> None:
         while not self._closed.wait(self.flush_seconds):
             try:
-                self.flush()
-            except (BotoCoreError, ClientError) as e:  # the next tick retries
+                self.flush(report=True)
+            except (BotoCoreError, ClientError, PynamoDBException) as e:  # the next tick retries
                 logger.warning("log flush failed", extra={"key": self.key, "error": str(e)})
 
     def abandon(self) -> None:

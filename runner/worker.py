@@ -290,9 +290,12 @@ class Worker:
 
     def run(self, run: Run) -> str:
         job = run.job
+        runner_id = self.settings.runner_id
         log = LogStream(storage.job_log_key(job.project_id, job.id, int(job.attempts or 1)),
                         self.limits.log_bytes + RUNNER_LOG_ALLOWANCE,
-                        self.settings.log_flush_seconds).start()
+                        self.settings.log_flush_seconds,
+                        on_flush=lambda size: job_lifecycle.record_log_progress(
+                            job, runner_id, size)).start()
         watcher = threading.Thread(target=self._watch, args=(run, log), name="job-watch",
                                    daemon=True)
         watcher.start()

@@ -5,7 +5,9 @@ everything as it was.
 The table is checked against the app's own routes, so a new route in these blueprints without
 a row here fails `test_the_matrix_covers_every_route`. Git's smart-HTTP routes are exercised per
 role with the real git client (tests/test_git_http.py), and import per caller in
-tests/test_git_import.py; they are listed in COVERED_ELSEWHERE.
+tests/test_git_import.py; the forum, whose roles are anonymous / signed-in / author / admin
+rather than project roles, in tests/test_forum.py (and the live-updates socket per project role
+in tests/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
 """
 
 from __future__ import annotations
@@ -33,12 +35,19 @@ VISIBILITIES = ["private", "public"]
 RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files",
-           "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules"}
+           "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
+           "chalicelib.api.forum"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
     ("POST", "/api/v1/projects/{project_id}/git/git-receive-pack"),
     ("POST", "/api/v1/projects/import"),
+    *((method, f"/api/v1/forum{path}") for path, methods in {
+        "/categories": ("GET", "POST"), "/categories/{category_id}": ("PUT", "PATCH"),
+        "/categories/{category_id}/topics": ("GET",), "/topics": ("POST",),
+        "/topics/{topic_id}": ("GET", "PUT", "PATCH", "DELETE"),
+        "/topics/{topic_id}/posts": ("GET", "POST"),
+        "/posts/{post_id}": ("PUT", "PATCH", "DELETE")}.items() for method in methods),
 }
 
 

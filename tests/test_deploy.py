@@ -106,6 +106,24 @@ def test_api_policy_is_least_privilege(stage: str) -> None:
     assert not _allows(events, "sqs:SendMessage", queue)
     assert not _allows(events, "sqs:ReceiveMessage", queue)
     assert not _allows(events, "dynamodb:Scan", f"{tables}/a6hub-{stage}-users")
+    # AND the live-updates functions (sockets, stream pusher) read the two streams, post to
+    # sockets, read job logs, and nothing else: no queue, no writes to the bucket, no Scan
+    live = _policy(f"{stage}-live")
+    for table in ("jobs", "wsconnections"):
+        stream = f"{tables}/a6hub-{stage}-{table}/stream/2026-01-01T00:00:00.000"
+        assert _allows(live, "dynamodb:GetRecords", stream)
+        assert not _allows(live, "dynamodb:GetRecords", stream.replace(stage, other))
+    assert _allows(live, "dynamodb:UpdateItem", f"{tables}/a6hub-{stage}-wsconnections")
+    assert _allows(live, "execute-api:ManageConnections",
+                   f"arn:aws:execute-api:{region_account}:abc123/api/POST/@connections/x")
+    assert _allows(live, "s3:GetObject", f"arn:aws:s3:::a6hub-{stage}-data/jobs/p/j/1/log.txt")
+    assert not _allows(live, "s3:PutObject", f"arn:aws:s3:::a6hub-{stage}-data/jobs/p/j/1/log.txt")
+    assert not _allows(live, "s3:GetObject", f"arn:aws:s3:::a6hub-{stage}-data/projects/x")
+    assert not _allows(live, "sqs:SendMessage", queue)
+    assert not _allows(live, "dynamodb:Scan", f"{tables}/a6hub-{stage}-wsconnections")
+    assert not _allows(policy, "execute-api:ManageConnections",
+                       f"arn:aws:execute-api:{region_account}:abc123/api/POST/@connections/x")
+    assert all(s["Resource"] != "*" and s["Action"] != "*" for s in live["Statement"])
 
 
 def test_jwt_key_comes_from_secrets_manager_in_a_deployed_stage(
@@ -235,6 +253,20 @@ def test_chalice_package_output_is_wired_to_the_deployed_exports(
     assert resources["OnUploadEventsRole"]["Properties"]["Policies"][0]["PolicyDocument"] == \
         _policy("dev-upload-events")
     assert {"A6HUB_TABLE_PREFIX", "A6HUB_BUCKET"} <= set(uploads["Environment"]["Variables"])
+    # AND the WebSocket API's handlers and the stream pusher run with the live policy, the
+    # pusher fed by the streams the resources stack exports and posting to this stack's API
+    for function in ("WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect",
+                     "OnJobChanges", "OnNewSockets"):
+        assert resources[f"{function}Role"]["Properties"]["Policies"][0]["PolicyDocument"] == \
+            _policy("dev-live"), function
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert "WebsocketAPI" in variables["A6HUB_WS_ENDPOINT"]["Fn::Sub"]
+    assert resources["WebsocketAPI"]["Properties"]["ProtocolType"] == "WEBSOCKET"
+    for function, export in (("OnJobChanges", "JobsStreamArn"),
+                             ("OnNewSockets", "WsConnectionsStreamArn")):
+        source = resources[function]["Properties"]["Events"][f"{function}DynamodbEventSource"]
+        assert source["Properties"]["Stream"] == {
+            "Fn::ImportValue": {"Fn::Sub": f"a6hub-${{Stage}}-{export}"}}
     # AND an unknown path answers 404 {"detail": "Not Found"} instead of API Gateway's 403
     missing = resources["RestAPI"]["Properties"]["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["StatusCode"] == "404"  # SAM wants a string

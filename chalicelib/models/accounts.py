@@ -40,6 +40,9 @@ class User(Model):
     # every older token stops working at once (an `iat` cut-off in whole seconds would let a
     # token issued in the same second as the change live on).
     token_generation = NumberAttribute(default=0)
+    # Forum moderator and category administrator. Set only by an operator
+    # (`python -m devstack admin`); no API route writes it.
+    is_admin = BooleanAttribute(null=True)
     version = VersionAttribute()
 
 

@@ -2,6 +2,7 @@
 
 Access patterns:
 - job by id: GetItem jobs[project_id, id] (the runner reads it strongly consistent)
+- job by id alone (the live-updates socket's path names no project): Query jobs.by_id[id]
 - jobs of a project, newest first: Query jobs[project_id] descending (ids are time-ordered)
 - claim by a runner: UpdateItem with the condition
   `status = pending OR (status = running AND lease_expires_at < now)`
@@ -21,6 +22,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import IdAttribute, table_name
@@ -31,6 +33,14 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+class JobsById(GlobalSecondaryIndex["Job"]):
+    class Meta:
+        index_name = "by_id"
+        projection = KeysOnlyProjection()
+
+    id = IdAttribute(hash_key=True)
 
 
 class Job(Model):
@@ -65,3 +75,4 @@ class Job(Model):
     summary = JSONAttribute(null=True)
     log_bytes = NumberAttribute(null=True)
     log_truncated = BooleanAttribute(null=True)
+    by_id = JobsById()

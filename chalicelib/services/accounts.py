@@ -185,3 +185,17 @@ def revoke_api_token(caller: Caller, token_id: int) -> None:
     with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(found[0])
         tx.delete(Unique(token_key(token_id), owner_id=caller.id))
+
+
+def set_admin(identifier: str, admin: bool) -> int:
+    """Grant or withdraw forum administration for the user with this email or username.
+
+    An operator's action (`python -m devstack admin --grant <email|username>`, run with the
+    stage's AWS environment); no API route reaches it. Returns the user id; raises NotFound.
+    """
+    user_id = find_user_id(email_key(identifier)) or find_user_id(username_key(identifier))
+    if user_id is None:
+        raise NotFound(f"no user with the email or username {identifier!r}")
+    user = User.get(user_id, consistent_read=True)  # its version guards the update
+    user.update(actions=[User.is_admin.set(True) if admin else User.is_admin.remove()])
+    return user_id

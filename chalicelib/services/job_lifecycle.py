@@ -68,6 +68,18 @@ def renew_lease(job: Job, runner_id: str, lease_seconds: float) -> bool:
     return True
 
 
+def record_log_progress(job: Job, runner_id: str, size: int) -> None:
+    """Record how much of the log is in storage (`log_bytes`) while the job runs: the change on
+    the job's stream is what pushes the new lines to live-update sockets (services/live.py).
+    A separate instance, so the caller's (used by another thread) is not refreshed under it."""
+    try:
+        Job(job.project_id, job.id).update(actions=[Job.log_bytes.set(size)],
+                                           condition=_mine(runner_id))
+    except UpdateError as e:
+        if not _condition_failed(e):
+            raise
+
+
 def mark_log_truncated(job: Job, runner_id: str) -> None:
     try:
         job.update(actions=[Job.log_truncated.set(True)], condition=_mine(runner_id))
