@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import storage
 from chalicelib.models.files import File
+from chalicelib.services import job_quotas
 from chalicelib.services.paths import MAX_PATH_DEPTH
 from runner import fstree
 
@@ -117,6 +118,11 @@ def upload_artifacts(project_id: int, job_id: int, attempt: int, root: Path,
         path = Path(artifact.path)
         if not _uploadable(root, artifact):
             note(f"artifact {artifact.name!r} skipped (bad name, missing, or outside the job)")
+            continue
+        size = path.stat().st_size
+        if not job_quotas.reserve_artifact_bytes(project_id, size):
+            note(f"artifact {artifact.name!r} skipped: the project's artifact storage quota is "
+                 "used up")
             continue
         key = storage.job_artifact_key(project_id, job_id, attempt, artifact.name)
         storage.upload_file(key, path, artifact.mime)

@@ -40,6 +40,8 @@ class User(Model):
     # every older token stops working at once (an `iat` cut-off in whole seconds would let a
     # token issued in the same second as the change live on).
     token_generation = NumberAttribute(default=0)
+    # Whether commits made through the API show the login email (else a no-reply address).
+    public_email = BooleanAttribute(null=True)
     version = VersionAttribute()
 
 
