@@ -101,7 +101,7 @@ def _form(parts: int, filler_bytes: int, filename: str = "top.v", boundary: str 
 
 
 def bench_multipart(stack: Stack, quick: bool) -> list[Row]:
-    from chalicelib.api.multipart import MAX_PARTS
+    from chalicelib.api.multipart import MAX_PARTS, parse_upload
 
     http_conn = KeepAlive(stack.api_url)
     try:
@@ -130,6 +130,9 @@ def bench_multipart(stack: Stack, quick: bool) -> list[Row]:
     # limit, so that it is stored, and the 8 MiB request limit); a new path each time.
     worst_ok = [_form(MAX_PARTS, size, f"big{n}.v") for n in range(runs)]
     accepted = median_of(worst_ok, owner)
+    started = time.perf_counter()
+    parse_upload(content_type, worst_ok[0])
+    parse_s = time.perf_counter() - started
     return [
         Row(f"multipart of {many:,} tiny parts ({len(hostile) / 1e6:.1f} MB), a stranger",
             f"{as_stranger[0]} in {ms(as_stranger[1])} ms",
@@ -139,7 +142,8 @@ def bench_multipart(stack: Stack, quick: bool) -> list[Row]:
             f"{as_owner[0]} in {ms(as_owner[1])} ms", f"cap: {MAX_PARTS} parts, counted first",
             "422, no parse", as_owner[0] == 422),
         Row(f"  worst accepted: {MAX_PARTS} parts, {size / 1e6:.1f} MB file",
-            f"{accepted[0]} in {ms(accepted[1])} ms", "stored, with its commit"),
+            f"{accepted[0]} in {ms(accepted[1])} ms",
+            f"of which parsing {ms(parse_s)} ms; the rest stores the body, its git blob and commit"),
     ]
 
 

@@ -60,6 +60,13 @@ def test_registrations_are_limited_per_client_address(api: Api) -> None:
         # AND another address is not affected
         client = unique("198.51.100.")
         assert register() == "201"
+        # AND IPv6 addresses of one /64 share their window (a subscriber holds the whole /64)
+        prefix = f"2001:db8:{unique('')[:4]}:1:"
+        outcomes = []
+        for host in range(5):
+            client = f"{prefix}:{host + 1}"
+            outcomes.append(register())
+        assert outcomes[:3] == ["201"] * 3 and outcomes[3].startswith("429"), outcomes
 
 
 def test_the_registration_route_answers_429_with_retry_after(api: Api) -> None:

@@ -85,7 +85,8 @@ def update_me(caller: Caller, data: UserUpdate) -> UserPublic:
 
 def _registration_window(client: str) -> ratelimit.Window:
     settings = get_settings()
-    return ratelimit.Window(f"register#client#{client}", settings.register_max_per_client,
+    return ratelimit.Window(f"register#client#{ratelimit.client_key(client)}",
+                            settings.register_max_per_client,
                             settings.register_window_seconds)
 
 
@@ -143,7 +144,8 @@ def _login_windows(email: str, client: str) -> list[ratelimit.Window]:
     return [
         ratelimit.Window(f"login#account#{email}", settings.login_max_failures_per_account,
                          settings.login_window_seconds),
-        ratelimit.Window(f"login#client#{client}", settings.login_max_failures_per_client,
+        ratelimit.Window(f"login#client#{ratelimit.client_key(client)}",
+                         settings.login_max_failures_per_client,
                          settings.login_window_seconds),
     ]
 
