@@ -8,6 +8,7 @@ exactly as the tools are run (bubblewrap, the job's uid, rlimits, cgroup).
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -205,10 +206,15 @@ def test_the_waveform_walk_is_iterative_and_depth_bounded(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_a_job_whose_tool_makes_a_deep_tree_ends_cleanly(tmp_path: Path) -> None:
+def test_a_job_whose_tool_makes_a_deep_tree_ends_cleanly(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_runner_sandbox import run
 
-    # GIVEN a verilator testbench whose $system makes 3,000 nested folders in its work dir
+    # GIVEN a verilator testbench whose $system makes 3,000 nested folders in its work dir, and
+    # a stage directory of its own (the default one is shared with other runners on this host)
+    stages = Path(tempfile.mkdtemp(prefix="a6hub-stages-"))
+    stages.chmod(0o711)  # the sandbox uid traverses it, as the default base
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(stages))
     tb = f"""\
 module tb;
   integer rc;
@@ -222,11 +228,11 @@ endmodule
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True)
     (workdir / "src" / "tb.v").write_text(tb)
-    stages_before = set(os.listdir(runner.sandbox._stage_base()))
     # WHEN it runs as a job
     outcome, log = run(workdir, "simulation", {"testbench": "tb.v", "simulator": "verilator"},
                        Limits(wall_seconds=180, cpu_seconds=180, disk_bytes=256 * MIB))
     # THEN it completes (no RecursionError), and its stage is gone
     assert outcome.status == "completed", (outcome.error_message, log)
     assert "deep rc=0" in log
-    assert set(os.listdir(runner.sandbox._stage_base())) <= stages_before
+    assert os.listdir(stages) == []
+    stages.rmdir()
