@@ -6,7 +6,6 @@ from typing import cast
 
 from chalicelib.aws import client
 from chalicelib.config import get_settings
-from chalicelib.errors import Forbidden
 from chalicelib.models.git import GitRef
 from chalicelib.schemas.git import ForkRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
@@ -16,15 +15,14 @@ from chalicelib.services.identity import Caller
 
 
 def fork_project(caller: Caller, project_id: int, data: ForkRequest) -> ProjectPublic:
-    access = projects.authorize(caller, project_id, "read")
-    source = access.project
-    if source.visibility != "public" and data.visibility == "public" and access.role != "owner":
-        # A collaborator may keep a copy, not publish what the owner kept private.
-        raise Forbidden("Only the owner can make a fork of a private project public")
+    source = projects.authorize(caller, project_id, "read").project
+    # A collaborator may keep a copy, not publish what the owner kept private: the fork
+    # records its private origin, and create_project (and every later visibility change)
+    # lets only that project's owner make it public.
     created = projects.create_project(caller, ProjectCreate(
         name=data.name or source.name,
         description=data.description if data.description is not None else source.description,
-        visibility=cast(Visibility, data.visibility or source.visibility)))
+        visibility=cast(Visibility, data.visibility or source.visibility)), fork_of=source)
     try:
         _copy_repository(source.id, created.id)
     except Exception:

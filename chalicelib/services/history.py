@@ -59,9 +59,13 @@ class Edit:
 
 
 def identity_of(caller: Caller) -> bytes:
+    """`Name <email>` for the caller's commits: the no-reply address unless they chose to show
+    their login email (public history is readable by anyone)."""
+    from chalicelib.services.accounts import commit_email
+
     user = caller.user
     name = (user.full_name or user.username or "a6hub user").replace("<", "").replace(">", "")
-    return f"{name} <{user.email}>".encode()
+    return f"{name} <{commit_email(user)}>".encode()
 
 
 def record_change(caller: Caller, project_id: int, edits: Sequence[Edit],
