@@ -258,6 +258,8 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
     from dulwich.errors import GitProtocolError, HangupException
     from dulwich.object_store import PackInputTooLarge
 
+    from chalicelib.services.gitpack import PackRefused
+
     timeout = float(import_timeout_seconds())
     deadline = time.monotonic() + timeout
     try:
@@ -277,11 +279,12 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
             raise ImportFailed("the repository is empty: it has no branches")
         say(f"received {fetch.pack.tell()} bytes of pack data; unpacking")
         fetch.pack.seek(0)
-        repo.object_store.add_thin_pack(fetch.pack.read, None)
+        # The same check as a push: refused by the sizes it declares before it is inflated.
+        repo.object_store.add_thin_pack(fetch.pack.read, None, max_input_size=fetch.max_bytes)
         return _store(repo, fetch, say)
     except import_guard.ImportRefused as e:
         raise ImportFailed(f"refused: {e.detail}") from e
-    except PackInputTooLarge as e:
+    except (PackInputTooLarge, PackRefused) as e:
         raise ImportFailed(f"the repository is too large to import: {e}") from e
     except (GitProtocolError, HangupException) as e:
         if "timed out" in str(e).lower():

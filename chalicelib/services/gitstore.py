@@ -118,7 +118,9 @@ class S3ObjectStore(MemoryObjectStore):
         self.project_id = project_id
         self._prefix = objects_prefix(project_id)
         self._pending_bytes = 0
-        # A small pack can inflate to far more (zlib): cap what one request may hold in memory.
+        # A small pack can inflate to far more (zlib): cap what one request may hold in memory
+        # (checked against the sizes a pack declares before it is inflated, and again as
+        # objects arrive).
         settings = get_settings()
         self.max_pending_bytes = settings.max_project_bytes + settings.max_request_bytes
 
@@ -226,6 +228,35 @@ class S3ObjectStore(MemoryObjectStore):
                     yield sha
 
     # -- writes --------------------------------------------------------------------------
+    def add_thin_pack(self, read_all: Any, read_some: Any, progress: Any = None, *,
+                      max_input_size: int | None = None) -> None:
+        """dulwich's add_thin_pack, after `gitpack.check_pack` accepted the declared sizes.
+
+        The pack is read whole first (at most `max_input_size` bytes, or the request limit):
+        it is already in memory as the request body, and the check must see every header before
+        dulwich inflates anything. Raises PackRefused (or PackInputTooLarge).
+        """
+        from chalicelib.services import gitpack
+
+        settings = get_settings()
+        limit = max_input_size or settings.max_request_bytes
+        read = read_some or read_all
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            chunk = read(65536)
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > limit:
+                raise PackInputTooLarge(f"the pack is larger than {limit} bytes")
+            chunks.append(chunk)
+        pack = b"".join(chunks)
+        del chunks
+        gitpack.check_pack(pack, max_object_bytes=max_object_bytes(),
+                           max_total_bytes=self.max_pending_bytes - self._pending_bytes)
+        super().add_thin_pack(BytesIO(pack).read, None, progress)
+
     def add_object(self, obj: ShaFile) -> None:
         self._pending_bytes += obj.raw_length()
         if self._pending_bytes > self.max_pending_bytes:
@@ -385,6 +416,13 @@ class ProjectBackend(Backend):
 
     def open_repository(self, path: str) -> BackendRepo:
         return self.repo  # type: ignore[return-value]
+
+
+def max_object_bytes() -> int:
+    """The largest object a pack may declare: a file at the size limit, or a tree or commit
+    that could hold it (a tree of the most files a project may have, ~300 bytes an entry)."""
+    settings = get_settings()
+    return max(settings.max_file_bytes, 300 * settings.max_files_per_project)
 
 
 def open_repo(project_id: int) -> ProjectRepo:
