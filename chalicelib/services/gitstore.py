@@ -419,10 +419,11 @@ class ProjectBackend(Backend):
 
 
 def max_object_bytes() -> int:
-    """The largest object a pack may declare: a file at the size limit, or a tree or commit
-    that could hold it (a tree of the most files a project may have, ~300 bytes an entry)."""
+    """The largest object a pack may declare: twice what the push rules allow (a file at the
+    size limit, or a tree of the most files a project may have at ~300 bytes an entry), so
+    that a file a little over the limit is refused by the push rules, which name its path."""
     settings = get_settings()
-    return max(settings.max_file_bytes, 300 * settings.max_files_per_project)
+    return 2 * max(settings.max_file_bytes, 300 * settings.max_files_per_project)
 
 
 def open_repo(project_id: int) -> ProjectRepo:
