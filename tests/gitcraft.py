@@ -82,11 +82,13 @@ def pkt(line: bytes) -> bytes:
 
 
 def receive_pack_request(commands: list[tuple[str, str, str]], pack_bytes: bytes | None) -> bytes:
-    """Commands (old, new, ref) with report-status, then the pack (if any)."""
+    """Commands (old, new, ref) with report-status, then the pack (an empty one if None)."""
     lines = []
     for n, (old, new, ref) in enumerate(commands):
         caps = b"\0report-status" if n == 0 else b""
         lines.append(pkt(f"{old} {new} {ref}".encode() + caps + b"\n"))
+    if pack_bytes is None and any(new != ZERO for _, new, _ in commands):
+        pack_bytes = pack([])  # what git sends when the server has every object already
     return b"".join(lines) + b"0000" + (pack_bytes or b"")
 
 
@@ -101,3 +103,30 @@ def report(body: bytes) -> list[bytes]:
         out.append(body[pos + 4:pos + size].rstrip(b"\n"))
         pos += size
     return out
+
+
+def commit_of(tree: ShaFile, parents: list[bytes] | None = None, message: str = "crafted") -> ShaFile:
+    from dulwich.objects import Commit
+
+    commit = Commit()
+    commit.tree = tree.id
+    commit.parents = parents or []
+    commit.author = commit.committer = b"Hostile <h@example.test>"
+    commit.author_time = commit.commit_time = 1_700_000_000
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message.encode() + b"\n"
+    return commit
+
+
+def tree_of(entries: dict[bytes, tuple[int, ShaFile | bytes]]) -> ShaFile:
+    """A tree from {name: (mode, object or hex id)}."""
+    from dulwich.objects import Tree
+
+    tree = Tree()
+    for name, (mode, obj) in entries.items():
+        tree.add(name, mode, obj if isinstance(obj, bytes) else obj.id)
+    return tree
+
+
+def pack_of(objects: list[ShaFile]) -> bytes:
+    return pack([plain_entry(o) for o in objects])

@@ -158,3 +158,239 @@ def test_the_import_path_checks_declared_sizes_too(api: Api, owner: UserCtx) -> 
     # THEN it is refused having held a few MiB at most, and nothing is pending
     assert peak < 32 * MIB, f"peak {peak / MIB:.0f} MiB"
     assert store.pending == []
+
+
+# -- finding 4: nothing is stored that a push did not validate ------------------------------
+
+LINK, GITLINK, FILE, DIR = 0o120000, 0o160000, 0o100644, 0o040000
+
+
+def _head(api: Api, user: UserCtx, pid: str) -> str:
+    return str(api.get(f"/api/v1/projects/{pid}/git/commits", token=user.token).json[0]["id"])
+
+
+def _stored(pid: str, sha: bytes) -> bool:
+    from chalicelib.services.gitstore import open_repo
+
+    return open_repo(pid).object_store.contains_loose(sha)
+
+
+def _junk() -> tuple[list[object], object]:
+    """A commit whose folder x/ holds what the push rules refuse: a .git folder, a GIT~1 folder,
+    a symlink, a submodule link and a 6 MiB file; returns (all its objects, the commit)."""
+    config = Blob.from_string(b"[core]\n\tfsmonitor = touch /tmp/pwned\n")
+    big = Blob.from_string(bytes(6 * MIB))
+    dotgit = gitcraft.tree_of({b"config": (FILE, config)})
+    x = gitcraft.tree_of({b".git": (DIR, dotgit), b"GIT~1": (DIR, dotgit),
+                          b"link": (LINK, Blob.from_string(b"/etc/passwd")),
+                          b"sub": (GITLINK, b"2" * 40), b"big.bin": (FILE, big)})
+    root = gitcraft.tree_of({b"x": (DIR, x)})
+    commit = gitcraft.commit_of(root, message="junk")
+    link = Blob.from_string(b"/etc/passwd")
+    return [config, big, dotgit, link, x, root, commit], commit
+
+
+def test_a_push_stores_only_what_its_refs_reach(api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with a commit on main
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+
+    # WHEN a push to a side branch carries, besides its clean commit, an unreferenced commit
+    # holding a .git folder, a symlink, a submodule link and an oversized file
+    ok = Blob.from_string(b"// ok\n")
+    tree = gitcraft.tree_of({b"ok.v": (FILE, ok)})
+    side = gitcraft.commit_of(tree, [head.encode()])
+    junk_objects, junk = _junk()
+    objects = [ok, tree, side, *junk_objects]
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, side.id.decode(), "refs/heads/side")], gitcraft.pack_of(objects)))
+
+    # THEN the branch is accepted, and none of the unreferenced objects was stored
+    assert lines[:2] == [b"unpack ok", b"ok refs/heads/side"], lines
+    assert _stored(pid, side.id)
+    assert not any(_stored(pid, o.id) for o in junk_objects)  # type: ignore[attr-defined]
+    # AND the content route, a job and a restore cannot reach the junk commit
+    sha = junk.id.decode()  # type: ignore[attr-defined]
+    content = api.get(f"/api/v1/projects/{pid}/git/commits/{sha}/content?path=x/.git/config",
+                      token=owner.token)
+    assert content.status == 404, content.body
+    job = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token, json_body={
+        "job_type": "lint", "commit": sha, "config": {}})
+    assert job.status == 422, job.body
+    restore = api.post(f"/api/v1/projects/{pid}/git/restore", token=owner.token,
+                       json_body={"commit": sha, "path": "x"})
+    assert restore.status == 404, restore.body
+    assert _head(api, owner, pid) == head
+
+
+def test_every_new_commit_of_a_push_is_held_to_the_rules_not_only_the_tip(
+        api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with a commit on main
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+
+    # WHEN a branch's history passes through the junk commit and its tip is clean again
+    junk_objects, junk = _junk()
+    ok = Blob.from_string(b"// ok\n")
+    tree = gitcraft.tree_of({b"ok.v": (FILE, ok)})
+    tip = gitcraft.commit_of(tree, [junk.id, head.encode()])  # type: ignore[attr-defined]
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, tip.id.decode(), "refs/heads/side")],
+        gitcraft.pack_of([*junk_objects, ok, tree, tip])))  # type: ignore[list-item]
+
+    # THEN the push is refused, naming what is wrong in which commit, and nothing is stored
+    assert lines[0] == b"unpack ok", lines
+    text = b"\n".join(lines).decode()
+    assert lines[1].startswith(b"ng refs/heads/side"), lines
+    assert "'.git' folder" in text and "symbolic links" in text, text
+    assert not _stored(pid, tip.id) and not _stored(pid, junk.id)  # type: ignore[attr-defined]
+
+
+def test_a_folder_restore_is_validated_before_main_moves(api: Api, owner: UserCtx) -> None:
+    from chalicelib.services.gitstore import open_repo
+
+    # GIVEN a project, and in its store (as pushes before this fix could leave) the junk commit
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+    repo = open_repo(pid)
+    junk_objects, junk = _junk()
+    for obj in junk_objects:
+        repo.object_store.add_object(obj)  # type: ignore[arg-type]
+    repo.object_store.flush()
+    sha = junk.id.decode()  # type: ignore[attr-defined]
+
+    # WHEN its folder x is restored
+    reply = api.post(f"/api/v1/projects/{pid}/git/restore", token=owner.token,
+                     json_body={"commit": sha, "path": "x"})
+
+    # THEN it is a 422 naming the problems, and main did not move
+    assert reply.status == 422, reply.body
+    assert "submodules" in reply.json["detail"] and "'.git' folder" in reply.json["detail"]
+    assert _head(api, owner, pid) == head
+    listed = api.get(f"/api/v1/projects/{pid}/files?limit=100", token=owner.token).json
+    assert [f["filepath"] for f in listed] == ["top.v"]
+    # AND the content route does not serve the symlink or the .git folder of that commit
+    for path in ("x/link", "x/.git/config", "x/GIT~1/config"):
+        got = api.get(f"/api/v1/projects/{pid}/git/commits/{sha}/content?path={path}",
+                      token=owner.token)
+        assert got.status == 404, (path, got.body)
+
+
+def test_a_folder_restore_counts_toward_the_file_limit(api: Api, owner: UserCtx) -> None:
+    from tests.settings_override import settings_env
+
+    # GIVEN a project whose folder a/ (2 files) was deleted and replaced by b/ (2 files)
+    pid = make_project(api, owner)["id"]
+    with settings_env(A6HUB_MAX_FILES_PER_PROJECT=3):
+        ids = [make_file(api, owner, pid, f"a/{n}.v", "// a\n")["id"] for n in range(2)]
+        old = _head(api, owner, pid)
+        for file_id in ids:
+            assert api.delete(f"/api/v1/projects/{pid}/files/{file_id}", token=owner.token).status == 204
+        for n in range(2):
+            make_file(api, owner, pid, f"b/{n}.v", "// b\n")
+        head = _head(api, owner, pid)
+
+        # WHEN folder a/ is restored, which would make 4 files where 3 are allowed
+        reply = api.post(f"/api/v1/projects/{pid}/git/restore", token=owner.token,
+                         json_body={"commit": old, "path": "a"})
+
+    # THEN it is refused and main did not move
+    assert reply.status == 422, reply.body
+    assert "more than the limit of 3" in reply.json["detail"], reply.body
+    assert _head(api, owner, pid) == head
+
+
+# -- finding 11: a push naming a missing object is refused, not a 500 ------------------------
+
+def test_a_push_whose_tree_names_a_missing_object_is_refused(api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with a commit on main
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+
+    # WHEN a commit's tree names a blob and a folder that neither the pack nor the server has
+    tree = gitcraft.tree_of({b"gone.v": (FILE, b"3" * 40), b"gone": (DIR, b"4" * 40)})
+    commit = gitcraft.commit_of(tree, [head.encode()])
+    reply = api.post(f"/api/v1/projects/{pid}/git/git-receive-pack", token=owner.token,
+                     headers=RECEIVE, raw=gitcraft.receive_pack_request(
+                         [(head, commit.id.decode(), "refs/heads/main")],
+                         gitcraft.pack_of([tree, commit])))
+
+    # THEN the push is refused with the reason (not a 500) and main did not move
+    assert reply.status == 200, reply.body
+    lines = gitcraft.report(reply.body)
+    assert lines[1].startswith(b"ng refs/heads/main") and b"neither in the push" in lines[1], lines
+    assert _head(api, owner, pid) == head
+
+
+# -- finding 10: ref names git refuses -----------------------------------------------------
+
+@pytest.mark.parametrize("ref", [
+    "refs/heads/../../x", "refs/heads/x.lock", "refs/tags/v1^{}", "refs/heads/a\x01b",
+    "refs/heads/@{u}", "refs/heads/a:b", "refs/heads/.hidden", "refs/heads/a//b",
+    "refs/heads/a.", "refs/heads/a*b", "refs/heads/a~1", "refs/heads/a?", "refs/heads/HEAD",
+    "refs/heads/" + "x" * 300,
+])
+def test_ref_names_git_refuses_are_refused(api: Api, owner: UserCtx, ref: str) -> None:
+    # GIVEN a project with a commit on main
+    pid = _project_with_main(api, owner)
+
+    # WHEN that commit is pushed under a name git check-ref-format refuses
+    head = _head(api, owner, pid)
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, head, ref)], None))
+
+    # THEN it is refused and no such ref exists
+    assert lines[-1].startswith(b"ng ") and b"ref name" in lines[-1], lines
+    refs = api.get(f"/api/v1/projects/{pid}/git/info/refs?service=git-upload-pack",
+                   token=owner.token)
+    assert ref.encode() not in refs.body
+
+
+_MAIN: dict[str, str] = {}
+
+
+def _project_with_main(api: Api, owner: UserCtx) -> str:
+    if "pid" not in _MAIN:
+        pid = make_project(api, owner)["id"]
+        make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+        _MAIN["pid"] = pid
+    return _MAIN["pid"]
+
+
+# -- finding 5: refs per project and per push ----------------------------------------------
+
+def test_refs_are_limited_per_push_and_per_project(api: Api, owner: UserCtx,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.services import githttp
+
+    # GIVEN a project with a commit on main
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+
+    # WHEN one push creates more branches than a push may
+    many = [(gitcraft.ZERO, head, f"refs/heads/b{n}")
+            for n in range(githttp.MAX_REF_UPDATES_PER_PUSH + 1)]
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(many, None))
+
+    # THEN all are refused
+    assert all(line.startswith(b"ng ") for line in lines[1:]) and len(lines) == len(many) + 1
+    assert b"at most" in lines[1], lines[1]
+
+    # WHEN the project is at its limit of refs (lowered to 3 here) and a push adds one more
+    monkeypatch.setattr(githttp, "MAX_REFS_PER_PROJECT", 3)
+    first = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, head, "refs/heads/a"), (gitcraft.ZERO, head, "refs/tags/t")], None))
+    assert first[1:] == [b"ok refs/heads/a", b"ok refs/tags/t"], first
+    more = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, head, "refs/heads/b")], None))
+
+    # THEN it is refused, and deleting one makes room again
+    assert more[1].startswith(b"ng refs/heads/b") and b"limit of 3" in more[1], more
+    swap = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(head, gitcraft.ZERO, "refs/heads/a"), (gitcraft.ZERO, head, "refs/heads/b")], None))
+    assert swap[1:] == [b"ok refs/heads/a", b"ok refs/heads/b"], swap

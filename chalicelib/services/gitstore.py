@@ -269,11 +269,21 @@ class S3ObjectStore(MemoryObjectStore):
     def pending(self) -> list[ShaFile]:
         return list(self._data.values())
 
-    def flush(self) -> None:
-        """Upload every buffered object to S3 (in parallel); afterwards they read from S3."""
-        objects = list(self._data.values())
+    def pending_object(self, sha: bytes) -> ShaFile | None:
+        """The buffered (not yet stored) object `sha`, or None."""
+        return self._data.get(_hex(sha))
+
+    def flush(self, keep: set[bytes] | None = None) -> int:
+        """Upload buffered objects to S3 (in parallel); afterwards they read from S3.
+
+        `keep`: only these (the objects a check reached from accepted refs); the rest are
+        dropped. Returns how many were dropped.
+        """
+        objects = [o for o in self._data.values() if keep is None or o.id in keep]
+        dropped = len(self._data) - len(objects)
         if not objects:
-            return
+            self.discard()
+            return dropped
         bucket = get_settings().bucket
 
         def upload(obj: ShaFile) -> None:
@@ -283,6 +293,7 @@ class S3ObjectStore(MemoryObjectStore):
 
         list(io_pool().map(upload, objects))
         self.discard()
+        return dropped
 
     def discard(self) -> None:
         self._data.clear()
