@@ -48,6 +48,12 @@ MAX_DIFF_BYTES = 1024 * 1024
 # minute. Bigger changes are listed as truncated without being diffed.
 MAX_DIFF_INPUT_BYTES = 256 * 1024  # one file, old and new together
 MAX_DIFF_TOTAL_INPUT_BYTES = 2 * 1024 * 1024  # all files of one diff
+# Bytes alone do not bound difflib: 117 KB of short lines that each recur just under its
+# "popular" threshold (1% of the lines) took 28 s. Its work grows with old lines x new lines,
+# so that product is capped too (3,162 x 3,162 lines: under 0.1 s for the worst shape we
+# found; bench/abuse_git.py measures it).
+MAX_DIFF_LINE_PAIRS = 10_000_000  # one file: old lines x new lines
+MAX_DIFF_TOTAL_LINE_PAIRS = 40_000_000  # all files of one diff
 FILE_MODE = 0o100644
 
 
@@ -356,14 +362,18 @@ def diff(caller: Caller | None, project_id: int, base: str, head: str) -> DiffPu
     files: list[DiffFile] = []
     budget = MAX_DIFF_BYTES
     input_budget = MAX_DIFF_TOTAL_INPUT_BYTES
+    pairs_budget = MAX_DIFF_TOTAL_LINE_PAIRS
     for change in _changes(repo, old.tree, new.tree):
         old_data = _blob_bytes(repo, change.old_blob)
         new_data = _blob_bytes(repo, change.new_blob)
         size = len(old_data) + len(new_data)
-        if budget == 0 or size > min(MAX_DIFF_INPUT_BYTES, input_budget):
+        pairs = (old_data.count(b"\n") + 1) * (new_data.count(b"\n") + 1)
+        if (budget == 0 or size > min(MAX_DIFF_INPUT_BYTES, input_budget)
+                or pairs > min(MAX_DIFF_LINE_PAIRS, pairs_budget)):
             files.append(DiffFile(**change.model_dump(), binary=False, patch=None, truncated=True))
             continue
         input_budget -= size
+        pairs_budget -= pairs
         patch, binary = _unified(change.path, change.change, old_data, new_data)
         truncated = len(patch) > budget
         budget = max(0, budget - len(patch))
