@@ -439,3 +439,32 @@ def test_a_diff_of_many_short_lines_is_not_fed_to_difflib(
     (entry,) = reply.json["files"]
     assert entry["truncated"] and entry["patch"] is None, entry
     assert all(pairs <= history.MAX_DIFF_LINE_PAIRS for pairs in fed), fed
+
+
+# -- finding 5: a fetch's negotiation is bounded ---------------------------------------------
+
+def test_an_anonymous_fetch_with_thousands_of_haves_is_bounded(api: Api, owner: UserCtx) -> None:
+    import secrets
+
+    from bench.measure import counting_backend_calls
+    from chalicelib.services import githttp
+
+    # GIVEN a public project with a commit
+    pid = make_project(api, owner, visibility="public")["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+
+    # WHEN an anonymous fetch claims 2,000 random objects it "has"
+    body = (gitcraft.pkt(f"want {head} multi_ack_detailed side-band-64k thin-pack ofs-delta\n".encode())
+            + b"0000"
+            + b"".join(gitcraft.pkt(f"have {secrets.token_hex(20)}\n".encode()) for _ in range(2000))
+            + gitcraft.pkt(b"done\n"))
+    with counting_backend_calls() as calls:
+        reply = api.post(f"/api/v1/projects/{pid}/git/git-upload-pack", raw=body, headers={
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Accept": "application/x-git-upload-pack-result"})
+
+    # THEN it still gets its pack, and the server looked up at most MAX_HAVES of them
+    assert reply.status == 200, reply.body
+    assert b"PACK" in reply.body
+    assert calls["HeadObject"] <= githttp.MAX_HAVES, dict(calls)

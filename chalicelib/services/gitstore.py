@@ -118,6 +118,7 @@ class S3ObjectStore(MemoryObjectStore):
         self.project_id = project_id
         self._prefix = objects_prefix(project_id)
         self._pending_bytes = 0
+        self._known: dict[bytes, bool] = {}  # existence looked up during this request
         # A small pack can inflate to far more (zlib): cap what one request may hold in memory
         # (checked against the sizes a pack declares before it is inflated, and again as
         # objects arrive).
@@ -182,8 +183,24 @@ class S3ObjectStore(MemoryObjectStore):
         if len(todo) > 1:
             list(io_pool().map(self._fetch, todo))
 
+    def know_existence(self, shas: Iterable[bytes]) -> None:
+        """Look up whether each object exists, side by side, for `contains_loose` to answer
+        from memory for the rest of this request (git negotiation asks about many at once)."""
+        todo = [_hex(s) for s in shas if len(s) == 40]
+        todo = [s for s in todo if s not in self._known]
+        found = list(io_pool().map(self._exists, todo))
+        self._known.update(zip(todo, found, strict=True))
+
     def contains_loose(self, sha: Any) -> bool:
         hexsha = _hex(sha)
+        if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
+            return True
+        known = self._known.get(hexsha)
+        if known is not None:
+            return known
+        return self._exists(hexsha)
+
+    def _exists(self, hexsha: bytes) -> bool:
         if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
             return True
         try:
