@@ -11,7 +11,7 @@ import requests
 from dulwich.objects import Blob
 
 from tests import gitcraft
-from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.conftest import Api, UserCtx, make_file, make_project, make_user
 
 RECEIVE = {"Content-Type": "application/x-git-receive-pack-request",
            "Accept": "application/x-git-receive-pack-result"}
@@ -468,3 +468,46 @@ def test_an_anonymous_fetch_with_thousands_of_haves_is_bounded(api: Api, owner: 
     assert reply.status == 200, reply.body
     assert b"PACK" in reply.body
     assert calls["HeadObject"] <= githttp.MAX_HAVES, dict(calls)
+
+
+# -- finding 5: a fork copies what the refs reach, bounded ------------------------------------
+
+def _object_keys(pid: str) -> set[str]:
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from chalicelib.services.gitstore import objects_prefix
+
+    pages = client("s3").get_paginator("list_objects_v2").paginate(
+        Bucket=get_settings().bucket, Prefix=objects_prefix(pid))
+    return {item["Key"].rsplit("/", 1)[1] for page in pages for item in page.get("Contents", [])}
+
+
+def test_a_fork_copies_only_what_the_refs_reach_and_is_bounded(
+        api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.services import forks
+    from chalicelib.services.gitstore import open_repo
+
+    # GIVEN a public project whose store also holds 300 objects no ref reaches (as pushes
+    # before this fix, or deleted branches, leave behind)
+    pid = make_project(api, owner, visibility="public")["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    reachable = _object_keys(pid)
+    store = open_repo(pid).object_store
+    for n in range(300):
+        store.add_object(Blob.from_string(f"orphan {n}\n".encode()))
+    store.flush()
+    forker = make_user(api)
+
+    # WHEN someone forks it
+    reply = api.post(f"/api/v1/projects/{pid}/fork", token=forker.token, json_body={})
+
+    # THEN the fork holds exactly the reachable objects
+    assert reply.status == 201, reply.body
+    assert _object_keys(str(reply.json["id"])) == reachable
+
+    # AND a history over the limit is refused before any project is made
+    monkeypatch.setattr(forks, "MAX_FORK_OBJECTS", 2)
+    before = api.get("/api/v1/projects?limit=100", token=forker.token).json
+    refused = api.post(f"/api/v1/projects/{pid}/fork", token=forker.token, json_body={})
+    assert refused.status == 409, refused.body
+    assert api.get("/api/v1/projects?limit=100", token=forker.token).json == before
