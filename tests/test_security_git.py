@@ -10,7 +10,7 @@ import pytest
 import requests
 from dulwich.objects import Blob
 
-from tests import gitcraft
+from bench import gitcraft
 from tests.conftest import Api, UserCtx, make_file, make_project, make_user
 
 RECEIVE = {"Content-Type": "application/x-git-receive-pack-request",

@@ -1,4 +1,4 @@
-"""Hand-made git packs and receive-pack requests, for tests that play a hostile client.
+"""Hand-made git packs and receive-pack requests, for tests and benches that play a hostile client.
 
 The real `git` client never sends these (it would refuse to build them), so they are written
 byte by byte after git's Documentation/gitformat-pack.txt.
@@ -106,11 +106,11 @@ def report(body: bytes) -> list[bytes]:
 
 
 def commit_of(tree: ShaFile, parents: list[bytes] | None = None, message: str = "crafted") -> ShaFile:
-    from dulwich.objects import Commit
+    from dulwich.objects import Commit, ObjectID
 
     commit = Commit()
     commit.tree = tree.id
-    commit.parents = parents or []
+    commit.parents = [ObjectID(p) for p in parents or []]
     commit.author = commit.committer = b"Hostile <h@example.test>"
     commit.author_time = commit.commit_time = 1_700_000_000
     commit.author_timezone = commit.commit_timezone = 0
@@ -120,11 +120,11 @@ def commit_of(tree: ShaFile, parents: list[bytes] | None = None, message: str = 
 
 def tree_of(entries: dict[bytes, tuple[int, ShaFile | bytes]]) -> ShaFile:
     """A tree from {name: (mode, object or hex id)}."""
-    from dulwich.objects import Tree
+    from dulwich.objects import ObjectID, Tree
 
     tree = Tree()
     for name, (mode, obj) in entries.items():
-        tree.add(name, mode, obj if isinstance(obj, bytes) else obj.id)
+        tree.add(name, mode, ObjectID(obj) if isinstance(obj, bytes) else obj.id)
     return tree
 
 
