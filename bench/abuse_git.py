@@ -41,7 +41,7 @@ class Sizes:
 
 # Full: what the review sent (2,000 haves) and the caps themselves (refs per project, the
 # line-pair cap); quick: a smoke run of every step.
-FULL = Sizes(haves=2000, diff_lines=3162, refs=200, fork_files=(20, 300))
+FULL = Sizes(haves=2000, diff_lines=3000, refs=200, fork_files=(20, 300))
 QUICK = Sizes(haves=300, diff_lines=400, refs=10, fork_files=(3, 10))
 
 

@@ -511,3 +511,17 @@ def test_a_fork_copies_only_what_the_refs_reach_and_is_bounded(
     refused = api.post(f"/api/v1/projects/{pid}/fork", token=forker.token, json_body={})
     assert refused.status == 409, refused.body
     assert api.get("/api/v1/projects?limit=100", token=forker.token).json == before
+
+
+@pytest.mark.slow
+def test_the_abuse_git_bench_runs_on_tiny_sizes(live_server: str) -> None:
+    # GIVEN the running server WHEN bench/abuse_git.py runs in quick mode against it
+    from bench.abuse_git import run
+
+    rows = run(live_server, quick=True)
+
+    # THEN it reports each kind of request with its cap, and the bomb is refused
+    assert [r.measure.split(" ")[0] for r in rows] == ["push", "anonymous", "diff", "diff", "ref",
+                                                      "fork"]
+    assert "refused" in rows[0].value and "NOT" not in rows[0].value
+    assert all("cap:" in r.reference for r in rows)

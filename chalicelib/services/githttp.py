@@ -104,7 +104,7 @@ def advertise(caller: Caller | None, project_id: int, service: str) -> bytes:
     return out.getvalue()
 
 
-MAX_HAVES = 256  # per request; git's client gives up after 256 unanswered ones anyway
+MAX_HAVES = 128  # per request: each is an S3 lookup (git's client stops after 256 unanswered)
 
 
 def serve(caller: Caller | None, project_id: int, service: str, body: bytes) -> bytes:
