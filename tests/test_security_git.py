@@ -525,3 +525,19 @@ def test_the_abuse_git_bench_runs_on_tiny_sizes(live_server: str) -> None:
                                                       "fork"]
     assert "refused" in rows[0].value and "NOT" not in rows[0].value
     assert all("cap:" in r.reference for r in rows)
+
+
+def test_a_ref_stored_before_names_were_checked_can_still_be_deleted(
+        api: Api, owner: UserCtx) -> None:
+    from chalicelib.services.gitstore import ZERO_SHA, open_repo
+
+    # GIVEN a project with a branch whose name git refuses (as pushes before this fix stored)
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+    assert open_repo(pid).refs.set_if_equals(b"refs/heads/x.lock", ZERO_SHA, head.encode())
+
+    # WHEN it is deleted by a push THEN that is accepted
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(head, gitcraft.ZERO, "refs/heads/x.lock")], None))
+    assert lines[-1] == b"ok refs/heads/x.lock", lines

@@ -231,7 +231,10 @@ def _reasons(repo: ProjectRepo, access: Access, commands: list[Command],
              history: gitsync.NewHistory) -> list[str | None]:
     """Why each command is refused (None: accepted): names and counts, the new objects, then
     each ref's own rules (fast-forward, the tree against the files API's rules and quotas)."""
-    reasons = _ref_count_errors(repo, commands, [ref_name_error(ref) for _, _, ref in commands])
+    # A ref stored before names were checked may still be deleted.
+    names = [None if new == ZERO_SHA and repo.refs.read_loose_ref(ref) else ref_name_error(ref)
+             for _, new, ref in commands]
+    reasons = _ref_count_errors(repo, commands, names)
     if any(reasons):
         return reasons
     problems = history.check([new for _, new, _ in commands if new != ZERO_SHA])
