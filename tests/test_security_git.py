@@ -541,3 +541,27 @@ def test_a_ref_stored_before_names_were_checked_can_still_be_deleted(
     lines = _push(api, owner, pid, gitcraft.receive_pack_request(
         [(head, gitcraft.ZERO, "refs/heads/x.lock")], None))
     assert lines[-1] == b"ok refs/heads/x.lock", lines
+
+
+def test_a_ref_advertisement_looks_each_object_up_once(api: Api, owner: UserCtx) -> None:
+    from bench.measure import counting_backend_calls
+    from chalicelib.services import gitstore
+
+    # GIVEN a public project with 30 branches at its head, and a worker with nothing cached
+    pid = make_project(api, owner, visibility="public")["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+    lines = _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, head, f"refs/heads/b{n}") for n in range(30)], None))
+    assert all(line.startswith(b"ok ") for line in lines[1:]), lines
+    gitstore._cache = gitstore._ObjectCache(gitstore._CACHE_BYTES)
+
+    # WHEN an anonymous client asks for the refs
+    with counting_backend_calls() as calls:
+        reply = api.get(f"/api/v1/projects/{pid}/git/info/refs?service=git-upload-pack",
+                        headers={"Accept": "application/x-git-upload-pack-advertisement"})
+
+    # THEN all 31 are listed, and their one object was looked up once (it was once per ref)
+    assert reply.status == 200, reply.body
+    assert reply.body.count(head.encode()) >= 31
+    assert calls["HeadObject"] <= 1, dict(calls)

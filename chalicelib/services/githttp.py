@@ -150,8 +150,12 @@ def bounded_negotiation(repo: ProjectRepo, body: bytes) -> bytes:
 
 def _handler(service: str, access: Access, proto: ReceivableProtocol, *, advertise_refs: bool,
              repo: ProjectRepo | None = None) -> UploadPackHandler | ReceivePackHandler:
-    backend = ProjectBackend(repo or open_repo(access.project.id))
+    repo = repo or open_repo(access.project.id)
+    backend = ProjectBackend(repo)
     if service == UPLOAD_PACK:
+        # dulwich asks whether each ref's object exists, one at a time: ask them side by side
+        # (2,000 refs made every advertisement cost 1.4 s).
+        repo.object_store.know_existence(repo.refs.targets())
         return UploadPackHandler(backend, [b"/"], proto, stateless_rpc=True,  # type: ignore[list-item]
                                  advertise_refs=advertise_refs)
     return ProjectReceivePack(backend, proto, access, advertise_refs=advertise_refs)

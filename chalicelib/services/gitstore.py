@@ -196,9 +196,9 @@ class S3ObjectStore(MemoryObjectStore):
         if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
             return True
         known = self._known.get(hexsha)
-        if known is not None:
-            return known
-        return self._exists(hexsha)
+        if known is None:
+            known = self._known[hexsha] = self._exists(hexsha)
+        return known
 
     def _exists(self, hexsha: bytes) -> bool:
         if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
@@ -333,6 +333,10 @@ class DynamoRefs(RefsContainer):
 
     def refresh(self) -> None:
         self._refs = None
+
+    def targets(self) -> set[bytes]:
+        """Every object a ref points at (HEAD aside)."""
+        return set(self._snapshot().values())
 
     def allkeys(self) -> set[Any]:
         return {HEAD, *self._snapshot()}
