@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the browser package is only needed to run, not to import (t
     from playwright.sync_api import Page, Request, Response
 
 UI_TIMEOUT_MS = 20_000
+EDITOR_TIMEOUT_MS = 90_000  # Monaco's first load is ~4 MB of script from public/
 SIM_TIMEOUT_S = 300.0
 SIM_EXPECTED = "E2E-RESULT count=10"
 
@@ -159,6 +160,11 @@ def toasts(page: Page) -> str:
     return "; ".join(texts) or "no toast"
 
 
+def newest_toast(page: Page) -> str:
+    texts = [t.strip() for t in page.locator("[role=status]").all_inner_texts() if t.strip()]
+    return texts[0] if texts else "no toast"
+
+
 def shoot(run: Run, name: str) -> None:
     index = len(list(run.shots.glob("*.png"))) + 1
     run.page.screenshot(path=str(run.shots / f"{index:02d}-{name}.png"))
@@ -189,9 +195,9 @@ def watch(run: Run, page: Page) -> None:
 
 def set_editor_text(page: Page, text: str) -> None:
     """Replace the Monaco editor's text through Monaco's own model (fires the client's onChange)."""
-    page.locator(".monaco-editor").first.wait_for(timeout=UI_TIMEOUT_MS)
+    page.locator(".monaco-editor").first.wait_for(timeout=EDITOR_TIMEOUT_MS)
     page.wait_for_function("() => window.monaco && window.monaco.editor.getModels().length > 0",
-                           timeout=UI_TIMEOUT_MS)
+                           timeout=EDITOR_TIMEOUT_MS)
     page.evaluate("""(text) => {
         const editors = window.monaco.editor.getEditors ? window.monaco.editor.getEditors() : [];
         const model = editors.length ? editors[0].getModel() : window.monaco.editor.getModels()[0];
@@ -296,7 +302,7 @@ def create_and_save(run: Run, filename: str, text: str) -> str:
         got = repr(stored.get("content"))[:120]
         raise StepFailed(f"{filename}: stored content differs from the editor's: {got}")
     run.state.setdefault("file_ids", {})[filename] = file_id
-    return f"{filename} (id {file_id!r}) at src/{filename}, edited, saved (PUT 200, toast: {toasts(page)})"
+    return f"{filename} (id {file_id!r}) at src/{filename}, edited, saved (PUT 200, {newest_toast(page)!r})"
 
 
 def step_files(run: Run) -> str:
@@ -324,7 +330,7 @@ def step_modules(run: Run) -> str:
     page = run.page
     run.need("file_ids")
     page.reload()
-    page.get_by_text("Design Modules").wait_for(timeout=UI_TIMEOUT_MS)
+    page.get_by_text("Design Modules").first.wait_for(timeout=UI_TIMEOUT_MS)
     names = wait_modules(page, 10)
     how = "after a page reload (kept current on save)"
     if not set(MODULES) <= set(names):
@@ -349,17 +355,29 @@ def open_simulation_tab(run: Run) -> Any:
     return toolbar_button(run, "Run Simulation", "Simulation")
 
 
-def submit_simulation(run: Run, button: Any) -> tuple[int, dict[str, Any]]:
-    """Click Run Simulation; the job id and the config the client actually sent."""
+@dataclass
+class Submitted:
+    """One click on Run Simulation: what the client sent and what the API answered."""
+
+    config: dict[str, Any]
+    status: int
+    body: str
+
+    def job_id(self) -> int:
+        if self.status >= 300:
+            raise StepFailed(f"POST /jobs {json.dumps(self.config)} -> {self.status} {self.body[:300]}")
+        return int(json.loads(self.body)["id"])
+
+
+def submit_simulation(run: Run) -> Submitted:
+    """Click the toolbar's Run Simulation and wait until the button is back."""
     page = run.page
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/jobs")) as posted:
-        button.click()
+        page.get_by_role("button", name="Run Simulation").click()
     response = posted.value
     sent = json.loads(response.request.post_data or "{}")
-    if response.status >= 300:
-        raise StepFailed(f"POST /jobs {json.dumps(sent)} -> {response.status} {response.text()[:300]}")
     page.get_by_role("button", name="Run Simulation").wait_for(timeout=UI_TIMEOUT_MS)
-    return response.json()["id"], sent.get("config") or {}
+    return Submitted(sent.get("config") or {}, response.status, response.text())
 
 
 def wait_job_done(run: Run, job_id: int) -> str:
@@ -400,33 +418,36 @@ def finish_simulation(run: Run, simulator: str, job_id: int) -> str:
 
 def step_sim_verilator(run: Run) -> str:
     run.need("file_ids")
-    button = open_simulation_tab(run)
+    open_simulation_tab(run)
     run.page.locator("select").first.select_option("verilator")
-    job_id, sent = submit_simulation(run, button)
-    if sent.get("simulator") != "verilator":
-        raise StepFailed(f"client sent {sent}")
+    sent = submit_simulation(run)
+    if sent.config.get("simulator") != "verilator":
+        raise StepFailed(f"client sent {sent.config}")
+    job_id = sent.job_id()
     run.state["last_job"] = job_id
-    return f"sent {json.dumps(sent)}; " + finish_simulation(run, "verilator", job_id)
+    return f"sent {json.dumps(sent.config)}; " + finish_simulation(run, "verilator", job_id)
 
 
 def step_sim_icarus(run: Run) -> str:
     page = run.page
     run.need("file_ids")
+    if not page.url.endswith("/simulation"):
+        open_simulation_tab(run)
     page.locator("select").first.select_option("icarus")
     page.locator("select").nth(1).select_option("testbench.v")
-    button = page.get_by_role("button", name="Run Simulation")
-    job_id, sent = submit_simulation(run, button)
-    stale = sent.get("simulator") != "icarus"
+    sent = submit_simulation(run)
+    stale = sent.config.get("simulator") != "icarus"
     run.bug("stale closure on the simulation page", stale,
-            f"with Icarus selected the toolbar button sent {json.dumps(sent)}")
+            f"with Icarus selected the toolbar button sent {json.dumps(sent.config)} -> {sent.status}")
     extra = ""
     if stale:  # the click re-rendered the button with the current config: a person clicks again
-        extra = f"first click sent the stale {sent.get('simulator')} config (job {job_id}); "
-        job_id, sent = submit_simulation(run, page.get_by_role("button", name="Run Simulation"))
-        if sent.get("simulator") != "icarus":
-            raise StepFailed(extra + f"second click sent {sent}")
+        extra = f"first click sent the stale {sent.config.get('simulator')} config ({sent.status}); "
+        sent = submit_simulation(run)
+        if sent.config.get("simulator") != "icarus":
+            raise StepFailed(extra + f"second click sent {sent.config}")
+    job_id = sent.job_id()
     run.state["last_job"] = job_id
-    return extra + f"sent {json.dumps(sent)}; " + finish_simulation(run, "icarus", job_id)
+    return extra + f"sent {json.dumps(sent.config)}; " + finish_simulation(run, "icarus", job_id)
 
 
 WS_PROBE = """async ([url, waitMs]) => new Promise((resolve) => {
@@ -476,6 +497,9 @@ def step_settings(run: Run) -> str:
     stored = api_get(run, f"/api/v1/projects/{project_id}")
     if stored.get("description") != "saved from settings by the e2e driver":
         raise StepFailed(" / ".join(attempts) + f"; stored description {stored.get('description')!r}")
+    if stored.get("git_branch") != "main":  # upstream's project responses carry it; the client sends it back
+        branch = stored.get("git_branch")
+        raise StepFailed(" / ".join(attempts) + f"; saved, but the project's git_branch is {branch!r}")
     return " / ".join(attempts) + f"; stored git_branch={stored.get('git_branch')!r}"
 
 
