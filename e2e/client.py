@@ -541,15 +541,18 @@ def probe_login_401(run: Run, browser: Any) -> None:
     page = context.new_page()
     try:
         page.goto(run.url("/auth/login"))
-        loads: list[str] = []
-        page.on("load", lambda: loads.append(page.url))
         page.fill("#email", run.state.get("email", "nobody@example.com"))
         page.fill("#password", "wrong-password-1")
-        page.get_by_role("button", name="Sign In").click()
-        page.wait_for_timeout(3_000)
-        shown = toasts(page)
-        run.bug("401 handler reloads the login page", bool(loads),
-                f"page loads after submit: {len(loads)}; toast now: {shown}")
+        page.evaluate("window.__e2e_same_document = true")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/login")) as answered:
+            page.get_by_role("button", name="Sign In").click()
+        status = answered.value.status
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(2_000)
+        reloaded = not page.evaluate("window.__e2e_same_document === true")
+        run.bug("401 handler reloads the login page", reloaded,
+                f"POST /auth/login -> {status}; document {'reloaded' if reloaded else 'kept'}; "
+                f"toast now: {toasts(page)}")
     finally:
         context.close()
 
@@ -590,7 +593,7 @@ def report(run: Run) -> None:
         print(f"{'BUG-CONFIRMED' if seen else 'BUG-NOT-SEEN'} {name}: {detail}")
     for event in run.api_events:
         print(f"API {event.line()}")
-    for text in dict.fromkeys(run.console_errors):
+    for text in dict.fromkeys(re.sub(r"token=[\w.-]+", "token=<jwt>", t) for t in run.console_errors):
         print(f"CONSOLE {text[:300]}")
     print(summary_line(run.results))
 
