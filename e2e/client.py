@@ -526,13 +526,18 @@ def step_forum(run: Run) -> str:
     page.get_by_role("heading", name=title).wait_for(timeout=UI_TIMEOUT_MS)
     reply = f"Yes: both print {SIM_EXPECTED}."
     page.get_by_placeholder("Write your reply...").fill(reply)
-    page.get_by_role("button", name="Post Reply").click()
-    try:
-        page.get_by_text(reply).wait_for(timeout=UI_TIMEOUT_MS)
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/posts")) as posted:
+        page.get_by_role("button", name="Post Reply").click()
+    if posted.value.status >= 300:
+        raise StepFailed(f"POST reply -> {posted.value.status} {posted.value.text()[:200]}")
+    try:  # a rendered post, not the textarea that still holds the text
+        page.locator("p.whitespace-pre-wrap", has_text=reply).wait_for(timeout=UI_TIMEOUT_MS)
     except Exception as exc:  # noqa: BLE001
-        raise StepFailed(f"topic shown but the reply is not; toasts: {toasts(page)}") from exc
+        raise StepFailed(f"reply answered {posted.value.status} but is not listed; {toasts(page)}") from exc
+    posts = page.locator("p.whitespace-pre-wrap").count()
     shoot(run, "forum")
-    return f"category '{category_name}', topic '{title}' at {page.url}, reply shown under it"
+    return (f"category '{category_name}', topic '{title}' at {page.url}; reply POST {posted.value.status}, "
+            f"{posts} posts listed, the reply among them")
 
 
 def probe_login_401(run: Run, browser: Any) -> None:
