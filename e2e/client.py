@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:  # the browser package is only needed to run, not to import (tests/test_client_e2e.py)
     from playwright.sync_api import Page, Request, Response
@@ -113,6 +114,7 @@ class Run:
     bugs: list[tuple[str, bool, str]] = field(default_factory=list)
     api_events: list[ApiEvent] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    offsite: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return self.client_url.rstrip("/") + path
@@ -134,6 +136,11 @@ def ws_url(api_url: str, job_id: int, token: str) -> str:
     host = re.sub(r"^https?://", "", api_url.rstrip("/"))
     scheme = "wss:" if api_url.startswith("https:") else "ws:"
     return f"{scheme}//{host}/api/v1/ws/jobs/{job_id}/updates?token={token}"
+
+
+def is_local(host: str) -> bool:
+    """A loopback host: everything the client loads must come from this machine."""
+    return host in {"localhost", "::1"} or host.startswith("127.")
 
 
 def summary_line(results: list[tuple[str, str, str]]) -> str:
@@ -188,6 +195,12 @@ def watch(run: Run, page: Page) -> None:
             run.api_events.append(ApiEvent(request.method, request.url, None, request.post_data,
                                            request.failure or ""))
 
+    def on_request(request: Request) -> None:
+        host = urlsplit(request.url).hostname or ""
+        if request.url.startswith(("http:", "https:", "ws:", "wss:")) and not is_local(host):
+            run.offsite.append(request.url)
+
+    page.on("request", on_request)
     page.on("response", on_response)
     page.on("requestfailed", on_failed)
     page.on("console", lambda msg: run.console_errors.append(msg.text) if msg.type == "error" else None)
@@ -596,6 +609,8 @@ def run_step(run: Run, name: str, step: Callable[[Run], str]) -> None:
 def report(run: Run) -> None:
     for name, seen, detail in run.bugs:
         print(f"{'BUG-CONFIRMED' if seen else 'BUG-NOT-SEEN'} {name}: {detail}")
+    for url in dict.fromkeys(run.offsite):
+        print(f"OFFSITE request (the client must load nothing from the network): {url[:200]}")
     for event in run.api_events:
         print(f"API {event.line()}")
     for text in dict.fromkeys(re.sub(r"token=[\w.-]+", "token=<jwt>", t) for t in run.console_errors):

@@ -42,6 +42,11 @@ def test_ws_url_is_built_like_the_client() -> None:
     assert client.ws_url("https://api.example.com/", 7, "x").startswith("wss://api.example.com/api/v1/ws/jobs/7/")
 
 
+def test_only_loopback_is_local() -> None:
+    assert client.is_local("127.0.0.1") and client.is_local("localhost") and client.is_local("::1")
+    assert not client.is_local("cdn.jsdelivr.net") and not client.is_local("fonts.googleapis.com")
+
+
 def test_summary_line_counts_passes_and_failures() -> None:
     rows = [("PASS", "a", ""), ("FAIL", "b", ""), ("PASS", "c", "")]
     assert client.summary_line(rows) == "2 passed, 1 failed"
