@@ -191,7 +191,8 @@ def watch(run: Run, page: Page) -> None:
                                            response.request.post_data, body))
 
     def on_failed(request: Request) -> None:
-        if request.url.startswith(api):
+        # ERR_ABORTED: the page navigated away mid-request (the client's own doing), not CORS
+        if request.url.startswith(api) and "ERR_ABORTED" not in (request.failure or ""):
             run.api_events.append(ApiEvent(request.method, request.url, None, request.post_data,
                                            request.failure or ""))
 
