@@ -507,6 +507,7 @@ def step_settings(run: Run) -> str:
             break
         page.get_by_role("button", name="Save Changes").wait_for(timeout=UI_TIMEOUT_MS)
     run.bug("stale closure on the settings page", len(attempts) > 1, attempts[0])
+    page.get_by_role("button", name="Save Changes").wait_for(timeout=UI_TIMEOUT_MS)
     shoot(run, "settings")
     stored = api_get(run, f"/api/v1/projects/{project_id}")
     if stored.get("description") != "saved from settings by the e2e driver":
