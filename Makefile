@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench system deps clean deploy
+.PHONY: run test lint unit bench system deps clean deploy client-e2e
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "[a6hub] creating $(VENV) and installing pinned requirements"
@@ -39,6 +39,21 @@ test: lint
 STAGE ?= dev
 deploy: deps
 	@bash infra/deploy.sh $(STAGE)
+
+# The real web client (upstream's frontend, built and started by hand outside this repo against
+# API_URL) driven in headless Chromium against an already-running API: e2e/client.py. Takes minutes;
+# not part of `make test`. Screenshots: CLIENT_E2E_SCREENSHOTS (default .local/client-e2e).
+CLIENT_URL ?= http://127.0.0.1:3000
+API_URL ?= http://127.0.0.1:8000
+E2E_STAMP := $(VENV)/.installed-e2e
+
+$(E2E_STAMP): requirements-e2e.txt $(STAMP)
+	@$(PY) -m pip install -q -r requirements-e2e.txt
+	@touch $(E2E_STAMP)
+
+client-e2e: deps $(E2E_STAMP)
+	@bash devstack/install-system.sh chromium
+	@$(PY) -m e2e.client --client-url $(CLIENT_URL) --api-url $(API_URL)
 
 bench: deps
 	@$(PY) -m bench

@@ -263,12 +263,13 @@ def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
     return rows
 
 
-SUITES = ("api", "git", "jobs")
+SUITES = ("api", "git", "jobs", "abuse-api", "abuse-git")
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
-    """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py)
-    and jobs end to end (bench/jobs.py)."""
+    """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py),
+    jobs end to end (bench/jobs.py) and the worst cheap requests against their caps
+    (bench/abuse_api.py, bench/abuse_git.py)."""
     quick = sizes == QUICK
     with running_stack(workers, log_dir) as stack:
         rows = bench_api(stack, sizes) if "api" in suites else []
@@ -280,6 +281,14 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             from bench import jobs
 
             rows.extend(jobs.run(stack, quick=quick))
+        if "abuse-api" in suites:
+            from bench import abuse_api
+
+            rows.extend(abuse_api.run(stack, quick=quick))
+        if "abuse-git" in suites:
+            from bench import abuse_git
+
+            rows.extend(abuse_git.run(stack.api_url, quick=quick))
     return rows
 
 

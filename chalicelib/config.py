@@ -52,6 +52,13 @@ class Settings:
     login_window_seconds: int
     default_page_size: int
     max_page_size: int
+    commit_email_domain: str
+    register_max_per_client: int
+    register_window_seconds: int
+    jobs_max_active_per_user: int
+    jobs_max_active_per_project: int
+    jobs_max_submits_per_minute: int
+    max_artifact_bytes_per_project: int
 
     def table_name(self, short: str) -> str:
         return f"{self.table_prefix}{short}"
@@ -130,6 +137,18 @@ def load_settings() -> Settings:
         login_window_seconds=_int("A6HUB_LOGIN_WINDOW_SECONDS", 900),
         default_page_size=_int("A6HUB_DEFAULT_PAGE_SIZE", 50),
         max_page_size=_int("A6HUB_MAX_PAGE_SIZE", 100),
+        # Commits show <username>@<this> unless the user makes their email public; .invalid
+        # (RFC 2606) never routes. A deployment sets its own no-reply domain.
+        commit_email_domain=os.environ.get("A6HUB_COMMIT_EMAIL_DOMAIN",
+                                           "users.noreply.a6hub.invalid"),
+        register_max_per_client=_int("A6HUB_REGISTER_MAX_PER_CLIENT", 10),
+        register_window_seconds=_int("A6HUB_REGISTER_WINDOW_SECONDS", 3600),
+        # Queued + running jobs; each may hold a runner for its whole wall limit.
+        jobs_max_active_per_user=_int("A6HUB_JOBS_MAX_ACTIVE_PER_USER", 5),
+        jobs_max_active_per_project=_int("A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT", 10),
+        jobs_max_submits_per_minute=_int("A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE", 30),
+        max_artifact_bytes_per_project=_int("A6HUB_MAX_ARTIFACT_BYTES_PER_PROJECT",
+                                            2 * 1024 * 1024 * 1024),
     )
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need, if any is missing.
 set -euo pipefail
+# With arguments: those packages instead (make client-e2e: chromium).
 packages=(git iverilog yosys verilator g++ make bubblewrap wrk)
+[ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -31,7 +31,8 @@ from pydantic import BaseModel
 from chalicelib.errors import Unprocessable
 from chalicelib.hdl.project import COMPILE_SUFFIXES, HEADER_SUFFIXES
 from chalicelib.schemas.job_configs import LintConfig, SimulationConfig, SynthesisConfig, parse_job_config
-from runner import tools
+from chalicelib.services.paths import MAX_PATH_DEPTH
+from runner import fstree, tools
 from runner.limits import Limits
 from runner.sandbox import INSIDE_ROOT, LogBudget, RunResult, Sandbox, SandboxUnavailable
 from runner.tools import JobInputError, Plan
@@ -244,11 +245,12 @@ class _JobRun:
 
     def _collect_waveforms(self, wanted: bool) -> None:
         found = sum(a.kind == "waveform" for a in self.outcome.artifacts)
-        for dirpath, _dirs, files, dir_fd in os.fwalk(self.dirs.work, follow_symlinks=False):
-            for name in sorted(files):
+        # Iterative and depth-bounded: a tool may leave thousands of nested folders.
+        for dirpath, dir_fd, files in fstree.walk_files(self.dirs.work, MAX_PATH_DEPTH):
+            for name in files:
                 if not name.endswith(".vcd") or found >= MAX_WAVEFORMS:
                     continue
-                rel = os.path.relpath(os.path.join(dirpath, name), self.dirs.work)
+                rel = f"{dirpath}/{name}" if dirpath else name
                 if self._came_with_project(dir_fd, name, rel):
                     continue
                 out_name = self._unique_name(rel.removeprefix(f"{tools.BUILD_DIR}/"))

@@ -1,15 +1,19 @@
 """Run one tool command inside bubblewrap with resource limits, streaming its output.
 
-The tool sees: the toolchain read-only (/usr and the /lib, /bin links; /usr/local hidden), the
-job's sources read-only at /job/src, runner-generated scripts read-only at /job/gen, a writable
-/job/work (its cwd), a private /tmp, a fresh /proc and a minimal /dev. It has no network, no
-environment beyond PATH/HOME/LANG, its own pid/ipc/uts/cgroup namespaces, cannot create user
-namespaces, and runs as uid 1000 inside; on the host it is a fresh unprivileged uid per job when
-the runner is root (see sandbox_uid), so RLIMIT_NPROC counts that job only. Limits: rlimits on
-every process (CPU, address space, file size, processes), and the runner watches wall time,
-output size, disk use of the work dir and the cancel flag, killing the whole tree when one trips.
+The tool sees: the toolchain read-only (/usr and the /lib, /bin links; /usr/local hidden behind
+an empty read-only tmpfs), the job's sources read-only at /job/src, runner-generated scripts
+read-only at /job/gen, a writable /job/work (its cwd), a private /tmp (a tmpfs capped at
+`tmp_bytes`), a fresh /proc and a minimal read-only /dev (device nodes only; /dev/shm is not
+writable: none of the tools use POSIX shared memory). Those two are the only writable places,
+and both count in the job's disk limit: /tmp by its size cap, /job/work by the runner's check.
+It has no network, no environment beyond PATH/HOME/LANG, its own pid/ipc/uts/cgroup namespaces,
+cannot create user namespaces, and runs as uid 1000 inside; on the host it is a fresh
+unprivileged uid per job when the runner is root (see sandbox_uid), so RLIMIT_NPROC counts that
+job only. Limits: rlimits on every process (CPU, address space, file size, processes), a cgroup
+per step bounding the memory and the processes of all of them together where the host allows
+one (runner/cgroup.py), and the runner watches wall time, output size, disk use of the work dir
+and the cancel flag, killing the whole tree when one trips.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner import fstree
+from runner.cgroup import JobCgroup, remove_stale
 from runner.limits import MIB, Limits
 
 logger = logging.getLogger(__name__)
@@ -42,11 +48,13 @@ POLL_SECONDS = 0.1
 KILL_WAIT_SECONDS = 1.5
 DISK_CHECK_SECONDS = 1.0
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
-TMPFS_BYTES = 64 * MIB
+TMPFS_BYTES = 64 * MIB  # the sandbox's /tmp, at most; never more than a quarter of the disk limit
+MIN_ENTRY_BYTES = 4096  # what a file or folder costs the disk limit at least (an inode, a block)
 
 # Output that tells an allocation failed (RLIMIT_AS reports no signal of its own).
 MEMORY_MARKERS = (b"out of memory", b"bad_alloc", b"cannot allocate memory", b"memory exhausted",
                   b"failed to allocate", b"virtual memory exhausted", b"insufficient memory")
+DISK_MARKERS = (b"no space left on device", b"disk quota exceeded")
 FORK_MARKERS = (b"resource temporarily unavailable", b"cannot fork", b"fork failed")
 
 
@@ -93,15 +101,15 @@ class JobDirs:
             os.chown(dirs.work, sandbox_uid, sandbox_uid)
         return dirs
 
-    def remove_stage(self) -> None:
-        # A tool may leave directories without permissions; the runner owns the stage.
-        for parent, dirnames, _files in os.walk(self.stage):
-            for name in dirnames:
-                path = os.path.join(parent, name)
-                if not os.path.islink(path):
-                    with contextlib.suppress(OSError):
-                        os.chmod(path, 0o700)
-        shutil.rmtree(self.stage, ignore_errors=True)
+    def remove_stage(self) -> bool:
+        """Delete the stage, however deep the tree a tool left in it; never raises (a clean-up
+        failure must not fail the job nor stop the runner). False, logged, when something stays."""
+        try:
+            fstree.remove_tree(self.stage)
+        except OSError as e:
+            logger.warning("job stage %s not fully removed: %s", self.stage, e)
+            return False
+        return True
 
 
 def _stage_base() -> str:
@@ -188,20 +196,29 @@ def remove_stale_stages(max_age_s: float) -> int:
     base = _stage_base()
     removed = 0
     for entry in os.scandir(base):
-        info = entry.stat(follow_symlinks=False)
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
         if (entry.name.startswith("job-") and stat.S_ISDIR(info.st_mode)
                 and time.time() - info.st_mtime > max_age_s):
             stage = Path(entry.path)
-            JobDirs(stage, stage / "src", stage / "gen", stage / "work", stage / "out").remove_stage()
-            removed += 1
+            if JobDirs(stage, stage / "src", stage / "gen", stage / "work", stage / "out").remove_stage():
+                removed += 1
     return removed
 
 
 def _run_probe() -> str | None:
     # Once per runner process: a job's stage cannot outlive twice the wall limit (and an hour).
-    removed = remove_stale_stages(max(3600.0, 2.0 * Limits.from_env().wall_seconds))
+    # Leftovers are a nuisance, not a reason to refuse to start.
+    max_age = max(3600.0, 2.0 * Limits.from_env().wall_seconds)
+    try:
+        removed = remove_stale_stages(max_age) + remove_stale(max_age)
+    except OSError as e:
+        logger.warning("stale job stages not cleaned up: %s", e)
+        removed = 0
     if removed:
-        logger.info("removed %d stale job stages", removed)
+        logger.info("removed %d stale job stages and cgroups", removed)
     with tempfile.TemporaryDirectory(prefix="a6hub-probe-") as tmp:
         uid = sandbox_uid()
         box = Sandbox(JobDirs.prepare(Path(tmp), uid), Limits(wall_seconds=30), sandboxed=True, uid=uid)
@@ -288,8 +305,9 @@ class Sandbox:
             "--setenv", "LANG", "C.UTF-8",
             "--setenv", "TMPDIR", SANDBOX_TMP,
             "--ro-bind", "/usr", "/usr",
-            # Python and anything pip-installed (the runner itself in a slim image) live here.
-            "--tmpfs", "/usr/local",
+            # Python and anything pip-installed (the runner itself in a slim image) live here:
+            # hidden behind an empty tmpfs, read-only so that it is no uncounted RAM disk.
+            "--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
         ]
         args += _root_links()
         if os.path.isdir("/etc/alternatives"):
@@ -297,8 +315,9 @@ class Sandbox:
             args += ["--ro-bind", "/etc/alternatives", "/etc/alternatives"]
         args += [
             "--proc", "/proc",
-            "--dev", "/dev",
-            "--size", str(TMPFS_BYTES), "--tmpfs", SANDBOX_TMP,
+            # bubblewrap's /dev is a tmpfs with no size (so was /dev/shm): device nodes only.
+            "--dev", "/dev", "--remount-ro", "/dev",
+            "--size", str(tmp_bytes(self.limits)), "--tmpfs", SANDBOX_TMP,
             "--ro-bind", str(self.dirs.src), f"{INSIDE_ROOT}/src",
             "--ro-bind", str(self.dirs.gen), f"{INSIDE_ROOT}/gen",
             "--bind", str(self.dirs.work), f"{INSIDE_ROOT}/work",
@@ -311,32 +330,45 @@ class Sandbox:
     def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> RunResult:
         """Run argv to completion, a limit, or cancellation; output goes to `budget`."""
         started = time.monotonic()
+        group = (JobCgroup.create(self.limits.memory_bytes, self.limits.processes + 2)
+                 if self.sandboxed else None)
         # bubblewrap reports the host pid of the sandbox's init here, so a kill can wait for it.
         info_r, info_w = os.pipe()
-        # argv is built by runner/tools.py from validated config, never taken from users.
-        proc = subprocess.Popen(
-            self.command(argv, info_w if self.sandboxed else None),
-            pass_fds=(info_w,) if self.sandboxed else (),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=str(self.dirs.work),
-            env=self._env(),
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=self._apply_rlimits,  # only setrlimit calls: safe with threads
-            user=self.uid,
-            group=self.uid,
-            extra_groups=[] if self.uid is not None else None,
-        )
-        os.close(info_w)
-        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline, info_r, self.dirs.work)
+        try:
+            if group is not None:
+                group.open_for_join()
+            # argv is built by runner/tools.py from validated config, never taken from users.
+            proc = subprocess.Popen(
+                self.command(argv, info_w if self.sandboxed else None),
+                pass_fds=(info_w,) if self.sandboxed else (),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.dirs.work),
+                env=self._env(),
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=lambda: self._in_child(group),
+            )
+        except BaseException:
+            os.close(info_r)
+            if group is not None:
+                group.remove()
+            raise
+        finally:
+            os.close(info_w)
+            if group is not None:
+                group.close_join_fds()
+        watch = _Watch(proc, self.limits, budget, cancelled, self.deadline, info_r, self.dirs.work,
+                       group)
         try:
             result = watch.follow()
         finally:
             os.close(info_r)
             if self.uid is not None:
                 _reap_uid(self.uid)
+            if group is not None:
+                group.remove()
         result.duration_s = time.monotonic() - started
         self._explain(result)
         return result
@@ -345,6 +377,18 @@ class Sandbox:
         if self.sandboxed:
             return {}  # bwrap --clearenv sets the tool's environment
         return {"PATH": TOOL_PATH, "HOME": str(self.dirs.work), "LANG": "C.UTF-8"}
+
+    def _in_child(self, group: JobCgroup | None) -> None:
+        """Between fork and exec, in this order: join the step's cgroup (which needs the
+        runner's privileges), drop to the job's uid, set the rlimits. Only system calls on
+        values prepared before the fork: safe with the runner's other threads."""
+        if group is not None:
+            group.join()
+        if self.uid is not None:
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        self._apply_rlimits()
 
     def _apply_rlimits(self) -> None:
         lim = self.limits
@@ -368,6 +412,8 @@ class Sandbox:
             result.limit = f"CPU time limit of {lim.cpu_seconds} s exceeded"
         elif sig == signal.SIGXFSZ or b"file too large" in tail:
             result.limit = f"file size limit of {_size(lim.file_bytes)} exceeded"
+        elif any(marker in tail for marker in DISK_MARKERS):  # /tmp's tmpfs is full
+            result.limit = f"disk limit of {_size(lim.disk_bytes)} exceeded"
         elif any(marker in tail for marker in MEMORY_MARKERS):
             result.limit = f"memory limit of {_size(lim.memory_bytes)} exceeded"
         elif any(marker in tail for marker in FORK_MARKERS):
@@ -378,8 +424,10 @@ class _Watch:
     """Pumps one process's output into the log budget while watching wall time and cancel."""
 
     def __init__(self, proc: subprocess.Popen[bytes], limits: Limits, budget: LogBudget,
-                 cancelled: threading.Event, deadline: float, info_fd: int, work: Path) -> None:
+                 cancelled: threading.Event, deadline: float, info_fd: int, work: Path,
+                 group: JobCgroup | None = None) -> None:
         self.proc = proc
+        self.group = group
         self.info_fd = info_fd
         self.work = work
         self.next_disk_check = time.monotonic() + DISK_CHECK_SECONDS
@@ -414,7 +462,9 @@ class _Watch:
             self._kill()
         self._reap(0)
         if not (self.result.limit or self.result.cancelled):
-            self._over_disk()  # a tool may fill the disk faster than the periodic check
+            # A tool may fill the disk faster than the periodic check, and an OOM kill of one
+            # child leaves the others (and a zero exit status) behind.
+            self._over_memory() or self._over_disk()
         self._drain()
         stream.close()
         self.result.tail = bytes(self.tail)
@@ -439,11 +489,18 @@ class _Watch:
             return True
         if now >= self.next_disk_check:
             self.next_disk_check = now + DISK_CHECK_SECONDS
-            return self._over_disk()
+            return self._over_memory() or self._over_disk()
+        return False
+
+    def _over_memory(self) -> bool:
+        if self.group is not None and self.group.oom_kills():
+            self.result.limit = f"memory limit of {_size(self.limits.memory_bytes)} exceeded"
+            return True
         return False
 
     def _over_disk(self) -> bool:
-        if disk_usage(self.work, self.limits.disk_bytes) > self.limits.disk_bytes:
+        budget = work_bytes(self.limits)
+        if disk_usage(self.work, budget) > budget:
             self.result.limit = f"disk limit of {_size(self.limits.disk_bytes)} exceeded"
             return True
         return False
@@ -501,8 +558,20 @@ class _Watch:
         return True
 
 
+def tmp_bytes(limits: Limits) -> int:
+    """Size cap of the sandbox's /tmp tmpfs: part of the disk limit, not on top of it."""
+    return max(MIB, min(TMPFS_BYTES, limits.disk_bytes // 4))
+
+
+def work_bytes(limits: Limits) -> int:
+    """What the work dir may hold: the disk limit less what /tmp may hold."""
+    return max(0, limits.disk_bytes - tmp_bytes(limits))
+
+
 def disk_usage(top: Path, stop_above: int) -> int:
-    """Bytes allocated under `top` (links not followed); stops counting once over `stop_above`."""
+    """Bytes allocated under `top` (links not followed), each entry counted as at least
+    MIN_ENTRY_BYTES (empty files and folders cost inodes: a million of them must not be free);
+    stops counting once over `stop_above`."""
     total = 0
     stack = [str(top)]
     while stack and total <= stop_above:
@@ -515,7 +584,7 @@ def disk_usage(top: Path, stop_above: int) -> int:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            total += info.st_blocks * 512
+            total += max(info.st_blocks * 512, MIN_ENTRY_BYTES)
             if stat.S_ISDIR(info.st_mode):
                 stack.append(entry.path)
     return total

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +16,11 @@ from botocore.exceptions import ClientError
 
 from chalicelib import storage
 from chalicelib.models.files import File
+from chalicelib.services import job_quotas
+from chalicelib.services.paths import MAX_PATH_DEPTH
+from runner import fstree
+
+logger = logging.getLogger(__name__)
 
 FETCH_THREADS = 8
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -39,11 +44,17 @@ def workdir() -> Iterator[Path]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            fstree.remove_tree(path)
+        except OSError as e:  # a leftover must not turn a finished job into a runner error
+            logger.warning("job workdir %s not fully removed: %s", path, e)
 
 
 def _target(src: Path, filepath: str) -> Path:
     # Paths were validated on write; checked again because they become host paths here.
+    if filepath.count("/") >= MAX_PATH_DEPTH:  # stored before the limit, or an unchecked commit
+        raise MaterialiseError(f"file path {filepath[:100]!r}... is deeper than "
+                               f"{MAX_PATH_DEPTH} levels")
     target = (src / filepath).resolve()
     if not filepath or filepath.startswith("/") or not target.is_relative_to(src.resolve()):
         raise MaterialiseError(f"file path {filepath!r} leaves the project directory")
@@ -107,6 +118,11 @@ def upload_artifacts(project_id: int, job_id: int, attempt: int, root: Path,
         path = Path(artifact.path)
         if not _uploadable(root, artifact):
             note(f"artifact {artifact.name!r} skipped (bad name, missing, or outside the job)")
+            continue
+        size = path.stat().st_size
+        if not job_quotas.reserve_artifact_bytes(project_id, size):
+            note(f"artifact {artifact.name!r} skipped: the project's artifact storage quota is "
+                 "used up")
             continue
         key = storage.job_artifact_key(project_id, job_id, attempt, artifact.name)
         storage.upload_file(key, path, artifact.mime)

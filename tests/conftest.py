@@ -32,6 +32,12 @@ os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1",
     "NO_PROXY": "127.0.0.1,localhost",
     "A6HUB_LOG_LEVEL": os.environ.get("A6HUB_LOG_LEVEL", "WARNING"),
+    # Every test request comes from one client address, and the suite makes hundreds of users
+    # and jobs: the per-client and per-user caps are lifted here; tests of a cap lower it.
+    "A6HUB_REGISTER_MAX_PER_CLIENT": "1000000",
+    "A6HUB_JOBS_MAX_ACTIVE_PER_USER": "1000000",
+    "A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT": "1000000",
+    "A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE": "1000000",
 })
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
               "https_proxy"):

@@ -181,7 +181,7 @@ PROJECT_ROUTES = [
 # Routes that are not about one project: (method, path, expected status per caller).
 ACCOUNT_ROUTES = {
     ("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"),
-    ("GET", "/api/v1/auth/me"), ("POST", "/api/v1/auth/password"),
+    ("GET", "/api/v1/auth/me"), ("PATCH", "/api/v1/auth/me"), ("POST", "/api/v1/auth/password"),
     ("POST", "/api/v1/auth/tokens"), ("GET", "/api/v1/auth/tokens"),
     ("DELETE", "/api/v1/auth/tokens/{token_id}"),
     ("POST", "/api/v1/projects"), ("GET", "/api/v1/projects"), ("GET", "/api/v1/projects/public"),
@@ -307,6 +307,8 @@ def _account_call(api: Api, users: dict[str, UserCtx], method: str, path: str) -
                                    "password": "matrix passphrase"}), 201
     if path == "/api/v1/auth/login":
         return Call(method, path, {"email": owner.email, "password": owner.password}), 200
+    if path == "/api/v1/auth/me" and method == "PATCH":
+        return Call(method, path, {"full_name": "Matrix Person"}), 200
     if path == "/api/v1/auth/password":
         # A wrong current password: 400 shows the caller got past authentication without
         # changing a shared session user's password.

@@ -54,12 +54,14 @@ def test_two_registrations_with_one_email(live_server: str, round_: int) -> None
     first, second = unique("ra"), unique("rb")
     replies = race(register(first, email, "password one"),
                    register(second, email.upper(), "password two"))
-    # THEN exactly one is created and the other is told the email is taken
-    statuses = sorted(r.status_code for r in replies)
-    assert statuses == [201, 400], [r.text for r in replies]
-    loser = next(r for r in replies if r.status_code == 400)
-    assert "already registered" in loser.json()["detail"]
-    winner = next(i for i, r in enumerate(replies) if r.status_code == 201)
+    # THEN both are answered alike (a taken email is not confirmed: issue 10, finding 9) and
+    # exactly one account exists: one password logs in, the other does not
+    assert [r.status_code for r in replies] == [201, 201], [r.text for r in replies]
+    logins = [requests.post(f"{live_server}/api/v1/auth/login", timeout=30,
+                            json={"email": email, "password": p}).status_code
+              for p in ("password one", "password two")]
+    assert sorted(logins) == [200, 401], logins
+    winner = logins.index(200)
     password = ["password one", "password two"][winner]
     # AND only the winner's password logs in; the loser's username stayed free
     login = requests.post(f"{live_server}/api/v1/auth/login", timeout=30,

@@ -40,7 +40,9 @@ def test_every_files_api_change_is_a_commit_authored_by_the_user(api: Api, owner
     assert [c["summary"] for c in commits] == [
         "Delete src/top.v", "Add tb/tb.v", "Rename rtl/top.v to src/top.v",
         "Update rtl/top.v", "Add the top module"]
-    assert {c["author_email"] for c in commits} == {owner.email}
+    # A no-reply address, not the login email (issue 10, finding 9)
+    assert {c["author_email"] for c in commits} == {
+        f"{owner.username.lower()}@users.noreply.a6hub.invalid"}
     assert commits[-1]["parents"] == []
     assert commits[0]["parents"] == [commits[1]["id"]]
 

@@ -122,7 +122,9 @@ def test_clone_a_project_edit_through_the_api_and_pull(
     assert (work / "rtl" / "top.v").read_text() == "module top; endmodule\n"
     assert (work / "tb" / "tb.v").read_text() == "module tb; endmodule\n"
     log = git.run("log", "--format=%s|%ae", cwd=work).stdout.split("\n")
-    assert log[:2] == [f"Add tb/tb.v|{owner.email}", f"Add rtl/top.v|{owner.email}"]
+    # API commits carry the no-reply address, not the login email (issue 10, finding 9)
+    address = f"{owner.username.lower()}@users.noreply.a6hub.invalid"
+    assert log[:2] == [f"Add tb/tb.v|{address}", f"Add rtl/top.v|{address}"]
 
     # WHEN the file is changed through the API and the clone pulls
     reply = api.put(f"/api/v1/projects/{pid}/files/{top['id']}", token=owner.token,

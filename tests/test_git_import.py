@@ -430,8 +430,9 @@ def test_a_branch_a_push_would_refuse_is_left_out_and_said(
 
     refs = {r.ref for r in GitRef.query(project["id"], consistent_read=True)}
     assert refs == {"refs/heads/main", "refs/heads/trunk"}
-    assert ("not imported: refs/heads/bad ('link.v': symbolic links are not supported)"
-            in logs_of(api, owner, project))
+    said = logs_of(api, owner, project)
+    assert "not imported: refs/heads/bad (commit " in said, said
+    assert "'link.v': symbolic links are not supported)" in said, said
 
 
 def test_imports_are_limited_per_user_and_hour(api: Api, queues: Queues, allow_private: None,
@@ -448,3 +449,30 @@ def test_imports_are_limited_per_user_and_hour(api: Api, queues: Queues, allow_p
     assert [r.status for r in replies] == [202, 202, 429]
     assert int(replies[2].headers["Retry-After"]) > 0 and "per hour" in replies[2].json["detail"]
     assert len(api.get("/api/v1/projects", token=user.token).json) == 2
+
+
+def test_an_import_is_held_to_the_rules_in_every_commit_not_only_the_tip(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    from tests.git_server import git
+
+    # GIVEN a repository whose default branch once held a symlink that a later commit removed
+    work = repos / "core-work"
+    (work / "link.v").symlink_to("README.md")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a symlink")
+    git(work, "rm", "-q", "link.v")
+    git(work, "commit", "-q", "-m", "no symlink")
+    git(work, "push", "-q", str(repos / "core.git"), "HEAD")
+
+    # WHEN it is imported
+    with http_git_server(repos) as server:
+        project = start(api, owner, f"{server.url}/core.git").json
+        job = finish(api, owner, queues, project)
+
+    # THEN the import fails, saying which commit breaks which rule, and nothing is stored
+    assert job["status"] == "failed", job
+    said = logs_of(api, owner, project)
+    assert "'link.v': symbolic links are not supported" in said, said
+    from chalicelib.services.gitstore import open_repo
+
+    assert list(open_repo(project["id"]).object_store) == []

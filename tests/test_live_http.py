@@ -79,7 +79,8 @@ def test_readme_curl_examples_work_against_the_server(live_server: str) -> None:
     status, body = run_curl(register)
     assert status == 201, body
     user = json.loads(body)
-    assert set(user) == {"id", "email", "username", "full_name", "is_active", "created_at"}
+    assert set(user) == {"id", "email", "username", "full_name", "is_active", "created_at",
+                         "public_email", "commit_email"}
     assert user["full_name"] == registration["full_name"]
     status, body = run_curl(login)
     assert status == 200, body

@@ -239,12 +239,13 @@ def test_visibility_change_moves_a_project_in_and_out_of_the_public_list(
     assert api.get(f"/api/v1/projects/{pid}/files").status == 404
 
 
-def _items(aws: dict[str, Any], table: str, key: str, value: int) -> list[Any]:
+def _items(aws: dict[str, Any], table: str, key: str, value: int | str) -> list[Any]:
     name = f"{os.environ['A6HUB_TABLE_PREFIX']}{table}"
+    typed = {"S": value} if isinstance(value, str) else {"N": str(value)}
     return list(aws["dynamodb"].query(
         TableName=name, KeyConditionExpression="#k = :v",
         ExpressionAttributeNames={"#k": key},
-        ExpressionAttributeValues={":v": {"N": str(value)}})["Items"])
+        ExpressionAttributeValues={":v": typed})["Items"])
 
 
 def test_delete_removes_files_members_and_objects(api: Api, aws: dict[str, Any], owner: UserCtx,

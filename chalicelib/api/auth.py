@@ -24,6 +24,7 @@ from chalicelib.schemas.accounts import (
     UserCreate,
     UserLogin,
     UserPublic,
+    UserUpdate,
 )
 from chalicelib.services import accounts
 
@@ -31,10 +32,13 @@ bp = Blueprint(__name__)
 
 
 @route(bp, "/register", methods=["POST"],
-       doc=Doc("Register an account", UserCreate, UserPublic, auth="none", status=201))
+       doc=Doc("Register an account (a taken email is not confirmed: same answer, nothing "
+               "stored; at most A6HUB_REGISTER_MAX_PER_CLIENT per client address and window)",
+               UserCreate, UserPublic, auth="none", status=201, errors=(429,)))
 def register() -> Response:
-    data = parse_body(bp.current_request, UserCreate)
-    return json_response(accounts.register(data), status=201)
+    request = bp.current_request
+    data = parse_body(request, UserCreate)
+    return json_response(accounts.register(data, client_address(request)), status=201)
 
 
 @route(bp, "/login", methods=["POST"],
@@ -50,12 +54,22 @@ def me() -> Response:
     return json_response(accounts.user_public(required_caller(bp.current_request).user))
 
 
+@route(bp, "/me", methods=["PATCH"],
+       doc=Doc("Change my display name, or show my login email on my commits (`public_email`; "
+               "default: a no-reply address)", UserUpdate, UserPublic))
+def update_me() -> Response:
+    request = bp.current_request
+    caller = required_caller(request)
+    return json_response(accounts.update_me(caller, parse_body(request, UserUpdate)))
+
+
 @route(bp, "/password", methods=["POST"],
-       doc=Doc("Change password (revokes issued access tokens)", PasswordChange, status=204))
+       doc=Doc("Change password (a login session only; ends every session and revokes every "
+               "personal API token)", PasswordChange, status=204, errors=(403, 429)))
 def change_password() -> Response:
     request = bp.current_request
     caller = required_caller(request)
-    accounts.change_password(caller, parse_body(request, PasswordChange))
+    accounts.change_password(caller, parse_body(request, PasswordChange), client_address(request))
     return Response(body="", status_code=204)
 
 

@@ -59,10 +59,13 @@ def create_file(project_id: str) -> Response:
 def upload_file(project_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
+    # Authorise before the body is parsed: parsing is the expensive part of a hostile request.
+    pid = path_id(project_id)
+    files.check_writable(caller, pid)
     upload = parse_upload(header(request, "content-type") or "", request_bytes(request))
     data = FileCreate(filename=upload.filename, filepath=upload.filepath,
                       mime_type=upload.mime_type)
-    return _with_etag(files.create_file(caller, path_id(project_id), data, raw=upload.data), status=201)
+    return _with_etag(files.create_file(caller, pid, data, raw=upload.data), status=201)
 
 
 @route(bp, "/{project_id}/files/{file_id}",

@@ -43,6 +43,8 @@ class User(Model):
     # Forum moderator and category administrator. Set only by an operator
     # (`python -m devstack admin`); no API route writes it.
     is_admin = BooleanAttribute(null=True)
+    # Whether commits made through the API show the login email (else a no-reply address).
+    public_email = BooleanAttribute(null=True)
     version = VersionAttribute()
 
 

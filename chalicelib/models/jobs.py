@@ -9,6 +9,11 @@ Access patterns:
 - lease renewal / finish: UpdateItem conditioned on `status = running AND runner_id = me`
 - cancel: UpdateItem conditioned on the status it expects (pending -> cancelled, or
   running -> cancel_requested)
+- queued-or-running jobs of a user / of a project (quotas): Query the sparse GSIs
+  active_by_user[user id] / active_by_project[project id] (Select COUNT); the attributes are
+  set when a job is created and removed by the same write that ends it
+- queue position of a pending job: Query the sparse GSI pending_queue["pending"] for
+  created_at < its own (COUNT, capped); `queued` is removed when a job is claimed or ends
 
 Structured results (inputs, steps, artifacts, tool versions, summary) are JSON attributes:
 they are written once by the runner and read whole, never queried into.
@@ -33,6 +38,34 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+QUEUED = "pending"  # the one partition of pending_queue
+
+
+class ActiveByUser(GlobalSecondaryIndex["Job"]):
+    class Meta:
+        index_name = "active_by_user"
+        projection = KeysOnlyProjection()
+
+    active_user = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ActiveByProject(GlobalSecondaryIndex["Job"]):
+    class Meta:
+        index_name = "active_by_project"
+        projection = KeysOnlyProjection()
+
+    active_project = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class PendingQueue(GlobalSecondaryIndex["Job"]):
+    class Meta:
+        index_name = "pending_queue"
+        projection = KeysOnlyProjection()
+
+    queued = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
 
 
 class JobsById(GlobalSecondaryIndex["Job"]):
@@ -76,3 +109,10 @@ class Job(Model):
     log_bytes = NumberAttribute(null=True)
     log_truncated = BooleanAttribute(null=True)
     by_id = JobsById()
+    # Sparse index keys (see the access patterns above): present only while the job is active.
+    active_user = UnicodeAttribute(null=True)
+    active_project = UnicodeAttribute(null=True)
+    queued = UnicodeAttribute(null=True)
+    active_by_user = ActiveByUser()
+    active_by_project = ActiveByProject()
+    pending_queue = PendingQueue()

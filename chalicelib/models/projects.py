@@ -51,11 +51,17 @@ class Project(Model):
     total_bytes = NumberAttribute(default=0)
     stars_count = NumberAttribute(default=0)
     views_count = NumberAttribute(default=0)
+    # Bytes of job artifacts stored for the project (the runner adds, within the quota).
+    artifact_bytes = NumberAttribute(null=True)
     # Set on a project created by an import (POST /projects/import): where from, the job
     # that clones it, and importing -> completed | failed (the job has the log and reason).
     import_url = UnicodeAttribute(null=True)
     import_job_id = IdAttribute(null=True)
     import_status = UnicodeAttribute(null=True)
+    # Set on a fork: the project it was copied from, and the private project whose content it
+    # holds (inherited along a chain of forks): only that project's owner may publish it.
+    forked_from = IdAttribute(null=True)
+    private_origin = IdAttribute(null=True)
     # No VersionAttribute: file writes bump the counters in place through Project(id) updates,
     # which would reset a version to 1, and project edits update only what they change.
     public_feed = PublicFeed()

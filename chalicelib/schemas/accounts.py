@@ -46,6 +46,13 @@ class PasswordChange(RequestModel):
     new_password: str = Field(min_length=8, max_length=MAX_PASSWORD_CHARS)
 
 
+class UserUpdate(RequestModel):
+    full_name: str | None = Field(default=None, max_length=200)
+    # False (the default): commits made through the API carry `commit_email`, a no-reply
+    # address; True: the login email, which public history then shows to anyone.
+    public_email: bool | None = None
+
+
 class UserPublic(PublicModel):
     id: int
     email: str
@@ -53,6 +60,8 @@ class UserPublic(PublicModel):
     full_name: str | None
     is_active: bool
     created_at: str
+    public_email: bool
+    commit_email: str
 
 
 class AccessTokenPublic(PublicModel):

@@ -83,6 +83,8 @@ class JobPublic(PublicModel):
     summary: dict[str, Any] = Field(default_factory=dict)
     log_bytes: int = 0
     log_truncated: bool = False
+    # Pending jobs only: 1 + the pending jobs (anyone's) submitted before it, counted to 1,000.
+    queue_position: int | None
 
 
 class JobLogs(PublicModel):

@@ -58,6 +58,7 @@ class ProjectPublic(PublicModel):
     import_url: str | None
     import_job_id: int | None
     import_status: Literal["importing", "completed", "failed"] | None
+    forked_from: int | None
 
 
 class MemberAdd(RequestModel):

@@ -6,6 +6,7 @@ import secrets
 import time
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.auth.access_tokens import issue_access_token
@@ -24,6 +25,7 @@ from chalicelib.schemas.accounts import (
     UserCreate,
     UserLogin,
     UserPublic,
+    UserUpdate,
 )
 from chalicelib.services import ratelimit
 from chalicelib.services.identity import API_TOKEN_PREFIX, Caller, hash_api_token
@@ -39,10 +41,19 @@ def username_key(username: str) -> str:
     return f"username#{username.lower()}"
 
 
+def commit_email(user: User) -> str:
+    """The address the user's API commits carry: `<username>@<A6HUB_COMMIT_EMAIL_DOMAIN>`, or
+    their login email if they chose to make it public (PATCH /auth/me)."""
+    if user.public_email:
+        return str(user.email)
+    return f"{str(user.username).lower()}@{get_settings().commit_email_domain}"
+
+
 def user_public(user: User) -> UserPublic:
     return UserPublic(
         id=user.id, email=user.email, username=user.username, full_name=user.full_name,
         is_active=user.is_active, created_at=user.created_at,
+        public_email=bool(user.public_email), commit_email=commit_email(user),
     )
 
 
@@ -55,9 +66,44 @@ def _cancelled(e: Exception, index: int) -> bool:
     return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
-def register(data: UserCreate) -> UserPublic:
-    """A new account; 400 when the email or username is taken. The user's id is drawn until the
-    transaction finds it free (the guards are checked first, so a taken name is never retried)."""
+def update_me(caller: Caller, data: UserUpdate) -> UserPublic:
+    """Change the caller's display name and whether commits show their login email."""
+    user = caller.user
+    changes = data.model_dump(exclude_unset=True)
+    actions: list[Action] = []
+    if "full_name" in changes:
+        user.full_name = changes["full_name"]
+        actions.append(User.full_name.remove() if user.full_name is None
+                       else User.full_name.set(user.full_name))
+    if changes.get("public_email") is not None:
+        user.public_email = bool(changes["public_email"])
+        actions.append(User.public_email.set(user.public_email))
+    if actions:
+        user.update(actions=actions, condition=User.id.exists())
+    return user_public(user)
+
+
+def _registration_window(client: str) -> ratelimit.Window:
+    settings = get_settings()
+    return ratelimit.Window(f"register#client#{ratelimit.client_key(client)}",
+                            settings.register_max_per_client,
+                            settings.register_window_seconds)
+
+
+def register(data: UserCreate, client: str = "unknown") -> UserPublic:
+    """Create an account; raises TooManyRequests past the per-client registration limit (each
+    registration costs a bcrypt hash), BadRequest when the username is taken. The user's id is
+    drawn until the transaction finds it free (the guards are checked first).
+
+    A taken email is not confirmed: the answer is a 201 shaped like a real one (new id, the
+    request's fields) but nothing is stored, so registration cannot tell anyone which
+    addresses have accounts (login answers the same 401 for both too). Usernames are public
+    (history, members), so a taken one is still reported.
+    """
+    wait = ratelimit.acquire([_registration_window(client)])
+    if wait:
+        raise TooManyRequests("Too many registrations from this address; try again later",
+                              retry_after=wait)
     password_hash = hash_password(data.password, get_settings().bcrypt_rounds)
     user = with_new_id(lambda user_id: _register(data, password_hash, user_id),
                        lambda e: _cancelled(e, 2))
@@ -65,6 +111,7 @@ def register(data: UserCreate) -> UserPublic:
 
 
 def _register(data: UserCreate, password_hash: str, user_id: int) -> User:
+    """Store the user with its guards; the unsaved user when the email is taken (see register)."""
     user = User(
         id=user_id, email=data.email, username=data.username, full_name=data.full_name,
         password_hash=password_hash, is_active=True, created_at=utcnow_iso(),
@@ -77,10 +124,10 @@ def _register(data: UserCreate, password_hash: str, user_id: int) -> User:
                     condition=Unique.key.does_not_exist())
             tx.save(user, condition=User.id.does_not_exist())
     except TransactWriteError as e:
-        if _cancelled(e, 0):
-            raise BadRequest("Email already registered") from e
         if _cancelled(e, 1):
             raise BadRequest("Username already registered") from e
+        if _cancelled(e, 0):
+            return user  # the email is taken: answer as if not, store nothing (see register)
         raise
     return user
 
@@ -97,7 +144,8 @@ def _login_windows(email: str, client: str) -> list[ratelimit.Window]:
     return [
         ratelimit.Window(f"login#account#{email}", settings.login_max_failures_per_account,
                          settings.login_window_seconds),
-        ratelimit.Window(f"login#client#{client}", settings.login_max_failures_per_client,
+        ratelimit.Window(f"login#client#{ratelimit.client_key(client)}",
+                         settings.login_max_failures_per_client,
                          settings.login_window_seconds),
     ]
 
@@ -127,15 +175,44 @@ def login(data: UserLogin, client: str) -> AccessTokenPublic:
     )
 
 
-def change_password(caller: Caller, data: PasswordChange) -> None:
+def change_password(caller: Caller, data: PasswordChange, client: str) -> None:
+    """Set a new password after checking the current one; raises Forbidden for a personal API
+    token, TooManyRequests past the login limits, BadRequest for a wrong current password.
+
+    The current password is a guess like a login's: it takes from the same per-account and
+    per-client windows (a success gives the attempt back), or the route would be an unlimited
+    oracle. Only a login session may change it: a leaked API token must not take the account.
+    The change ends every session (token generation) and revokes every personal API token: a
+    password change is what a user does after a leak, and tokens may have leaked with it.
+    """
+    if caller.via_api_token:
+        raise Forbidden("A personal API token cannot change the password; log in to change it")
     user = caller.user
+    windows = _login_windows(user.email, client)
+    now = time.time()
+    wait = ratelimit.acquire(windows, now)
+    if wait:
+        raise TooManyRequests("Too many failed password attempts; try again later", retry_after=wait)
     if not verify_password(data.current_password, user.password_hash):
-        raise BadRequest("Current password is incorrect")
+        raise BadRequest("Current password is incorrect")  # the attempt stays counted
+    ratelimit.release(windows, now)
     user.update(actions=[
         User.password_hash.set(hash_password(data.new_password, get_settings().bcrypt_rounds)),
         # Access tokens issued before the change stop working; this one's caller logs in again.
         User.token_generation.add(1),
     ])
+    revoke_all_api_tokens(user.id)
+
+
+def revoke_all_api_tokens(user_id: int) -> int:
+    """Delete every personal API token of the user (a Query of the by_user index, batched
+    deletes); returns how many."""
+    revoked = 0
+    with ApiToken.batch_write() as batch:
+        for token in ApiToken.by_user.query(user_id):
+            batch.delete(token)
+            revoked += 1
+    return revoked
 
 
 def _token_public(token: ApiToken) -> ApiTokenPublic:

@@ -157,6 +157,12 @@ def list_files(caller: Caller | None, project_id: int, limit: int,
     return page_of(result, (file_public(f) for f in result))
 
 
+def check_writable(caller: Caller, project_id: int) -> None:
+    """Raise (404/403) unless the caller may write files of the project; for routes that must
+    refuse before they parse a body."""
+    authorize(caller, project_id, "write")
+
+
 def create_file(caller: Caller, project_id: int, data: FileCreate,
                 raw: bytes | None = None) -> FilePublic:
     authorize(caller, project_id, "write")

@@ -258,6 +258,8 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
     from dulwich.errors import GitProtocolError, HangupException
     from dulwich.object_store import PackInputTooLarge
 
+    from chalicelib.services.gitpack import PackRefused
+
     timeout = float(import_timeout_seconds())
     deadline = time.monotonic() + timeout
     try:
@@ -277,11 +279,12 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
             raise ImportFailed("the repository is empty: it has no branches")
         say(f"received {fetch.pack.tell()} bytes of pack data; unpacking")
         fetch.pack.seek(0)
-        repo.object_store.add_thin_pack(fetch.pack.read, None)
+        # The same check as a push: refused by the sizes it declares before it is inflated.
+        repo.object_store.add_thin_pack(fetch.pack.read, None, max_input_size=fetch.max_bytes)
         return _store(repo, fetch, say)
     except import_guard.ImportRefused as e:
         raise ImportFailed(f"refused: {e.detail}") from e
-    except PackInputTooLarge as e:
+    except (PackInputTooLarge, PackRefused) as e:
         raise ImportFailed(f"the repository is too large to import: {e}") from e
     except (GitProtocolError, HangupException) as e:
         if "timed out" in str(e).lower():
@@ -300,7 +303,7 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     from chalicelib.services.gitstore import DEFAULT_BRANCH, ZERO_SHA
 
     assert fetch.chosen is not None
-    objects = len(repo.object_store.pending)
+    objects = len(repo.object_store.pending)  # fetched; only those the refs reach are stored
     try:
         commit = repo.object_store[fetch.chosen]
     except KeyError as e:
@@ -308,43 +311,61 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     if not isinstance(commit, Commit):
         raise ImportFailed("the branch does not point at a commit")
     project = Project.get(repo.project_id, consistent_read=True)
-    changes = gitsync.tree_diff(repo, None, commit.tree)
-    problems = gitsync.validate(repo, project, changes, count_limits=True)
+    # Every commit of the fetched history is held to the push rules, not only the tip.
+    history = gitsync.NewHistory(repo)
+    problems = history.check([fetch.chosen])
+    changes = [] if problems else gitsync.tree_diff(repo, None, commit.tree)
+    problems = problems or gitsync.validate(repo, project, changes, count_limits=True)
     if problems:
         repo.object_store.discard()
         raise ImportFailed("the repository breaks the project's rules: " + "; ".join(problems))
-    say(f"storing {objects} objects")
-    repo.object_store.flush()
+    others = _acceptable_other_refs(repo, project, history, fetch.others, say)
+    say(f"storing {len(history.reached)} objects")
+    dropped = repo.object_store.flush(keep=history.reached)
+    if dropped:
+        say(f"left out {dropped} objects no imported branch or tag reaches")
     if not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):
         raise ImportFailed("the project received commits while it was being imported")
     gitsync.sync_files(repo, None, commit.tree)
     total = sum(len(repo.object_store.get_raw(c.new_sha)[1]) for c in changes if c.new_sha)
     say(f"imported {len(changes)} files ({total} bytes), main at {fetch.chosen.decode()}")
-    refs = _keep_other_refs(repo, project, fetch.others, say)
+    refs = _keep_other_refs(repo, others, say)
     return Imported(head=fetch.chosen.decode(), pack_bytes=fetch.pack.tell(), objects=objects,
                     files=len(changes), total_bytes=total, refs=refs)
 
 
-def _keep_other_refs(repo: Any, project: Project, others: dict[bytes, bytes], say: Say) -> int:
-    """Set the remote's other branches and tags whose commit a push would accept; say why not."""
+def _acceptable_other_refs(repo: Any, project: Project, history: Any,
+                           others: dict[bytes, bytes], say: Say) -> dict[bytes, bytes]:
+    """The remote's other branches and tags whose history a push would accept; say why not."""
     from dulwich.objects import Commit, Tag
 
-    from chalicelib.services import gitsync
+    from chalicelib.services import githttp, gitsync
 
-    kept = 0
+    accepted = {}
     for name, sha in others.items():
-        obj = repo.object_store[sha] if repo.object_store.contains_loose(sha) else None
-        for _ in range(5):  # annotated tags: follow them to the commit
-            if isinstance(obj, Tag) and repo.object_store.contains_loose(obj.object[1]):
-                obj = repo.object_store[obj.object[1]]
-        if not isinstance(obj, Commit):
-            say(f"not imported: {name.decode()} (does not point at a commit)")
-            continue
-        problems = gitsync.validate(repo, project, gitsync.tree_diff(repo, None, obj.tree),
-                                    count_limits=False)
-        if problems:
-            say(f"not imported: {name.decode()} ({'; '.join(problems)})")
-        elif repo.refs.add_if_new(name, sha):
-            kept += 1
+        problem = githttp.ref_name_error(name)
+        obj = None
+        if problem is None:
+            problem = "; ".join(history.check([sha])) or None
+        if problem is None:
+            obj = repo.object_store[sha] if repo.object_store.contains_loose(sha) else None
+            for _ in range(5):  # annotated tags: follow them to the commit
+                if isinstance(obj, Tag) and repo.object_store.contains_loose(obj.object[1]):
+                    obj = repo.object_store[obj.object[1]]
+            if not isinstance(obj, Commit):
+                problem = "does not point at a commit"
+        if problem is None and isinstance(obj, Commit):
+            problem = "; ".join(gitsync.validate(
+                repo, project, gitsync.tree_diff(repo, None, obj.tree), count_limits=True)) or None
+        if problem:
+            say(f"not imported: {name.decode('utf-8', 'replace')} ({problem})")
+        else:
+            accepted[name] = sha
+    return accepted
+
+
+def _keep_other_refs(repo: Any, others: dict[bytes, bytes], say: Say) -> int:
+    """Set the other branches and tags (their objects are stored by now)."""
+    kept = sum(1 for name, sha in others.items() if repo.refs.add_if_new(name, sha))
     say(f"kept {kept} other branches and tags")
     return kept

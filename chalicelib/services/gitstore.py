@@ -118,7 +118,10 @@ class S3ObjectStore(MemoryObjectStore):
         self.project_id = project_id
         self._prefix = objects_prefix(project_id)
         self._pending_bytes = 0
-        # A small pack can inflate to far more (zlib): cap what one request may hold in memory.
+        self._known: dict[bytes, bool] = {}  # existence looked up during this request
+        # A small pack can inflate to far more (zlib): cap what one request may hold in memory
+        # (checked against the sizes a pack declares before it is inflated, and again as
+        # objects arrive).
         settings = get_settings()
         self.max_pending_bytes = settings.max_project_bytes + settings.max_request_bytes
 
@@ -180,8 +183,24 @@ class S3ObjectStore(MemoryObjectStore):
         if len(todo) > 1:
             list(io_pool().map(self._fetch, todo))
 
+    def know_existence(self, shas: Iterable[bytes]) -> None:
+        """Look up whether each object exists, side by side, for `contains_loose` to answer
+        from memory for the rest of this request (git negotiation asks about many at once)."""
+        todo = [_hex(s) for s in shas if len(s) == 40]
+        todo = [s for s in todo if s not in self._known]
+        found = list(io_pool().map(self._exists, todo))
+        self._known.update(zip(todo, found, strict=True))
+
     def contains_loose(self, sha: Any) -> bool:
         hexsha = _hex(sha)
+        if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
+            return True
+        known = self._known.get(hexsha)
+        if known is None:
+            known = self._known[hexsha] = self._exists(hexsha)
+        return known
+
+    def _exists(self, hexsha: bytes) -> bool:
         if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
             return True
         try:
@@ -226,6 +245,35 @@ class S3ObjectStore(MemoryObjectStore):
                     yield sha
 
     # -- writes --------------------------------------------------------------------------
+    def add_thin_pack(self, read_all: Any, read_some: Any, progress: Any = None, *,
+                      max_input_size: int | None = None) -> None:
+        """dulwich's add_thin_pack, after `gitpack.check_pack` accepted the declared sizes.
+
+        The pack is read whole first (at most `max_input_size` bytes, or the request limit):
+        it is already in memory as the request body, and the check must see every header before
+        dulwich inflates anything. Raises PackRefused (or PackInputTooLarge).
+        """
+        from chalicelib.services import gitpack
+
+        settings = get_settings()
+        limit = max_input_size or settings.max_request_bytes
+        read = read_some or read_all
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            chunk = read(65536)
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > limit:
+                raise PackInputTooLarge(f"the pack is larger than {limit} bytes")
+            chunks.append(chunk)
+        pack = b"".join(chunks)
+        del chunks
+        gitpack.check_pack(pack, max_object_bytes=max_object_bytes(),
+                           max_total_bytes=self.max_pending_bytes - self._pending_bytes)
+        super().add_thin_pack(BytesIO(pack).read, None, progress)
+
     def add_object(self, obj: ShaFile) -> None:
         self._pending_bytes += obj.raw_length()
         if self._pending_bytes > self.max_pending_bytes:
@@ -238,11 +286,21 @@ class S3ObjectStore(MemoryObjectStore):
     def pending(self) -> list[ShaFile]:
         return list(self._data.values())
 
-    def flush(self) -> None:
-        """Upload every buffered object to S3 (in parallel); afterwards they read from S3."""
-        objects = list(self._data.values())
+    def pending_object(self, sha: bytes) -> ShaFile | None:
+        """The buffered (not yet stored) object `sha`, or None."""
+        return self._data.get(_hex(sha))
+
+    def flush(self, keep: set[bytes] | None = None) -> int:
+        """Upload buffered objects to S3 (in parallel); afterwards they read from S3.
+
+        `keep`: only these (the objects a check reached from accepted refs); the rest are
+        dropped. Returns how many were dropped.
+        """
+        objects = [o for o in self._data.values() if keep is None or o.id in keep]
+        dropped = len(self._data) - len(objects)
         if not objects:
-            return
+            self.discard()
+            return dropped
         bucket = get_settings().bucket
 
         def upload(obj: ShaFile) -> None:
@@ -252,6 +310,7 @@ class S3ObjectStore(MemoryObjectStore):
 
         list(io_pool().map(upload, objects))
         self.discard()
+        return dropped
 
     def discard(self) -> None:
         self._data.clear()
@@ -274,6 +333,10 @@ class DynamoRefs(RefsContainer):
 
     def refresh(self) -> None:
         self._refs = None
+
+    def targets(self) -> set[bytes]:
+        """Every object a ref points at (HEAD aside)."""
+        return set(self._snapshot().values())
 
     def allkeys(self) -> set[Any]:
         return {HEAD, *self._snapshot()}
@@ -385,6 +448,14 @@ class ProjectBackend(Backend):
 
     def open_repository(self, path: str) -> BackendRepo:
         return self.repo  # type: ignore[return-value]
+
+
+def max_object_bytes() -> int:
+    """The largest object a pack may declare: twice what the push rules allow (a file at the
+    size limit, or a tree of the most files a project may have at ~300 bytes an entry), so
+    that a file a little over the limit is refused by the push rules, which name its path."""
+    settings = get_settings()
+    return 2 * max(settings.max_file_bytes, 300 * settings.max_files_per_project)
 
 
 def open_repo(project_id: int) -> ProjectRepo:

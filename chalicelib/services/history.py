@@ -9,6 +9,7 @@ commit point and the files table follows (`chalicelib.services.gitsync`).
 from __future__ import annotations
 
 import difflib
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.errors import BadRequest, Conflict, NotFound, Unprocessable
+from chalicelib.config import get_settings
+from chalicelib.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.logs import SERVICE
 from chalicelib.schemas.git import (
     ChangeKind,
@@ -46,6 +48,12 @@ MAX_DIFF_BYTES = 1024 * 1024
 # minute. Bigger changes are listed as truncated without being diffed.
 MAX_DIFF_INPUT_BYTES = 256 * 1024  # one file, old and new together
 MAX_DIFF_TOTAL_INPUT_BYTES = 2 * 1024 * 1024  # all files of one diff
+# Bytes alone do not bound difflib: 117 KB of short lines that each recur just under its
+# "popular" threshold (1% of the lines) took 28 s. Its work grows with old lines x new lines,
+# so that product is capped too (3,162 x 3,162 lines: under 0.1 s for the worst shape we
+# found; bench/abuse_git.py measures it).
+MAX_DIFF_LINE_PAIRS = 10_000_000  # one file: old lines x new lines
+MAX_DIFF_TOTAL_LINE_PAIRS = 40_000_000  # all files of one diff
 FILE_MODE = 0o100644
 
 
@@ -59,9 +67,13 @@ class Edit:
 
 
 def identity_of(caller: Caller) -> bytes:
+    """`Name <email>` for the caller's commits: the no-reply address unless they chose to show
+    their login email (public history is readable by anyone)."""
+    from chalicelib.services.accounts import commit_email
+
     user = caller.user
     name = (user.full_name or user.username or "a6hub user").replace("<", "").replace(">", "")
-    return f"{name} <{user.email}>".encode()
+    return f"{name} <{commit_email(user)}>".encode()
 
 
 def record_change(caller: Caller, project_id: int, edits: Sequence[Edit],
@@ -319,16 +331,23 @@ def file_at(caller: Caller | None, project_id: int, sha: str, path: str) -> File
 
     from dulwich.objects import Blob
 
+    from chalicelib.services import gitsync
     from chalicelib.services.gitstore import open_repo
 
     authorize(caller, project_id, "read")
     repo = open_repo(project_id)
     commit = _commit(repo, _resolve_rev(repo, sha))
     found = lookup(repo, _tree_of(repo, commit.id), path.strip("/"))
-    blob = repo.object_store[found[1]] if found else None
-    if not isinstance(blob, Blob):
+    # Only what a push may store: a regular file at a project path, within the size limit
+    # (history stored before pushes were checked whole may hold more).
+    if found is None or not stat.S_ISREG(found[0]) or gitsync.path_error(path.strip("/")):
         raise NotFound(f"'{path}' does not exist at commit {commit.id.decode()[:12]}")
-    data = blob.as_raw_string()
+    kind, data = repo.object_store.get_raw(found[1])
+    if kind != Blob.type_num:
+        raise NotFound(f"'{path}' does not exist at commit {commit.id.decode()[:12]}")
+    if len(data) > get_settings().max_file_bytes:
+        raise PayloadTooLarge(f"'{path}' is larger than the limit of "
+                              f"{get_settings().max_file_bytes} bytes per file")
     try:
         content, encoding = data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -347,14 +366,18 @@ def diff(caller: Caller | None, project_id: int, base: str, head: str) -> DiffPu
     files: list[DiffFile] = []
     budget = MAX_DIFF_BYTES
     input_budget = MAX_DIFF_TOTAL_INPUT_BYTES
+    pairs_budget = MAX_DIFF_TOTAL_LINE_PAIRS
     for change in _changes(repo, old.tree, new.tree):
         old_data = _blob_bytes(repo, change.old_blob)
         new_data = _blob_bytes(repo, change.new_blob)
         size = len(old_data) + len(new_data)
-        if budget == 0 or size > min(MAX_DIFF_INPUT_BYTES, input_budget):
+        pairs = (old_data.count(b"\n") + 1) * (new_data.count(b"\n") + 1)
+        if (budget == 0 or size > min(MAX_DIFF_INPUT_BYTES, input_budget)
+                or pairs > min(MAX_DIFF_LINE_PAIRS, pairs_budget)):
             files.append(DiffFile(**change.model_dump(), binary=False, patch=None, truncated=True))
             continue
         input_budget -= size
+        pairs_budget -= pairs
         patch, binary = _unified(change.path, change.change, old_data, new_data)
         truncated = len(patch) > budget
         budget = max(0, budget - len(patch))
@@ -399,6 +422,14 @@ def restore(caller: Caller, project_id: int, data: RestoreRequest) -> CommitPubl
     path = data.path.strip("/") if data.path else None
 
     def build(base: Tree) -> list[tuple[bytes, int | None, bytes | None]]:
+        # Everything this restore would write, against the head it builds on, is held to the
+        # files API's rules before main moves (a folder: every path under it).
+        pending = gitsync.tree_diff(repo, base.id if len(base) else None, target_tree.id)
+        if path is not None:
+            pending = [c for c in pending if c.path == path or c.path.startswith(path + "/")]
+        problems = gitsync.validate(repo, access.project, pending, count_limits=True)
+        if problems:
+            raise Unprocessable("cannot restore: " + "; ".join(problems))
         if path is None:
             return _whole_tree_changes(repo, base, target_tree)
         found = lookup(repo, target_tree, path)
@@ -408,13 +439,6 @@ def restore(caller: Caller, project_id: int, data: RestoreRequest) -> CommitPubl
 
     what = path or "the project"
     message = data.message or f"Restore {what} to {target.id.decode()[:12]}"
-    head = repo.head_commit()
-    pending = gitsync.tree_diff(repo, _tree_of(repo, head).id if head else None, target_tree.id)
-    if path is not None:
-        pending = [c for c in pending if c.path == path]
-    problems = gitsync.validate(repo, access.project, pending, count_limits=True)
-    if problems:
-        raise Unprocessable("cannot restore: " + "; ".join(problems))
     commit_id = commit_on_main(repo, build, identity_of(caller), message)
     if commit_id is None:
         return None

@@ -16,7 +16,12 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.models.base import utcnow_iso
-from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, RUNNING, Job
+from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, QUEUED, RUNNING, Job
+
+
+def _ended() -> list[Action]:
+    """A job that ends leaves the quota and queue indexes (sparse GSIs; see models/jobs.py)."""
+    return [Job.active_user.remove(), Job.active_project.remove(), Job.queued.remove()]
 
 
 def _condition_failed(e: UpdateError) -> bool:
@@ -43,7 +48,7 @@ def claim(job: Job, runner_id: str, lease_seconds: float) -> bool:
         job.update(actions=[
             Job.status.set(RUNNING), Job.runner_id.set(runner_id),
             Job.lease_expires_at.set(now + lease_seconds), Job.started_at.set(utcnow_iso()),
-            Job.attempts.add(1),
+            Job.attempts.add(1), Job.queued.remove(),
         ], condition=claimable)
     except UpdateError as e:
         if _condition_failed(e):
@@ -111,7 +116,7 @@ def finish(job: Job, runner_id: str, result: Result) -> bool:
         Job.steps.set(result.steps), Job.tool_versions.set(result.tool_versions),
         Job.artifacts.set(result.artifacts), Job.summary.set(result.summary),
         Job.log_bytes.set(result.log_bytes), Job.log_truncated.set(result.log_truncated),
-        Job.lease_expires_at.remove(),
+        Job.lease_expires_at.remove(), *_ended(),
     ]
     actions.append(Job.error_message.set(result.error_message) if result.error_message
                    else Job.error_message.remove())
@@ -131,7 +136,7 @@ def release(job: Job, runner_id: str) -> bool:
     try:
         job.update(actions=[
             Job.status.set(PENDING), Job.runner_id.remove(), Job.lease_expires_at.remove(),
-            Job.started_at.remove(),
+            Job.started_at.remove(), Job.queued.set(QUEUED),
         ], condition=_mine(runner_id))
     except UpdateError as e:
         if _condition_failed(e):
@@ -144,7 +149,7 @@ def cancel_pending(job: Job, reason: str) -> bool:
     try:
         job.update(actions=[
             Job.status.set(CANCELLED), Job.completed_at.set(utcnow_iso()),
-            Job.error_message.set(reason),
+            Job.error_message.set(reason), *_ended(),
         ], condition=Job.status == PENDING)
     except UpdateError as e:
         if _condition_failed(e):
@@ -171,7 +176,7 @@ def fail_unstarted(job: Job, reason: str) -> bool:
     try:
         job.update(actions=[
             Job.status.set(FAILED), Job.completed_at.set(utcnow_iso()),
-            Job.error_message.set(reason), Job.lease_expires_at.remove(),
+            Job.error_message.set(reason), Job.lease_expires_at.remove(), *_ended(),
         ], condition=abandoned)
     except UpdateError as e:
         if _condition_failed(e):

@@ -15,7 +15,7 @@ from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessa
 from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.base import id_taken, utcnow_iso
-from chalicelib.models.jobs import PENDING, RUNNING, TERMINAL, Job
+from chalicelib.models.jobs import PENDING, QUEUED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import (
     ArtifactLink,
     ArtifactPublic,
@@ -26,7 +26,7 @@ from chalicelib.schemas.jobs import (
     JobPublic,
     StepPublic,
 )
-from chalicelib.services import job_commits, job_lifecycle
+from chalicelib.services import job_commits, job_lifecycle, job_quotas
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.projects import authorize
@@ -39,7 +39,8 @@ PRESIGN_SECONDS = 300
 _INLINE_TYPES = ("text/", "application/json")
 
 
-def job_public(job: Job) -> JobPublic:
+def job_public(job: Job, with_position: bool = False) -> JobPublic:
+    """The job as the API shows it; `with_position`: count its place in the queue (one Query)."""
     return JobPublic(
         id=job.id, project_id=job.project_id, job_type=job.job_type,
         status=job.status,  # type: ignore[arg-type]
@@ -58,6 +59,7 @@ def job_public(job: Job) -> JobPublic:
         artifacts=[ArtifactPublic(**a) for a in job.artifacts or []],
         summary=dict(job.summary or {}), log_bytes=int(job.log_bytes or 0),
         log_truncated=bool(job.log_truncated),
+        queue_position=job_quotas.queue_position(job) if with_position else None,
     )
 
 
@@ -126,11 +128,13 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
               else job_commits.head_of_main(project_id))
     if data.job_type == "simulation":
         config = resolve_testbench(config, _project_paths(project_id, commit, bool(data.commit)))
+    job_quotas.check_can_submit(caller.id, project_id)
 
     def create(job_id: int) -> Job:
         job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
                   commit=commit, commit_pinned=bool(data.commit) or None,
-                  created_by=caller.id, created_at=utcnow_iso(), attempts=0)
+                  created_by=caller.id, created_at=utcnow_iso(), attempts=0,
+                  active_user=str(caller.id), active_project=str(project_id), queued=QUEUED)
         job.save(condition=Job.id.does_not_exist())
         return job
 
@@ -146,7 +150,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         raise ServiceUnavailable(f"{reason} (job {job.id}); try again",
                                  headers={"Retry-After": "5"}) from e
     metrics.job_submitted(job.job_type)
-    return job_public(job)
+    return job_public(job, with_position=True)
 
 
 def list_jobs(caller: Caller | None, project_id: int, limit: int,
@@ -160,7 +164,7 @@ def list_jobs(caller: Caller | None, project_id: int, limit: int,
 
 def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
     authorize(caller, project_id, "read")
-    return job_public(_load(project_id, job_id))
+    return job_public(_load(project_id, job_id), with_position=True)
 
 
 def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -> JobLogs:

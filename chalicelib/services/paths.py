@@ -8,6 +8,10 @@ from chalicelib.errors import Unprocessable
 
 MAX_PATH_CHARS = 1024
 MAX_SEGMENT_BYTES = 255
+# Folders in a path, file name included. HDL projects nest a few levels; the cap keeps every
+# walk of a project tree (the runner's, git's tree code) far from Python's recursion limit and
+# from PATH_MAX on the runner's disk (a 509-deep path used to crash the runner).
+MAX_PATH_DEPTH = 32
 # Bidirectional overrides and isolates make a name display as something else ("Trojan Source").
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -29,6 +33,8 @@ def normalise_path(filepath: str | None, filename: str) -> str:
     if raw.startswith("/"):
         raise Unprocessable("filepath must be relative to the project (no leading '/')")
     segments = [s for s in raw.split("/") if s not in ("", ".")]
+    if len(segments) > MAX_PATH_DEPTH:
+        raise Unprocessable(f"filepath is deeper than {MAX_PATH_DEPTH} levels")
     for segment in segments:
         _check_segment(segment)
     path = "/".join(segments)

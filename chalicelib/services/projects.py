@@ -68,6 +68,7 @@ def project_public(project: Project) -> ProjectPublic:
         total_bytes=int(project.total_bytes or 0), import_url=project.import_url,
         import_job_id=project.import_job_id,
         import_status=project.import_status,  # type: ignore[arg-type]
+        forked_from=project.forked_from,
     )
 
 
@@ -128,10 +129,19 @@ def authorize(caller: Caller | None, project_id: int, need: Need,
     return Access(project=project, role=role, also=extra)
 
 
-def create_project(caller: Caller, data: ProjectCreate) -> ProjectPublic:
-    """A new project owned by the caller; its id is drawn until the transaction finds it free."""
-    return project_public(with_new_id(lambda project_id: _create_project(caller, data, project_id),
-                                      _id_taken))
+def create_project(caller: Caller, data: ProjectCreate, *,
+                   fork_of: Project | None = None) -> ProjectPublic:
+    """A new project owned by the caller; its id is drawn until the transaction finds it free.
+    `fork_of`: the project it copies (a fork records it, and the private project whose content
+    it then holds, in the same write); raises Forbidden for a public copy of a private project
+    the caller does not own."""
+    origin = private_origin_of(fork_of) if fork_of is not None else None
+    if data.visibility == "public":
+        check_may_publish(caller, origin)
+    forked_from = fork_of.id if fork_of is not None else None
+    return project_public(with_new_id(
+        lambda project_id: _create_project(caller, data, project_id, forked_from, origin),
+        _id_taken))
 
 
 def _id_taken(e: Exception) -> bool:
@@ -140,13 +150,15 @@ def _id_taken(e: Exception) -> bool:
         not _condition_failed(e, 0)
 
 
-def _create_project(caller: Caller, data: ProjectCreate, project_id: int) -> Project:
+def _create_project(caller: Caller, data: ProjectCreate, project_id: int,
+                    forked_from: int | None, origin: int | None) -> Project:
     now = utcnow_iso()
     project = Project(
         id=project_id, name=data.name, slug=slugify(data.name, project_id),
         description=data.description,
         visibility=data.visibility, owner_id=caller.id, created_at=now, updated_at=now,
         feed=PUBLIC_FEED if data.visibility == "public" else None, file_count=0, total_bytes=0,
+        forked_from=forked_from, private_origin=origin,
     )
     owner = Member(project.id, caller.id, username=caller.user.username, role="owner",
                    created_at=now)
@@ -161,6 +173,32 @@ def _create_project(caller: Caller, data: ProjectCreate, project_id: int) -> Pro
             raise Conflict(f"You already have a project with the slug '{project.slug}'") from e
         raise
     return project
+
+
+def private_origin_of(source: Project) -> int | None:
+    """The private project whose content a copy of `source` holds (None: nothing private)."""
+    if source.private_origin:
+        return int(source.private_origin)
+    return None if source.visibility == "public" else int(source.id)
+
+
+def check_may_publish(caller: Caller, private_origin: int | None) -> None:
+    """Raise Forbidden unless the caller may make public a project holding a copy of the
+    private project `private_origin`: its owner may, and anyone once it is public itself.
+
+    Reading a private project lets a collaborator keep a copy, not publish what its owner kept
+    private; the rule holds at fork time and at every later visibility change.
+    """
+    if not private_origin:
+        return
+    try:
+        origin: Project | None = Project.get(private_origin)
+    except Project.DoesNotExist:
+        origin = None
+    if origin is not None and (origin.owner_id == caller.id or origin.visibility == "public"):
+        return
+    raise Forbidden("This project holds a copy of a private project; only that project's owner "
+                    "can make it public")
 
 
 def _condition_failed(e: TransactWriteError, index: int) -> bool:
@@ -180,6 +218,8 @@ def update_project(caller: Caller, project_id: int, data: ProjectUpdate) -> Proj
         raise BadRequest("name cannot be null")
     if "visibility" in changes and changes["visibility"] is None:
         raise BadRequest("visibility cannot be null")
+    if changes.get("visibility") == "public" and project.visibility != "public":
+        check_may_publish(caller, project.private_origin)
     for field, value in changes.items():
         setattr(project, field, value)
     project.slug = slugify(project.name, project.id)

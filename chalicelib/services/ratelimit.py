@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.models.accounts import RateCounter
+
+
+def client_key(address: str) -> str:
+    """The unit a per-client limit counts: the address itself, or for IPv6 its /64 (one
+    subscriber usually holds a whole /64 and could rotate through it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,219 @@
+"""The worst git request of each kind the second security review found (issue 10, finding 5,
+and the pack bomb of finding 1), timed over HTTP against the cap that now bounds it.
+
+`python -m bench --only abuse-git` (or `python -m bench.abuse_git [--quick]` on its own stack);
+`run(api_url)` returns the table rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from dulwich.objects import Blob
+
+from bench import gitcraft
+from bench.report import Row, format_table
+from bench.stack import running_stack
+
+RECEIVE = "application/x-git-receive-pack-request"
+UPLOAD = "application/x-git-upload-pack-request"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Sizes:
+    haves: int
+    diff_lines: int  # per side of the diff at the line-pair cap
+    refs: int
+    fork_files: tuple[int, int]  # two sizes: the difference gives the cost per object
+
+
+# Full: what the review sent (2,000 haves) and the caps themselves (refs per project, the
+# line-pair cap); quick: a smoke run of every step.
+FULL = Sizes(haves=2000, diff_lines=3000, refs=200, fork_files=(20, 300))
+QUICK = Sizes(haves=300, diff_lines=400, refs=10, fork_files=(3, 10))
+
+
+class _Client:
+    def __init__(self, api_url: str) -> None:
+        self.url = api_url
+        self.http = requests.Session()
+        name = f"abuse{uuid.uuid4().hex[:8]}"
+        email, password = f"{name}@example.test", "correct horse battery"
+        self.call("POST", "/api/v1/auth/register", 201, json={
+            "email": email, "username": name, "password": password})
+        login = self.call("POST", "/api/v1/auth/login", 200,
+                          json={"email": email, "password": password})
+        self.http.headers["Authorization"] = f"Bearer {login['access_token']}"
+
+    def call(self, method: str, path: str, status: int, **kw: Any) -> Any:
+        reply = self.http.request(method, self.url + path, timeout=120, **kw)
+        assert reply.status_code == status, (path, reply.status_code, reply.text[:300])
+        if reply.headers.get("Content-Type", "").startswith("application/json"):
+            return reply.json()
+        return reply.content
+
+    def project(self, files: dict[str, str]) -> tuple[str, list[str]]:
+        """A public project with `files`, one commit each; (id, file ids)."""
+        pid = str(self.call("POST", "/api/v1/projects", 201, json={
+            "name": f"abuse {uuid.uuid4().hex[:6]}", "visibility": "public"})["id"])
+        ids = [str(self.call("POST", f"/api/v1/projects/{pid}/files", 201, json={
+            "filename": path.rsplit("/", 1)[-1], "filepath": path, "content": body})["id"])
+            for path, body in files.items()]
+        return pid, ids
+
+    def head(self, pid: str) -> str:
+        return str(self.call("GET", f"/api/v1/projects/{pid}/git/commits", 200)[0]["id"])
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def bench_pack_bomb(c: _Client, pid: str) -> Row:
+    from chalicelib.services.gitstore import max_object_bytes
+
+    base = Blob.from_string(bytes(MIB))
+    pack = gitcraft.pack([gitcraft.plain_entry(base), gitcraft.copying_delta_entry(base, 256)])
+    body = gitcraft.receive_pack_request([(gitcraft.ZERO, "1" * 40, "refs/heads/bomb")], pack)
+    def push() -> Any:
+        return c.call("POST", f"/api/v1/projects/{pid}/git/git-receive-pack", 200, data=body,
+                      headers={"Content-Type": RECEIVE})
+
+    samples = [_timed(push) for _ in range(5)]  # the first ones may land on cold workers
+    took, answer = sorted(samples, key=lambda s: s[0])[len(samples) // 2]
+    refused = gitcraft.report(answer)[0]
+    return Row(f"push of a {len(body):,}-byte pack whose delta declares 256 MiB (median of 5)",
+               f"{took * 1000:.0f} ms, {'refused' if b'limit' in refused else 'NOT refused'}",
+               f"cap: {max_object_bytes() // MIB} MiB per object, checked before inflating",
+               "refused, < 1 s", b"limit" in refused and took < 1.0)
+
+
+def bench_haves(c: _Client, pid: str, haves: int) -> Row:
+    from chalicelib.services.githttp import MAX_HAVES
+
+    head = c.head(pid)
+    body = (gitcraft.pkt(f"want {head} multi_ack_detailed side-band-64k thin-pack ofs-delta\n"
+                         .encode()) + b"0000"
+            + b"".join(gitcraft.pkt(f"have {secrets.token_hex(20)}\n".encode())
+                       for _ in range(haves)) + gitcraft.pkt(b"done\n"))
+    anonymous = requests.Session()
+    took, _ = _timed(lambda: anonymous.post(
+        f"{c.url}/api/v1/projects/{pid}/git/git-upload-pack", data=body, timeout=120,
+        headers={"Content-Type": UPLOAD}).raise_for_status())
+    return Row(f"anonymous fetch with {haves:,} random haves", f"{took * 1000:.0f} ms",
+               f"cap: {MAX_HAVES} haves looked up, side by side (review: 9.3 s)", "< 2 s",
+               took < 2.0)
+
+
+def _difflib_worst_case(lines: int, seed: int) -> str:
+    rng = random.Random(seed)
+    values = lines // 100 + 1
+    return "".join(f"{rng.randrange(values)}\n" for _ in range(lines))
+
+
+def bench_diff(c: _Client, lines: int) -> list[Row]:
+    from chalicelib.services.history import MAX_DIFF_LINE_PAIRS
+
+    rows = []
+    for n, label in ((lines, "at the line-pair cap"), (16_000, "over it (listed truncated)")):
+        pid, (file_id,) = c.project({"t.mem": _difflib_worst_case(n, 1)})
+        c.call("PUT", f"/api/v1/projects/{pid}/files/{file_id}", 200,
+               json={"content": _difflib_worst_case(n, 2)})
+        commits = c.call("GET", f"/api/v1/projects/{pid}/git/commits", 200)
+        path = f"/api/v1/projects/{pid}/git/diff?base={commits[1]['id']}&head={commits[0]['id']}"
+        started = time.perf_counter()
+        diff = c.call("GET", path, 200)
+        took = time.perf_counter() - started
+        truncated = diff["files"][0]["truncated"]
+        rows.append(Row(f"diff of {n:,} short lines a side, {label}",
+                        f"{took * 1000:.0f} ms{' (truncated)' if truncated else ''}",
+                        f"cap: {MAX_DIFF_LINE_PAIRS:,} old x new lines a file "
+                        "(review: 28 s for 117 KB)", "< 1 s", took < 1.0))
+    return rows
+
+
+def bench_refs(c: _Client, pid: str, refs: int) -> Row:
+    from chalicelib.services.githttp import MAX_REF_UPDATES_PER_PUSH, MAX_REFS_PER_PROJECT
+
+    head = c.head(pid)
+    names = [f"refs/heads/b{n}" for n in range(refs - 2)]  # + main + the bomb's nothing
+    for start in range(0, len(names), MAX_REF_UPDATES_PER_PUSH):
+        chunk = names[start:start + MAX_REF_UPDATES_PER_PUSH]
+        answer = c.call("POST", f"/api/v1/projects/{pid}/git/git-receive-pack", 200,
+                        data=gitcraft.receive_pack_request(
+                            [(gitcraft.ZERO, head, name) for name in chunk], None),
+                        headers={"Content-Type": RECEIVE})
+        assert all(line.startswith(b"ok ") for line in gitcraft.report(answer)[1:]), answer
+    def advertise() -> Any:
+        return c.call("GET", f"/api/v1/projects/{pid}/git/info/refs?service=git-upload-pack", 200)
+
+    samples = [_timed(advertise)[0] for _ in range(5)]
+    took = sorted(samples)[len(samples) // 2]
+    return Row(f"ref advertisement of a project with {refs - 1} refs (median of 5)",
+               f"{took * 1000:.0f} ms",
+               f"cap: {MAX_REFS_PER_PROJECT} refs a project, {MAX_REF_UPDATES_PER_PUSH} a push "
+               "(review: 1.4 s at 2,000)", "< 0.5 s", took < 0.5)
+
+
+def bench_fork(c: _Client, files: tuple[int, int]) -> Row:
+    from chalicelib.services.forks import MAX_FORK_OBJECTS
+
+    def fork(count: int) -> float:
+        pid, _ = c.project({f"rtl/m{n}.v": f"module m{n}; endmodule\n" for n in range(count)})
+        took, _ = _timed(lambda: c.call("POST", f"/api/v1/projects/{pid}/fork", 201,
+                                        json={"name": f"fork {uuid.uuid4().hex[:6]}"}))
+        return took
+
+    # Each files-API write adds a blob, a root and an rtl/ tree and a commit: 4 objects
+    # (the previous trees stay reachable through the previous commits).
+    small, large = files
+    t_small, t_large = fork(small), fork(large)
+    per_object = max(0.0, (t_large - t_small) / (4 * (large - small)))
+    projected = t_small + per_object * MAX_FORK_OBJECTS
+    return Row(f"fork of a {large}-commit, {large}-file project (~{4 * large:,} objects)",
+               f"{t_large * 1000:.0f} ms ({per_object * 1000:.2f} ms an object)",
+               f"cap: {MAX_FORK_OBJECTS:,} objects, ~{projected:.0f} s at this rate (review: "
+               "11.5 s for 3,000 unreferenced)", "< 29 s at the cap (API Gateway)",
+               projected < 29)
+
+
+def run(api_url: str, quick: bool = False) -> list[Row]:
+    """Rows for the bench table, measured against the API server at `api_url`."""
+    sizes = QUICK if quick else FULL
+    c = _Client(api_url)
+    pid, _ = c.project({"top.v": "module top; endmodule\n"})
+    rows = [bench_pack_bomb(c, pid), bench_haves(c, pid, sizes.haves)]
+    rows += bench_diff(c, sizes.diff_lines)
+    rows.append(bench_refs(c, pid, sizes.refs))
+    rows.append(bench_fork(c, sizes.fork_files))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.abuse_git", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    logs = Path(tempfile.mkdtemp(prefix="a6hub-abuse-git-logs-"))
+    with running_stack(args.workers, logs) as stack:
+        rows = run(stack.api_url, quick=args.quick)
+    print(format_table(rows, title="a6hub: the worst git requests against their caps"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""What one user or project may hold of the job system: queued + running jobs, submissions per
+minute, artifact storage; and where a pending job stands in the queue.
+
+Each job may hold a runner for its whole wall limit and store artifacts, so an unbounded
+submitter could queue everyone else out (25 jobs were accepted in 1.8 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.config import get_settings
+from chalicelib.errors import TooManyRequests
+from chalicelib.models.jobs import QUEUED, Job
+from chalicelib.models.projects import Project
+from chalicelib.services import ratelimit
+
+RETRY_AFTER_SECONDS = 30  # jobs end within their wall limit; look again in a while
+MAX_POSITION = 1000  # a queue position is counted up to here (one Query page of keys)
+
+
+def _count(index_query: Iterable[Any]) -> int:
+    return sum(1 for _ in index_query)
+
+
+def check_can_submit(user_id: int, project_id: int) -> None:
+    """Raise TooManyRequests (with Retry-After) when the user or the project already has the
+    maximum of queued + running jobs, or the user submitted too many in the last minute.
+
+    The counts come from sparse GSIs (eventually consistent: a burst within their replication
+    lag could pass the cap); the per-minute window is a conditional counter and bounds bursts
+    strictly.
+    """
+    settings = get_settings()
+    per_user = settings.jobs_max_active_per_user
+    if _count(Job.active_by_user.query(str(user_id), limit=per_user)) >= per_user:
+        raise TooManyRequests(f"You already have {per_user} queued or running jobs; wait for "
+                              "one to end", retry_after=RETRY_AFTER_SECONDS)
+    per_project = settings.jobs_max_active_per_project
+    if _count(Job.active_by_project.query(str(project_id), limit=per_project)) >= per_project:
+        raise TooManyRequests(f"This project already has {per_project} queued or running jobs; "
+                              "wait for one to end", retry_after=RETRY_AFTER_SECONDS)
+    window = ratelimit.Window(f"jobs#user#{user_id}", settings.jobs_max_submits_per_minute, 60)
+    wait = ratelimit.acquire([window])
+    if wait:
+        raise TooManyRequests("Too many jobs submitted in the last minute", retry_after=wait)
+
+
+def queue_position(job: Job) -> int | None:
+    """1 + the number of pending jobs (of anyone) submitted before this one, up to MAX_POSITION;
+    None unless the job is pending."""
+    if job.queued != QUEUED:
+        return None
+    ahead = Job.pending_queue.query(QUEUED, Job.created_at < job.created_at,
+                                    limit=MAX_POSITION - 1)
+    return 1 + _count(ahead)
+
+
+def reserve_artifact_bytes(project_id: int, size: int) -> bool:
+    """Add `size` to the project's artifact storage if it stays within the quota
+    (A6HUB_MAX_ARTIFACT_BYTES_PER_PROJECT); False, nothing added, if it would not."""
+    quota = get_settings().max_artifact_bytes_per_project
+    if size > quota:
+        return False
+    try:
+        Project(project_id).update(
+            actions=[Project.artifact_bytes.add(size)],
+            condition=Project.id.exists() & (Project.artifact_bytes.does_not_exist()
+                                             | (Project.artifact_bytes <= quota - size)))
+    except UpdateError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

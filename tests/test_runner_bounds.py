@@ -1,0 +1,238 @@
+"""Second security review, runner side: RAM disks and memory a job could take beyond its limits
+(finding 2), and directory trees deep enough to crash the runner (finding 3).
+
+Runner tier: a hostile tool is modelled by a shell or Python script run through `Sandbox.run`,
+exactly as the tools are run (bubblewrap, the job's uid, rlimits, cgroup).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import runner.sandbox
+from runner import cgroup, fstree
+from runner.limits import MIB, Limits
+from runner.sandbox import JobDirs, LogBudget, RunResult, Sandbox
+
+DEEP = 3000
+
+
+def sandboxed(tmp_path: Path, argv: list[str], limits: Limits,
+              keep_stage: bool = False) -> tuple[RunResult, str, JobDirs]:
+    workdir = tmp_path / "job"
+    (workdir / "src").mkdir(parents=True, exist_ok=True)
+    uid = runner.sandbox.sandbox_uid()
+    box = Sandbox(JobDirs.prepare(workdir, uid), limits, sandboxed=True, uid=uid)
+    out: list[bytes] = []
+    try:
+        result = box.run(argv, LogBudget(limits.log_bytes, sink=out.append), threading.Event())
+    finally:
+        if not keep_stage:
+            box.dirs.remove_stage()
+    return result, b"".join(out).decode(errors="replace"), box.dirs
+
+
+# --- finding 2: every writable mount is capped and counted -------------------------------------
+
+
+def test_ram_backed_mounts_cannot_hold_more_than_the_disk_limit(tmp_path: Path) -> None:
+    # GIVEN a job with a 16 MiB disk limit whose tool writes 32 MiB into each RAM-backed mount
+    # bubblewrap gives it (/dev/shm, /dev, /usr/local, /tmp) and reports what each kept
+    script = """
+for d in /dev/shm /dev /usr/local /tmp; do
+  dd if=/dev/zero of=$d/fill bs=1M count=32 2>/dev/null
+  echo "kept $d $(stat -c %s $d/fill 2>/dev/null || echo 0)"
+done
+"""
+    limits = Limits(disk_bytes=16 * MIB, file_bytes=64 * MIB, wall_seconds=60)
+    result, log, _ = sandboxed(tmp_path, ["/bin/sh", "-c", script], limits)
+    kept = {line.split()[1]: int(line.split()[2]) for line in log.splitlines()
+            if line.startswith("kept ")}
+    # THEN /dev, /dev/shm and /usr/local refuse writes, and /tmp keeps less than the disk limit
+    assert set(kept) == {"/dev/shm", "/dev", "/usr/local", "/tmp"}, log
+    assert kept["/dev/shm"] == kept["/dev"] == kept["/usr/local"] == 0, kept
+    assert 0 < kept["/tmp"] <= 4 * MIB, kept
+    assert sum(kept.values()) <= limits.disk_bytes
+    assert result.limit is None  # the script itself ignored the errors
+
+
+def test_a_full_tmp_fails_the_step_naming_the_disk_limit(tmp_path: Path) -> None:
+    # GIVEN a tool that writes past /tmp's share of the disk limit and stops on the error
+    limits = Limits(disk_bytes=16 * MIB, file_bytes=64 * MIB, wall_seconds=60)
+    # WHEN it runs
+    result, log, _ = sandboxed(
+        tmp_path, ["/bin/dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=32"], limits)
+    # THEN the step ends with the disk limit named
+    assert result.exit_code != 0, log
+    assert result.limit == "disk limit of 16 MiB exceeded", log
+
+
+def test_the_work_dir_and_tmp_share_one_disk_limit(tmp_path: Path) -> None:
+    # GIVEN /tmp filled to its cap, then the work dir filled with what the limit has left + 2 MiB
+    limits = Limits(disk_bytes=16 * MIB, file_bytes=64 * MIB, wall_seconds=60)
+    script = ("dd if=/dev/zero of=/tmp/fill bs=1M count=4 2>/dev/null; "
+              "dd if=/dev/zero of=work.bin bs=1M count=14 2>/dev/null; echo filled")
+    # WHEN it runs
+    result, log, _ = sandboxed(tmp_path, ["/bin/sh", "-c", script], limits)
+    # THEN 4 + 14 MiB is over 16 MiB: the step fails on the disk limit
+    assert result.limit == "disk limit of 16 MiB exceeded", log
+
+
+def test_empty_files_are_not_free(tmp_path: Path) -> None:
+    # GIVEN a tool creating 6,000 empty files (no data blocks, but inodes on the runner's disk)
+    script = "import os\nfor i in range(6000): open(f'e{i}', 'w').close()\nprint('made')\n"
+    limits = Limits(disk_bytes=16 * MIB, wall_seconds=60)
+    result, log, _ = sandboxed(tmp_path, ["/usr/bin/python3", "-c", script], limits)
+    # THEN they count (4 KiB each, over the 12 MiB the work dir may hold)
+    assert result.limit == "disk limit of 16 MiB exceeded", log
+
+
+MEMORY_HOG = """
+import os, time
+pids = []
+for i in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(b"x") * (100 << 20)   # 100 MiB, every page touched
+        open(f"ready{i}", "w").close()
+        deadline = time.time() + 20
+        while sum(n.startswith("ready") for n in os.listdir(".")) < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        os._exit(0)
+    pids.append(pid)
+print("children", [os.waitpid(p, 0)[1] for p in pids], flush=True)
+print("all together:", sum(n.startswith("ready") for n in os.listdir(".")), flush=True)
+"""
+
+
+@pytest.mark.skipif(cgroup.hierarchies() is None, reason="the host gives the runner no cgroup")
+def test_children_together_cannot_exceed_the_memory_limit(tmp_path: Path) -> None:
+    # GIVEN a 256 MiB memory limit (per process: RLIMIT_AS) and a tool whose 4 children each
+    # hold 100 MiB at the same time (each well under the per-process limit)
+    limits = Limits(memory_bytes=256 * MIB, processes=16, wall_seconds=60, cpu_seconds=60)
+    # WHEN it runs
+    result, log, _ = sandboxed(tmp_path, ["/usr/bin/python3", "-c", MEMORY_HOG], limits)
+    # THEN the step fails naming the memory limit, and the 4 never held 400 MiB together
+    assert result.limit == "memory limit of 256 MiB exceeded", log
+    assert "all together: 4" not in log
+
+
+@pytest.mark.skipif(cgroup.hierarchies() is None, reason="the host gives the runner no cgroup")
+def test_job_cgroups_are_removed_after_each_step(tmp_path: Path) -> None:
+    # GIVEN the cgroups that exist before a step
+    def job_groups() -> set[str]:
+        found = set()
+        for hierarchy in cgroup.hierarchies() or []:
+            found |= {e.name for e in os.scandir(hierarchy.base) if e.name.startswith(cgroup.PREFIX)}
+        return found
+
+    before = job_groups()
+    # WHEN a step runs (one that leaves a background process behind)
+    result, log, _ = sandboxed(tmp_path, ["/bin/sh", "-c", "sleep 30 & echo started"],
+                               Limits(wall_seconds=30))
+    # THEN its cgroup is gone afterwards
+    assert result.exit_code == 0, log
+    assert job_groups() <= before
+
+
+# --- finding 3: deep trees ----------------------------------------------------------------------
+
+DEEP_TREE = f"""
+import os
+for i in range({DEEP}):
+    os.mkdir("d")
+    os.chdir("d")
+open("wave.vcd", "w").write("$end")
+os.chmod(".", 0)
+print("deep tree made", flush=True)
+"""
+
+
+def test_a_deep_tree_left_by_a_tool_is_removed_with_its_stage(tmp_path: Path) -> None:
+    # GIVEN a tool that leaves 3,000 nested folders (paths far over PATH_MAX), the last one
+    # without permissions
+    result, log, dirs = sandboxed(tmp_path, ["/usr/bin/python3", "-c", DEEP_TREE],
+                                  Limits(wall_seconds=60, disk_bytes=256 * MIB), keep_stage=True)
+    assert result.exit_code == 0 and "deep tree made" in log, log
+    # WHEN the stage is removed / THEN nothing is left and nothing raised
+    assert dirs.remove_stage() is True
+    assert not dirs.stage.exists()
+
+
+def test_stale_stage_clean_up_survives_deep_trees(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a stage left behind by a killed runner, holding a 3,000-deep tree
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(tmp_path / "stages"))
+    workdir = tmp_path / "job"
+    (workdir / "src").mkdir(parents=True)
+    stale = JobDirs.prepare(workdir, None)
+    fd = os.open(stale.work, os.O_RDONLY)
+    for _ in range(DEEP):
+        os.mkdir("d", dir_fd=fd)
+        child = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.close(fd)
+    long_ago = time.time() - 7200
+    os.utime(stale.stage, (long_ago, long_ago))
+    # WHEN the runner starts and cleans up / THEN the stage is gone
+    assert runner.sandbox.remove_stale_stages(3600) == 1
+    assert not stale.stage.exists()
+
+
+def test_the_waveform_walk_is_iterative_and_depth_bounded(tmp_path: Path) -> None:
+    # GIVEN a work dir with a .vcd at depth 2 and one 3,000 levels down
+    top = tmp_path / "work"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "near.vcd").write_text("x")
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(DEEP):
+        os.mkdir("d", dir_fd=fd)
+        child = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.close(os.open("far.vcd", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    os.close(fd)
+    # WHEN it is walked 32 levels deep / THEN it finds the near one, without RecursionError
+    found = [f"{rel}/{name}" for rel, _fd, names in fstree.walk_files(top, 32) for name in names]
+    assert found == ["a/b/near.vcd"]
+    fstree.remove_tree(top)
+    assert not top.exists()
+
+
+@pytest.mark.slow
+def test_a_job_whose_tool_makes_a_deep_tree_ends_cleanly(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_runner_sandbox import run
+
+    # GIVEN a verilator testbench whose $system makes 3,000 nested folders in its work dir, and
+    # a stage directory of its own (the default one is shared with other runners on this host)
+    stages = Path(tempfile.mkdtemp(prefix="a6hub-stages-"))
+    stages.chmod(0o711)  # the sandbox uid traverses it, as the default base
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(stages))
+    tb = f"""\
+module tb;
+  integer rc;
+  initial begin
+    rc = $system("python3 -c 'import os\\nfor i in range({DEEP}): os.mkdir(\\"d\\"); os.chdir(\\"d\\")'");
+    $display("deep rc=%0d", rc);
+    $finish;
+  end
+endmodule
+"""
+    workdir = tmp_path / "job"
+    (workdir / "src").mkdir(parents=True)
+    (workdir / "src" / "tb.v").write_text(tb)
+    # WHEN it runs as a job
+    outcome, log = run(workdir, "simulation", {"testbench": "tb.v", "simulator": "verilator"},
+                       Limits(wall_seconds=180, cpu_seconds=180, disk_bytes=256 * MIB))
+    # THEN it completes (no RecursionError), and its stage is gone
+    assert outcome.status == "completed", (outcome.error_message, log)
+    assert "deep rc=0" in log
+    assert os.listdir(stages) == []
+    stages.rmdir()
