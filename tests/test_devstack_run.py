@@ -139,7 +139,7 @@ def write_everything(stack: Stack) -> dict[str, Any]:
     assert job["status"] == "completed", job
     spinning = me.call("POST", f"/api/v1/projects/{pid}/jobs", json={
         "job_type": "simulation", "config": {"testbench": "tb/forever_tb.v"}}).json()["id"]
-    wait_for(lambda: "$ vvp" in me.call("GET", f"/api/v1/projects/{pid}/jobs/{spinning}/logs"
+    wait_for(lambda: " vvp -n " in me.call("GET", f"/api/v1/projects/{pid}/jobs/{spinning}/logs"
                                         "?offset=0").json()["logs"], 180, "the simulation to run")
     return {"token": token, "api_token": api_token, "pid": pid, "fid": fid, "done": done,
             "spinning": spinning, "seen": read_back(stack, token, pid, fid, done)}
