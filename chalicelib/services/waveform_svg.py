@@ -68,8 +68,8 @@ def render(answer: dict[str, Any], width: int = 1000) -> str:
         top = AXIS_H + row * ROW_H
         name = str(signal["path"])
         shown = name if len(name) * CHAR_W < LABEL_W - PAD else "…" + name[-(LABEL_W // CHAR_W - 2):]
-        out.append(f'<text x="{PAD}" y="{top + 18}"><title>{escape(name)}</title>'
-                   f'{escape(shown)}</text>')
+        out.append(f'<g><title>{escape(name)}</title>'
+                   f'<text x="{PAD}" y="{top + 18}">{escape(shown)}</text></g>')
         runs = _segments(signal["changes"], start, end)
         if int(signal.get("width") or 0) == 1:
             out.extend(_bit_row(runs, top, x))

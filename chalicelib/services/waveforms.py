@@ -267,11 +267,11 @@ def _window(trace: Trace, start: int | None, end: int | None) -> tuple[int, int]
     hi = trace.end_time if end is None else end
     if lo < 0 or hi < 0:
         raise Unprocessable("start and end must be non-negative times")
-    if lo > hi:
-        raise Unprocessable(f"start ({lo}) is after end ({hi})")
     if lo > trace.end_time:
         raise Unprocessable(f"the window starts at {lo}, past the end of the trace "
                             f"({trace.end_time})")
+    if lo > hi:
+        raise Unprocessable(f"start ({lo}) is after end ({hi})")
     return lo, hi
 
 
