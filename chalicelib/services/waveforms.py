@@ -4,14 +4,17 @@ Storage: the runner keeps each VCD a simulation dumps and, beside it, the same t
 (gtkwave's `vcd2fst`, runner/execute.py `_index_waveforms`). FST is compressed and cut into
 time blocks per signal, so a reader fetches only the signals it asks for. The API copies the
 FST from S3 into a bounded local cache (`CACHE_DIR`, at most `cache_budget()` bytes, least
-recently used first out; on Lambda that is /tmp, 512 MB by default) and reads it with
-`pywellen` (the wellen Rust library). Nothing here holds a whole trace in memory: the hierarchy
-is read on open and each signal is streamed change by change, stopped as soon as the answer is
-known (past the window's end, the first match).
+recently used first out; on Lambda that is /tmp, 512 MB by default). Two readers:
 
-Measured on this machine (bench/waveform.py): see README "Waveforms". pywellen has no
-time-window argument, so a window at the end of a long trace streams the signal from its start;
-the cost is the signal's own changes, not the file's.
+- `pywellen` (the wellen Rust library) for the hierarchy (summary, signal list) and for
+  compare, which walks both traces from the start anyway; it streams one signal's changes and
+  can be stopped early, but it has no time-range argument;
+- gtkwave's libfst (`pylibfst`) for windows (values, SVG, search): with a signal mask and
+  `fstReaderSetLimitTimeRange` it reads only those signals' data in the blocks that overlap
+  the window, so a window at the end of a long trace costs the window (bench/waveform.py:
+  0.1-0.3 s where pywellen took 11 s on a 500 MB VCD's FST).
+
+Nothing here holds a whole trace in memory.
 
 Values are strings in binary, as VCD writes them: one character per bit, most significant first,
 `x` and `z` kept; pywellen hands fully known values as ints (padded here to the var's width) and
@@ -22,6 +25,7 @@ Times are integers in the file's timescale (`timescale`, e.g. "1ps").
 from __future__ import annotations
 
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -329,7 +333,8 @@ class Series:
 
 def values(caller: Caller | None, project_id: int, job_id: int, paths: list[str],
            start: int | None, end: int | None, max_changes: int | None) -> dict[str, Any]:
-    """{start, end, signals: [{path, width, changes: [[time, value], ...], truncated}]}.
+    """{start, end, timescale, signals: [{path, width, changes: [[time, value], ...],
+    truncated}]}.
 
     The first change is the value at `start` (omitted when the signal has no value yet).
     Reduction past `max_changes`: the window is cut into (max_changes - 1) // 2 equal time
@@ -344,13 +349,61 @@ def values(caller: Caller | None, project_id: int, job_id: int, paths: list[str]
     trace = trace_of(caller, project_id, job_id)
     lo, hi = _window(trace, start, end)
     widths, timescale = _meta(trace, wanted)
-    out = []
-    for path in wanted:
-        series = Series(lo, hi, limit)
-        stream(trace, path, series.take)
-        out.append({"path": path, "width": widths[path], "changes": series.result(),
-                    "truncated": series.truncated})
-    return {"start": lo, "end": hi, "timescale": timescale, "signals": out}
+    series = {path: Series(lo, hi, limit) for path in wanted}
+
+    def take(path: str, t: int, value: str) -> None:
+        series[path].take(t, render(value, widths[path]))
+
+    stream_window(trace, wanted, lo, hi, take)
+    return {"start": lo, "end": hi, "timescale": timescale,
+            "signals": [{"path": path, "width": widths[path], "changes": s.result(),
+                         "truncated": s.truncated} for path, s in series.items()]}
+
+
+_RANGE_SUFFIX = re.compile(r" \[[^\]]*\]$")
+
+
+def stream_window(trace: Trace, paths: list[str], start: int, end: int,
+                  on_change: Callable[[str, int, str], object]) -> None:
+    """The changes of `paths` from the FST blocks that overlap [start, end], in time order, as
+    (path, time, value) — including each block's values from before `start` (its initial
+    values), and possibly some after `end`; the caller filters.
+
+    gtkwave's libfst reader (pylibfst) with a signal mask and fstReaderSetLimitTimeRange reads
+    only those signals' data in those blocks: a window at the end of a long trace costs the
+    window, not the trace (bench/waveform.py). libfst names vectors "q [31:0]": the range is
+    dropped to match the hierarchical path.
+    """
+    import pylibfst
+
+    lib, ffi = pylibfst.lib, pylibfst.ffi
+    reader = lib.fstReaderOpen(str(trace.path).encode())
+    if reader == ffi.NULL:
+        raise Unprocessable("the stored waveform cannot be read as FST")
+    try:
+        _scopes, signals = pylibfst.get_scopes_signals2(reader)
+        handles = {_RANGE_SUFFIX.sub("", name): sig.handle
+                   for name, sig in signals.by_name.items()}
+        missing = [p for p in paths if p not in handles]
+        if missing:
+            raise Unprocessable(f"no signal named {', '.join(map(repr, missing))} in this "
+                                "waveform")
+        by_handle: dict[int, list[str]] = {}
+        for path in paths:
+            by_handle.setdefault(handles[path], []).append(path)
+        lib.fstReaderClrFacProcessMaskAll(reader)
+        for handle in by_handle:
+            lib.fstReaderSetFacProcessMask(reader, handle)
+        lib.fstReaderSetLimitTimeRange(reader, start, end)
+
+        def callback(_data: Any, t: int, handle: int, value: Any) -> None:
+            text = ffi.string(value).decode("ascii", "replace")
+            for path in by_handle.get(handle, ()):
+                on_change(path, int(t), text)
+
+        pylibfst.fstReaderIterBlocks(reader, callback)
+    finally:
+        lib.fstReaderClose(reader)
 
 
 def _meta(trace: Trace, paths: list[str]) -> tuple[dict[str, int], str]:
@@ -380,20 +433,22 @@ def search(caller: Caller | None, project_id: int, job_id: int, path: str, value
     found: list[int] = []
     holding: list[str] = []
 
-    def take(t: int, v: str) -> bool:
+    def take(_path: str, t: int, value: str) -> None:
+        v = render(value, width)
+        if found:
+            return
         if t <= since:
             holding[:] = [v]
-            return True
+            return
         if holding and holding[0] == bits:
             found.append(since)
-            return False
+            return
         holding.clear()
         if v == bits:
             found.append(t)
-            return False
-        return True
 
-    stream(trace, path, take)
+    # Only the blocks from `after` on are read (libfst's time range), never the earlier trace.
+    stream_window(trace, [path], since, trace.end_time, take)
     if not found and holding and holding[0] == bits:
         found.append(since)
     return {"signal": path, "value": bits, "after": since,
