@@ -276,6 +276,15 @@ def test_small_waveform_values_and_search(api: Api, owner: UserCtx, small: dict[
     assert found.json["time"] == oracle.first_at_or_after("tb.count", "00000011", 0)
     never = api.get(small["base"] + "/search?signal=tb.count&value=0xff", token=owner.token)
     assert never.json["time"] is None
+    # AND the SVG shows the unknown span (red, its binary x string as the label) and the values
+    svg = api.get(small["base"] + ".svg?signals=tb.clk,tb.count&start=0&end=40000",
+                  token=owner.token)
+    assert svg.status == 200, svg.body
+    root = ET.fromstring(svg.body)
+    shapes = list(root.iter("{http://www.w3.org/2000/svg}polygon"))
+    assert any(p.get("stroke") == "#d62728" for p in shapes)  # the x span of tb.count
+    texts = {"".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"xxxxxxxx", "0", "1", "2"} <= texts
 
 
 def test_a_job_without_a_waveform_is_404_with_the_reason(api: Api, owner: UserCtx,
