@@ -11,8 +11,8 @@ recently used first out; on Lambda that is /tmp, 512 MB by default). Two readers
   can be stopped early, but it has no time-range argument;
 - gtkwave's libfst (`pylibfst`) for windows (values, SVG, search): with a signal mask and
   `fstReaderSetLimitTimeRange` it reads only those signals' data in the blocks that overlap
-  the window, so a window at the end of a long trace costs the window (bench/waveform.py:
-  0.1-0.3 s where pywellen took 11 s on a 500 MB VCD's FST).
+  the window, so a window at the end of a long trace costs the window (bench/waveform.py,
+  10 signals at the end of a 530 MB VCD's FST: 0.7-4.8 s where pywellen took 14-40 s).
 
 Nothing here holds a whole trace in memory.
 
