@@ -14,6 +14,7 @@ from chalicelib.api import (
     modules,
     projects,
     uploads,
+    waveforms,
 )
 from chalicelib.logs import configure_logging
 
@@ -30,6 +31,7 @@ app.register_blueprint(projects.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(files.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(uploads.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(jobs.bp, url_prefix="/api/v1/projects")
+app.register_blueprint(waveforms.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(git.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(modules.bp, url_prefix="/api/v1/projects")
 app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")

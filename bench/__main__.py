@@ -263,13 +263,14 @@ def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
     return rows
 
 
-SUITES = ("api", "git", "jobs", "abuse-api", "abuse-git")
+SUITES = ("api", "git", "jobs", "abuse-api", "abuse-git", "waveform")
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
     """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py),
-    jobs end to end (bench/jobs.py) and the worst cheap requests against their caps
-    (bench/abuse_api.py, bench/abuse_git.py)."""
+    jobs end to end (bench/jobs.py), the worst cheap requests against their caps
+    (bench/abuse_api.py, bench/abuse_git.py) and waveform reading (bench/waveform.py, no stack
+    needed)."""
     quick = sizes == QUICK
     with running_stack(workers, log_dir) as stack:
         rows = bench_api(stack, sizes) if "api" in suites else []
@@ -289,6 +290,10 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             from bench import abuse_git
 
             rows.extend(abuse_git.run(stack.api_url, quick=quick))
+    if "waveform" in suites:
+        from bench import waveform
+
+        rows.extend(waveform.run(quick=quick))
     return rows
 
 

@@ -106,6 +106,7 @@ class _JobRun:
         self.outcome = Outcome(status="completed", error_message=None)
         self.captured: dict[str, bytes] = {}
         self.plan: Plan | None = None
+        self.vcd_sources: dict[str, str] = {}  # VCD artifact name -> its path in work/
 
     def execute(self, model: BaseModel) -> Outcome:
         if not self.sandbox.sandboxed:
@@ -237,6 +238,7 @@ class _JobRun:
                 "simulator": model.simulator,
                 "exit_code": self.outcome.steps[-1].exit_code if self.outcome.steps else None,
             }
+            self._index_waveforms()
         elif isinstance(model, SynthesisConfig):
             self._collect_synthesis()
         else:
@@ -255,6 +257,7 @@ class _JobRun:
                     continue
                 out_name = self._unique_name(rel.removeprefix(f"{tools.BUILD_DIR}/"))
                 if self._copy_out(dir_fd, name, out_name, "waveform", "text/x-vcd"):
+                    self.vcd_sources[out_name] = rel
                     found += 1
         self.outcome.summary["waveforms"] = found
         model = self.plan
@@ -273,6 +276,43 @@ class _JobRun:
         except OSError:
             return False
         return mine.st_size == theirs.st_size and mine.st_mtime_ns == theirs.st_mtime_ns
+
+    def _index_waveforms(self) -> None:
+        """Convert each kept VCD to FST (gtkwave's `vcd2fst`, inside the sandbox) beside it.
+
+        FST is compressed and indexed by time block and signal, so the API reads a window of a
+        few signals without the whole trace (chalicelib/services/waveforms.py); the VCD artifact
+        stays downloadable. A failed conversion is logged and leaves the job's status alone.
+        """
+        vcds = [a for a in list(self.outcome.artifacts) if a.kind == "waveform"]
+        done = 0
+        for vcd in vcds:
+            fst_name = self._unique_name(vcd.name[:-len(".vcd")] + ".fst")
+            built = os.path.join(tools.BUILD_DIR, fst_name)
+            # The tool's own file: its processes are gone, and the sandbox resolves any link.
+            source = self.vcd_sources.get(vcd.name)
+            if source is None:
+                continue
+            argv = ["vcd2fst", self.sandbox.inside("work", source), self.sandbox.inside("work", built)]
+            self.budget.write(f"$ {shlex.join(argv)}\n".encode())
+            result = self.sandbox.run(argv, self.budget, self.cancelled)
+            self.outcome.steps.append(StepResult("waveform_index", argv, result.exit_code,
+                                                 round(result.duration_s, 3), result.limit))
+            if result.cancelled:
+                raise _Failed("cancelled", status="cancelled")
+            build = self._build_fd()
+            try:
+                ok = result.exit_code == 0 and not result.limit and self._copy_out(
+                    build, fst_name, fst_name, "waveform_fst", "application/x-fst")
+            finally:
+                os.close(build)
+            if ok:
+                done += 1
+            else:
+                why = result.limit or f"exit {result.exit_code}"
+                self._say(f"could not index {vcd.name} as FST ({why}); the VCD is kept, "
+                          "the waveform API will not read it")
+        self.outcome.summary["waveforms_indexed"] = done
 
     def _collect_synthesis(self) -> None:
         build = self._build_fd()

@@ -12,8 +12,11 @@ in tests/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,7 @@ from tests.conftest import (
     make_user,
     unique,
 )
+from tests.waveform_support import make_small_fst, store_waveform_job
 
 ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
 VISIBILITIES = ["private", "public"]
@@ -36,7 +40,7 @@ RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
-           "chalicelib.api.forum"}
+           "chalicelib.api.forum", "chalicelib.api.waveforms"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
@@ -62,6 +66,7 @@ class World:
     first_commit: str  # the file as created; a later commit changed it
     upload_id: int  # a presigned upload the owner asked for
     module_id: int  # the module `top` of the file
+    job_id: int  # a completed simulation with a waveform
 
 
 @dataclass
@@ -98,6 +103,10 @@ def _upload(w: World, users: dict[str, UserCtx]) -> Call:
 
 def _p(w: World) -> str:
     return f"/api/v1/projects/{w.project_id}"
+
+
+def _wave(w: World) -> str:
+    return f"/api/v1/projects/{w.project_id}/jobs/{w.job_id}/waveform"
 
 
 PROJECT_ROUTES = [
@@ -176,6 +185,20 @@ PROJECT_ROUTES = [
                  lambda w, u: Call("POST", f"{_p(w)}/star")),
     ProjectRoute("DELETE", "/api/v1/projects/{project_id}/star", "read", 200,
                  lambda w, u: Call("DELETE", f"{_p(w)}/star")),
+    # A job's waveform: readers of the project, as for the job (public ones without a token).
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform", "read", 200,
+                 lambda w, u: Call("GET", f"{_wave(w)}")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform/signals", "read",
+                 200, lambda w, u: Call("GET", f"{_wave(w)}/signals?scope=tb")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform/values", "read",
+                 200, lambda w, u: Call("GET", f"{_wave(w)}/values?signals=tb.count,tb.clk")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform/search", "read",
+                 200, lambda w, u: Call("GET", f"{_wave(w)}/search?signal=tb.count&value=0d9")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform/compare", "read",
+                 200, lambda w, u: Call("GET", f"{_wave(w)}/compare?other_job={w.job_id}"
+                                               "&signals=tb.count")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform.svg", "read", 200,
+                 lambda w, u: Call("GET", f"{_wave(w)}.svg?signals=tb.clk,tb.count")),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -221,9 +244,17 @@ def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
     assert upload.status == 201, upload.body
     listed = api.get(f"/api/v1/projects/{pid}/modules", token=owner.token)
     assert [m["name"] for m in listed.json] == ["top"], listed.body
+    vcd, fst = small_waveform()
+    job_id = store_waveform_job(pid, owner.id, vcd, fst)
     return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
                  visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"],
-                 module_id=listed.json[0]["id"])
+                 module_id=listed.json[0]["id"], job_id=job_id)
+
+
+@functools.cache
+def small_waveform() -> tuple[Path, Path]:
+    """One small VCD + FST (iverilog, vcd2fst) for every world's waveform job."""
+    return make_small_fst(Path(tempfile.mkdtemp(prefix="matrix-waves-")))
 
 
 @pytest.fixture(scope="module")

@@ -199,6 +199,16 @@ def test_waveform_without_dumpvars_gets_a_generated_dump(tmp_path: Path) -> None
     assert vcd.name == "waveform.vcd"
     assert vcd.path.parent == workdir / "out"
     assert "$enddefinitions" in vcd.path.read_text()
+    # AND vcd2fst, run in the sandbox after the simulation, kept the same trace as FST beside it
+    [fst] = [a for a in outcome.artifacts if a.kind == "waveform_fst"]
+    assert (fst.name, fst.mime) == ("waveform.fst", "application/x-fst")
+    assert outcome.steps[-1].name == "waveform_index" and outcome.steps[-1].exit_code == 0
+    assert outcome.summary["waveforms_indexed"] == 1
+    import pywellen
+    from vcdvcd import VCDVCD
+
+    in_fst = {v.full_name for v in pywellen.Waveform(str(fst.path)).all_vars()}
+    assert in_fst == {name.split("[")[0] for name in VCDVCD(str(vcd.path), only_sigs=True).signals}
 
 
 def test_syntax_error_fails_with_the_tools_message_and_file_line(tmp_path: Path) -> None:
@@ -560,7 +570,7 @@ def test_tool_chosen_waveform_names_become_plain_artifact_names(tmp_path: Path) 
     workdir = make_job(tmp_path, {"tb.v": tb})
     outcome, log = run(workdir, "simulation", {"testbench": "tb"})
     assert outcome.status == "completed", log
-    assert [a.name for a in outcome.artifacts] == ["my_wave_1.vcd"]
+    assert [a.name for a in outcome.artifacts] == ["my_wave_1.vcd", "my_wave_1.fst"]
 
 
 def test_cancel_kills_the_whole_tool_tree_within_two_seconds(tmp_path: Path) -> None:
