@@ -100,7 +100,7 @@ def step(name: str, path: Path, end: int) -> dict[str, Any]:
         series = {p: waveforms.Series(lo, end, waveforms.MAX_MAX_CHANGES) for p in paths}
         if name == "api-window":  # what /waveform/values does
             waveforms.stream_window(trace, paths, lo, end, lambda p, t, v: series[p].take(
-                t, waveforms.render(v, widths[p])))
+                t, waveforms.render(v, widths[p])), budget=None)
         else:  # the alternative: pywellen streams each signal from the trace's start
             for p in paths:
                 waveforms.stream(trace, p, series[p].take)
@@ -111,7 +111,8 @@ def step(name: str, path: Path, end: int) -> dict[str, Any]:
         series = {p: waveforms.Series(trace.start_time, trace.end_time,
                                       2 * waveform_svg.plot_width(width) + 1) for p in paths}
         waveforms.stream_window(trace, paths, trace.start_time, trace.end_time,
-                                lambda p, t, v: series[p].take(t, waveforms.render(v, widths[p])))
+                                lambda p, t, v: series[p].take(t, waveforms.render(v, widths[p])),
+                                budget=None)  # the unbounded cost; the API refuses past its cap
         signals = [{"path": p, "width": widths[p], "changes": s.result(),
                     "truncated": s.truncated} for p, s in series.items()]
         svg = waveform_svg.render({"start": trace.start_time, "end": trace.end_time,

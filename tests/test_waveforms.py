@@ -301,3 +301,29 @@ def test_a_job_without_a_waveform_is_404_with_the_reason(api: Api, owner: UserCt
     unknown = api.get(f"/api/v1/projects/{project['id']}/jobs/999999999/waveform",
                       token=owner.token)
     assert unknown.status == 404 and unknown.json["detail"] == "Job not found"
+
+
+def test_a_window_past_the_read_budget_is_refused_not_read_whole(tmp_path: Path) -> None:
+    # GIVEN the small trace (its clock changes every 5 ns) and a read budget of 3 changes
+    from chalicelib.errors import Unprocessable
+    from chalicelib.services import waveforms
+
+    vcd, fst = make_small_fst(tmp_path)
+    oracle = VcdOracle(vcd)
+    trace = waveforms.Trace(job=None, path=fst, start_time=0,  # type: ignore[arg-type]
+                            end_time=oracle.end_time)
+    seen: list[tuple[str, int, str]] = []
+    # WHEN a window over the whole trace is read within the budget, nothing is refused
+    waveforms.stream_window(trace, ["tb.clk"], 0, oracle.end_time,
+                            lambda p, t, v: seen.append((p, t, v)), budget=10_000)
+    assert len(seen) > 3
+    # THEN over the budget the same read is a 422 that says what to do
+    with pytest.raises(Unprocessable) as refused:
+        waveforms.stream_window(trace, ["tb.clk"], 0, oracle.end_time,
+                                lambda p, t, v: None, budget=3)
+    assert "ask for a shorter window" in refused.value.detail
+    # AND the routes' reads are bounded by default (/values, .svg and /search pass no budget)
+    import inspect
+
+    default = inspect.signature(waveforms.stream_window).parameters["budget"].default
+    assert default == waveforms.MAX_READ_CHANGES

@@ -48,6 +48,10 @@ DEFAULT_CACHE_BYTES = 384 * 1024 * 1024  # Lambda's default /tmp is 512 MB
 MAX_SIGNALS = 64  # per values/compare/svg request
 DEFAULT_MAX_CHANGES = 10_000
 MAX_MAX_CHANGES = 200_000
+# Changes one request may read from the trace (values, svg, search). Each costs a Python
+# callback (~15 us here), so this bounds a request to seconds: a window over the whole of a huge
+# trace is refused with a reason instead of pinning a worker past API Gateway's 29 s.
+MAX_READ_CHANGES = 500_000
 COMPARE_CHUNK = 100_000  # changes of one job held at a time while comparing
 _cache_lock = threading.Lock()
 
@@ -364,7 +368,8 @@ _RANGE_SUFFIX = re.compile(r" \[[^\]]*\]$")
 
 
 def stream_window(trace: Trace, paths: list[str], start: int, end: int,
-                  on_change: Callable[[str, int, str], object]) -> None:
+                  on_change: Callable[[str, int, str], object],
+                  budget: int | None = MAX_READ_CHANGES) -> None:
     """The changes of `paths` from the FST blocks that overlap [start, end], in time order, as
     (path, time, value) — including each block's values from before `start` (its initial
     values), and possibly some after `end`; the caller filters.
@@ -373,6 +378,10 @@ def stream_window(trace: Trace, paths: list[str], start: int, end: int,
     only those signals' data in those blocks: a window at the end of a long trace costs the
     window, not the trace (bench/waveform.py). libfst names vectors "q [31:0]": the range is
     dropped to match the hierarchical path.
+
+    Raises Unprocessable (422) when the blocks hold more than `budget` changes of `paths`
+    (None: no bound; the benchmarks only). libfst cannot stop a block walk from a callback, so
+    past the budget the callback returns at once and the refusal follows the walk.
     """
     import pylibfst
 
@@ -396,7 +405,12 @@ def stream_window(trace: Trace, paths: list[str], start: int, end: int,
             lib.fstReaderSetFacProcessMask(reader, handle)
         lib.fstReaderSetLimitTimeRange(reader, start, end)
 
+        seen = [0]
+
         def callback(_data: Any, t: int, handle: int, value: Any) -> None:
+            seen[0] += 1
+            if budget is not None and seen[0] > budget:
+                return
             text = ffi.string(value).decode("ascii", "replace")
             for path in by_handle.get(handle, ()):
                 on_change(path, int(t), text)
@@ -404,6 +418,9 @@ def stream_window(trace: Trace, paths: list[str], start: int, end: int,
         pylibfst.fstReaderIterBlocks(reader, callback)
     finally:
         lib.fstReaderClose(reader)
+    if budget is not None and seen[0] > budget:
+        raise Unprocessable(f"the window holds more than {budget} changes of the asked signals; "
+                            "ask for a shorter window (start, end) or fewer signals")
 
 
 def _meta(trace: Trace, paths: list[str]) -> tuple[dict[str, int], str]:
