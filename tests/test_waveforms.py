@@ -327,3 +327,27 @@ def test_a_window_past_the_read_budget_is_refused_not_read_whole(tmp_path: Path)
 
     default = inspect.signature(waveforms.stream_window).parameters["budget"].default
     assert default == waveforms.MAX_READ_CHANGES
+
+
+def test_compare_stops_at_its_read_budget_and_says_so(api: Api, owner: UserCtx,
+                                                      small: dict[str, Any], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN two jobs with the same small trace, and a compare budget of 5 changes
+    from chalicelib.services import waveforms
+
+    vcd, fst = make_small_fst(tmp_path)
+    other = store_waveform_job(small["project"]["id"], owner.id, vcd, fst)
+    monkeypatch.setattr(waveforms, "COMPARE_READ_CHANGES", 5)
+    # WHEN two signals are compared (the in-process client runs this module)
+    reply = api.get(small["base"] + f"/compare?other_job={other}&signals=tb.clk,tb.count",
+                    token=owner.token)
+    # THEN the first is reported as agreeing as far as the budget went, the second not compared
+    assert reply.status == 200, reply.body
+    first, second = reply.json["signals"]
+    assert first["first_difference"] is None and "comparing further" in first["reason"]
+    assert second["first_difference"] is None and "not compared" in second["reason"]
+    # AND with the default budget they are compared whole and agree
+    monkeypatch.undo()
+    whole = api.get(small["base"] + f"/compare?other_job={other}&signals=tb.clk,tb.count",
+                    token=owner.token)
+    assert [s["reason"] for s in whole.json["signals"]] == [None, None]

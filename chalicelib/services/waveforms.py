@@ -53,6 +53,8 @@ MAX_MAX_CHANGES = 200_000
 # trace is refused with a reason instead of pinning a worker past API Gateway's 29 s.
 MAX_READ_CHANGES = 500_000
 COMPARE_CHUNK = 100_000  # changes of one job held at a time while comparing
+# Changes one compare request may stream in all (both jobs, all signals): a few seconds.
+COMPARE_READ_CHANGES = 4 * 500_000
 _cache_lock = threading.Lock()
 
 
@@ -196,6 +198,10 @@ def parse_value(text: str, width: int) -> str:
 
 class _Stop(Exception):
     """Raised inside a pywellen callback to end its stream early."""
+
+
+class _Spent(Exception):
+    """A compare request read as many changes as it may (COMPARE_READ_CHANGES)."""
 
 
 def stream(trace: Trace, path: str, on_change: Callable[[int, str], bool]) -> None:
@@ -472,13 +478,25 @@ def search(caller: Caller | None, project_id: int, job_id: int, path: str, value
             "time": found[0] if found else None}
 
 
-def _chunk(trace: Trace, path: str, since: int) -> tuple[list[tuple[int, str]], bool]:
+class _Budget:
+    """Changes a compare request may still read (each round re-streams from the start)."""
+
+    def __init__(self, changes: int) -> None:
+        self.left = changes
+
+
+def _chunk(trace: Trace, path: str, since: int,
+           budget: _Budget) -> tuple[list[tuple[int, str]], bool]:
     """The last change at or before `since`, then up to COMPARE_CHUNK changes after it (a
-    fresh stream from the start, so memory stays bounded), and whether the signal ended."""
+    fresh stream from the start, so memory stays bounded), and whether the signal ended.
+    Raises _Spent when the request's read budget runs out."""
     got: list[tuple[int, str]] = []
     before: list[tuple[int, str]] = []
 
     def take(t: int, v: str) -> bool:
+        budget.left -= 1
+        if budget.left < 0:
+            raise _Spent
         if t <= since:
             before[:] = [(t, v)]
             return True
@@ -499,24 +517,38 @@ def compare(caller: Caller | None, project_id: int, job_id: int, other_job: int,
     widths = _widths(mine, wanted)
     other_widths = _widths(theirs, wanted)
     until = min(mine.end_time, theirs.end_time)
-    out = []
+    out: list[dict[str, Any]] = []
+    budget = _Budget(COMPARE_READ_CHANGES)
     for path in wanted:
+        if budget.left <= 0:
+            out.append({"path": path, "first_difference": None, "value": None,
+                        "other_value": None, "reason": "not compared: this request read "
+                        f"{COMPARE_READ_CHANGES} changes; ask for fewer signals"})
+            continue
         if widths[path] != other_widths[path]:
             out.append({"path": path, "first_difference": mine.start_time,
                         "value": None, "other_value": None,
                         "reason": f"width {widths[path]} vs {other_widths[path]}"})
             continue
-        out.append({"path": path, **_first_difference(mine, theirs, path, until)})
+        out.append({"path": path, **_first_difference(mine, theirs, path, until, budget)})
     return {"job_id": job_id, "other_job": other_job, "compared_until": until, "signals": out}
 
 
-def _first_difference(a: Trace, b: Trace, path: str, until: int) -> dict[str, Any]:
+def _first_difference(a: Trace, b: Trace, path: str, until: int,
+                      budget: _Budget) -> dict[str, Any]:
     """Both series in chunks, merged by time: the first time (up to `until`) after which the two
-    values differ. Each round compares up to the earlier of the two chunks' last times."""
+    values differ. Each round compares up to the earlier of the two chunks' last times. When the
+    request's read budget runs out, the signal is reported as agreeing up to where it got."""
     since = -1
     while True:
-        ca, done_a = _chunk(a, path, since)
-        cb, done_b = _chunk(b, path, since)
+        try:
+            ca, done_a = _chunk(a, path, since, budget)
+            cb, done_b = _chunk(b, path, since, budget)
+        except _Spent:
+            return {"first_difference": None, "value": None, "other_value": None,
+                    "reason": f"the traces agree up to {max(since, 0)}; comparing further "
+                    f"would read more than {COMPARE_READ_CHANGES} changes: ask with fewer "
+                    "signals"}
         horizon = min(ca[-1][0] if ca and not done_a else until,
                       cb[-1][0] if cb and not done_b else until, until)
         i = j = 0
