@@ -9,11 +9,10 @@ from chalicelib.api.http import (
     list_response,
     page_request,
     parse_body,
+    path_id,
     required_caller,
     route,
 )
-from chalicelib.errors import NotFound
-from chalicelib.ids import parse_number_id
 from chalicelib.openapi import Doc
 from chalicelib.schemas.forum import (
     CategoryCreate,
@@ -30,13 +29,6 @@ from chalicelib.schemas.forum import (
 from chalicelib.services import forum
 
 bp = Blueprint(__name__)
-
-
-def _id(text: str, what: str) -> int:
-    value = parse_number_id(text)
-    if value is None:
-        raise NotFound(f"{what} not found")
-    return value
 
 
 @route(bp, "/categories",
@@ -62,7 +54,7 @@ def update_category(category_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, CategoryUpdate)
-    return json_response(forum.update_category(caller, _id(category_id, "Category"), data))
+    return json_response(forum.update_category(caller, path_id(category_id), data))
 
 
 @route(bp, "/categories/{category_id}/topics",
@@ -71,7 +63,7 @@ def update_category(category_id: str) -> Response:
 def list_topics(category_id: str) -> Response:
     request = bp.current_request
     limit, cursor = page_request(request)
-    page = forum.list_topics(_id(category_id, "Category"), limit, cursor)
+    page = forum.list_topics(path_id(category_id), limit, cursor)
     return list_response(request, page.items, page, limit)
 
 
@@ -88,7 +80,7 @@ def create_topic() -> Response:
 @route(bp, "/topics/{topic_id}",
        doc=Doc("Get a topic (counts a view)", response=TopicPublic, auth="none"))
 def get_topic(topic_id: str) -> Response:
-    return json_response(forum.view_topic(_id(topic_id, "Topic")))
+    return json_response(forum.view_topic(path_id(topic_id)))
 
 
 @route(bp, "/topics/{topic_id}", methods=["PUT", "PATCH"],
@@ -98,14 +90,14 @@ def update_topic(topic_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, TopicUpdate)
-    return json_response(forum.update_topic(caller, _id(topic_id, "Topic"), data))
+    return json_response(forum.update_topic(caller, path_id(topic_id), data))
 
 
 @route(bp, "/topics/{topic_id}", methods=["DELETE"],
        doc=Doc("Delete a topic and its posts (its author or an administrator)", status=204,
                errors=(409,)))
 def delete_topic(topic_id: str) -> Response:
-    forum.delete_topic(required_caller(bp.current_request), _id(topic_id, "Topic"))
+    forum.delete_topic(required_caller(bp.current_request), path_id(topic_id))
     return Response(body="", status_code=204)
 
 
@@ -115,7 +107,7 @@ def delete_topic(topic_id: str) -> Response:
 def list_posts(topic_id: str) -> Response:
     request = bp.current_request
     limit, cursor = page_request(request)
-    page = forum.list_posts(_id(topic_id, "Topic"), limit, cursor)
+    page = forum.list_posts(path_id(topic_id), limit, cursor)
     return list_response(request, page.items, page, limit)
 
 
@@ -126,7 +118,7 @@ def create_post(topic_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, PostCreate)
-    return json_response(forum.create_post(caller, _id(topic_id, "Topic"), data), status=201)
+    return json_response(forum.create_post(caller, path_id(topic_id), data), status=201)
 
 
 @route(bp, "/posts/{post_id}", methods=["PUT", "PATCH"],
@@ -135,12 +127,12 @@ def update_post(post_id: str) -> Response:
     request = bp.current_request
     caller = required_caller(request)
     data = parse_body(request, PostUpdate)
-    return json_response(forum.update_post(caller, _id(post_id, "Post"), data))
+    return json_response(forum.update_post(caller, path_id(post_id), data))
 
 
 @route(bp, "/posts/{post_id}", methods=["DELETE"],
        doc=Doc("Delete a post (its author or an administrator); not the topic's first post",
                status=204))
 def delete_post(post_id: str) -> Response:
-    forum.delete_post(required_caller(bp.current_request), _id(post_id, "Post"))
+    forum.delete_post(required_caller(bp.current_request), path_id(post_id))
     return Response(body="", status_code=204)
