@@ -6,12 +6,13 @@ and any field named like a password, token, secret or Authorization header, whoe
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from chalicelib.config import get_settings
 
 SERVICE = "a6hub"
 REDACTED = "[REDACTED]"
@@ -49,5 +50,5 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 
 def configure_logging() -> Logger:
-    return Logger(service=SERVICE, level=os.environ.get("A6HUB_LOG_LEVEL", "INFO"),
+    return Logger(service=SERVICE, level=get_settings().log_level,
                   logger_formatter=RedactingFormatter())

@@ -7,13 +7,12 @@ POWERTOOLS_METRICS_DISABLED=true (or POWERTOOLS_DEV=true) turns them off."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
+from chalicelib.config import get_settings
 from chalicelib.logs import SERVICE
 
-NAMESPACE = "a6hub"
 FINISHED = {"completed": "JobsCompleted", "failed": "JobsFailed", "cancelled": "JobsCancelled"}
 
 Sink = Callable[[str], None]
@@ -41,9 +40,9 @@ def _publish(job_type: str, values: dict[str, tuple[float, str]]) -> None:
 
     if is_metrics_disabled() or not values:
         return
-    stage = os.environ.get("A6HUB_STAGE", "local")
-    metrics = EphemeralMetrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE),
-                               service=SERVICE)
+    settings = get_settings()
+    stage = settings.stage
+    metrics = EphemeralMetrics(namespace=settings.metrics_namespace, service=SERVICE)
     metrics.add_dimension(name="service", value=SERVICE)
     metrics.add_dimension(name="stage", value=stage)
     metrics.add_dimensions(service=SERVICE, stage=stage, job_type=job_type)

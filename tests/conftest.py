@@ -47,6 +47,17 @@ from devstack import bootstrap  # noqa: E402
 from devstack.emulator import Emulator, free_port, start_moto, start_store  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every test starts and ends with settings read from the environment as it then is; a test
+    that changes A6HUB_* variables mid-way calls chalicelib.config.reload() itself."""
+    from chalicelib.config import reload
+
+    reload()
+    yield
+    reload()
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """The store (devstack.store, throwaway state) on 127.0.0.1, infra/resources.yaml deployed."""

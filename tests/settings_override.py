@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 @contextmanager
 def settings_env(**values: str | int) -> Iterator[None]:
-    from chalicelib.config import get_settings
+    from chalicelib.config import reload
 
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update({name: str(value) for name, value in values.items()})
-    get_settings.cache_clear()
+    reload()
     try:
         yield
     finally:
@@ -26,4 +26,4 @@ def settings_env(**values: str | int) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-        get_settings.cache_clear()
+        reload()

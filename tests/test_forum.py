@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import reload
 from tests.conftest import ROOT, Api, UserCtx, make_user, unique
 
 F = "/api/v1/forum"
@@ -21,6 +22,7 @@ F = "/api/v1/forum"
 def generous_write_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """The matrix writes a lot as the same users; test_writes_are_rate_limited sets its own."""
     monkeypatch.setenv("A6HUB_FORUM_MAX_WRITES", "100000")
+    reload()
 
 
 @pytest.fixture(scope="module")
@@ -358,6 +360,7 @@ def test_writes_are_rate_limited_per_user(api: Api, admin: UserCtx,
     category = new_category(api, admin)
     user = make_user(api)
     monkeypatch.setenv("A6HUB_FORUM_MAX_WRITES", "3")
+    reload()
     topic = new_topic(api, user, category["id"])
     reply_to(api, user, topic["id"])
     reply_to(api, user, topic["id"])

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import reload
 from chalicelib.services import import_guard
 from tests.conftest import Api, UserCtx, unique
 from tests.git_server import git_daemon, http_git_server, make_repo
@@ -161,6 +162,7 @@ def repos(tmp_path: Path) -> Path:
 @pytest.fixture
 def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A6HUB_IMPORT_ALLOW_PRIVATE", "1")
+    reload()
 
 
 def start(api: Api, user: UserCtx, url: str, **more: Any) -> Any:
@@ -275,10 +277,12 @@ def test_without_the_allowance_the_runner_refuses_too(
     with http_git_server(repos) as server:
         # GIVEN an import accepted while internal addresses were allowed (localhost: a name)
         monkeypatch.setenv("A6HUB_IMPORT_ALLOW_PRIVATE", "1")
+        reload()
         url = server.url.replace("127.0.0.1", "localhost") + "/core.git"
         project = start(api, owner, url).json
         # WHEN the runner runs it where they are not
         monkeypatch.delenv("A6HUB_IMPORT_ALLOW_PRIVATE")
+        reload()
         job = finish(api, owner, queues, project)
         # THEN the job failed with the reason, before any request reached the server
         assert server.requests == []
@@ -352,6 +356,7 @@ def test_the_download_is_capped_in_size_and_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a pack size cap smaller than the repository's pack
     monkeypatch.setenv("A6HUB_IMPORT_MAX_PACK_BYTES", "200")
+    reload()
     with http_git_server(repos) as server:
         project = start(api, owner, f"{server.url}/core.git").json
         job = finish(api, owner, queues, project)
@@ -361,6 +366,7 @@ def test_the_download_is_capped_in_size_and_time(
     # GIVEN a time cap of 1 s and a server that takes 3 s to answer
     monkeypatch.delenv("A6HUB_IMPORT_MAX_PACK_BYTES")
     monkeypatch.setenv("A6HUB_IMPORT_TIMEOUT_SECONDS", "1")
+    reload()
     with http_git_server(repos, delay=3) as server:
         project = start(api, owner, f"{server.url}/core.git").json
         job = finish(api, owner, queues, project)
@@ -441,6 +447,7 @@ def test_imports_are_limited_per_user_and_hour(api: Api, queues: Queues, allow_p
 
     # GIVEN a limit of 2 imports per hour and a new user
     monkeypatch.setenv("A6HUB_IMPORT_MAX_PER_HOUR", "2")
+    reload()
     user = make_user(api)
     url = "http://127.0.0.1:65500/r.git"  # never fetched: no runner here
     # WHEN the user starts three

@@ -3,11 +3,10 @@ by the jobs and wsconnections DynamoDB streams (see services/live.py for the pro
 
 from __future__ import annotations
 
-import os
-
 from chalice import Blueprint, Response
 from chalice.app import DynamoDBEvent, WebsocketAPI, WebsocketEvent
 
+from chalicelib.config import get_settings
 from chalicelib.services import live
 
 bp = Blueprint(__name__)
@@ -18,10 +17,8 @@ bp.websocket_api = WebsocketAPI()
 
 # The streams of infra/resources.yaml; infra/api-merge.json points the deployed event source
 # mappings at the resources stack's exports (chalice needs a value when it packages the app).
-_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/a6hub-{}/stream/packaged"
-JOBS_STREAM_ARN = os.environ.get("A6HUB_JOBS_STREAM_ARN", _PLACEHOLDER.format("jobs"))
-CONNECTIONS_STREAM_ARN = os.environ.get("A6HUB_WS_CONNECTIONS_STREAM_ARN",
-                                        _PLACEHOLDER.format("wsconnections"))
+JOBS_STREAM_ARN = get_settings().jobs_stream_arn
+CONNECTIONS_STREAM_ARN = get_settings().ws_connections_stream_arn
 
 
 def _post(event: WebsocketEvent) -> live.Post:

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from chalice.app import Request, Response
 
 from chalicelib.api.http import CORS_HEADERS
-from chalicelib.config import ConfigurationError, signing_key
+from chalicelib.config import ConfigurationError, get_settings, signing_key
 from chalicelib.logs import SERVICE
 
 logger = Logger(service=SERVICE, child=True)
@@ -46,9 +46,11 @@ def request_context(event: Request, get_response: Callable[[Request], Response])
     started = time.perf_counter()
     try:
         try:
-            signing_key()  # no key, or a weak one in a deployed stage: serve nothing (cached)
+            # A bad A6HUB_* value, no key, or a weak one in a deployed stage: serve nothing.
+            get_settings()
+            signing_key()
         except ConfigurationError:
-            logger.exception("refusing to serve: the JWT signing key is missing or weak")
+            logger.exception("refusing to serve: the service is not configured")
             return Response(body=json.dumps({"detail": "Service is not configured"}),
                             status_code=503,
                             headers={"Content-Type": "application/json", **CORS_HEADERS})

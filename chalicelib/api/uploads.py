@@ -7,12 +7,11 @@ emulator's notification queue to this same handler."""
 
 from __future__ import annotations
 
-import os
-
 from chalice import Blueprint, Response
 from chalice.app import SQSEvent
 
 from chalicelib.api.http import json_response, parse_body, path_id, required_caller, route
+from chalicelib.config import get_settings
 from chalicelib.openapi import Doc
 from chalicelib.schemas.uploads import UploadPublic, UploadUrlCreate, UploadUrlPublic
 from chalicelib.services import uploads
@@ -21,7 +20,7 @@ bp = Blueprint(__name__)
 
 # Chalice needs the queue's name when the app is built (chalice package reads the stage from
 # .chalice/config.json); infra/resources.yaml names it the same way.
-UPLOAD_EVENTS_QUEUE = f"a6hub-{os.environ.get('A6HUB_STAGE', 'local')}-upload-events"
+UPLOAD_EVENTS_QUEUE = get_settings().upload_events_queue
 
 
 @route(bp, "/{project_id}/files/upload-url", methods=["POST"],

@@ -7,7 +7,6 @@ default 60) with the same fixed-window counters as login attempts.
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from typing import Any
@@ -16,6 +15,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from chalicelib.ids import new_number_id, with_new_id
 from chalicelib.models.accounts import Unique
@@ -61,14 +61,10 @@ DEFAULT_CATEGORIES: tuple[dict[str, Any], ...] = (
 )
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() else default
-
-
 def _write_window(caller: Caller) -> ratelimit.Window:
-    return ratelimit.Window(f"forum#{caller.id}", _int_env("A6HUB_FORUM_MAX_WRITES", 20),
-                            _int_env("A6HUB_FORUM_WINDOW_SECONDS", 60))
+    settings = get_settings()
+    return ratelimit.Window(f"forum#{caller.id}", settings.forum_max_writes,
+                            settings.forum_window_seconds)
 
 
 def _take_write(caller: Caller) -> None:

@@ -13,7 +13,6 @@ are kept beside it when their commit passes the same path checks a push of them 
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -48,18 +47,13 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_OTHER_REFS = 100
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw.isdigit() else default
-
-
 def import_timeout_seconds() -> int:
-    return _int_env("A6HUB_IMPORT_TIMEOUT_SECONDS", 300)
+    return get_settings().import_timeout_seconds
 
 
 def import_max_pack_bytes() -> int:
     """The most pack data one import may download (compressed); the store caps what it inflates to."""
-    return _int_env("A6HUB_IMPORT_MAX_PACK_BYTES", get_settings().max_project_bytes)
+    return get_settings().import_max_pack_bytes
 
 
 def _default_name(path: str) -> str:
@@ -105,7 +99,7 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
 
 def _take_one_import(caller: Caller) -> None:
     """Each import is a fetch from the internet by our runner: at most N per user per hour."""
-    limit = _int_env("A6HUB_IMPORT_MAX_PER_HOUR", 20)
+    limit = get_settings().import_max_per_hour
     wait = ratelimit.acquire([ratelimit.Window(f"import#user#{caller.id}", limit, 3600)])
     if wait:
         raise TooManyRequests(f"at most {limit} imports per hour; try again in {wait} s",

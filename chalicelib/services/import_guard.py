@@ -13,12 +13,12 @@ is refused the same way.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from chalicelib.config import get_settings
 from chalicelib.errors import Unprocessable
 
 SCHEMES = {"https": 443, "http": 80, "git": 9418}
@@ -36,7 +36,7 @@ class ImportRefused(Unprocessable):
 
 
 def allow_private() -> bool:
-    return os.environ.get("A6HUB_IMPORT_ALLOW_PRIVATE", "").strip().lower() in {"1", "true", "yes"}
+    return get_settings().import_allow_private
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

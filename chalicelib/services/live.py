@@ -25,7 +25,6 @@ greeting and a concurrent job change never send the same bytes or `complete` twi
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +34,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib import storage
 from chalicelib.aws import client
+from chalicelib.config import get_settings
 from chalicelib.errors import NotFound, Unauthorized
 from chalicelib.ids import parse_number_id
 from chalicelib.logs import SERVICE
@@ -86,9 +86,9 @@ _clients_lock = threading.Lock()
 def management_endpoint(domain_name: str | None = None, stage: str | None = None) -> str:
     """Where to post: A6HUB_WS_ENDPOINT (the local dev server, or set by the templates for the
     stream handlers), else the socket's own API (https://<domain>/<stage>) as API Gateway gives it."""
-    configured = os.environ.get("A6HUB_WS_ENDPOINT", "").strip()
+    configured = get_settings().ws_endpoint
     if configured:
-        return configured.rstrip("/")
+        return configured
     if not domain_name:
         raise RuntimeError("A6HUB_WS_ENDPOINT is not set and the event names no API")
     return f"https://{domain_name}/{stage}" if stage else f"https://{domain_name}"

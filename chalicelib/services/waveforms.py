@@ -36,7 +36,7 @@ from typing import Any
 
 from chalicelib import storage
 from chalicelib.aws import client
-from chalicelib.config import bucket_name
+from chalicelib.config import bucket_name, get_settings
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.schemas.jobs import JobPublic
 from chalicelib.services import jobs
@@ -44,7 +44,6 @@ from chalicelib.services.identity import Caller
 
 FST_KIND = "waveform_fst"
 CACHE_DIR = Path(tempfile.gettempdir()) / "a6hub-waveforms"
-DEFAULT_CACHE_BYTES = 384 * 1024 * 1024  # Lambda's default /tmp is 512 MB
 MAX_SIGNALS = 64  # per values/compare/svg request
 DEFAULT_MAX_CHANGES = 10_000
 MAX_MAX_CHANGES = 200_000
@@ -60,8 +59,7 @@ _cache_lock = threading.Lock()
 
 def cache_budget() -> int:
     """Bytes of FST the local cache may hold (A6HUB_WAVEFORM_CACHE_BYTES)."""
-    raw = os.environ.get("A6HUB_WAVEFORM_CACHE_BYTES", "")
-    return int(raw) if raw.isdigit() else DEFAULT_CACHE_BYTES
+    return get_settings().waveform_cache_bytes
 
 
 # --- finding and caching the trace ------------------------------------------------------------
