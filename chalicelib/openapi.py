@@ -61,8 +61,10 @@ class Doc:
     `request` is the pydantic model that parse_body() validates (or a raw JSON Schema for a
     non-JSON body such as multipart); `response` is the public model (an array of it when
     `is_list`); `auth` is "required" (Bearer), "optional" (anonymous callers allowed, e.g. public
-    projects) or "none" (no token is read). Error responses are derived from the rest; `errors`
-    adds route-specific ones (409, 412, 429...).
+    projects) or "none" (no token is read). `auth`, `request`, `is_list` and `status` are
+    also what api.http.route enforces and hands the view (caller, body, page, status), so the
+    document and the behaviour come from this one declaration. Error responses are derived from
+    the rest; `errors` adds route-specific ones (409, 412, 429...).
     """
 
     summary: str
@@ -77,6 +79,7 @@ class Doc:
     request_content_type: str = "application/json"
     content_type: str = "application/json"  # of the success response (text/html for /docs)
     description: str = ""
+    schemes: tuple[str, ...] = ("bearer",)  # set by api.http.route from its Credentials
 
 
 @dataclass(frozen=True)
@@ -196,18 +199,19 @@ def _success(doc: Doc, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     return response
 
 
-_SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
-    "required": [{"bearer": []}],
-    "optional": [{}, {"bearer": []}],  # anonymous callers allowed
-    "none": [],
-}
+def _security(doc: Doc) -> list[dict[str, list[str]]]:
+    """Any one of the route's schemes; "optional" also allows anonymous callers ({})."""
+    if doc.auth == "none":
+        return []
+    schemes: list[dict[str, list[str]]] = [{scheme: []} for scheme in doc.schemes]
+    return schemes if doc.auth == "required" else [{}, *schemes]
 
 
 def _operation(op: Operation, operation_id: str, refs: dict[Any, dict[str, Any]],
                max_page_size: int) -> dict[str, Any]:
     doc = op.doc or Doc(summary=op.name)
     out: dict[str, Any] = {"operationId": operation_id, "summary": doc.summary, "tags": [op.tag],
-                           "security": _SECURITY[doc.auth]}
+                           "security": _security(doc)}
     if doc.description:
         out["description"] = doc.description
     if op.doc is None:
@@ -248,6 +252,9 @@ def build_document(operations: Sequence[Operation], *, title: str, version: str,
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                 "description": "A login access token, or a personal API token (a6p_...)",
+            }, "basic": {
+                "type": "http", "scheme": "basic",
+                "description": "git's smart HTTP: any username, a personal API token as password",
             }},
         },
         "security": [{"bearer": []}],

@@ -38,7 +38,7 @@ ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
 VISIBILITIES = ["private", "public"]
 RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
-MODULES = {"chalicelib.api.auth", "chalicelib.api.projects", "chalicelib.api.files",
+MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
            "chalicelib.api.forum", "chalicelib.api.waveforms"}
 COVERED_ELSEWHERE = {

@@ -34,7 +34,7 @@ def test_docs_page_under_a_stage_prefix(api: Api) -> None:
     # GIVEN API Gateway serving the stage under /dev (the request context's path has it)
     from chalice.app import Request
 
-    from chalicelib.api.meta import _stage_prefix
+    from chalicelib.api.health_docs import _stage_prefix
 
     for full, path in (("/dev/docs", "/docs"), ("/dev/docs/", "/docs"), ("/docs/", "/docs")):
         request = Request({"multiValueQueryStringParameters": None, "headers": {},

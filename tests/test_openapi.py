@@ -9,7 +9,7 @@ import pytest
 from chalice import Blueprint, Chalice
 from openapi_spec_validator import validate
 
-from chalicelib.api import meta
+from chalicelib.api import health_docs as meta
 from chalicelib.api.http import route
 from chalicelib.openapi import REF_TEMPLATE, Doc, build_document, undocumented
 from chalicelib.schemas.files import FileCreate

@@ -6,27 +6,23 @@ Clone URL: http(s)://<host>/api/v1/projects/<project_id>/git (Chalice cannot rou
 
 from __future__ import annotations
 
-import functools
 import zlib
-from collections.abc import Callable, Mapping
-from typing import Any
 
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import (
+    Credentials,
     header,
     json_response,
-    list_response,
-    optional_caller,
-    page_request,
     parse_body,
-    path_id,
+    query,
+    query_required,
     request_bytes,
-    required_caller,
     route,
+    to_response,
 )
 from chalicelib.config import get_settings
-from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.git import (
     CommitDetail,
@@ -40,6 +36,8 @@ from chalicelib.schemas.git import (
 )
 from chalicelib.schemas.projects import ProjectPublic
 from chalicelib.services import forks, gitimport, history
+from chalicelib.services.identity import Caller
+from chalicelib.services.paging import Page
 
 bp = Blueprint(__name__)
 
@@ -59,24 +57,30 @@ def _git_response(body: bytes, content_type: str) -> Response:
     return Response(body=body, status_code=200, headers={"Content-Type": content_type, **_NO_CACHE})
 
 
-def plain_refusals(view: Callable[..., Response]) -> Callable[..., Response]:
+def plain_refusal(exc: Exception) -> Response:
     """Answer a smart-HTTP route's refusal (401, 403, 404, 413, 429, ...) as `text/plain`.
 
     git shows the body of a failed request only when its type is text/plain (git's http.c,
     show_http_message: each line as "remote: ..."); a JSON {"detail"} would leave the user
     with the bare status. The status and headers (WWW-Authenticate) stay as they were."""
+    if not isinstance(exc, DomainError):
+        return to_response(exc)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc)
+    return Response(body=detail.rstrip("\n") + "\n", status_code=exc.status_code,
+                    headers={**exc.headers, **_NO_CACHE, "Content-Type": "text/plain; charset=utf-8"})
 
-    @functools.wraps(view)
-    def wrapped(**kwargs: Any) -> Response:
-        try:
-            return view(**kwargs)
-        except DomainError as e:
-            detail = e.detail if isinstance(e.detail, str) else str(e)
-            return Response(body=detail.rstrip("\n") + "\n", status_code=e.status_code,
-                            headers={**e.headers, **_NO_CACHE,
-                                     "Content-Type": "text/plain; charset=utf-8"})
 
-    return wrapped
+def _git_caller(authorization: str | None, required: bool) -> Caller | None:
+    from chalicelib.services import githttp
+
+    caller = githttp.git_caller(authorization)
+    if caller is None and required:
+        raise githttp.GitAuthRequired()
+    return caller
+
+
+#: git's smart HTTP: HTTP Basic (any username, a personal API token as password) or a bearer token.
+GIT_CREDENTIALS = Credentials(schemes=("basic", "bearer"), read=_git_caller)
 
 
 def _git_body() -> bytes:
@@ -97,125 +101,100 @@ def _git_body() -> bytes:
     return raw
 
 
-def _smart(project_id: str, service: str) -> Response:
+def _smart(caller: Caller | None, project_id: int, service: str) -> Response:
     from chalicelib.services import githttp
 
-    caller = githttp.git_caller(header(bp.current_request, "authorization"))
-    body = githttp.serve(caller, path_id(project_id), service, _git_body())
+    body = githttp.serve(caller, project_id, service, _git_body())
     return _git_response(body, f"application/x-{service}-result")
 
 
-@route(bp, "/{project_id}/git/info/refs", doc=Doc(
-    "Git smart HTTP: ref advertisement (clone URL: /api/v1/projects/{project_id}/git)",
-    auth="optional", content_type="application/x-git-upload-pack-advertisement",
-    params=(Param("service", required=True,
-                  description="git-upload-pack (clone, fetch) or git-receive-pack (push)"),),
-    description="HTTP Basic authentication: any username, a personal API token as password."))
-@plain_refusals
-def info_refs(project_id: str) -> Response:
+@route(bp, "/{project_id}/git/info/refs", credentials=GIT_CREDENTIALS, on_error=plain_refusal,
+       doc=Doc("Git smart HTTP: ref advertisement (clone URL: /api/v1/projects/{project_id}/git)",
+               auth="optional", content_type="application/x-git-upload-pack-advertisement",
+               params=(Param("service", required=True,
+                             description="git-upload-pack (clone, fetch) or git-receive-pack (push)"),)))
+def info_refs(caller: Caller | None, project_id: int) -> Response:
     from chalicelib.services import githttp
 
-    request = bp.current_request
-    params: Mapping[str, str] = request.query_params or {}
-    service = params.get("service") or ""
-    caller = githttp.git_caller(header(request, "authorization"))
-    body = githttp.advertise(caller, path_id(project_id), service)
+    service = query(bp.current_request, "service") or ""
+    body = githttp.advertise(caller, project_id, service)
     return _git_response(body, f"application/x-{service}-advertisement")
 
 
 @route(bp, "/{project_id}/git/git-upload-pack", methods=["POST"], content_types=[UPLOAD_REQUEST],
+       credentials=GIT_CREDENTIALS, on_error=plain_refusal,
        doc=Doc("Git smart HTTP: fetch (upload-pack)", _GIT_BODY, auth="optional",
                request_content_type=UPLOAD_REQUEST,
                content_type="application/x-git-upload-pack-result"))
-@plain_refusals
-def upload_pack(project_id: str) -> Response:
-    return _smart(project_id, "git-upload-pack")
+def upload_pack(caller: Caller | None, project_id: int) -> Response:
+    return _smart(caller, project_id, "git-upload-pack")
 
 
 @route(bp, "/{project_id}/git/git-receive-pack", methods=["POST"],
-       content_types=[RECEIVE_REQUEST],
+       content_types=[RECEIVE_REQUEST], credentials=GIT_CREDENTIALS, on_error=plain_refusal,
        doc=Doc("Git smart HTTP: push (receive-pack); editors and owners", _GIT_BODY,
                request_content_type=RECEIVE_REQUEST,
                content_type="application/x-git-receive-pack-result",
                description="A push is validated like the files API (paths, sizes, file count) "
                            "and refused whole; non-fast-forward only for the owner."))
-@plain_refusals
-def receive_pack(project_id: str) -> Response:
-    return _smart(project_id, "git-receive-pack")
+def receive_pack(caller: Caller, project_id: int) -> Response:
+    return _smart(caller, project_id, "git-receive-pack")
 
 
 @route(bp, "/{project_id}/git/commits", doc=Doc(
     "List commits of the default branch, newest first", response=CommitPublic, is_list=True,
     auth="optional"))
-def list_commits(project_id: str) -> Response:
-    request = bp.current_request
-    caller = optional_caller(request)
-    limit, cursor = page_request(request)
-    page = history.list_commits(caller, path_id(project_id), limit, cursor)
-    return list_response(request, page.items, page, limit)
+def list_commits(caller: Caller | None, project_id: int, limit: int,
+                 cursor: str | None) -> Page[CommitPublic]:
+    return history.list_commits(caller, project_id, limit, cursor)
 
 
 @route(bp, "/{project_id}/git/commits/{sha}", doc=Doc(
     "Get a commit and the paths it changed (sha, or HEAD)", response=CommitDetail,
     auth="optional"))
-def get_commit(project_id: str, sha: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    return json_response(history.get_commit(caller, path_id(project_id), sha))
+def get_commit(caller: Caller | None, project_id: int, sha: str) -> CommitDetail:
+    return history.get_commit(caller, project_id, sha)
 
 
 @route(bp, "/{project_id}/git/commits/{sha}/content", doc=Doc(
     "A file's content at a commit", response=FileAtCommit, auth="optional",
     params=(Param("path", required=True, description="project path, e.g. rtl/top.v"),)))
-def file_at_commit(project_id: str, sha: str) -> Response:
-    request = bp.current_request
-    params: Mapping[str, str] = request.query_params or {}
-    path = params.get("path")
-    if not path:
-        raise Unprocessable("query parameter 'path' is required")
-    return json_response(history.file_at(optional_caller(request), path_id(project_id), sha, path))
+def file_at_commit(caller: Caller | None, project_id: int, sha: str) -> FileAtCommit:
+    return history.file_at(caller, project_id, sha, query_required(bp.current_request, "path"))
 
 
 @route(bp, "/{project_id}/git/diff", doc=Doc(
     "Diff between two commits (unified, per file)", response=DiffPublic, auth="optional",
     params=(Param("base", required=True, description="older commit sha"),
             Param("head", required=True, description="newer commit sha, or HEAD"))))
-def diff(project_id: str) -> Response:
+def diff(caller: Caller | None, project_id: int) -> DiffPublic:
     request = bp.current_request
-    params: Mapping[str, str] = request.query_params or {}
-    if not params.get("base") or not params.get("head"):
-        raise Unprocessable("query parameters 'base' and 'head' are required")
-    return json_response(history.diff(optional_caller(request), path_id(project_id), params["base"],
-                                      params["head"]))
+    return history.diff(caller, project_id, query_required(request, "base"),
+                        query_required(request, "head"))
 
 
 @route(bp, "/{project_id}/git/restore", methods=["POST"], doc=Doc(
     "Restore a file, or the whole project, to a commit (as a new commit)", RestoreRequest,
     RestoreResult, errors=(409,)))
-def restore(project_id: str) -> Response:
-    request = bp.current_request
-    caller = required_caller(request)
-    commit = history.restore(caller, path_id(project_id), parse_body(request, RestoreRequest))
-    return json_response(RestoreResult(restored=commit is not None, commit=commit))
+def restore(caller: Caller, project_id: int, body: RestoreRequest) -> RestoreResult:
+    commit = history.restore(caller, project_id, body)
+    return RestoreResult(restored=commit is not None, commit=commit)
 
 
 @route(bp, "/{project_id}/fork", methods=["POST"], doc=Doc(
     "Fork a project you can read into your account, with its full history", ForkRequest,
     ProjectPublic, status=201, errors=(409,)))
-def fork(project_id: str) -> Response:
-    request = bp.current_request
-    caller = required_caller(request)
-    raw = request_bytes(request)
-    data = parse_body(request, ForkRequest) if raw.strip() else ForkRequest()
-    return json_response(forks.fork_project(caller, path_id(project_id), data), status=201)
+def fork(caller: Caller, project_id: int) -> ProjectPublic:
+    request = bp.current_request  # the body is optional: none forks under the same name
+    data = parse_body(request, ForkRequest) if request_bytes(request).strip() else ForkRequest()
+    return forks.fork_project(caller, project_id, data)
 
 
 @route(bp, "/import", methods=["POST"], doc=Doc(
     "Create a project from a public git URL (https, http, git): 202 with the project, marked "
     "importing; follow its import job (import_job_id) at .../jobs/{id} and .../logs",
     ImportRequest, ProjectPublic, status=202, errors=(409, 429, 503)))
-def import_project() -> Response:
-    request = bp.current_request
-    caller = required_caller(request)
-    created = gitimport.start_import(caller, parse_body(request, ImportRequest))
+def import_project(caller: Caller, body: ImportRequest) -> Response:
+    created = gitimport.start_import(caller, body)
     location = f"/api/v1/projects/{created.id}/jobs/{created.import_job_id}"
     return json_response(created, status=202, headers={"Location": location})

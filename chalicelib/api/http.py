@@ -1,10 +1,17 @@
-"""The HTTP conventions every route shares: errors as {"detail"}, body parsing, paging, callers."""
+"""The HTTP conventions every route shares: errors as {"detail"}, body parsing, paging, callers.
+
+`route()` is the one place a route's declaration (its `Doc`: auth, request model, paging, status)
+is turned into behaviour: the caller, path ids, the page and the body are handed to the view,
+and the view's return value becomes the answer. See route() for what a view may take.
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -81,23 +88,64 @@ def to_response(exc: Exception) -> Response:
     return error_response(500, "Internal server error")
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """How a route reads its caller: `read(authorization_header, required)` gives the caller,
+    None (anonymous, only when not required) or raises a 401; `schemes` are the OpenAPI security
+    schemes it accepts (components.securitySchemes in chalicelib/openapi.py)."""
+
+    schemes: tuple[str, ...]
+    read: Callable[[str | None, bool], Caller | None]
+
+
+def _bearer(authorization: str | None, required: bool) -> Caller | None:
+    # lazy: an access token's user record is checked on first use of the caller, or together
+    # with the project by `projects.authorize` (see identity.Caller).
+    return identity_service.authenticate(authorization, required=required, lazy=True)
+
+
+#: A bearer token: a login access token or a personal API token (every route but git's).
+BEARER = Credentials(schemes=("bearer",), read=_bearer)
+
+
 def route(bp: Blueprint, path: str, methods: list[str] | None = None,
-          content_types: list[str] | None = None, *, doc: Doc | None = None) -> Callable[[View], View]:
-    """Register a view whose errors become {"detail"} responses instead of Chalice's own.
+          content_types: list[str] | None = None, *, doc: Doc | None = None,
+          credentials: Credentials = BEARER,
+          on_error: Callable[[Exception], Response] | None = None) -> Callable[[View], View]:
+    """Register a view; its `doc` is the one declaration of auth, body, paging and status.
 
     `doc` is the route's entry in /openapi.json (summary, request/response models, auth); a
-    route registered without one fails tests/test_openapi.py.
+    route registered without one fails tests/test_openapi.py (and is treated as auth="required").
+    From the same declaration the wrapper, in this order:
+
+    - reads the caller with `credentials` when `doc.auth` is "required" (no caller: 401) or
+      "optional", and passes it as `caller` (a view of an auth="none" route may not take one);
+    - turns every `*_id` path parameter into an int with `path_id` (0 when malformed);
+    - passes `limit` and `cursor` (page_request) to a list view that takes them;
+    - passes `body`, `doc.request` parsed by parse_body, to a view that takes it;
+    - answers what the view returns: a Response as is, a `Page` as a list response (doc.is_list),
+      None as an empty `doc.status` (204), anything else as JSON with `doc.status`.
+
+    Errors become {"detail"} responses (`on_error`, default to_response) instead of Chalice's own.
     """
+    declared = replace(doc or Doc(summary=""), schemes=credentials.schemes)
+    answer_error = on_error or to_response
 
     def register(view: View) -> View:
+        takes = set(inspect.signature(view).parameters)
+        if declared.auth == "none" and "caller" in takes:
+            raise TypeError(f"{view.__name__}: an auth='none' route reads no caller")
+
         @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Any:
             try:
-                return view(**kwargs)
+                request = bp.current_request
+                limit = _inject(request, declared, credentials, takes, kwargs)
+                return _answer(request, view(**kwargs), declared, limit)
             except Exception as exc:  # noqa: BLE001 - every error leaves as JSON with detail
-                return to_response(exc)
+                return answer_error(exc)
 
-        setattr(wrapped, DOC_ATTRIBUTE, doc)
+        setattr(wrapped, DOC_ATTRIBUTE, declared if doc is not None else None)
         options: dict[str, Any] = {"methods": methods or ["GET"], "cors": CORS}
         if content_types:
             options["content_types"] = content_types
@@ -105,6 +153,35 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
         return view
 
     return register
+
+
+def _inject(request: Request, doc: Doc, credentials: Credentials, takes: set[str],
+            kwargs: dict[str, Any]) -> int:
+    """Fill the view's arguments from the declaration (see route); the page size, or 0."""
+    if doc.auth != "none":
+        caller = _known(credentials.read(header(request, "authorization"), doc.auth == "required"))
+        if "caller" in takes:
+            kwargs["caller"] = caller
+    for name, value in kwargs.items():
+        if name.endswith("_id") and isinstance(value, str):
+            kwargs[name] = path_id(value)
+    limit = 0
+    if doc.is_list and "limit" in takes:
+        limit, kwargs["cursor"] = page_request(request)
+        kwargs["limit"] = limit
+    if isinstance(doc.request, type) and "body" in takes:
+        kwargs["body"] = parse_body(request, doc.request)
+    return limit
+
+
+def _answer(request: Request, result: Any, doc: Doc, limit: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, Page):
+        return list_response(request, result.items, result, limit)
+    if result is None:
+        return Response(body="", status_code=doc.status)
+    return json_response(result, status=doc.status)
 
 
 def request_bytes(request: Request) -> bytes:
@@ -159,18 +236,38 @@ def _known(caller: Caller | None) -> Caller | None:
     return caller
 
 
-def optional_caller(request: Request) -> Caller | None:
-    """The caller, if any. An access token's user record is checked on first use of the caller,
-    or together with the project by `projects.authorize` (see identity.Caller)."""
-    return _known(identity_service.authenticate(header(request, "authorization"), required=False,
-                                                lazy=True))
+def query(request: Request, name: str) -> str | None:
+    """A query parameter as sent; None when absent or empty."""
+    params: Mapping[str, str] = request.query_params or {}
+    return params.get(name) or None
 
 
-def required_caller(request: Request) -> Caller:
-    caller = _known(identity_service.authenticate(header(request, "authorization"), required=True,
-                                                  lazy=True))
-    assert caller is not None
-    return caller
+def query_required(request: Request, name: str) -> str:
+    """A query parameter that must be given, stripped (422 "<name> is required" otherwise)."""
+    value = (query(request, name) or "").strip()
+    if not value:
+        raise Unprocessable(f"{name} is required")
+    return value
+
+
+def query_int(request: Request, name: str, low: int | None = None,
+              high: int | None = None) -> int | None:
+    """An integer query parameter, None when absent; 422 when not an integer or out of [low, high]."""
+    raw = query(request, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise Unprocessable(f"{name} must be an integer") from e
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise Unprocessable(f"{name} must be between {low} and {high}")
+    return value
+
+
+def query_flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: 1, true or yes (any case) is true; anything else false."""
+    return (query(request, name) or "").lower() in {"1", "true", "yes"}
 
 
 def page_request(request: Request) -> tuple[int, str | None]:

@@ -7,14 +7,15 @@ emulator's notification queue to this same handler."""
 
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice import Blueprint
 from chalice.app import SQSEvent
 
-from chalicelib.api.http import json_response, parse_body, path_id, required_caller, route
+from chalicelib.api.http import route
 from chalicelib.config import get_settings
 from chalicelib.openapi import Doc
 from chalicelib.schemas.uploads import UploadPublic, UploadUrlCreate, UploadUrlPublic
 from chalicelib.services import uploads
+from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 
@@ -27,19 +28,15 @@ UPLOAD_EVENTS_QUEUE = get_settings().upload_events_queue
        doc=Doc("Get a presigned POST for a large file (editors and owners); the file appears "
                "once S3 reports the upload", UploadUrlCreate, UploadUrlPublic, status=201,
                errors=(409, 413)))
-def create_upload_url(project_id: str) -> Response:
-    request = bp.current_request
-    caller = required_caller(request)
-    data = parse_body(request, UploadUrlCreate)
-    return json_response(uploads.create_upload_url(caller, path_id(project_id), data), status=201)
+def create_upload_url(caller: Caller, project_id: int, body: UploadUrlCreate) -> UploadUrlPublic:
+    return uploads.create_upload_url(caller, project_id, body)
 
 
 @route(bp, "/{project_id}/files/uploads/{upload_id}",
        doc=Doc("State of a presigned upload: pending, registered (with file_id) or rejected "
                "(with reason)", response=UploadPublic))
-def get_upload(project_id: str, upload_id: str) -> Response:
-    caller = required_caller(bp.current_request)
-    return json_response(uploads.get_upload(caller, path_id(project_id), path_id(upload_id)))
+def get_upload(caller: Caller, project_id: int, upload_id: int) -> UploadPublic:
+    return uploads.get_upload(caller, project_id, upload_id)
 
 
 @bp.on_sqs_message(queue=UPLOAD_EVENTS_QUEUE, batch_size=10)

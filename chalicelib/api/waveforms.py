@@ -6,18 +6,9 @@ be embedded in a README). Times are integers in the trace's timescale.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from chalice import Blueprint, Response
 
-from chalicelib.api.http import (
-    json_response,
-    list_response,
-    optional_caller,
-    page_request,
-    path_id,
-    route,
-)
+from chalicelib.api.http import path_id, query, query_int, query_required, route
 from chalicelib.errors import Unprocessable
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.waveforms import (
@@ -28,6 +19,7 @@ from chalicelib.schemas.waveforms import (
     WaveformValues,
 )
 from chalicelib.services import waveform_svg, waveforms
+from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
 
 bp = Blueprint(__name__)
@@ -44,43 +36,22 @@ SVG_HEADERS: dict[str, str | list[str]] = {"Content-Type": "image/svg+xml; chars
                # Nothing in the image may run or load anything (names come from user HDL).
                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                "X-Content-Type-Options": "nosniff"}
+TIME_MAX = 2**63 - 1
 
 
-def _params() -> Mapping[str, str]:
-    return bp.current_request.query_params or {}
-
-
-def _int(name: str, low: int = 0, high: int = 2**63 - 1) -> int | None:
-    raw = _params().get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise Unprocessable(f"{name} must be an integer") from e
-    if not low <= value <= high:
-        raise Unprocessable(f"{name} must be between {low} and {high}")
-    return value
-
-
-def _required(name: str) -> str:
-    value = _params().get(name, "").strip()
-    if not value:
-        raise Unprocessable(f"{name} is required")
-    return value
+def _time(name: str) -> int | None:
+    return query_int(bp.current_request, name, 0, TIME_MAX)
 
 
 def _signal_list() -> list[str]:
-    return [p.strip() for p in _required("signals").split(",")]
+    return [p.strip() for p in query_required(bp.current_request, "signals").split(",")]
 
 
 @route(bp, f"{BASE}/waveform",
        doc=Doc("A simulation job's waveform: format, timescale, time range, sizes",
                response=WaveformPublic, auth="optional"))
-def get_waveform(project_id: str, job_id: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    return json_response(WaveformPublic.model_validate(
-        waveforms.summary(caller, path_id(project_id), path_id(job_id))))
+def get_waveform(caller: Caller | None, project_id: int, job_id: int) -> WaveformPublic:
+    return WaveformPublic.model_validate(waveforms.summary(caller, project_id, job_id))
 
 
 @route(bp, f"{BASE}/waveform/signals",
@@ -88,26 +59,22 @@ def get_waveform(project_id: str, job_id: str) -> Response:
                auth="optional",
                params=(Param("scope", "query", "Only signals at or below this scope"),
                        Param("search", "query", "Only paths containing this (any case)"))))
-def list_signals(project_id: str, job_id: str) -> Response:
+def list_signals(caller: Caller | None, project_id: int, job_id: int, limit: int,
+                 cursor: str | None) -> Page[WaveformSignal]:
     request = bp.current_request
-    caller = optional_caller(request)
-    limit, cursor = page_request(request)
-    rows, next_cursor = waveforms.signals(
-        caller, path_id(project_id), path_id(job_id), _params().get("scope") or None,
-        _params().get("search") or None, limit, cursor)
-    items = [WaveformSignal.model_validate(r) for r in rows]
-    return list_response(request, items, Page(items=items, next_cursor=next_cursor), limit)
+    rows, next_cursor = waveforms.signals(caller, project_id, job_id, query(request, "scope"),
+                                          query(request, "search"), limit, cursor)
+    return Page(items=[WaveformSignal.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @route(bp, f"{BASE}/waveform/values",
        doc=Doc("Values of signals in a time window: the value at start, then every change",
                response=WaveformValues, auth="optional",
                params=(SIGNALS, START, END, MAX_CHANGES)))
-def get_values(project_id: str, job_id: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    answer = waveforms.values(caller, path_id(project_id), path_id(job_id), _signal_list(),
-                              _int("start"), _int("end"), _int("max_changes"))
-    return json_response(WaveformValues.model_validate(answer))
+def get_values(caller: Caller | None, project_id: int, job_id: int) -> WaveformValues:
+    answer = waveforms.values(caller, project_id, job_id, _signal_list(), _time("start"),
+                              _time("end"), _time("max_changes"))
+    return WaveformValues.model_validate(answer)
 
 
 @route(bp, f"{BASE}/waveform/search",
@@ -118,11 +85,11 @@ def get_values(project_id: str, job_id: str) -> Response:
                              required=True),
                        Param("after", "query", "Search from this time (default: start)",
                              schema_type="integer"))))
-def search_value(project_id: str, job_id: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    answer = waveforms.search(caller, path_id(project_id), path_id(job_id), _required("signal"),
-                              _required("value"), _int("after"))
-    return json_response(WaveformSearch.model_validate(answer))
+def search_value(caller: Caller | None, project_id: int, job_id: int) -> WaveformSearch:
+    request = bp.current_request
+    answer = waveforms.search(caller, project_id, job_id, query_required(request, "signal"),
+                              query_required(request, "value"), _time("after"))
+    return WaveformSearch.model_validate(answer)
 
 
 @route(bp, f"{BASE}/waveform/compare",
@@ -130,14 +97,12 @@ def search_value(project_id: str, job_id: str) -> Response:
                response=WaveformCompare, auth="optional",
                params=(Param("other_job", "query", "The other job of this project",
                              required=True, schema_type="integer"), SIGNALS)))
-def compare_waveforms(project_id: str, job_id: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    other = path_id(_required("other_job"))
+def compare_waveforms(caller: Caller | None, project_id: int, job_id: int) -> WaveformCompare:
+    other = path_id(query_required(bp.current_request, "other_job"))
     if not other:
         raise Unprocessable("other_job must be a job id")
-    answer = waveforms.compare(caller, path_id(project_id), path_id(job_id), other,
-                               _signal_list())
-    return json_response(WaveformCompare.model_validate(answer))
+    answer = waveforms.compare(caller, project_id, job_id, other, _signal_list())
+    return WaveformCompare.model_validate(answer)
 
 
 @route(bp, f"{BASE}/waveform.svg",
@@ -146,11 +111,10 @@ def compare_waveforms(project_id: str, job_id: str) -> Response:
                params=(SIGNALS, START, END,
                        Param("width", "query", "Image width in px (300..4000, default 1000)",
                              schema_type="integer"))))
-def waveform_svg_view(project_id: str, job_id: str) -> Response:
-    caller = optional_caller(bp.current_request)
-    width = _int("width", 300, 4000) or 1000
+def waveform_svg_view(caller: Caller | None, project_id: int, job_id: int) -> Response:
+    width = query_int(bp.current_request, "width", 300, 4000) or 1000
     # Two kept changes per pixel column: every column where a signal moved shows a transition.
-    answer = waveforms.values(caller, path_id(project_id), path_id(job_id), _signal_list(),
-                              _int("start"), _int("end"), 2 * waveform_svg.plot_width(width) + 1)
+    answer = waveforms.values(caller, project_id, job_id, _signal_list(), _time("start"),
+                              _time("end"), 2 * waveform_svg.plot_width(width) + 1)
     return Response(body=waveform_svg.render(answer, width), status_code=200,
                     headers=SVG_HEADERS)
