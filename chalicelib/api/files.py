@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import header, json_response, request_bytes, route
@@ -9,8 +11,10 @@ from chalicelib.api.multipart import parse_upload
 from chalicelib.openapi import MULTIPART, Doc, Param
 from chalicelib.schemas.files import FileCreate, FilePublic, FileUpdate, FileWithContent
 from chalicelib.services import files
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

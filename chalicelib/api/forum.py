@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.api.http import route
@@ -19,8 +21,10 @@ from chalicelib.schemas.forum import (
     TopicUpdate,
 )
 from chalicelib.services import forum
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

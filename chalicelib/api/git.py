@@ -7,6 +7,7 @@ Clone URL: http(s)://<host>/api/v1/projects/<project_id>/git (Chalice cannot rou
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
@@ -36,8 +37,10 @@ from chalicelib.schemas.git import (
 )
 from chalicelib.schemas.projects import ProjectPublic
 from chalicelib.services import forks, gitimport, history
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import json_response, query_flag, query_int, route
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.jobs import ArtifactLink, JobCreate, JobLogs, JobPublic
 from chalicelib.services import jobs
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

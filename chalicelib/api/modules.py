@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.api.http import query, route
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.modules import ModuleParseResult, ModulePublic, ModuleUpdate
 from chalicelib.services import modules
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

@@ -7,6 +7,8 @@ emulator's notification queue to this same handler."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
@@ -15,7 +17,9 @@ from chalicelib.config import get_settings
 from chalicelib.openapi import Doc
 from chalicelib.schemas.uploads import UploadPublic, UploadUrlCreate, UploadUrlPublic
 from chalicelib.services import uploads
-from chalicelib.services.identity import Caller
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 

@@ -6,6 +6,8 @@ be embedded in a README). Times are integers in the trace's timescale.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import path_id, query, query_int, query_required, route
@@ -19,8 +21,10 @@ from chalicelib.schemas.waveforms import (
     WaveformValues,
 )
 from chalicelib.services import waveform_svg, waveforms
-from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Caller
 
 bp = Blueprint(__name__)
 
