@@ -90,13 +90,25 @@ def test_git_routes_document_basic_and_bearer(document: dict[str, Any]) -> None:
     assert document["components"]["securitySchemes"]["basic"]["scheme"] == "basic"
 
 
-def test_a_route_without_auth_may_not_take_a_caller() -> None:
-    # GIVEN a view that reads a caller on a route declared auth="none"
-    bp = Blueprint(__name__)
+def _takes_caller(caller: Any) -> None:
+    return None
 
-    def view(caller: Any) -> None:
-        return None
 
-    # WHEN it is registered THEN registration fails: the declaration and the view disagree
-    with pytest.raises(TypeError, match="auth='none'"):
-        route(bp, "/x", doc=Doc("probe", auth="none"))(view)
+def _takes_body(caller: Any, body: Any) -> None:
+    return None
+
+
+def _takes_page(caller: Any, limit: int, cursor: str | None) -> None:
+    return None
+
+
+@pytest.mark.parametrize(("view", "doc", "said"), [
+    (_takes_caller, Doc("probe", auth="none"), "auth='none'"),
+    (_takes_body, Doc("probe"), "no request model"),
+    (_takes_page, Doc("probe"), "not a list"),
+])
+def test_a_view_that_contradicts_its_declaration_is_refused(view: Any, doc: Doc, said: str) -> None:
+    # GIVEN a view whose parameters ask for what its Doc does not declare
+    # WHEN it is registered THEN registration fails (at import, not at the first request)
+    with pytest.raises(TypeError, match=said):
+        route(Blueprint(__name__), "/x", doc=doc)(view)

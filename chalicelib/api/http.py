@@ -132,9 +132,7 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
     answer_error = on_error or to_response
 
     def register(view: View) -> View:
-        takes = set(inspect.signature(view).parameters)
-        if declared.auth == "none" and "caller" in takes:
-            raise TypeError(f"{view.__name__}: an auth='none' route reads no caller")
+        takes = _arguments(view, declared)
 
         @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Any:
@@ -153,6 +151,18 @@ def route(bp: Blueprint, path: str, methods: list[str] | None = None,
         return view
 
     return register
+
+
+def _arguments(view: View, doc: Doc) -> set[str]:
+    """The view's parameter names; TypeError (at import) when they contradict the declaration."""
+    takes = set(inspect.signature(view).parameters)
+    if doc.auth == "none" and "caller" in takes:
+        raise TypeError(f"{view.__name__}: an auth='none' route reads no caller")
+    if "body" in takes and not isinstance(doc.request, type):
+        raise TypeError(f"{view.__name__}: takes a body but its Doc names no request model")
+    if "limit" in takes and not doc.is_list:
+        raise TypeError(f"{view.__name__}: takes limit/cursor but its Doc is not a list")
+    return takes
 
 
 def _inject(request: Request, doc: Doc, credentials: Credentials, takes: set[str],
