@@ -84,7 +84,7 @@ def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def bench_pack_bomb(c: _Client, pid: str) -> Row:
-    from chalicelib.services.gitstore import max_object_bytes
+    from chalicelib.services.git.store import max_object_bytes
 
     base = Blob.from_string(bytes(MIB))
     pack = gitcraft.pack([gitcraft.plain_entry(base), gitcraft.copying_delta_entry(base, 256)])
@@ -103,7 +103,7 @@ def bench_pack_bomb(c: _Client, pid: str) -> Row:
 
 
 def bench_haves(c: _Client, pid: str, haves: int) -> Row:
-    from chalicelib.services.githttp import MAX_HAVES
+    from chalicelib.services.git.smart_http import MAX_HAVES
 
     head = c.head(pid)
     body = (gitcraft.pkt(f"want {head} multi_ack_detailed side-band-64k thin-pack ofs-delta\n"
@@ -126,7 +126,7 @@ def _difflib_worst_case(lines: int, seed: int) -> str:
 
 
 def bench_diff(c: _Client, lines: int) -> list[Row]:
-    from chalicelib.services.history import MAX_DIFF_LINE_PAIRS
+    from chalicelib.services.git.log import MAX_DIFF_LINE_PAIRS
 
     rows = []
     for n, label in ((lines, "at the line-pair cap"), (16_000, "over it (listed truncated)")):
@@ -147,7 +147,7 @@ def bench_diff(c: _Client, lines: int) -> list[Row]:
 
 
 def bench_refs(c: _Client, pid: str, refs: int) -> Row:
-    from chalicelib.services.githttp import MAX_REF_UPDATES_PER_PUSH, MAX_REFS_PER_PROJECT
+    from chalicelib.services.git.smart_http import MAX_REF_UPDATES_PER_PUSH, MAX_REFS_PER_PROJECT
 
     head = c.head(pid)
     names = [f"refs/heads/b{n}" for n in range(refs - 2)]  # + main + the bomb's nothing
@@ -170,7 +170,7 @@ def bench_refs(c: _Client, pid: str, refs: int) -> Row:
 
 
 def bench_fork(c: _Client, files: tuple[int, int]) -> Row:
-    from chalicelib.services.forks import MAX_FORK_OBJECTS
+    from chalicelib.services.git.forks import MAX_FORK_OBJECTS
 
     def fork(count: int) -> float:
         pid, _ = c.project({f"rtl/m{n}.v": f"module m{n}; endmodule\n" for n in range(count)})

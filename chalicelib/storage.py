@@ -1,4 +1,6 @@
-"""S3 bodies: keys derived from ids (never from user paths), reads, writes, presigned URLs."""
+"""S3: every call the API and the runner make to it (file bodies, job logs and artifacts, the
+git object store, uploads, the health probe). Keys are derived from ids, never from user paths.
+"""
 
 from __future__ import annotations
 
@@ -73,10 +75,49 @@ def upload_file(key: str, path: Path, content_type: str) -> None:
                              ExtraArgs={"ContentType": content_type})
 
 
+def download_file(key: str, path: Path) -> None:
+    """Stream an object to a local file (multipart when large)."""
+    client("s3").download_file(bucket_name(), key, str(path))
+
+
 def get_bytes(key: str) -> bytes:
     response = client("s3").get_object(Bucket=bucket_name(), Key=key)
     data: bytes = response["Body"].read()
     return data
+
+
+def get_bytes_or_none(key: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return get_bytes(key)
+    except ClientError as e:
+        if _missing(e):
+            return None
+        raise
+
+
+def list_keys(prefix: str, limit: int | None = None) -> list[str]:
+    """Keys under `prefix` in key order: all of them, or the first `limit` (one List call)."""
+    if limit is not None:
+        found = client("s3").list_objects_v2(Bucket=bucket_name(), Prefix=prefix,
+                                             MaxKeys=limit).get("Contents", [])
+        return [str(item["Key"]) for item in found]
+    paginator = client("s3").get_paginator("list_objects_v2")
+    return [str(item["Key"]) for page in paginator.paginate(Bucket=bucket_name(), Prefix=prefix)
+            for item in page.get("Contents", [])]
+
+
+def copy_key(source: str, target: str) -> None:
+    """A server-side copy of one object within the bucket."""
+    client("s3").copy_object(Bucket=bucket_name(), Key=target,
+                             CopySource={"Bucket": bucket_name(), "Key": source})
+
+
+def check_bucket() -> None:
+    """Raise unless the bucket is reachable (the health probe)."""
+    client("s3").head_bucket(Bucket=bucket_name())
 
 
 def delete_keys(keys: Iterable[str]) -> None:
@@ -126,7 +167,13 @@ def object_size(key: str) -> int | None:
     try:
         head = client("s3").head_object(Bucket=bucket_name(), Key=key)
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if _missing(e):
             return None
         raise
     return int(head["ContentLength"])
+
+
+def _missing(e: Exception) -> bool:
+    """A ClientError that says the object does not exist (GET says NoSuchKey, HEAD a bare 404)."""
+    code = getattr(e, "response", {}).get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NotFound")

@@ -15,7 +15,7 @@ from dulwich.objects import Blob, Commit, ShaFile, Tree
 
 from chalicelib import storage
 from chalicelib.models.files import File
-from chalicelib.services.gitstore import objects_prefix
+from chalicelib.services.git.store import objects_prefix
 from runner.workspace import FETCH_THREADS, MaterialiseError
 
 MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to

@@ -10,7 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
-from chalicelib.services import gitimport, job_lifecycle
+from chalicelib.services import job_lifecycle
+from chalicelib.services.git import imports as gitimport
 
 JOB_TYPE = gitimport.JOB_TYPE
 

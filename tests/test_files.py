@@ -316,19 +316,19 @@ def test_a_write_that_loses_the_race_after_its_check_is_412(
     # GIVEN a PUT with If-Match "1" that has passed its version check when another save lands
     from chalicelib.models.accounts import User
     from chalicelib.schemas.files import FileUpdate
-    from chalicelib.services import files, identity
+    from chalicelib.services import file_rows, files, identity
 
     pid = make_project(api, owner)["id"]
     fid = make_file(api, owner, pid, "rtl/race.v", "original\n")["id"]
-    real_now = files.utcnow_iso
+    real_now = file_rows.utcnow_iso  # called once the version check passed (file_rows.replacing)
 
     def other_save_first() -> str:
-        monkeypatch.setattr(files, "utcnow_iso", real_now)
+        monkeypatch.setattr(file_rows, "utcnow_iso", real_now)
         files.update_file(identity.Caller(user=User.get(owner.id)), pid, fid,
                           FileUpdate(content="theirs\n", filepath="rtl/theirs.v"), '"1"')
         return real_now()
 
-    monkeypatch.setattr(files, "utcnow_iso", other_save_first)
+    monkeypatch.setattr(file_rows, "utcnow_iso", other_save_first)
     # WHEN it commits
     reply = api.put(f"/api/v1/projects/{pid}/files/{fid}", token=owner.token, json_body=change,
                     headers={"If-Match": '"1"'})

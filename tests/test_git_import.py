@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.config import reload
-from chalicelib.services import import_guard
+from chalicelib.services.git import url_guard as import_guard
 from tests.conftest import Api, UserCtx, unique
 from tests.git_server import git_daemon, http_git_server, make_repo
 from tests.jobs_support import Queues, api_queue, make_queues
@@ -480,6 +480,6 @@ def test_an_import_is_held_to_the_rules_in_every_commit_not_only_the_tip(
     assert job["status"] == "failed", job
     said = logs_of(api, owner, project)
     assert "'link.v': symbolic links are not supported" in said, said
-    from chalicelib.services.gitstore import open_repo
+    from chalicelib.services.git.store import open_repo
 
     assert list(open_repo(project["id"]).object_store) == []

@@ -7,7 +7,7 @@ from dulwich.object_store import PackInputTooLarge
 from dulwich.objects import Blob
 
 from chalicelib.ids import new_number_id as new_id
-from chalicelib.services import gitstore
+from chalicelib.services.git import store as gitstore
 
 
 @pytest.fixture

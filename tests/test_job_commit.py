@@ -34,14 +34,19 @@ def head(api: Api, user: UserCtx, project_id: str) -> str:
     return str(reply.json["id"])
 
 
-def test_a_job_records_main_head_or_the_commit_it_names(api: Api, owner: UserCtx,
-                                                        queues: Queues) -> None:
-    # GIVEN a project with two commits
+def two_commits(api: Api, owner: UserCtx) -> tuple[str, str, str]:
+    """A new project whose first commit adds a.v and second b.v: (project id, first, second)."""
     project = make_project(api, owner)["id"]
     make_file(api, owner, project, "a.v", "module a; endmodule\n")
     first = head(api, owner, project)
     make_file(api, owner, project, "b.v", "module b; endmodule\n")
-    second = head(api, owner, project)
+    return project, first, head(api, owner, project)
+
+
+def test_a_job_records_main_head_or_the_commit_it_names(api: Api, owner: UserCtx,
+                                                        queues: Queues) -> None:
+    # GIVEN a project with two commits
+    project, first, second = two_commits(api, owner)
     # WHEN jobs are submitted without a commit, and naming one several ways
     plain = submit(api, owner, project).json
     by_sha = submit(api, owner, project, commit=first).json
@@ -121,3 +126,47 @@ def test_a_simulation_on_an_older_commit_runs_that_commit_files(
     assert jobs[current]["status"] == "completed", (jobs[current], logs[current])
     assert "value is B" in logs[current] and "value is A" not in logs[current]
     assert jobs[current]["commit"] == commit_b and jobs[current]["commit_pinned"] is False
+
+
+def _tag(project_id: str, commit: str) -> None:
+    """v1: a lightweight tag on `commit`; v2: an annotated tag of it (as `git tag -a` pushes)."""
+    from dulwich.objects import Commit, Tag
+
+    from chalicelib.services.git.store import open_repo
+
+    repo = open_repo(int(project_id))
+    tag = Tag()
+    tag.object = (Commit, commit.encode())
+    tag.name, tag.message = b"v2", b"release 2\n"
+    tag.tagger, tag.tag_time, tag.tag_timezone = b"T <t@example.com>", 1_700_000_000, 0
+    repo.object_store.add_object(tag)
+    repo.object_store.flush()
+    assert repo.refs.add_if_new(b"refs/tags/v1", commit.encode())
+    assert repo.refs.add_if_new(b"refs/tags/v2", tag.id)
+
+
+def test_routes_and_jobs_name_commits_with_one_grammar(api: Api, owner: UserCtx,
+                                                       queues: Queues) -> None:
+    # GIVEN a project with two commits, the first tagged v1 (lightweight) and v2 (annotated)
+    project, first, second = two_commits(api, owner)
+    _tag(project, first)
+    base = f"/api/v1/projects/{project}/git"
+    for rev in ("v1", "v2", first[:9], first):
+        # WHEN the history routes and a job name the first commit by a tag or a short sha
+        shown = api.get(f"{base}/commits/{rev}", token=owner.token)
+        content = api.get(f"{base}/commits/{rev}/content?path=a.v", token=owner.token)
+        diff = api.get(f"{base}/diff?base={rev}&head=main", token=owner.token)
+        job = submit(api, owner, project, commit=rev)
+        # THEN each resolves it to the same commit
+        assert shown.status == 200 and shown.json["id"] == first, (rev, shown.body)
+        assert content.status == 200 and content.json["commit"] == first, (rev, content.body)
+        assert diff.status == 200, (rev, diff.body)
+        assert (diff.json["base"], diff.json["head"]) == (first, second)
+        assert [f["path"] for f in diff.json["files"]] == ["b.v"]
+        assert job.status == 201 and job.json["commit"] == first, (rev, job.body)
+    # AND what names no commit is a 404 on the routes and a 422 for a job, with the same reason
+    for rev in ("v3", "abcd"):
+        missing = api.get(f"{base}/commits/{rev}", token=owner.token)
+        refused = submit(api, owner, project, commit=rev)
+        assert missing.status == 404 and refused.status == 422, (rev, missing.body, refused.body)
+        assert missing.json["detail"].split(": ", 1)[1] == refused.json["detail"].split(": ", 1)[1]

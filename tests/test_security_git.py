@@ -108,7 +108,7 @@ def test_a_delta_bomb_sent_over_http_leaves_the_workers_peak_memory_alone(
 
 
 def test_the_pack_check_counts_only_what_it_must(api: Api, owner: UserCtx) -> None:
-    from chalicelib.services import gitpack
+    from chalicelib.services.git import pack as gitpack
 
     # GIVEN an ordinary pack: a 1 MiB blob and a delta that copies it twice
     base = Blob.from_string(bytes(MIB))
@@ -137,8 +137,8 @@ def test_the_pack_check_counts_only_what_it_must(api: Api, owner: UserCtx) -> No
 def test_the_import_path_checks_declared_sizes_too(api: Api, owner: UserCtx) -> None:
     from io import BytesIO
 
-    from chalicelib.services.gitpack import PackRefused
-    from chalicelib.services.gitstore import open_repo
+    from chalicelib.services.git.pack import PackRefused
+    from chalicelib.services.git.store import open_repo
 
     # GIVEN the delta bomb as a hostile git server would send it to an import (the runner
     # reads the fetched pack from memory, with the import's larger download cap)
@@ -170,7 +170,7 @@ def _head(api: Api, user: UserCtx, pid: str) -> str:
 
 
 def _stored(pid: str, sha: bytes) -> bool:
-    from chalicelib.services.gitstore import open_repo
+    from chalicelib.services.git.store import open_repo
 
     return open_repo(pid).object_store.contains_loose(sha)
 
@@ -249,7 +249,7 @@ def test_every_new_commit_of_a_push_is_held_to_the_rules_not_only_the_tip(
 
 
 def test_a_folder_restore_is_validated_before_main_moves(api: Api, owner: UserCtx) -> None:
-    from chalicelib.services.gitstore import open_repo
+    from chalicelib.services.git.store import open_repo
 
     # GIVEN a project, and in its store (as pushes before this fix could leave) the junk commit
     pid = make_project(api, owner)["id"]
@@ -365,7 +365,7 @@ def _project_with_main(api: Api, owner: UserCtx) -> str:
 
 def test_refs_are_limited_per_push_and_per_project(api: Api, owner: UserCtx,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.services import githttp
+    from chalicelib.services.git import smart_http as githttp
 
     # GIVEN a project with a commit on main
     pid = make_project(api, owner)["id"]
@@ -410,7 +410,7 @@ def difflib_worst_case(lines: int, seed: int) -> str:
 
 def test_a_diff_of_many_short_lines_is_not_fed_to_difflib(
         api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.services import history
+    from chalicelib.services.git import log as history
 
     # GIVEN a public project where one commit rewrote a file of 16,000 short lines (~106 KB for
     # the pair, inside the byte caps; about 2.6 s of difflib here, 28 s for the shape the
@@ -447,7 +447,7 @@ def test_an_anonymous_fetch_with_thousands_of_haves_is_bounded(api: Api, owner: 
     import secrets
 
     from bench.measure import counting_backend_calls
-    from chalicelib.services import githttp
+    from chalicelib.services.git import smart_http as githttp
 
     # GIVEN a public project with a commit
     pid = make_project(api, owner, visibility="public")["id"]
@@ -475,7 +475,7 @@ def test_an_anonymous_fetch_with_thousands_of_haves_is_bounded(api: Api, owner: 
 def _object_keys(pid: str) -> set[str]:
     from chalicelib.aws import client
     from chalicelib.config import get_settings
-    from chalicelib.services.gitstore import objects_prefix
+    from chalicelib.services.git.store import objects_prefix
 
     pages = client("s3").get_paginator("list_objects_v2").paginate(
         Bucket=get_settings().bucket, Prefix=objects_prefix(pid))
@@ -484,8 +484,8 @@ def _object_keys(pid: str) -> set[str]:
 
 def test_a_fork_copies_only_what_the_refs_reach_and_is_bounded(
         api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.services import forks
-    from chalicelib.services.gitstore import open_repo
+    from chalicelib.services.git import forks
+    from chalicelib.services.git.store import open_repo
 
     # GIVEN a public project whose store also holds 300 objects no ref reaches (as pushes
     # before this fix, or deleted branches, leave behind)
@@ -529,7 +529,7 @@ def test_the_abuse_git_bench_runs_on_tiny_sizes(live_server: str) -> None:
 
 def test_a_ref_stored_before_names_were_checked_can_still_be_deleted(
         api: Api, owner: UserCtx) -> None:
-    from chalicelib.services.gitstore import ZERO_SHA, open_repo
+    from chalicelib.services.git.store import ZERO_SHA, open_repo
 
     # GIVEN a project with a branch whose name git refuses (as pushes before this fix stored)
     pid = make_project(api, owner)["id"]
@@ -545,7 +545,7 @@ def test_a_ref_stored_before_names_were_checked_can_still_be_deleted(
 
 def test_a_ref_advertisement_looks_each_object_up_once(api: Api, owner: UserCtx) -> None:
     from bench.measure import counting_backend_calls
-    from chalicelib.services import gitstore
+    from chalicelib.services.git import store as gitstore
 
     # GIVEN a public project with 30 branches at its head, and a worker with nothing cached
     pid = make_project(api, owner, visibility="public")["id"]

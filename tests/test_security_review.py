@@ -90,7 +90,7 @@ def test_git_folder_lookalikes_are_refused(api: Api) -> None:
 
 
 def test_a_huge_change_is_not_fed_to_difflib(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.services import history
+    from chalicelib.services.git import log as history
 
     # GIVEN a public project where one commit rewrote a 600 KiB file of short lines (difflib
     # needs minutes for a few MiB of those: anyone could pin a worker per request)

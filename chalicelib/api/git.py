@@ -36,7 +36,7 @@ from chalicelib.schemas.git import (
     RestoreResult,
 )
 from chalicelib.schemas.projects import ProjectPublic
-from chalicelib.services import forks, gitimport, history
+from chalicelib.services.git import commits, forks, imports, log
 from chalicelib.services.paging import Page
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def plain_refusal(exc: Exception) -> Response:
 
 
 def _git_caller(authorization: str | None, required: bool) -> Caller | None:
-    from chalicelib.services import githttp
+    from chalicelib.services.git import smart_http as githttp
 
     caller = githttp.git_caller(authorization)
     if caller is None and required:
@@ -105,7 +105,7 @@ def _git_body() -> bytes:
 
 
 def _smart(caller: Caller | None, project_id: int, service: str) -> Response:
-    from chalicelib.services import githttp
+    from chalicelib.services.git import smart_http as githttp
 
     body = githttp.serve(caller, project_id, service, _git_body())
     return _git_response(body, f"application/x-{service}-result")
@@ -117,7 +117,7 @@ def _smart(caller: Caller | None, project_id: int, service: str) -> Response:
                params=(Param("service", required=True,
                              description="git-upload-pack (clone, fetch) or git-receive-pack (push)"),)))
 def info_refs(caller: Caller | None, project_id: int) -> Response:
-    from chalicelib.services import githttp
+    from chalicelib.services.git import smart_http as githttp
 
     service = query(bp.current_request, "service") or ""
     body = githttp.advertise(caller, project_id, service)
@@ -149,38 +149,39 @@ def receive_pack(caller: Caller, project_id: int) -> Response:
     auth="optional"))
 def list_commits(caller: Caller | None, project_id: int, limit: int,
                  cursor: str | None) -> Page[CommitPublic]:
-    return history.list_commits(caller, project_id, limit, cursor)
+    return log.list_commits(caller, project_id, limit, cursor)
 
 
 @route(bp, "/{project_id}/git/commits/{sha}", doc=Doc(
-    "Get a commit and the paths it changed (sha, or HEAD)", response=CommitDetail,
+    "Get a commit and the paths it changed (a sha, short sha, branch, tag, HEAD or main)",
+    response=CommitDetail,
     auth="optional"))
 def get_commit(caller: Caller | None, project_id: int, sha: str) -> CommitDetail:
-    return history.get_commit(caller, project_id, sha)
+    return log.get_commit(caller, project_id, sha)
 
 
 @route(bp, "/{project_id}/git/commits/{sha}/content", doc=Doc(
     "A file's content at a commit", response=FileAtCommit, auth="optional",
     params=(Param("path", required=True, description="project path, e.g. rtl/top.v"),)))
 def file_at_commit(caller: Caller | None, project_id: int, sha: str) -> FileAtCommit:
-    return history.file_at(caller, project_id, sha, query_required(bp.current_request, "path"))
+    return log.file_at(caller, project_id, sha, query_required(bp.current_request, "path"))
 
 
 @route(bp, "/{project_id}/git/diff", doc=Doc(
     "Diff between two commits (unified, per file)", response=DiffPublic, auth="optional",
-    params=(Param("base", required=True, description="older commit sha"),
-            Param("head", required=True, description="newer commit sha, or HEAD"))))
+    params=(Param("base", required=True, description="older commit (sha, branch, tag, ...)"),
+            Param("head", required=True, description="newer commit (sha, branch, tag, HEAD, ...)"))))
 def diff(caller: Caller | None, project_id: int) -> DiffPublic:
     request = bp.current_request
-    return history.diff(caller, project_id, query_required(request, "base"),
-                        query_required(request, "head"))
+    return log.diff(caller, project_id, query_required(request, "base"),
+                    query_required(request, "head"))
 
 
 @route(bp, "/{project_id}/git/restore", methods=["POST"], doc=Doc(
     "Restore a file, or the whole project, to a commit (as a new commit)", RestoreRequest,
     RestoreResult, errors=(409,)))
 def restore(caller: Caller, project_id: int, body: RestoreRequest) -> RestoreResult:
-    commit = history.restore(caller, project_id, body)
+    commit = commits.restore(caller, project_id, body)
     return RestoreResult(restored=commit is not None, commit=commit)
 
 
@@ -198,6 +199,6 @@ def fork(caller: Caller, project_id: int) -> ProjectPublic:
     "importing; follow its import job (import_job_id) at .../jobs/{id} and .../logs",
     ImportRequest, ProjectPublic, status=202, errors=(409, 429, 503)))
 def import_project(caller: Caller, body: ImportRequest) -> Response:
-    created = gitimport.start_import(caller, body)
+    created = imports.start_import(caller, body)
     location = f"/api/v1/projects/{created.id}/jobs/{created.import_job_id}"
     return json_response(created, status=202, headers={"Location": location})

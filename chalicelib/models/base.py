@@ -42,7 +42,20 @@ def id_taken(e: Exception) -> bool:
     """
     from pynamodb.exceptions import PutError
 
-    return isinstance(e, PutError) and e.cause_response_code == "ConditionalCheckFailedException"
+    return isinstance(e, PutError) and condition_failed(e)
+
+
+def condition_failed(e: Exception) -> bool:
+    """A single-item write (put, update, delete) was refused by its condition expression."""
+    return getattr(e, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def cancelled_by_condition(e: Exception) -> list[bool]:
+    """For a cancelled TransactWriteItems: per item, in the order the request sent them, whether
+    that item's condition failed. PynamoDB sends a transaction's condition checks, then its
+    deletes, then its puts, then its updates, whatever the order of the calls."""
+    reasons = getattr(e, "cancellation_reasons", None) or []
+    return [r is not None and r.code == "ConditionalCheckFailed" for r in reasons]
 
 
 def table_name(short: str) -> str:

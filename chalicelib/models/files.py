@@ -3,7 +3,7 @@
 Access patterns:
 - file by id: GetItem files[project_id, id]
 - files of a project: Query files[project_id]
-- path taken?: the guard item uniques["path#<project_id>#<path>"]
+- path taken?: the guard item uniques[File.path_key(project_id, path)]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.models import Model
 
+from chalicelib.models.accounts import Unique
 from chalicelib.models.base import IdAttribute, table_name
 
 
@@ -29,3 +30,12 @@ class File(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
+
+    @staticmethod
+    def path_key(project_id: int, path: str) -> str:
+        """The key of the `uniques` item that holds `path` of the project for one file."""
+        return f"path#{project_id}#{path}"
+
+    def path_guard(self, path: str | None = None) -> Unique:
+        """The guard item of this file's path (or of `path`, for a move)."""
+        return Unique(File.path_key(int(self.project_id), path or self.filepath), owner_id=self.id)

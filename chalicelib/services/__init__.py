@@ -3,7 +3,8 @@
 `from chalicelib.services import projects` binds a module that is imported on first use: the
 services pull in PynamoDB/botocore, boto3 and PyJWT/cryptography (~250 ms), which a Lambda cold
 start should pay on the first request that needs them, not while the routes are registered.
-`from chalicelib.services.projects import x` still imports at once.
+`from chalicelib.services.projects import x` still imports at once. The `git` sub-package
+(chalicelib/services/git/) binds its modules the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import importlib.util
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -39,12 +41,20 @@ class _Deferred(ModuleType):
         delattr(importlib.import_module(self.__name__), attr)
 
 
-def __getattr__(name: str) -> ModuleType:
-    qualified = f"{__name__}.{name}"
-    loaded = sys.modules.get(qualified)
-    if loaded is not None:
-        return loaded
-    if name.startswith("__") or importlib.util.find_spec(qualified) is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    with _lock:
-        return _deferred.setdefault(name, _Deferred(qualified))
+def lazy_submodules(package: str) -> Callable[[str], ModuleType]:
+    """A module-level `__getattr__` for `package` that binds its submodules lazily (as above)."""
+
+    def __getattr__(name: str) -> ModuleType:
+        qualified = f"{package}.{name}"
+        loaded = sys.modules.get(qualified)
+        if loaded is not None:
+            return loaded
+        if name.startswith("__") or importlib.util.find_spec(qualified) is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        with _lock:
+            return _deferred.setdefault(qualified, _Deferred(qualified))
+
+    return __getattr__
+
+
+__getattr__ = lazy_submodules(__name__)

@@ -1,4 +1,5 @@
-"""Removal of everything that hangs off a deleted project: members, stars, files, jobs, S3 objects."""
+"""Removal of everything that hangs off a deleted project: members, stars, files (rows and path
+guards), jobs, modules, git refs, S3 objects."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from chalicelib import storage
 from chalicelib.models.accounts import Unique
 from chalicelib.models.files import File
 from chalicelib.models.git import GitRef
+from chalicelib.models.modules import Module
 from chalicelib.models.projects import Member, Star
 
 M = TypeVar("M", bound=Model)
@@ -26,17 +28,16 @@ def _delete_all(model: type[M], project_id: int) -> list[M]:
 def purge_project(project_id: int) -> None:
     """Idempotent: safe to run again after a partial failure."""
     from chalicelib.models.jobs import Job  # jobs arrive with the runner; optional here
-    from chalicelib.services.modules import purge_project as purge_modules
 
     _delete_all(Member, project_id)
     _delete_all(Star, project_id)
     files = _delete_all(File, project_id)
     with Unique.batch_write() as batch:
         for f in files:
-            batch.delete(Unique(f"path#{project_id}#{f.filepath}", owner_id=f.id))
+            batch.delete(f.path_guard())
     _delete_all(Job, project_id)
-    purge_modules(project_id)
+    _delete_all(Module, project_id)
     storage.delete_prefix(storage.project_prefix(project_id))
     storage.delete_prefix(f"jobs/{project_id}/")
     _delete_all(GitRef, project_id)
-    storage.delete_prefix(f"git/{project_id}/")  # the repository's objects (gitstore)
+    storage.delete_prefix(f"git/{project_id}/")  # the repository's objects (git/store)

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import storage
 from chalicelib.aws import client
 from chalicelib.config import get_settings
 from chalicelib.models.accounts import User
@@ -22,7 +23,7 @@ def _dynamodb() -> None:
 
 
 def _s3() -> None:
-    client("s3").head_bucket(Bucket=get_settings().bucket)
+    storage.check_bucket()
 
 
 def _sqs() -> None:

@@ -26,7 +26,8 @@ from chalicelib.schemas.jobs import (
     JobPublic,
     StepPublic,
 )
-from chalicelib.services import job_commits, job_lifecycle, job_quotas
+from chalicelib.services import job_lifecycle, job_quotas
+from chalicelib.services.git import job_commits
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.projects import authorize
@@ -88,7 +89,7 @@ def resolve_testbench(config: dict[str, Any], paths: list[str]) -> dict[str, Any
 def _project_paths(project_id: int, commit: str | None, pinned: bool) -> list[str]:
     """The paths a job would read: the commit's tree when pinned, else the files table."""
     if pinned and commit:
-        from chalicelib.services.gitstore import open_repo
+        from chalicelib.services.git.store import open_repo
 
         store = open_repo(project_id).object_store
         tree = store[store[commit.encode()].tree]  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 Consistency with the files table: every change to a file row is followed, in the same request
 (or runner task), by `refresh_file` for that file (files API: `services/files.py`; push,
-restore, import and fork: `services/gitsync.sync_files`). A refresh reads the file row, parses
+restore, import and fork: `services/git/sync.sync_files`). A refresh reads the file row, parses
 the content, and rewrites the file's module rows in transactions that check the file row still
 has the version that was parsed; when it does not, a newer change happened and its own refresh
 wins. A refresh that fails (or a process that dies between the file write and the refresh)
@@ -34,7 +34,6 @@ from chalicelib import storage
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, is_number_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.accounts import Unique
 from chalicelib.models.base import transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.modules import Module
@@ -333,12 +332,10 @@ def _include_reader(project_id: int) -> Callable[[str], str | None]:
 
 
 def _project_text(project_id: int, path: str) -> str | None:
-    from chalicelib.services.files import path_key
+    from chalicelib.services.file_rows import find
 
-    try:
-        guard = Unique.get(path_key(project_id, path))
-        found = File.get(project_id, guard.owner_id)
-    except (Unique.DoesNotExist, File.DoesNotExist):
+    found = find(project_id, path)
+    if found is None:
         return None
     if int(found.size_bytes) > MAX_PARSE_BYTES:
         return None
@@ -481,11 +478,6 @@ def _delete_rows(rows: list[Module]) -> None:
     with Module.batch_write() as batch:
         for row in rows:
             batch.delete(row)
-
-
-def purge_project(project_id: int) -> None:
-    """Every module row of a deleted project (idempotent)."""
-    _delete_rows(list(Module.query(project_id)))
 
 
 def sha256_map(bodies: Iterable[bytes]) -> dict[str, bytes]:

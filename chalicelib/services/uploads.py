@@ -25,6 +25,7 @@ from chalicelib.ids import is_number_id, parse_number_id, with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.accounts import Unique, User
 from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.files import File
 from chalicelib.models.uploads import (
     PENDING,
     REGISTERED,
@@ -54,7 +55,7 @@ def create_upload_url(caller: Caller, project_id: int, data: UploadUrlCreate) ->
     limit = get_settings().max_upload_bytes
     if data.size_bytes is not None and data.size_bytes > limit:
         raise PayloadTooLarge(f"file is larger than the upload limit of {limit} bytes")
-    if Unique.count(files.path_key(project_id, path), limit=1):
+    if Unique.count(File.path_key(project_id, path), limit=1):
         raise Conflict(f"a file already exists at '{path}'")
 
     def create(upload_id: int) -> int:

@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import storage
-from chalicelib.aws import client
-from chalicelib.config import bucket_name, get_settings
+from chalicelib.config import get_settings
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.schemas.jobs import JobPublic
 from chalicelib.services import jobs
@@ -127,7 +126,7 @@ def _cached(key: str, size: int) -> Path:
         fd, partial = tempfile.mkstemp(dir=CACHE_DIR, suffix=".part")
         os.close(fd)
         try:
-            client("s3").download_file(bucket_name(), key, partial)
+            storage.download_file(key, Path(partial))
             os.replace(partial, path)
         finally:
             if os.path.exists(partial):

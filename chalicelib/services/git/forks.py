@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import cast
 
-from chalicelib.aws import client
-from chalicelib.config import get_settings
+from chalicelib import storage
 from chalicelib.errors import Conflict
 from chalicelib.models.git import GitRef
 from chalicelib.schemas.git import ForkRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
-from chalicelib.services import gitsync, projects
-from chalicelib.services.gitstore import io_pool, objects_prefix, open_repo
+from chalicelib.services import projects
+from chalicelib.services.git.store import io_pool, objects_prefix, open_repo
+from chalicelib.services.git.sync import sync_files
 from chalicelib.services.identity import Caller
 
 
@@ -59,13 +59,10 @@ def _reachable(source_id: int) -> tuple[list[GitRef], list[bytes]]:
 def _copy_repository(source_id: int, target_id: int, refs: list[GitRef],
                      shas: list[bytes]) -> None:
     """Copy the reachable objects (server-side), then the refs, then fill the files table."""
-    bucket = get_settings().bucket
-    s3 = client("s3")
     source_prefix, target_prefix = objects_prefix(source_id), objects_prefix(target_id)
 
     def copy(sha: bytes) -> None:
-        s3.copy_object(Bucket=bucket, Key=target_prefix + sha.decode(),
-                       CopySource={"Bucket": bucket, "Key": source_prefix + sha.decode()})
+        storage.copy_key(source_prefix + sha.decode(), target_prefix + sha.decode())
 
     list(io_pool().map(copy, shas))
     with GitRef.batch_write() as batch:
@@ -75,4 +72,4 @@ def _copy_repository(source_id: int, target_id: int, refs: list[GitRef],
     head = repo.head_commit()
     if head is not None:
         commit = repo.object_store[head]
-        gitsync.sync_files(repo, None, commit.tree)  # type: ignore[attr-defined]
+        sync_files(repo, None, commit.tree)  # type: ignore[attr-defined]

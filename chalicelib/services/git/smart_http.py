@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from dulwich.errors import GitProtocolError, HangupException
 from dulwich.graph import can_fast_forward
-from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.objects import Commit, ObjectID
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, ReceivableProtocol
 from dulwich.refs import Ref
 from dulwich.server import ReceivePackHandler, UploadPackHandler
@@ -24,8 +24,9 @@ from dulwich.server import ReceivePackHandler, UploadPackHandler
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
 from chalicelib.logs import SERVICE
-from chalicelib.services import gitsync
-from chalicelib.services.gitstore import (
+from chalicelib.services.git import revisions
+from chalicelib.services.git.rules import NewHistory, tree_diff, validate
+from chalicelib.services.git.store import (
     DEFAULT_BRANCH,
     HEAD,
     ZERO_SHA,
@@ -33,6 +34,7 @@ from chalicelib.services.gitstore import (
     ProjectRepo,
     open_repo,
 )
+from chalicelib.services.git.sync import sync_files
 from chalicelib.services.identity import Caller, authenticate
 from chalicelib.services.projects import Access, Need, authorize
 
@@ -196,11 +198,11 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
     """Decide every command, then apply all or none; yields (ref, b"ok" | reason).
 
     Only the new objects reachable from the pushed refs are stored, and only once every one of
-    them passed `gitsync.NewHistory` (whatever commit it belongs to).
+    them passed `rules.NewHistory` (whatever commit it belongs to).
     """
     repo.refs.refresh()
     main = repo.head_commit()
-    history = gitsync.NewHistory(repo)
+    history = NewHistory(repo)
     reasons = _reasons(repo, access, commands, history)
     if main is None and not any(ref == DEFAULT_BRANCH for _, _, ref in commands):
         # git (protocol v0) names a clone's first branch after the client's own default;
@@ -232,7 +234,7 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
 
 
 def _reasons(repo: ProjectRepo, access: Access, commands: list[Command],
-             history: gitsync.NewHistory) -> list[str | None]:
+             history: NewHistory) -> list[str | None]:
     """Why each command is refused (None: accepted): names and counts, the new objects, then
     each ref's own rules (fast-forward, the tree against the files API's rules and quotas)."""
     # A ref stored before names were checked may still be deleted.
@@ -253,7 +255,7 @@ def _follow_main(repo: ProjectRepo, old: bytes, new: bytes, say: Callable[[str],
     """The push is in (main moved); bring the files table along, reporting but not failing."""
     old_tree = _commit(repo, old).tree if old != ZERO_SHA else None
     try:
-        gitsync.sync_files(repo, old_tree, _commit(repo, new).tree)
+        sync_files(repo, old_tree, _commit(repo, new).tree)
     except Exception:  # noqa: BLE001 - the ref moved: the push itself succeeded
         logger.exception("files table did not follow a push", extra={"project_id": repo.project_id})
         say("warning: the push is in, but the files view did not fully update; "
@@ -261,12 +263,11 @@ def _follow_main(repo: ProjectRepo, old: bytes, new: bytes, say: Callable[[str],
 
 
 def _commit(repo: ProjectRepo, sha: bytes) -> Commit:
-    obj = repo.object_store[sha]
-    while isinstance(obj, Tag):
-        obj = repo.object_store[obj.object[1]]
-    if not isinstance(obj, Commit):
+    """The commit `sha` names (annotated tags peeled); KeyError when there is none."""
+    found = revisions.peel(repo, sha)
+    if found is None:
         raise KeyError(sha)
-    return obj
+    return found
 
 
 MAX_REF_BYTES = 255
@@ -336,7 +337,7 @@ def _decide(repo: ProjectRepo, access: Access, main_tree: bytes | None,
     if branch and old != ZERO_SHA and not can_fast_forward(repo, ObjectID(old), ObjectID(new)):
         if access.role != "owner":
             return "non-fast-forward; only the project owner may force-push"
-    problems = gitsync.validate(repo, access.project,
-                                gitsync.tree_diff(repo, main_tree, commit.tree),
+    problems = validate(repo, access.project,
+                                tree_diff(repo, main_tree, commit.tree),
                                 count_limits=True)  # a branch could be restored onto main
     return "; ".join(problems) if problems else None

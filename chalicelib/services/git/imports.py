@@ -1,11 +1,11 @@
 """Projects created from a git URL: the API starts an `import` job; the runner fetches into the store.
 
-POST /projects/import checks the URL (form and resolution, `import_guard`), creates the project
+POST /projects/import checks the URL (form and resolution, `url_guard`), creates the project
 marked `importing`, and queues a job of type `import` on it. The runner (not sandboxed: this is
 our code, dulwich's client) calls `fetch_into`: it connects only to checked addresses, fetches
 one branch with its whole history into the project's S3 object store under size and time caps,
 validates the tip like a push to an empty project, moves main from nothing to the tip with a
-conditional write, and fills the files table (gitsync, as a push does). Progress goes to the
+conditional write, and fills the files table (`sync`, as a push does). Progress goes to the
 job's log; a failure ends the job `failed` with the reason and the project `import_status`
 `failed`. The chosen branch becomes main; the remote's other branches and tags (up to 100)
 are kept beside it when their commit passes the same path checks a push of them would.
@@ -35,7 +35,8 @@ from chalicelib.models.jobs import PENDING, Job
 from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ImportRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic
-from chalicelib.services import import_guard, job_lifecycle, jobs, projects, ratelimit
+from chalicelib.services import job_lifecycle, jobs, projects, ratelimit
+from chalicelib.services.git import url_guard
 from chalicelib.services.identity import Caller
 
 logger = Logger(service=SERVICE, child=True)
@@ -67,7 +68,7 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
     """Create the project (marked importing) and queue its import job; 422 for a refused URL."""
     if data.branch is not None and not _BRANCH.match(data.branch):
         raise Unprocessable("branch: not a valid branch name")
-    target = import_guard.check_url(data.url)
+    target = url_guard.check_url(data.url)
     _take_one_import(caller)
     created = projects.create_project(caller, ProjectCreate(
         name=data.name or _default_name(target.path), description=data.description,
@@ -201,19 +202,19 @@ def _other_refs(refs: dict[Any, Any]) -> dict[bytes, bytes]:
     return dict(found[:MAX_OTHER_REFS])
 
 
-def _client(target: import_guard.ImportURL, timeout: float) -> tuple[Any, str]:
+def _client(target: url_guard.ImportURL, timeout: float) -> tuple[Any, str]:
     """dulwich's client for the URL, connecting only to checked addresses."""
     from dulwich.client import get_transport_and_path_from_url
 
     if target.scheme == "git":
         return _guarded_tcp_client(target, timeout), target.path
     client, path = get_transport_and_path_from_url(
-        target.url, pool_manager=import_guard.pool_manager(timeout))
+        target.url, pool_manager=url_guard.pool_manager(timeout))
     return client, path
 
 
-def _guarded_tcp_client(target: import_guard.ImportURL, timeout: float) -> Any:
-    """git:// through dulwich's TCP client, its socket made by `import_guard.connect`."""
+def _guarded_tcp_client(target: url_guard.ImportURL, timeout: float) -> Any:
+    """git:// through dulwich's TCP client, its socket made by `url_guard.connect`."""
     import socket
     from contextlib import suppress
 
@@ -225,7 +226,7 @@ def _guarded_tcp_client(target: import_guard.ImportURL, timeout: float) -> Any:
                      protocol_version: int | None = None) -> Any:
             if not isinstance(path, bytes):
                 path = path.encode("utf-8")
-            sock = import_guard.connect(target.host, target.port, timeout)
+            sock = url_guard.connect(target.host, target.port, timeout)
             rfile, wfile = sock.makefile("rb", -1), sock.makefile("wb", 0)
 
             def close() -> None:
@@ -252,16 +253,16 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
     from dulwich.errors import GitProtocolError, HangupException
     from dulwich.object_store import PackInputTooLarge
 
-    from chalicelib.services.gitpack import PackRefused
+    from chalicelib.services.git.pack import PackRefused
 
     timeout = float(import_timeout_seconds())
     deadline = time.monotonic() + timeout
     try:
-        target = import_guard.parse_url(url)
+        target = url_guard.parse_url(url)
         say(f"fetching {url}")
         fetch = _Fetch(say, cancelled, deadline, import_max_pack_bytes(), branch)
         client, path = _client(target, min(timeout, 30.0))
-        from chalicelib.services.gitstore import open_repo
+        from chalicelib.services.git.store import open_repo
 
         repo = open_repo(project_id)
         if repo.head_commit() is not None:
@@ -276,7 +277,7 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
         # The same check as a push: refused by the sizes it declares before it is inflated.
         repo.object_store.add_thin_pack(fetch.pack.read, None, max_input_size=fetch.max_bytes)
         return _store(repo, fetch, say)
-    except import_guard.ImportRefused as e:
+    except url_guard.ImportRefused as e:
         raise ImportFailed(f"refused: {e.detail}") from e
     except (PackInputTooLarge, PackRefused) as e:
         raise ImportFailed(f"the repository is too large to import: {e}") from e
@@ -293,8 +294,9 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     """Validate the tip like a push, upload the objects, move main, fill the files table."""
     from dulwich.objects import Commit
 
-    from chalicelib.services import gitsync
-    from chalicelib.services.gitstore import DEFAULT_BRANCH, ZERO_SHA
+    from chalicelib.services.git.rules import NewHistory, tree_diff, validate
+    from chalicelib.services.git.store import DEFAULT_BRANCH, ZERO_SHA
+    from chalicelib.services.git.sync import sync_files
 
     assert fetch.chosen is not None
     objects = len(repo.object_store.pending)  # fetched; only those the refs reach are stored
@@ -306,10 +308,10 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
         raise ImportFailed("the branch does not point at a commit")
     project = Project.get(repo.project_id, consistent_read=True)
     # Every commit of the fetched history is held to the push rules, not only the tip.
-    history = gitsync.NewHistory(repo)
+    history = NewHistory(repo)
     problems = history.check([fetch.chosen])
-    changes = [] if problems else gitsync.tree_diff(repo, None, commit.tree)
-    problems = problems or gitsync.validate(repo, project, changes, count_limits=True)
+    changes = [] if problems else tree_diff(repo, None, commit.tree)
+    problems = problems or validate(repo, project, changes, count_limits=True)
     if problems:
         repo.object_store.discard()
         raise ImportFailed("the repository breaks the project's rules: " + "; ".join(problems))
@@ -320,7 +322,7 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
         say(f"left out {dropped} objects no imported branch or tag reaches")
     if not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):
         raise ImportFailed("the project received commits while it was being imported")
-    gitsync.sync_files(repo, None, commit.tree)
+    sync_files(repo, None, commit.tree)
     total = sum(len(repo.object_store.get_raw(c.new_sha)[1]) for c in changes if c.new_sha)
     say(f"imported {len(changes)} files ({total} bytes), main at {fetch.chosen.decode()}")
     refs = _keep_other_refs(repo, others, say)
@@ -331,26 +333,23 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
 def _acceptable_other_refs(repo: Any, project: Project, history: Any,
                            others: dict[bytes, bytes], say: Say) -> dict[bytes, bytes]:
     """The remote's other branches and tags whose history a push would accept; say why not."""
-    from dulwich.objects import Commit, Tag
-
-    from chalicelib.services import githttp, gitsync
+    from chalicelib.services.git.revisions import peel
+    from chalicelib.services.git.rules import tree_diff, validate
+    from chalicelib.services.git.smart_http import ref_name_error
 
     accepted = {}
     for name, sha in others.items():
-        problem = githttp.ref_name_error(name)
-        obj = None
+        problem = ref_name_error(name)
+        commit = None
         if problem is None:
             problem = "; ".join(history.check([sha])) or None
         if problem is None:
-            obj = repo.object_store[sha] if repo.object_store.contains_loose(sha) else None
-            for _ in range(5):  # annotated tags: follow them to the commit
-                if isinstance(obj, Tag) and repo.object_store.contains_loose(obj.object[1]):
-                    obj = repo.object_store[obj.object[1]]
-            if not isinstance(obj, Commit):
+            commit = peel(repo, sha)  # annotated tags: followed to the commit
+            if commit is None:
                 problem = "does not point at a commit"
-        if problem is None and isinstance(obj, Commit):
-            problem = "; ".join(gitsync.validate(
-                repo, project, gitsync.tree_diff(repo, None, obj.tree), count_limits=True)) or None
+        if problem is None and commit is not None:
+            problem = "; ".join(validate(
+                repo, project, tree_diff(repo, None, commit.tree), count_limits=True)) or None
         if problem:
             say(f"not imported: {name.decode('utf-8', 'replace')} ({problem})")
         else:

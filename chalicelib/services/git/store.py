@@ -1,6 +1,7 @@
 """A project's git repository: objects in S3, refs in DynamoDB, nothing on local disk.
 
-Objects are stored loose, one S3 object per git object, at `git/<project_id>/objects/<sha>`,
+Objects are stored loose, one S3 object per git object, at `git/<project_id>/objects/<sha>`
+(every S3 call through `chalicelib.storage`),
 in git's own loose format (zlib of "<type> <size>\\0<body>"). Objects are immutable and
 content-addressed, so writes need no coordination and a process may cache them freely
 (keyed by project as well as sha, so one project can never read another's objects through
@@ -26,7 +27,6 @@ from functools import lru_cache
 from io import BytesIO
 from typing import Any
 
-from botocore.exceptions import ClientError
 from dulwich.config import ConfigFile, StackedConfig
 from dulwich.object_store import MemoryObjectStore, PackInputTooLarge
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree, sha_to_hex
@@ -35,9 +35,9 @@ from dulwich.repo import BaseRepo
 from dulwich.server import Backend, BackendRepo
 from pynamodb.exceptions import DeleteError, PutError
 
-from chalicelib.aws import client
+from chalicelib import storage
 from chalicelib.config import get_settings
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import condition_failed, utcnow_iso
 from chalicelib.models.git import GitRef
 
 DEFAULT_BRANCH = Ref(b"refs/heads/main")
@@ -141,13 +141,10 @@ class S3ObjectStore(MemoryObjectStore):
         return self._download(sha)
 
     def _download(self, sha: bytes) -> tuple[int, bytes] | None:
-        try:
-            response = client("s3").get_object(Bucket=get_settings().bucket, Key=self._key(sha))
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
-        obj = ShaFile.from_file(BytesIO(response["Body"].read()), sha=sha)  # type: ignore[arg-type]
+        raw = storage.get_bytes_or_none(self._key(sha))
+        if raw is None:
+            return None
+        obj = ShaFile.from_file(BytesIO(raw), sha=sha)  # type: ignore[arg-type]
         value = (obj.type_num, obj.as_raw_string())
         _cache.put((self.project_id, sha), value)
         self._read_ahead(obj)
@@ -203,13 +200,7 @@ class S3ObjectStore(MemoryObjectStore):
     def _exists(self, hexsha: bytes) -> bool:
         if hexsha in self._data or _cache.get((self.project_id, hexsha)) is not None:
             return True
-        try:
-            client("s3").head_object(Bucket=get_settings().bucket, Key=self._key(hexsha))
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return False
-            raise
-        return True
+        return storage.object_size(self._key(hexsha)) is not None
 
     def get_raw(self, name: Any) -> tuple[int, bytes]:
         hexsha = _hex(name)
@@ -237,23 +228,25 @@ class S3ObjectStore(MemoryObjectStore):
     def __iter__(self) -> Iterator[Any]:
         seen = set(self._data)
         yield from self._data
-        paginator = client("s3").get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=self._prefix):
-            for item in page.get("Contents", []):
-                sha = item["Key"][len(self._prefix):].encode("ascii")
-                if sha not in seen:
-                    yield sha
+        for key in storage.list_keys(self._prefix):
+            sha = key[len(self._prefix):].encode("ascii")
+            if sha not in seen:
+                yield sha
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` stored object ids starting with `prefix` (hex; one S3 List call)."""
+        return [key[len(self._prefix):] for key in storage.list_keys(self._prefix + prefix, limit)]
 
     # -- writes --------------------------------------------------------------------------
     def add_thin_pack(self, read_all: Any, read_some: Any, progress: Any = None, *,
                       max_input_size: int | None = None) -> None:
-        """dulwich's add_thin_pack, after `gitpack.check_pack` accepted the declared sizes.
+        """dulwich's add_thin_pack, after `pack.check_pack` accepted the declared sizes.
 
         The pack is read whole first (at most `max_input_size` bytes, or the request limit):
         it is already in memory as the request body, and the check must see every header before
         dulwich inflates anything. Raises PackRefused (or PackInputTooLarge).
         """
-        from chalicelib.services import gitpack
+        from chalicelib.services.git import pack as gitpack
 
         settings = get_settings()
         limit = max_input_size or settings.max_request_bytes
@@ -301,11 +294,9 @@ class S3ObjectStore(MemoryObjectStore):
         if not objects:
             self.discard()
             return dropped
-        bucket = get_settings().bucket
-
         def upload(obj: ShaFile) -> None:
-            client("s3").put_object(Bucket=bucket, Key=self._key(obj.id),
-                                    Body=obj.as_legacy_object(), ContentType="application/x-git-loose-object")
+            storage.put_bytes(self._key(obj.id), obj.as_legacy_object(),
+                              "application/x-git-loose-object")
             _cache.put((self.project_id, obj.id), (obj.type_num, obj.as_raw_string()))
 
         list(io_pool().map(upload, objects))
@@ -369,7 +360,7 @@ class DynamoRefs(RefsContainer):
         try:
             item.save(condition=condition)
         except PutError as e:
-            if _condition_failed(e):
+            if condition_failed(e):
                 self.refresh()
                 return False
             raise
@@ -388,7 +379,7 @@ class DynamoRefs(RefsContainer):
         try:
             GitRef(self.project_id, ref.decode()).delete(condition=condition)
         except DeleteError as e:
-            if _condition_failed(e):
+            if condition_failed(e):
                 self.refresh()
                 return False
             raise
@@ -399,11 +390,6 @@ class DynamoRefs(RefsContainer):
                          timestamp: Any = None, timezone: Any = None,
                          message: Any = None) -> None:
         raise NotImplementedError("HEAD always points at refs/heads/main")
-
-
-def _condition_failed(e: Exception) -> bool:
-    cause = getattr(e, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"
 
 
 class ProjectRepo(BaseRepo):
