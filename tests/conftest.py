@@ -45,6 +45,12 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "
 
 from devstack import bootstrap  # noqa: E402
 from devstack.emulator import Emulator, free_port, start_moto, start_store  # noqa: E402
+from tests import tiers  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers it adds
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers.apply(items)
 
 
 @pytest.fixture(autouse=True)
