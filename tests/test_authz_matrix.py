@@ -1,4 +1,4 @@
-"""Who may do what: every accounts/projects/members/files/history/uploads/modules route x every kind of
+"""Who may do what: every accounts/projects/members/files/history/uploads/modules/jobs route x every kind of
 caller x project visibility, with the status each must get; a refused write must leave
 everything as it was.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tests.conftest import (
     make_user,
     unique,
 )
+from tests.jobs_support import api_queue, make_queues
 from tests.waveform_support import make_small_fst, store_waveform_job
 
 ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
@@ -40,7 +41,7 @@ RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
-           "chalicelib.api.forum", "chalicelib.api.waveforms"}
+           "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
@@ -67,6 +68,7 @@ class World:
     upload_id: int  # a presigned upload the owner asked for
     module_id: int  # the module `top` of the file
     job_id: int  # a completed simulation with a waveform
+    pending_job_id: int  # a lint job the owner submitted (no runner takes it)
 
 
 @dataclass
@@ -86,6 +88,7 @@ class ProjectRoute:
     ok: int
     build: Callable[[World, dict[str, UserCtx]], Call]
     login: bool = False  # a GET that still needs a signed-in caller
+    check: Callable[[Reply, World], bool] | None = None  # what a 2xx answer must hold
 
     @property
     def writes(self) -> bool:
@@ -107,6 +110,13 @@ def _p(w: World) -> str:
 
 def _wave(w: World) -> str:
     return f"/api/v1/projects/{w.project_id}/jobs/{w.job_id}/waveform"
+
+
+def _jobs(w: World) -> str:
+    return f"/api/v1/projects/{w.project_id}/jobs"
+
+
+LINT = {"job_type": "lint", "config": {}}
 
 
 PROJECT_ROUTES = [
@@ -199,6 +209,24 @@ PROJECT_ROUTES = [
                                                "&signals=tb.count")),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform.svg", "read", 200,
                  lambda w, u: Call("GET", f"{_wave(w)}.svg?signals=tb.clk,tb.count")),
+    # Jobs: readers list and read them (public ones without a token); writers submit and cancel.
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs", "read", 200,
+                 lambda w, u: Call("GET", _jobs(w)),
+                 check=lambda r, w: {w.job_id, w.pending_job_id} <= {j["id"] for j in r.json}),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.pending_job_id}"),
+                 check=lambda r, w: r.json["id"] == w.pending_job_id),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/logs", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.pending_job_id}/logs"),
+                 check=lambda r, w: r.json["job_id"] == w.pending_job_id),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/artifacts/{name}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.job_id}/artifacts/tb.vcd")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/jobs", "write", 201,
+                 lambda w, u: Call("POST", _jobs(w), LINT),
+                 check=lambda r, w: r.json["status"] == "pending"),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/jobs/{job_id}", "write", 200,
+                 lambda w, u: Call("DELETE", f"{_jobs(w)}/{w.pending_job_id}"),
+                 check=lambda r, w: r.json["status"] == "cancelled"),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -218,6 +246,13 @@ def expected_status(route: ProjectRoute, role: str, visibility: str) -> int:
         return 404
     rank = RANK.get(role, 1)  # a non-member of a public project may read it
     return route.ok if rank >= NEED[route.need] else 403
+
+
+@pytest.fixture(scope="module", autouse=True)
+def jobs_queue(emulator: Any) -> Iterator[None]:
+    """The jobs this module submits go to a queue of its own, which no runner reads."""
+    with api_queue(make_queues().url):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -246,9 +281,11 @@ def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
     assert [m["name"] for m in listed.json] == ["top"], listed.body
     vcd, fst = small_waveform()
     job_id = store_waveform_job(pid, owner.id, vcd, fst)
+    pending = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token, json_body=LINT)
+    assert pending.status == 201, pending.body
     return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
                  visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"],
-                 module_id=listed.json[0]["id"], job_id=job_id)
+                 module_id=listed.json[0]["id"], job_id=job_id, pending_job_id=pending.json["id"])
 
 
 @functools.cache
@@ -270,8 +307,10 @@ def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
     files = api.get(f"{_p(w)}/files", token=owner.token)
     body = api.get(f"{_p(w)}/files/{w.file_id}", token=owner.token)
     modules = api.get(f"{_p(w)}/modules", token=owner.token)
+    jobs = api.get(f"{_p(w)}/jobs", token=owner.token)
     return {"project": (project.status, project.json), "members": members.json,
-            "files": files.json, "file": (body.status, body.json), "modules": modules.json}
+            "files": files.json, "file": (body.status, body.json), "modules": modules.json,
+            "jobs": jobs.json}
 
 
 def send(api: Api, call: Call, token: str | None) -> Any:
@@ -301,6 +340,8 @@ def test_project_route(api: Api, users: dict[str, UserCtx], shared_worlds: dict[
         # THEN the status is the expected one, errors carry a detail
         if reply.status != expected or (expected >= 400 and not has_reason(reply)):
             wrong.append(f"{role}: expected {expected}, got {reply.status} {reply.body[:200]!r}")
+        elif expected < 400 and route.check and not route.check(reply, world):
+            wrong.append(f"{role}: {reply.status} but the answer is not right: {reply.body[:300]!r}")
     assert not wrong, "\n".join(wrong)
     # AND the refused writes changed nothing the owner can see
     if route.writes:
