@@ -78,6 +78,22 @@ MODULE_TIERS = {
     "test_bench_jobs": "bench",
     "test_bench_store": "bench",
     "test_bench_waveform": "bench",
+    # modules added by branches in flight when the tiers came (so their merge collects)
+    "test_build": "runner",
+    "test_builds_api": "api",
+    "test_bench_build": "bench",
+    "test_bench_cocotb": "bench",
+    "test_cocotb_jobs": "api",
+    "test_runner_cocotb": "runner",
+    "test_bench_formal": "bench",
+    "test_formal": "integration",
+    "test_pipeline_cache": "unit",
+    "test_pipelines": "api",
+    "test_pipelines_e2e": "integration",
+    "test_route_auth": "api",
+    "test_settings": "unit",
+    "test_runner_settings": "unit",
+    "test_import_graph": "unit",
 }
 
 
