@@ -163,15 +163,23 @@ def unique(prefix: str) -> str:
 
 
 def make_user(api: Api, *, password: str = "correct horse battery") -> UserCtx:
+    """A user registered through the API, with an access token.
+
+    The token is issued by the function the login route uses rather than by logging in: a login
+    costs a bcrypt check (12 rounds, ~0.25 s a core), and the suite makes hundreds of users.
+    Logging in itself is tested in tests/test_accounts.py and wherever a test logs in.
+    """
+    from chalicelib.auth.access_tokens import issue_access_token
+    from chalicelib.config import get_settings
+
     username = unique("u")
     email = f"{username}@example.test"
     reply = api.post("/api/v1/auth/register", json_body={
         "email": email, "username": username, "password": password, "full_name": "Test User"})
     assert reply.status == 201, reply.body
-    login = api.post("/api/v1/auth/login", json_body={"email": email, "password": password})
-    assert login.status == 200, login.body
+    token = issue_access_token(get_settings(), int(reply.json["id"]))
     return UserCtx(id=reply.json["id"], email=email, username=username, password=password,
-                   token=login.json["access_token"])
+                   token=token)
 
 
 def make_project(api: Api, owner: UserCtx, *, visibility: str = "private",
