@@ -177,11 +177,17 @@ def test_picorv32_synthesis_reports_a_plausible_cell_count(
                     {"top": "picorv32", "files": ["picorv32.v"]})
     job = wait_status(api, owner, picorv32, job_id, timeout=600)
     # THEN the job completed with a stat report whose cell count is in picorv32's range
+    # (this is the suite's one picorv32 synthesis: the runner tier's own went, it checked the same)
     assert job["status"] == "completed", (job, logs_of(api, owner, picorv32, job_id)[-3000:])
     stat = json.loads(artifact(api, owner, picorv32, job_id, "stat.json"))
-    cells = job["summary"]["synthesis"]["cells"]
-    assert 1000 < cells < 20000, job["summary"]
-    assert stat["cells"] == cells
+    summary = job["summary"]["synthesis"]
+    # Yosys 0.23 `synth -flatten` gives 8035 generic gates here. The register file alone is
+    # 32 x 32 flip-flops (yosys maps the small memory to FFs), so >= 1024 FFs; the whole core in
+    # generic gates stays well inside 5,000..12,000 across yosys versions.
+    assert 5_000 <= summary["cells"] <= 12_000, job["summary"]
+    assert summary["flip_flops"] >= 1024, job["summary"]
+    assert stat["cells"] == summary["cells"]
+    assert {a["name"] for a in job["artifacts"]} == {"stat.json", "netlist.json", "netlist.v"}
     kinds = {a["kind"] for a in job["artifacts"]}
     assert {"stat", "netlist_json", "netlist_verilog"} <= kinds
 
