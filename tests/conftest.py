@@ -69,7 +69,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """The store (devstack.store, throwaway state) on 127.0.0.1, infra/resources.yaml deployed."""
     log = tmp_path_factory.mktemp("emulator") / "moto.log"
     # A6HUB_TEST_EMULATOR=moto runs the suite on moto's own server, unchanged: the store's
-    # concurrency tests (tests/test_store.py) then show the lost updates it fixes.
+    # concurrency tests (tests/devstack/test_store.py) then show the lost updates it fixes.
     plain = os.environ.get("A6HUB_TEST_EMULATOR") == "moto"
     emu = start_moto(log_path=str(log)) if plain else start_store(log_path=str(log))
     os.environ["AWS_ENDPOINT_URL"] = emu.url
@@ -167,7 +167,7 @@ def make_user(api: Api, *, password: str = "correct horse battery") -> UserCtx:
 
     The token is issued by the function the login route uses rather than by logging in: a login
     costs a bcrypt check (12 rounds, ~0.25 s a core), and the suite makes hundreds of users.
-    Logging in itself is tested in tests/test_accounts.py and wherever a test logs in.
+    Logging in itself is tested in tests/api/test_accounts.py and wherever a test logs in.
     """
     from chalicelib.auth.access_tokens import issue_access_token
     from chalicelib.config import get_settings

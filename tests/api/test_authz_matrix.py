@@ -4,10 +4,10 @@ everything as it was.
 
 The table is checked against the app's own routes, so a new route in these blueprints without
 a row here fails `test_the_matrix_covers_every_route`. Git's smart-HTTP routes are exercised per
-role with the real git client (tests/test_git_http.py), and import per caller in
-tests/test_git_import.py; the forum, whose roles are anonymous / signed-in / author / admin
-rather than project roles, in tests/test_forum.py (and the live-updates socket per project role
-in tests/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
+role with the real git client (tests/git/test_git_http.py), and import per caller in
+tests/git/test_git_import.py; the forum, whose roles are anonymous / signed-in / author / admin
+rather than project roles, in tests/api/test_forum.py (and the live-updates socket per project role
+in tests/api/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The jobs routes: the record written on submit, send failure, cancel of pending, paging, bad input.
 
-Who may call each jobs route is in the authorisation matrix (tests/test_authz_matrix.py)."""
+Who may call each jobs route is in the authorisation matrix (tests/api/test_authz_matrix.py)."""
 
 from __future__ import annotations
 

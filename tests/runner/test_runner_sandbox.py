@@ -763,7 +763,7 @@ def test_picorv32_testbench_ez_prints_its_272_line_bus_trace_and_a_vcd(
 
 
 # picorv32's synthesis (cell and flip-flop counts, artifacts) is checked once, end to end, in
-# tests/test_jobs_e2e.py: a yosys run of the whole core is the suite's costliest tool run.
+# tests/runner/test_jobs_e2e.py: a yosys run of the whole core is the suite's costliest tool run.
 
 
 @pytest.mark.slow
