@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+import vcdvcd  # noqa: F401 - imported first for its SIGPIPE side effect, undone below
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +48,12 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "
 from devstack import bootstrap  # noqa: E402
 from devstack.emulator import Emulator, free_port, start_moto, start_store  # noqa: E402
 from tests import tiers  # noqa: E402
+
+# vcdvcd sets SIGPIPE back to the default action when it is imported (for its command line). In
+# the test process that turns a write to a socket whose peer left (a test git server whose client
+# gave up) into pytest dying silently, so which test ran first decided whether the suite ended.
+# It is imported once, above; Python's own setting is restored here (BrokenPipeError instead).
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers it adds
