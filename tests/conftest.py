@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+import vcdvcd  # noqa: F401 - imported first for its SIGPIPE side effect, undone below
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,6 +47,18 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "
 
 from devstack import bootstrap  # noqa: E402
 from devstack.emulator import Emulator, free_port, start_moto, start_store  # noqa: E402
+from tests import tiers  # noqa: E402
+
+# vcdvcd sets SIGPIPE back to the default action when it is imported (for its command line). In
+# the test process that turns a write to a socket whose peer left (a test git server whose client
+# gave up) into pytest dying silently, so which test ran first decided whether the suite ended.
+# It is imported once, above; Python's own setting is restored here (BrokenPipeError instead).
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers it adds
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tiers.apply(items)
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +77,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """The store (devstack.store, throwaway state) on 127.0.0.1, infra/resources.yaml deployed."""
     log = tmp_path_factory.mktemp("emulator") / "moto.log"
     # A6HUB_TEST_EMULATOR=moto runs the suite on moto's own server, unchanged: the store's
-    # concurrency tests (tests/test_store.py) then show the lost updates it fixes.
+    # concurrency tests (tests/devstack/test_store.py) then show the lost updates it fixes.
     plain = os.environ.get("A6HUB_TEST_EMULATOR") == "moto"
     emu = start_moto(log_path=str(log)) if plain else start_store(log_path=str(log))
     os.environ["AWS_ENDPOINT_URL"] = emu.url
@@ -157,15 +171,23 @@ def unique(prefix: str) -> str:
 
 
 def make_user(api: Api, *, password: str = "correct horse battery") -> UserCtx:
+    """A user registered through the API, with an access token.
+
+    The token is issued by the function the login route uses rather than by logging in: a login
+    costs a bcrypt check (12 rounds, ~0.25 s a core), and the suite makes hundreds of users.
+    Logging in itself is tested in tests/api/test_accounts.py and wherever a test logs in.
+    """
+    from chalicelib.auth.access_tokens import issue_access_token
+    from chalicelib.config import get_settings
+
     username = unique("u")
     email = f"{username}@example.test"
     reply = api.post("/api/v1/auth/register", json_body={
         "email": email, "username": username, "password": password, "full_name": "Test User"})
     assert reply.status == 201, reply.body
-    login = api.post("/api/v1/auth/login", json_body={"email": email, "password": password})
-    assert login.status == 200, login.body
+    token = issue_access_token(get_settings(), int(reply.json["id"]))
     return UserCtx(id=reply.json["id"], email=email, username=username, password=password,
-                   token=login.json["access_token"])
+                   token=token)
 
 
 def make_project(api: Api, owner: UserCtx, *, visibility: str = "private",

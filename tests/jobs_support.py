@@ -33,6 +33,12 @@ class Queues:
         a = attrs["Attributes"]
         return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
 
+    def visible(self, url: str | None = None) -> int:
+        """Messages a receive would get now (not held by a receiver's visibility timeout)."""
+        attrs = self.sqs().get_queue_attributes(QueueUrl=url or self.url,
+                                                AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
 
 def make_queues(max_receives: int = 3, visibility: int = 30) -> Queues:
     """A jobs queue and its DLQ shaped like infra/resources.yaml, with test-sized timeouts."""

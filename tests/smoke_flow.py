@@ -1,7 +1,7 @@
 """`python -m tests.smoke_flow`: register -> project -> file (-> job) through the Chalice app, with
 whatever A6HUB_* / AWS_* environment the caller gives; prints one JSON line of what it made.
 
-Run in a subprocess by tests/test_deploy.py, because the models read the table prefix at import.
+Run in a subprocess by tests/devstack/test_deploy.py, because the models read the table prefix at import.
 """
 
 from __future__ import annotations

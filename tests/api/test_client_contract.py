@@ -1,5 +1,5 @@
 """What the a6hub web client sends and reads: its job config names, a bare testbench name,
-git_branch, stars and views (CORS on every answer: tests/test_cors.py)."""
+git_branch, stars and views (CORS on every answer: tests/api/test_cors.py)."""
 
 from __future__ import annotations
 

@@ -208,7 +208,7 @@ def test_the_waveform_walk_is_iterative_and_depth_bounded(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_a_job_whose_tool_makes_a_deep_tree_ends_cleanly(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_runner_sandbox import run
+    from tests.runner.test_runner_sandbox import run
 
     # GIVEN a verilator testbench whose $system makes 3,000 nested folders in its work dir, and
     # a stage directory of its own (the default one is shared with other runners on this host)

@@ -220,6 +220,7 @@ def test_the_handler_reads_only_object_created_records_of_our_bucket(delivery: s
         assert uploads.handle_notification(body) == []
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_make_runs_event_dispatcher_process_registers_uploads(
         api: Api, owner: UserCtx, delivery: str, tmp_path: Any) -> None:

@@ -83,10 +83,11 @@ def test_an_unknown_commit_is_a_422_and_starts_nothing(api: Api, owner: UserCtx,
     assert queues.depth() == before + 1
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_a_simulation_on_an_older_commit_runs_that_commit_files(
         api: Api, owner: UserCtx, queues: Queues, tmp_path: Path) -> None:
-    from tests.test_jobs_e2e import RunnerProcess
+    from tests.runner.test_jobs_e2e import RunnerProcess
 
     # GIVEN a testbench saying "A" at commit A, then changed to say "B"
     project = make_project(api, owner)["id"]

@@ -19,7 +19,7 @@ from runner.limits import MIB, Limits
 from tests.conftest import Api, UserCtx
 from tests.hdl_support import CASES, case, project_files, tool_lines, upload_project
 from tests.jobs_support import wait_for
-from tests.test_jobs_e2e import (  # noqa: F401 - fixtures
+from tests.runner.test_jobs_e2e import (  # noqa: F401 - fixtures
     artifact,
     job_of,
     logs_of,

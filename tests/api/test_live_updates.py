@@ -198,7 +198,7 @@ def test_deleting_the_project_closes_its_jobs_sockets(api: Api, live_server: str
 def test_a_running_simulation_is_pushed_and_a_reconnect_replays_it(
         api: Api, live_server: str, pusher: str, owner: UserCtx, viewer: UserCtx,
         tmp_path: Path, simulator: str) -> None:
-    from tests.test_jobs_e2e import RunnerProcess
+    from tests.runner.test_jobs_e2e import RunnerProcess
 
     queues = make_queues(max_receives=3, visibility=30)
     with api_queue(queues.url):

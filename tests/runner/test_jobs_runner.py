@@ -240,9 +240,9 @@ def test_after_max_receives_the_message_is_dead_lettered_and_the_job_fails(
     # GIVEN a job whose message was received max_receives (2) times by runners that died
     job_id = submit(api, owner, project)
     _crash_holding(queues, project, job_id)
-    time.sleep(queues.visibility + 0.2)
+    wait_for(lambda: queues.visible() == 1, timeout=queues.visibility + 30, what="the message back")
     _crash_holding(queues, project, job_id)
-    time.sleep(queues.visibility + 0.2)
+    wait_for(lambda: queues.visible() == 1, timeout=queues.visibility + 30, what="the message back")
     execute = FakeExecute()
     worker = make_worker(queues, execute)
     # WHEN the next receive happens, SQS (the emulator's redrive) moves it to the DLQ

@@ -333,7 +333,7 @@ def test_a_runner_process_without_the_api_key_imports(
         api: Api, owner: UserCtx, queues: Queues, repos: Path, tmp_path: Path,
         allow_private: None) -> None:
     from tests.jobs_support import wait_for
-    from tests.test_jobs_e2e import RunnerProcess
+    from tests.runner.test_jobs_e2e import RunnerProcess
 
     # GIVEN `python -m runner` as deployed: no JWT signing key in its environment
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_IMPORT_ALLOW_PRIVATE="1")

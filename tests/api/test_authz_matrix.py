@@ -1,20 +1,20 @@
-"""Who may do what: every accounts/projects/members/files/history/uploads/modules route x every kind of
+"""Who may do what: every accounts/projects/members/files/history/uploads/modules/jobs route x every kind of
 caller x project visibility, with the status each must get; a refused write must leave
 everything as it was.
 
 The table is checked against the app's own routes, so a new route in these blueprints without
 a row here fails `test_the_matrix_covers_every_route`. Git's smart-HTTP routes are exercised per
-role with the real git client (tests/test_git_http.py), and import per caller in
-tests/test_git_import.py; the forum, whose roles are anonymous / signed-in / author / admin
-rather than project roles, in tests/test_forum.py (and the live-updates socket per project role
-in tests/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
+role with the real git client (tests/git/test_git_http.py), and import per caller in
+tests/git/test_git_import.py; the forum, whose roles are anonymous / signed-in / author / admin
+rather than project roles, in tests/api/test_forum.py (and the live-updates socket per project role
+in tests/api/test_live_updates.py); they are listed in COVERED_ELSEWHERE.
 """
 
 from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tests.conftest import (
     make_user,
     unique,
 )
+from tests.jobs_support import api_queue, make_queues
 from tests.waveform_support import make_small_fst, store_waveform_job
 
 ROLES = ["owner", "editor", "viewer", "stranger", "anonymous"]
@@ -40,7 +41,7 @@ RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
-           "chalicelib.api.forum", "chalicelib.api.waveforms"}
+           "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
@@ -55,18 +56,79 @@ COVERED_ELSEWHERE = {
 }
 
 
-@dataclass
 class World:
-    """A project of `owner` with editor and viewer members, one more member and a file."""
+    """A project of `owner` with editor and viewer members and one more member; the rest (a
+    file, a commit, an upload, a module, jobs) is made the first time a route asks for it.
 
-    project_id: int
-    file_id: int
-    member_id: int
-    visibility: str
-    first_commit: str  # the file as created; a later commit changed it
-    upload_id: int  # a presigned upload the owner asked for
-    module_id: int  # the module `top` of the file
-    job_id: int  # a completed simulation with a waveform
+    A writer's call that succeeds gets a world of its own; making only what the route uses
+    keeps that affordable (routes about the whole project ask for all of it: `whole`).
+    """
+
+    def __init__(self, api: Api, users: dict[str, UserCtx], visibility: str) -> None:
+        self._api, self._owner = api, users["owner"]
+        self.visibility = visibility
+        self.project_id: int = make_project(api, self._owner, visibility=visibility)["id"]
+        add_member(api, self._owner, self.project_id, users["editor"], "editor")
+        add_member(api, self._owner, self.project_id, users["viewer"], "viewer")
+        add_member(api, self._owner, self.project_id, users["member"], "viewer")
+        self.member_id = users["member"].id
+
+    def complete(self) -> World:
+        """Everything made now (what reads and refused writes of the shared worlds see)."""
+        for name in ("file_id", "upload_id", "module_id", "job_id", "pending_job_id"):
+            getattr(self, name)
+        return self
+
+    @functools.cached_property
+    def _file(self) -> tuple[int, str]:
+        api, owner, pid = self._api, self._owner, self.project_id
+        created = make_file(api, owner, pid, "rtl/top.v", "module top; endmodule\n")
+        first = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).json["id"]
+        changed = api.put(f"/api/v1/projects/{pid}/files/{created['id']}", token=owner.token,
+                          json_body={"content": "module top(); endmodule\n"})
+        assert changed.status == 200, changed.body
+        return created["id"], first
+
+    @property
+    def file_id(self) -> int:
+        return self._file[0]
+
+    @property
+    def first_commit(self) -> str:
+        """The file as created; a later commit changed it."""
+        return self._file[1]
+
+    @functools.cached_property
+    def upload_id(self) -> int:
+        """A presigned upload the owner asked for."""
+        upload = self._api.post(f"/api/v1/projects/{self.project_id}/files/upload-url",
+                                token=self._owner.token,
+                                json_body={"filename": "pending.hex", "filepath": "mem/pending.hex"})
+        assert upload.status == 201, upload.body
+        return int(upload.json["upload_id"])
+
+    @functools.cached_property
+    def module_id(self) -> int:
+        """The module `top` of the file."""
+        assert self.file_id
+        listed = self._api.get(f"/api/v1/projects/{self.project_id}/modules", token=self._owner.token)
+        assert [m["name"] for m in listed.json] == ["top"], listed.body
+        return int(listed.json[0]["id"])
+
+    @functools.cached_property
+    def job_id(self) -> int:
+        """A completed simulation with a waveform."""
+        vcd, fst = small_waveform()
+        return store_waveform_job(self.project_id, self._owner.id, vcd, fst)
+
+    @functools.cached_property
+    def pending_job_id(self) -> int:
+        """A lint job of the file that the owner submitted (no runner takes it)."""
+        assert self.file_id
+        pending = self._api.post(f"/api/v1/projects/{self.project_id}/jobs", token=self._owner.token,
+                                 json_body=LINT)
+        assert pending.status == 201, pending.body
+        return int(pending.json["id"])
 
 
 @dataclass
@@ -86,6 +148,8 @@ class ProjectRoute:
     ok: int
     build: Callable[[World, dict[str, UserCtx]], Call]
     login: bool = False  # a GET that still needs a signed-in caller
+    check: Callable[[Reply, World], bool] | None = None  # what a 2xx answer must hold
+    whole: bool = False  # the route reads or removes the whole project: make all of its world
 
     @property
     def writes(self) -> bool:
@@ -109,6 +173,13 @@ def _wave(w: World) -> str:
     return f"/api/v1/projects/{w.project_id}/jobs/{w.job_id}/waveform"
 
 
+def _jobs(w: World) -> str:
+    return f"/api/v1/projects/{w.project_id}/jobs"
+
+
+LINT = {"job_type": "lint", "config": {}}
+
+
 PROJECT_ROUTES = [
     ProjectRoute("GET", "/api/v1/projects/{project_id}", "read", 200,
                  lambda w, u: Call("GET", _p(w))),
@@ -117,7 +188,7 @@ PROJECT_ROUTES = [
     ProjectRoute("PATCH", "/api/v1/projects/{project_id}", "admin", 200,
                  lambda w, u: Call("PATCH", _p(w), {"name": unique("renamed ")})),
     ProjectRoute("DELETE", "/api/v1/projects/{project_id}", "admin", 204,
-                 lambda w, u: Call("DELETE", _p(w))),
+                 lambda w, u: Call("DELETE", _p(w)), whole=True),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/members", "read", 200,
                  lambda w, u: Call("GET", f"{_p(w)}/members")),
     ProjectRoute("POST", "/api/v1/projects/{project_id}/members", "admin", 201,
@@ -159,7 +230,7 @@ PROJECT_ROUTES = [
                                    {"commit": w.first_commit, "path": "rtl/top.v"})),
     # Anyone who can read a project may fork it (the fork is theirs; the source is untouched).
     ProjectRoute("POST", "/api/v1/projects/{project_id}/fork", "read", 201,
-                 lambda w, u: Call("POST", f"{_p(w)}/fork", {"name": unique("fork ")})),
+                 lambda w, u: Call("POST", f"{_p(w)}/fork", {"name": unique("fork ")}), whole=True),
     ProjectRoute("POST", "/api/v1/projects/{project_id}/files/upload-url", "write", 201,
                  lambda w, u: Call("POST", f"{_p(w)}/files/upload-url",
                                    {"filename": "big.hex", "filepath": "mem/big.hex"})),
@@ -199,6 +270,24 @@ PROJECT_ROUTES = [
                                                "&signals=tb.count")),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform.svg", "read", 200,
                  lambda w, u: Call("GET", f"{_wave(w)}.svg?signals=tb.clk,tb.count")),
+    # Jobs: readers list and read them (public ones without a token); writers submit and cancel.
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs", "read", 200,
+                 lambda w, u: Call("GET", _jobs(w)),
+                 check=lambda r, w: {w.job_id, w.pending_job_id} <= {j["id"] for j in r.json}),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.pending_job_id}"),
+                 check=lambda r, w: r.json["id"] == w.pending_job_id),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/logs", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.pending_job_id}/logs"),
+                 check=lambda r, w: r.json["job_id"] == w.pending_job_id),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/artifacts/{name}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.job_id}/artifacts/tb.vcd")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/jobs", "write", 201,
+                 lambda w, u: Call("POST", _jobs(w), LINT), whole=True,  # lints all files
+                 check=lambda r, w: r.json["status"] == "pending"),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/jobs/{job_id}", "write", 200,
+                 lambda w, u: Call("DELETE", f"{_jobs(w)}/{w.pending_job_id}"),
+                 check=lambda r, w: r.json["status"] == "cancelled"),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
@@ -220,35 +309,18 @@ def expected_status(route: ProjectRoute, role: str, visibility: str) -> int:
     return route.ok if rank >= NEED[route.need] else 403
 
 
+@pytest.fixture(scope="module", autouse=True)
+def jobs_queue(emulator: Any) -> Iterator[None]:
+    """The jobs this module submits go to a queue of its own, which no runner reads."""
+    with api_queue(make_queues().url):
+        yield
+
+
 @pytest.fixture(scope="module")
 def users(api: Api, owner: UserCtx, editor: UserCtx, viewer: UserCtx,
           stranger: UserCtx) -> dict[str, UserCtx]:
     return {"owner": owner, "editor": editor, "viewer": viewer, "stranger": stranger,
             "member": make_user(api), "invitee": make_user(api)}
-
-
-def build_world(api: Api, users: dict[str, UserCtx], visibility: str) -> World:
-    project = make_project(api, users["owner"], visibility=visibility)
-    pid = project["id"]
-    add_member(api, users["owner"], pid, users["editor"], "editor")
-    add_member(api, users["owner"], pid, users["viewer"], "viewer")
-    add_member(api, users["owner"], pid, users["member"], "viewer")
-    owner = users["owner"]
-    created = make_file(api, owner, pid, "rtl/top.v", "module top; endmodule\n")
-    first = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).json["id"]
-    changed = api.put(f"/api/v1/projects/{pid}/files/{created['id']}", token=owner.token,
-                      json_body={"content": "module top(); endmodule\n"})
-    assert changed.status == 200, changed.body
-    upload = api.post(f"/api/v1/projects/{pid}/files/upload-url", token=owner.token,
-                      json_body={"filename": "pending.hex", "filepath": "mem/pending.hex"})
-    assert upload.status == 201, upload.body
-    listed = api.get(f"/api/v1/projects/{pid}/modules", token=owner.token)
-    assert [m["name"] for m in listed.json] == ["top"], listed.body
-    vcd, fst = small_waveform()
-    job_id = store_waveform_job(pid, owner.id, vcd, fst)
-    return World(project_id=pid, file_id=created["id"], member_id=users["member"].id,
-                 visibility=visibility, first_commit=first, upload_id=upload.json["upload_id"],
-                 module_id=listed.json[0]["id"], job_id=job_id)
 
 
 @functools.cache
@@ -260,7 +332,7 @@ def small_waveform() -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def shared_worlds(api: Api, users: dict[str, UserCtx]) -> dict[str, World]:
     """Worlds that only reads and refused writes touch."""
-    return {v: build_world(api, users, v) for v in VISIBILITIES}
+    return {v: World(api, users, v).complete() for v in VISIBILITIES}
 
 
 def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
@@ -270,8 +342,10 @@ def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
     files = api.get(f"{_p(w)}/files", token=owner.token)
     body = api.get(f"{_p(w)}/files/{w.file_id}", token=owner.token)
     modules = api.get(f"{_p(w)}/modules", token=owner.token)
+    jobs = api.get(f"{_p(w)}/jobs", token=owner.token)
     return {"project": (project.status, project.json), "members": members.json,
-            "files": files.json, "file": (body.status, body.json), "modules": modules.json}
+            "files": files.json, "file": (body.status, body.json), "modules": modules.json,
+            "jobs": jobs.json}
 
 
 def send(api: Api, call: Call, token: str | None) -> Any:
@@ -294,13 +368,17 @@ def test_project_route(api: Api, users: dict[str, UserCtx], shared_worlds: dict[
         # GIVEN a project of the given visibility and a caller in this role
         expected = expected_status(route, role, visibility)
         mutates = route.writes and expected < 400
-        world = build_world(api, users, visibility) if mutates else shared
+        world = World(api, users, visibility) if mutates else shared
+        if mutates and route.whole:
+            world.complete()
         token = users[role].token if role in users else None
         # WHEN the caller calls the route
         reply = send(api, route.build(world, users), token)
         # THEN the status is the expected one, errors carry a detail
         if reply.status != expected or (expected >= 400 and not has_reason(reply)):
             wrong.append(f"{role}: expected {expected}, got {reply.status} {reply.body[:200]!r}")
+        elif expected < 400 and route.check and not route.check(reply, world):
+            wrong.append(f"{role}: {reply.status} but the answer is not right: {reply.body[:300]!r}")
     assert not wrong, "\n".join(wrong)
     # AND the refused writes changed nothing the owner can see
     if route.writes:

@@ -303,11 +303,12 @@ def test_a_module_of_another_project_is_not_found(api: Api, owner: UserCtx) -> N
     assert len(modules_of(api, owner, other)) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="the git client is not installed")
 def test_a_git_push_updates_the_modules(api: Api, live_server: str, owner: UserCtx,
                                         tmp_path: Path) -> None:
-    from tests.test_git_http import Git, api_token, commit_all, remote
+    from tests.git.test_git_http import Git, api_token, commit_all, remote
 
     git = Git(tmp_path / "home")
     # GIVEN a project with a counter, cloned with the real git client
@@ -374,12 +375,13 @@ def test_includes_are_read_from_the_project(api: Api, owner: UserCtx) -> None:
     assert any("nowhere.vh" in d["message"] for d in parsed["diagnostics"])
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_racing_edits_and_reparses_end_with_the_last_contents_modules(
         api: Api, live_server: str, owner: UserCtx) -> None:
     import requests
 
-    from tests.test_concurrency import race
+    from tests.api.test_concurrency import race
 
     # GIVEN a file with one module
     pid = make_project(api, owner)["id"]

@@ -73,7 +73,7 @@ def test_the_deployed_gateway_answers_carry_cors() -> None:
     import json
     from pathlib import Path
 
-    merge = json.loads((Path(__file__).resolve().parent.parent / "infra" / "api-merge.json").read_text())
+    merge = json.loads((Path(__file__).resolve().parents[2] / "infra" / "api-merge.json").read_text())
     responses = merge["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
     for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN"):
         headers = responses[kind]["ResponseParameters"]["Headers"]

@@ -177,11 +177,17 @@ def test_picorv32_synthesis_reports_a_plausible_cell_count(
                     {"top": "picorv32", "files": ["picorv32.v"]})
     job = wait_status(api, owner, picorv32, job_id, timeout=600)
     # THEN the job completed with a stat report whose cell count is in picorv32's range
+    # (this is the suite's one picorv32 synthesis: the runner tier's own went, it checked the same)
     assert job["status"] == "completed", (job, logs_of(api, owner, picorv32, job_id)[-3000:])
     stat = json.loads(artifact(api, owner, picorv32, job_id, "stat.json"))
-    cells = job["summary"]["synthesis"]["cells"]
-    assert 1000 < cells < 20000, job["summary"]
-    assert stat["cells"] == cells
+    summary = job["summary"]["synthesis"]
+    # Yosys 0.23 `synth -flatten` gives 8035 generic gates here. The register file alone is
+    # 32 x 32 flip-flops (yosys maps the small memory to FFs), so >= 1024 FFs; the whole core in
+    # generic gates stays well inside 5,000..12,000 across yosys versions.
+    assert 5_000 <= summary["cells"] <= 12_000, job["summary"]
+    assert summary["flip_flops"] >= 1024, job["summary"]
+    assert stat["cells"] == summary["cells"]
+    assert {a["name"] for a in job["artifacts"]} == {"stat.json", "netlist.json", "netlist.v"}
     kinds = {a["kind"] for a in job["artifacts"]}
     assert {"stat", "netlist_json", "netlist_verilog"} <= kinds
 
@@ -265,43 +271,35 @@ def test_a_runner_killed_mid_job_leaves_it_recoverable(
     assert queues.depth() == 0
 
 
-def test_sigterm_releases_the_running_job_and_exits_cleanly(
-        api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
-    # GIVEN a runner with no shutdown grace, running a simulation that never ends
+# grace seconds -> (testbench, the job's status after the runner exits, a line of its log,
+# messages left in the queue)
+SIGTERM_CASES = {
+    # no grace: the running job goes back to pending and its message back to the queue at once
+    "no grace releases the job": ("0", "tb/forever_tb.v", FOREVER_TB, "pending",
+                                  "released back to the queue", 1),
+    # a generous grace: the job finishes before the runner exits, and it takes no other message
+    "grace lets the job finish": ("120", "tb/slow_tb.v", SLOW_TB, "completed", "slow done", 0),
+}
+
+
+@pytest.mark.parametrize("case", list(SIGTERM_CASES), ids=list(SIGTERM_CASES))
+def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path, emulator: Any,
+                                       case: str) -> None:
+    grace, tb_path, tb, status, log_line, left = SIGTERM_CASES[case]
+    # GIVEN a runner with a shutdown grace, running a simulation
     queues = make_queues(max_receives=3, visibility=5)
     with api_queue(queues.url):
         project = make_project(api, owner)
-        make_file(api, owner, project["id"], "tb/forever_tb.v", FOREVER_TB)
-        job_id = submit(api, owner, project, "simulation", {"testbench": "tb/forever_tb.v"})
-    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS="0")
+        make_file(api, owner, project["id"], tb_path, tb)
+        job_id = submit(api, owner, project, "simulation", {"testbench": tb_path})
+    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS=grace)
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN it receives SIGTERM (what ECS sends before stopping a task)
     code = runner.stop()
-    # THEN it exits 0, the job is pending again, and its message is back in the queue at once
+    # THEN it exits 0 and leaves the job and the queue as the grace says
     assert code == 0, runner.output()[-2000:]
     job = job_of(api, owner, project, job_id)
-    assert job["status"] == "pending", job
-    assert "released back to the queue" in logs_of(api, owner, project, job_id)
-    assert queues.depth() == 1
-
-
-def test_sigterm_within_the_grace_lets_the_running_job_finish(
-        api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
-    # GIVEN a runner with a generous shutdown grace, running a few-seconds simulation
-    queues = make_queues(max_receives=3, visibility=5)
-    with api_queue(queues.url):
-        project = make_project(api, owner)
-        make_file(api, owner, project["id"], "tb/slow_tb.v", SLOW_TB)
-        job_id = submit(api, owner, project, "simulation", {"testbench": "tb/slow_tb.v"})
-    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS="120")
-    wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
-             what="the simulation to start")
-    # WHEN it receives SIGTERM mid-job
-    code = runner.stop()
-    # THEN it finished the job before exiting 0, and took no other message
-    assert code == 0, runner.output()[-2000:]
-    job = job_of(api, owner, project, job_id)
-    assert job["status"] == "completed", job
-    assert "slow done" in logs_of(api, owner, project, job_id)
-    assert queues.depth() == 0
+    assert job["status"] == status, job
+    assert log_line in logs_of(api, owner, project, job_id)
+    assert queues.depth() == left

@@ -22,7 +22,7 @@ import requests
 
 from devstack.emulator import free_port, start_store
 from tests.conftest import ROOT, unique
-from tests.test_jobs_e2e import FOREVER_TB
+from tests.runner.test_jobs_e2e import FOREVER_TB
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Api, UserCtx
 from tests.hdl_support import by_hand, tool_lines, upload_project, vcd_body
-from tests.test_jobs_e2e import (  # noqa: F401 - fixtures
+from tests.runner.test_jobs_e2e import (  # noqa: F401 - fixtures
     artifact,
     logs_of,
     queues,
