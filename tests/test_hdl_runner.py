@@ -13,8 +13,8 @@ import pytest
 from chalicelib.errors import Unprocessable
 from chalicelib.schemas.job_configs import parse_job_config
 from runner.execute import Outcome, execute_job
+from runner.kinds.synthesis import cell_class, resource_counts
 from runner.limits import MIB, Limits
-from runner.tools import cell_class, resource_counts
 from tests.hdl_support import tool_lines
 
 LIMITS = Limits(cpu_seconds=60, wall_seconds=120, memory_bytes=1024 * MIB, log_bytes=MIB)

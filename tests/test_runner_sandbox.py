@@ -439,10 +439,11 @@ def test_symlinks_a_tool_plants_are_not_followed_by_the_runner(tmp_path: Path, p
     result = sandbox.run(["/bin/sh", "-c", f"ln -s {planted_secrets} leak.vcd; mkfifo pipe.vcd; "
                           f"ln -s / root; ls -la"], LogBudget(65536, sink=chunks.append), threading.Event())
     assert result.exit_code == 0, chunks
-    from runner.execute import _JobRun
-    job = _JobRun("simulation", sandbox, SMALL, chunks.append, threading.Event())
+    from runner.execute import JobRun
+    from runner.kinds import KINDS, simulation
+    job = JobRun(KINDS["simulation"], sandbox, SMALL, chunks.append, threading.Event())
     # WHEN the runner collects waveforms
-    job._collect_waveforms(True)
+    simulation.collect_waveforms(job, True)
     dirs.remove_stage()
     # THEN neither the link nor the FIFO became an artifact (and collection did not block)
     assert job.outcome.artifacts == []
