@@ -1,4 +1,6 @@
-"""`python -m runner`: poll the jobs queue and run jobs until SIGTERM/SIGINT (or --max-jobs)."""
+"""`python -m runner`: poll the jobs queue and run jobs until SIGTERM/SIGINT (or --max-jobs).
+
+Exits 2 at once when a setting is bad (runner/settings.py names the variable)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 from types import FrameType
 
 from chalicelib.logs import configure_logging
+from runner.settings import RunnerConfigError, runner_env
 from runner.worker import RunnerSettings, Worker
 
 
@@ -49,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hide_from_same_uid()
     logger = configure_logging()
+    try:
+        runner_env()  # every setting checked before anything else happens
+    except RunnerConfigError as e:
+        logger.error(str(e))
+        return 2
     settings = RunnerSettings.from_queue(args.queue_url)
     worker = Worker(settings, max_jobs=args.max_jobs)
     worker.check_ready()

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.settings import runner_env
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "a6hub-job-"
@@ -77,10 +79,11 @@ def _v2_ready(base: Path) -> bool:
 
 def hierarchies() -> list[_Hierarchy] | None:
     """Where this runner can create job cgroups, or None when it cannot."""
-    explicit = os.environ.get("A6HUB_RUNNER_CGROUP", "").strip()
-    if explicit.lower() in ("off", "0", "no"):
+    env = runner_env()
+    if env.cgroup_mode == "off":
         return None
-    if explicit:
+    explicit = env.cgroup.strip()
+    if env.cgroup_mode == "path":
         return [_Hierarchy(2, "", Path(explicit))] if _v2_ready(Path(explicit)) else None
     mounts, own = _mounts(), _own_paths()
     v1 = [found for controller in ("memory", "pids") if (found := _v1(controller, mounts, own))]
