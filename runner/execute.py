@@ -30,15 +30,16 @@ from pydantic import BaseModel
 from chalicelib.errors import Unprocessable
 from chalicelib.hdl.project import COMPILE_SUFFIXES, HEADER_SUFFIXES
 from chalicelib.schemas.job_configs import parse_job_config
+from chalicelib.schemas.jobs import StepPublic
 from runner import tools
 from runner.kinds import KINDS, JobFailed, JobKind
 from runner.limits import Limits
-from runner.sandbox import LogBudget, RunResult, Sandbox, SandboxUnavailable
+from runner.sandbox import CommandResult, LogBudget, Sandbox, SandboxUnavailable
 from runner.tools import JobInputError, Plan, first_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Artifact", "Outcome", "SandboxUnavailable", "StepResult", "execute_job"]
+__all__ = ["Artifact", "ExecutionResult", "SandboxUnavailable", "execute_job"]
 
 ERROR_MESSAGE_CHARS = 500
 
@@ -52,19 +53,13 @@ class Artifact:
 
 
 @dataclass
-class StepResult:
-    name: str
-    argv: list[str]
-    exit_code: int | None
-    duration_s: float
-    limit: str | None
+class ExecutionResult:
+    """What running one job's tools produced: how it ended, each step (the shared StepPublic),
+    artifacts still on the runner's disk, tool versions and the kind's summary."""
 
-
-@dataclass
-class Outcome:
     status: str  # "completed" | "failed" | "cancelled"
     error_message: str | None
-    steps: list[StepResult] = field(default_factory=list)
+    steps: list[StepPublic] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     tool_versions: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -72,15 +67,15 @@ class Outcome:
 
 
 def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Limits,
-                log: Callable[[bytes], None], cancelled: threading.Event) -> Outcome:
+                log: Callable[[bytes], None], cancelled: threading.Event) -> ExecutionResult:
     """Run the job's tools; raises SandboxUnavailable when bubblewrap is missing (and not waived)."""
     kind = KINDS.get(job_type)
     if kind is None:
-        return Outcome(status="failed", error_message=f"unknown job type {job_type!r}")
+        return ExecutionResult(status="failed", error_message=f"unknown job type {job_type!r}")
     try:
         model = parse_job_config(job_type, config)
     except Unprocessable as e:
-        return Outcome(status="failed", error_message=f"invalid config: {e.detail}")
+        return ExecutionResult(status="failed", error_message=f"invalid config: {e.detail}")
     sandbox = Sandbox.for_job(Path(workdir), limits)
     try:
         return JobRun(kind, sandbox, limits, log, cancelled).execute(model)
@@ -91,7 +86,7 @@ def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Li
 class JobRun:
     """One job's run: its kind's plan, each step in the sandbox, then its kind's collection.
 
-    Kinds (runner/kinds/) read the run's results through `outcome`, `captured` (each step's
+    Kinds (runner/kinds/) read the run's results through `result`, `captured` (each step's
     output), `dirs`, `sandbox`, and the helpers below that copy a tool's file out safely.
     """
 
@@ -103,12 +98,12 @@ class JobRun:
         self.limits = limits
         self.cancelled = cancelled
         self.budget = LogBudget(limits.log_bytes, sink=log)
-        self.outcome = Outcome(status="completed", error_message=None)
+        self.result = ExecutionResult(status="completed", error_message=None)
         self.captured: dict[str, bytes] = {}
         self.plan: Plan | None = None
         self.copied_from: dict[str, str] = {}  # artifact name -> the tool's file (path in work/)
 
-    def execute(self, model: BaseModel) -> Outcome:
+    def execute(self, model: BaseModel) -> ExecutionResult:
         if not self.sandbox.sandboxed:
             self.say("WARNING: A6HUB_RUNNER_UNSANDBOXED=1: this job runs WITHOUT a sandbox")
         try:
@@ -120,18 +115,18 @@ class JobRun:
                 self._run_step(step)
             self.kind.collect(self, model)
         except JobFailed as e:
-            self.outcome.status = e.status
-            self.outcome.error_message = e.message[:ERROR_MESSAGE_CHARS]
+            self.result.status = e.status
+            self.result.error_message = e.message[:ERROR_MESSAGE_CHARS]
             if self.kind.after_failure is not None and e.status == "failed":
                 self.kind.after_failure(self, model)
-        self.say(f"job {self.outcome.status}" + (
-            f": {self.outcome.error_message}" if self.outcome.error_message else ""))
-        return self.outcome
+        self.say(f"job {self.result.status}" + (
+            f": {self.result.error_message}" if self.result.error_message else ""))
+        return self.result
 
     # --- planning -----------------------------------------------------------------------------
 
     def _plan(self, model: BaseModel) -> Plan:
-        self.outcome.tool_versions = {name: tools.tool_version(name)
+        self.result.tool_versions = {name: tools.tool_version(name)
                                       for name in self.kind.tools(model)}
         try:
             return self.kind.plan(model, self.dirs.src, self.sandbox.inside("gen"))
@@ -143,8 +138,8 @@ class JobRun:
         for rel in plan.files:
             digest = hashlib.sha256((self.dirs.src / rel).read_bytes()).hexdigest()
             files.append({"path": rel, "sha256": digest})
-        self.outcome.summary["files"] = files
-        self.outcome.summary["generated"] = plan.generated
+        self.result.summary["files"] = files
+        self.result.summary["generated"] = plan.generated
         for note in plan.notes:
             self.say(f"note: {note}")
 
@@ -184,17 +179,16 @@ class JobRun:
         finally:
             self.captured[step.name] = bytes(self.budget.tee)
             self.budget.tee = None
-        self.outcome.steps.append(StepResult(step.name, step.argv, result.exit_code,
-                                             round(result.duration_s, 3), result.limit))
+        self.result.steps.append(_step(step.name, step.argv, result))
         if result.limit and result.limit.startswith("log limit"):
-            self.outcome.log_truncated = True
+            self.result.log_truncated = True
             self.say(f"tool output stopped here: {result.limit} (the rest was not kept)",
                       newline_first=True)
         self._check(step, result)
         if self.kind.after_step is not None:
             self.kind.after_step(self, step, self.captured[step.name])
 
-    def _check(self, step: tools.Step, result: RunResult) -> None:
+    def _check(self, step: tools.Step, result: CommandResult) -> None:
         if result.cancelled:
             raise JobFailed("cancelled", status="cancelled")
         if result.limit:
@@ -211,13 +205,12 @@ class JobRun:
         # (runner/worker.py RUNNER_LOG_ALLOWANCE), so they are there even after the tools' cap.
         self.budget.sink(f"{chr(10) if newline_first else ''}[a6hub] {text}\n".encode())
 
-    def run_extra_step(self, name: str, argv: list[str]) -> RunResult:
+    def run_extra_step(self, name: str, argv: list[str]) -> CommandResult:
         """Run a command a kind adds after the plan's steps (e.g. indexing a waveform); its exit
         status is the kind's to judge, a cancel ends the job."""
         self.budget.write(f"$ {shlex.join(argv)}\n".encode())
         result = self.sandbox.run(argv, self.budget, self.cancelled)
-        self.outcome.steps.append(StepResult(name, argv, result.exit_code,
-                                             round(result.duration_s, 3), result.limit))
+        self.result.steps.append(_step(name, argv, result))
         if result.cancelled:
             raise JobFailed("cancelled", status="cancelled")
         return result
@@ -262,7 +255,7 @@ class JobRun:
         path = self.dirs.out / out_name
         with f, open(path, "wb") as target:
             shutil.copyfileobj(f, target, 1024 * 1024)
-        self.outcome.artifacts.append(Artifact(name=out_name, path=path, kind=kind, mime=mime))
+        self.result.artifacts.append(Artifact(name=out_name, path=path, kind=kind, mime=mime))
         if source is not None:
             self.copied_from[out_name] = source
         return True
@@ -270,7 +263,7 @@ class JobRun:
     def unique_name(self, rel: str) -> str:
         """A plain file name for a tool-chosen path: [A-Za-z0-9._-], starting alphanumeric."""
         name = re.sub(r"[^A-Za-z0-9._-]", "_", rel).lstrip("._-")[-100:] or "waveform.vcd"
-        taken = {a.name for a in self.outcome.artifacts}
+        taken = {a.name for a in self.result.artifacts}
         candidate, n = name, 1
         while candidate in taken:
             n += 1
@@ -280,7 +273,12 @@ class JobRun:
     def add_artifact(self, name: str, data: bytes, kind: str, mime: str) -> None:
         path = self.dirs.out / name
         path.write_bytes(data)
-        self.outcome.artifacts.append(Artifact(name=name, path=path, kind=kind, mime=mime))
+        self.result.artifacts.append(Artifact(name=name, path=path, kind=kind, mime=mime))
+
+
+def _step(name: str, argv: list[str], result: CommandResult) -> StepPublic:
+    return StepPublic(name=name, argv=list(argv), exit_code=result.exit_code,
+                      duration_s=round(result.duration_s, 3), limit=result.limit)
 
 
 HDL_TEXT_SUFFIXES = (*COMPILE_SUFFIXES, *HEADER_SUFFIXES)

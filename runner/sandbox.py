@@ -37,6 +37,7 @@ from pathlib import Path
 from runner import fstree
 from runner.cgroup import JobCgroup, remove_stale
 from runner.limits import MIB, Limits
+from runner.settings import runner_env
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class JobDirs:
 
 
 def _stage_base() -> str:
-    base = os.environ.get("A6HUB_RUNNER_SANDBOX_DIR") or os.path.join(tempfile.gettempdir(), "a6hub-sandbox")
+    base = runner_env().sandbox_dir or os.path.join(tempfile.gettempdir(), "a6hub-sandbox")
     with contextlib.suppress(FileExistsError):
         os.mkdir(base, 0o711)
     info = os.lstat(base)
@@ -137,7 +138,9 @@ def _make_readable(top: Path) -> None:
 
 
 @dataclass
-class RunResult:
+class CommandResult:
+    """How one sandboxed command ended: exit status, the limit that stopped it, its output's tail."""
+
     exit_code: int | None  # the tool's exit status (128+N when killed by signal N)
     limit: str | None = None  # message naming the limit that ended the step, if one did
     cancelled: bool = False
@@ -234,7 +237,7 @@ def _run_probe() -> str | None:
 
 
 def unsandboxed_allowed() -> bool:
-    return os.environ.get("A6HUB_RUNNER_UNSANDBOXED", "").strip().lower() in {"1", "true", "yes"}
+    return runner_env().unsandboxed
 
 
 def sandbox_uid() -> int | None:
@@ -246,11 +249,11 @@ def sandbox_uid() -> int | None:
     """
     if os.geteuid() != 0:
         return None
-    fixed = os.environ.get("A6HUB_RUNNER_SANDBOX_UID", "").strip()
-    if fixed:
-        return int(fixed)
-    first, _, last = os.environ.get("A6HUB_RUNNER_SANDBOX_UIDS", "200000-265535").partition("-")
-    return secrets.SystemRandom().randint(int(first), int(last or first))
+    env = runner_env()
+    if env.sandbox_uid is not None:
+        return env.sandbox_uid
+    first, last = env.uid_range
+    return secrets.SystemRandom().randint(first, last)
 
 
 class Sandbox:
@@ -327,7 +330,7 @@ class Sandbox:
         ]
         return args
 
-    def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> RunResult:
+    def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> CommandResult:
         """Run argv to completion, a limit, or cancellation; output goes to `budget`."""
         started = time.monotonic()
         group = (JobCgroup.create(self.limits.memory_bytes, self.limits.processes + 2)
@@ -400,7 +403,7 @@ class Sandbox:
             # bubblewrap needs two processes of its own (its monitor and the namespace's init).
             resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes + 2, lim.processes + 2))
 
-    def _explain(self, result: RunResult) -> None:
+    def _explain(self, result: CommandResult) -> None:
         """Name the limit behind a tool's death when the kernel, not the runner, enforced it."""
         if result.limit or result.cancelled or result.exit_code in (0, None):
             return
@@ -435,10 +438,10 @@ class _Watch:
         self.budget = budget
         self.cancelled = cancelled
         self.deadline = deadline
-        self.result = RunResult(exit_code=None)
+        self.result = CommandResult(exit_code=None)
         self.tail = bytearray()
 
-    def follow(self) -> RunResult:
+    def follow(self) -> CommandResult:
         assert self.proc.stdout is not None
         stream = self.proc.stdout
         with selectors.DefaultSelector() as selector:

@@ -127,11 +127,11 @@ def collect(run: JobRun, config: LintConfig) -> None:
     counts: dict[str, int] = {}
     for d in diagnostics:
         counts[d["severity"]] = counts.get(d["severity"], 0) + 1
-    run.outcome.summary["lint"] = {"tool": config.tool, "diagnostics": len(diagnostics), **counts}
+    run.result.summary["lint"] = {"tool": config.tool, "diagnostics": len(diagnostics), **counts}
     run.add_artifact("diagnostics.json", json.dumps(diagnostics, indent=2).encode(),
                      "diagnostics", "application/json")
     errors = [d for d in diagnostics if d["severity"] == "error"]
-    lint_step = run.outcome.steps[-1]
+    lint_step = run.result.steps[-1]
     if errors:
         first = errors[0]
         raise JobFailed(f"lint found {len(errors)} error(s); first: "

@@ -145,16 +145,16 @@ def check_step(run: JobRun, step: Step, output: bytes) -> None:
         return
     found = silent_errors(output.decode(errors="replace"))
     if found:
-        run.outcome.summary["tool_errors"] = found[:20]
+        run.result.summary["tool_errors"] = found[:20]
         raise JobFailed(f"simulation reported an error (exit 0): {found[0]}")
 
 
 def collect(run: JobRun, config: SimulationConfig) -> None:
     """Waveforms as artifacts (VCD, then FST), the simulator and its exit status in the summary."""
     collect_waveforms(run, config.waveform)
-    run.outcome.summary["simulation"] = {
+    run.result.summary["simulation"] = {
         "simulator": config.simulator,
-        "exit_code": run.outcome.steps[-1].exit_code if run.outcome.steps else None,
+        "exit_code": run.result.steps[-1].exit_code if run.result.steps else None,
     }
     index_waveforms(run)
 
@@ -167,7 +167,7 @@ def after_failure(run: JobRun, config: SimulationConfig) -> None:
 
 def collect_waveforms(run: JobRun, wanted: bool) -> None:
     """Copy out each .vcd the run wrote (at most MAX_WAVEFORMS), never following a link."""
-    found = sum(a.kind == "waveform" for a in run.outcome.artifacts)
+    found = sum(a.kind == "waveform" for a in run.result.artifacts)
     # Iterative and depth-bounded: a tool may leave thousands of nested folders.
     for dirpath, dir_fd, files in fstree.walk_files(run.dirs.work, MAX_PATH_DEPTH):
         for name in files:
@@ -179,13 +179,13 @@ def collect_waveforms(run: JobRun, wanted: bool) -> None:
             out_name = run.unique_name(rel.removeprefix(f"{BUILD_DIR}/"))
             if run.copy_out(dir_fd, name, out_name, "waveform", "text/x-vcd", source=rel):
                 found += 1
-    run.outcome.summary["waveforms"] = found
+    run.result.summary["waveforms"] = found
     plan = run.plan
     if found == 0 and wanted and plan is not None:
         reason = ("the design's $dumpfile could not be written, or its $dumpvars did not run"
                   if plan.compile_set is not None and plan.compile_set.dumps
                   else "the simulator wrote no VCD")
-        run.outcome.summary.setdefault("warnings", []).append(f"waveform requested but none: {reason}")
+        run.result.summary.setdefault("warnings", []).append(f"waveform requested but none: {reason}")
         run.say(f"warning: waveform requested but no VCD was produced: {reason}")
 
 
@@ -206,7 +206,7 @@ def index_waveforms(run: JobRun) -> None:
     few signals without the whole trace (chalicelib/services/waveforms.py); the VCD artifact
     stays downloadable. A failed conversion is logged and leaves the job's status alone.
     """
-    vcds = [a for a in list(run.outcome.artifacts) if a.kind == "waveform"]
+    vcds = [a for a in list(run.result.artifacts) if a.kind == "waveform"]
     done = 0
     for vcd in vcds:
         fst_name = run.unique_name(vcd.name[:-len(".vcd")] + ".fst")
@@ -229,7 +229,7 @@ def index_waveforms(run: JobRun) -> None:
             why = result.limit or f"exit {result.exit_code}"
             run.say(f"could not index {vcd.name} as FST ({why}); the VCD is kept, "
                     "the waveform API will not read it")
-    run.outcome.summary["waveforms_indexed"] = done
+    run.result.summary["waveforms_indexed"] = done
 
 
 def _tools(config: SimulationConfig) -> list[str]:

@@ -175,7 +175,7 @@ def collect(run: JobRun, config: SynthesisConfig) -> None:
             summary = stat_summary(load_json(raw))
         except ValueError as e:
             raise JobFailed(f"synthesis statistics are not valid JSON: {e}") from e
-        run.outcome.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
+        run.result.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
         run.add_artifact("stat.json", json.dumps(summary, indent=2).encode(), "stat",
                          "application/json")
         for built, name, kind, mime in (
