@@ -19,7 +19,6 @@ no cgroup and `JobCgroup.create` returns None: see runner/README.md for what bou
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import signal
@@ -27,9 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_lambda_powertools import Logger
+
+from chalicelib.logs import SERVICE
 from runner.settings import runner_env
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 PREFIX = "a6hub-job-"
 _unavailable_logged: list[str] = []
@@ -184,7 +186,7 @@ class JobCgroup:
                 except OSError:
                     _kill_members(path)
             else:
-                logger.warning("job cgroup %s could not be removed", path)
+                logger.warning("job cgroup could not be removed", extra={"path": str(path)})
 
 
 def _configure(hierarchy: _Hierarchy, path: Path, memory_bytes: int, max_pids: int) -> None:

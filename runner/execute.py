@@ -1,8 +1,8 @@
 """Execute one job of a tool kind (runner/kinds/) in its work directory and describe the outcome.
 
-The queue side materialises the project's files in `workdir/src/` and calls `execute_job`; this
+The queue side materialises the project's files in `job_dir/src/` and calls `execute_job`; this
 module has the job's kind plan the tool steps, runs each inside the sandbox (runner/sandbox.py)
-and lets the kind copy artifacts into `workdir/out/` with checks that a hostile tool cannot subvert (no
+and lets the kind copy artifacts into `job_dir/out/` with checks that a hostile tool cannot subvert (no
 symlinks followed, regular files only, sizes capped).
 
 Log policy: tool output (and each command line, prefixed "$ ") goes to `log` as it comes, up to
@@ -13,7 +13,6 @@ Log policy: tool output (and each command line, prefixed "$ ") goes to `log` as 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import shlex
@@ -36,8 +35,6 @@ from runner.kinds import KINDS, JobFailed, JobKind
 from runner.limits import Limits
 from runner.sandbox import CommandResult, LogBudget, Sandbox, SandboxUnavailable
 from runner.tools import JobInputError, Plan, first_error
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["Artifact", "ExecutionResult", "SandboxUnavailable", "execute_job"]
 
@@ -66,7 +63,7 @@ class ExecutionResult:
     log_truncated: bool = False  # tool output reached the log limit (the log says so)
 
 
-def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Limits,
+def execute_job(job_type: str, config: dict[str, Any], job_dir: Path, limits: Limits,
                 log: Callable[[bytes], None], cancelled: threading.Event) -> ExecutionResult:
     """Run the job's tools; raises SandboxUnavailable when bubblewrap is missing (and not waived)."""
     kind = KINDS.get(job_type)
@@ -76,7 +73,7 @@ def execute_job(job_type: str, config: dict[str, Any], workdir: Path, limits: Li
         model = parse_job_config(job_type, config)
     except Unprocessable as e:
         return ExecutionResult(status="failed", error_message=f"invalid config: {e.detail}")
-    sandbox = Sandbox.for_job(Path(workdir), limits)
+    sandbox = Sandbox.for_job(Path(job_dir), limits)
     try:
         return JobRun(kind, sandbox, limits, log, cancelled).execute(model)
     finally:

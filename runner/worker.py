@@ -278,7 +278,7 @@ class Worker:
                  f"runner {self.settings.runner_id}")
         try:
             result = (importer.run_import(job, log.line, run.cancelled)
-                      if job.job_type == importer.JOB_TYPE else self._execute_in_workdir(run, log))
+                      if job.job_type == importer.JOB_TYPE else self._execute_tools(run, log))
         except TRANSIENT as e:
             # Infrastructure trouble (S3, DynamoDB): give the job back; the redrive policy
             # bounds the retries and the DLQ check fails it with the reason.
@@ -296,7 +296,7 @@ class Worker:
         result_duration = time.monotonic() - started
         return self._settle(run, log, result, result_duration)
 
-    def _execute_in_workdir(self, run: Run, log: LogStream) -> JobResult:
+    def _execute_tools(self, run: Run, log: LogStream) -> JobResult:
         job = run.job
         clock = [time.monotonic()]
 
@@ -304,7 +304,7 @@ class Worker:
             clock.append(time.monotonic())
             return round(clock[-1] - clock[-2], 4)
 
-        with workspace.workdir() as root:
+        with workspace.job_dir() as root:
             try:
                 files = self._commit_files(run, log)
                 inputs = workspace.write_files(root / "src", files,

@@ -33,8 +33,9 @@ class ArtifactLike(Protocol):
 
 
 @contextmanager
-def workdir() -> Iterator[Path]:
-    """A fresh directory for one job, removed afterwards whatever happened."""
+def job_dir() -> Iterator[Path]:
+    """A fresh directory for one job (its commit's files go in src/, artifacts come back in
+    out/), removed afterwards whatever happened. Not the tools' cwd: that is JobDirs.work."""
     path = Path(tempfile.mkdtemp(prefix="a6hub-job-"))
     try:
         yield path
@@ -42,7 +43,7 @@ def workdir() -> Iterator[Path]:
         try:
             fstree.remove_tree(path)
         except OSError as e:  # a leftover must not turn a finished job into a runner error
-            logger.warning("job workdir not fully removed", extra={"path": str(path),
+            logger.warning("job directory not fully removed", extra={"path": str(path),
                                                                     "error": str(e)})
 
 
