@@ -231,13 +231,16 @@ class Worker:
             if prefetch is not None:
                 prefetch.cancel()  # if it has not started: a duplicate must not delay the next job
             return self._unclaimable(body, receipt)
+        if prefetch is not None and (job.cancel_requested or body is None
+                                     or body.commit != job.commit):
+            prefetch.cancel()  # the record is the truth: a message naming another commit is stale
+            prefetch = None
         if job.cancel_requested:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
             self._delete(receipt)
             return "cancelled"
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
-        self.current = Run(job=job, receipt=receipt,
-                           prefetch=prefetch if body and body.commit == job.commit else None)
+        self.current = Run(job=job, receipt=receipt, prefetch=prefetch)
         try:
             return self.run(self.current)
         finally:

@@ -31,7 +31,7 @@ class JobMessage(BaseModel):
     v: Literal[1] = 1
     project_id: int = Field(ge=1, le=MAX_ID, strict=True)
     job_id: int = Field(ge=1, le=MAX_ID, strict=True)
-    commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    commit: str | None = Field(default=None, max_length=64)
 
 
 class InputFilePublic(PublicModel):
