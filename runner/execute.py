@@ -1,4 +1,4 @@
-"""Execute one job of a tool kind (runner/kinds/) in its work directory and describe the outcome.
+"""Execute one job of a tool kind (runner/kinds/) and describe the outcome.
 
 The queue side materialises the project's files in `job_dir/src/` and calls `execute_job`; this
 module has the job's kind plan the tool steps, runs each inside the sandbox (runner/sandbox.py)
@@ -43,6 +43,8 @@ ERROR_MESSAGE_CHARS = 500
 
 @dataclass
 class Artifact:
+    """A file the run left in out/ for upload (workspace.upload_artifacts checks it again)."""
+
     name: str
     path: Path
     kind: str  # "waveform" | "netlist_json" | "netlist_verilog" | "stat" | "diagnostics"
@@ -73,6 +75,9 @@ def execute_job(job_type: str, config: dict[str, Any], job_dir: Path, limits: Li
         model = parse_job_config(job_type, config)
     except Unprocessable as e:
         return ExecutionResult(status="failed", error_message=f"invalid config: {e.detail}")
+    if not isinstance(model, kind.config):  # the registry and job_configs.py disagree: a bug
+        raise TypeError(f"{job_type} config parsed as {type(model).__name__}, "
+                        f"kind expects {kind.config.__name__}")
     sandbox = Sandbox.for_job(Path(job_dir), limits)
     try:
         return JobRun(kind, sandbox, limits, log, cancelled).execute(model)

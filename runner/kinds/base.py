@@ -39,7 +39,8 @@ class JobKind:
     """One job type the runner executes with the HDL tools.
 
     job_type      the API's `job_type` string (chalicelib/schemas/job_configs.py validates it)
-    config        the config model of that type (the runner re-validates with it)
+    config        the config model of that type (chalicelib/schemas/job_configs.py parses it;
+                  execute_job checks the two agree)
     tools         the tool names whose versions the job records, for a config
     plan          config, project dir, generated dir as the tools see it -> Plan (raises
                   tools.JobInputError when the config does not fit the files)
