@@ -15,8 +15,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runner.limits import Limits
 
@@ -27,7 +26,7 @@ class RunnerConfigError(ValueError):
     """An A6HUB_RUNNER_* (or jobs queue) variable holds a value the runner cannot use."""
 
 
-class RunnerEnv(BaseSettings):
+class RunnerEnv(BaseModel):
     """What the environment configures; defaults in brackets.
 
     Queue side: wait_seconds [20] long-poll time, cancel_poll_seconds [0.5] how often a running
@@ -41,12 +40,10 @@ class RunnerEnv(BaseSettings):
     "off" = none, or a cgroup v2 directory].
     """
 
-    # A variable set to "" counts as unset (the default applies), as before this module.
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True,
-                                      populate_by_name=True, env_ignore_empty=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    jobs_queue_url: str = Field(default="", validation_alias="A6HUB_JOBS_QUEUE_URL")
-    jobs_dlq_url: str = Field(default="", validation_alias="A6HUB_JOBS_DLQ_URL")
+    jobs_queue_url: str = ""  # A6HUB_JOBS_QUEUE_URL
+    jobs_dlq_url: str = ""  # A6HUB_JOBS_DLQ_URL
 
     wait_seconds: int = Field(default=20, ge=0, le=20)  # SQS long polls for at most 20 s
     cancel_poll_seconds: float = Field(default=0.5, gt=0)
@@ -82,26 +79,27 @@ class RunnerEnv(BaseSettings):
         return "path" if value else "auto"
 
 
-def _describe(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "?"
-        alias = RunnerEnv.model_fields[field].validation_alias if field in RunnerEnv.model_fields else None
-        name = str(alias) if alias else PREFIX + field.upper()
-        problems.append(f"{name}: {item['msg']}, got {item.get('input')!r}")
-    return "; ".join(problems)
+def variable(field: str) -> str:
+    """The environment variable behind a RunnerEnv field."""
+    return f"A6HUB_{field.upper()}" if field.startswith("jobs_") else PREFIX + field.upper()
 
 
 @lru_cache(maxsize=4)
 def _parse(snapshot: tuple[tuple[str, str], ...]) -> RunnerEnv:
     try:
-        return RunnerEnv()
+        return RunnerEnv.model_validate(dict(snapshot))
     except ValidationError as e:
-        raise RunnerConfigError(f"bad runner setting: {_describe(e)}") from None
+        problems = [f"{variable(str(item['loc'][0]))}: {item['msg']}, got {item.get('input')!r}"
+                    for item in e.errors()]
+        raise RunnerConfigError(f"bad runner setting: {'; '.join(problems)}") from None
 
 
 def runner_env() -> RunnerEnv:
-    """The runner's settings from the environment; raises RunnerConfigError on a bad value."""
-    snapshot = tuple(sorted((k, v) for k, v in os.environ.items()
-                            if k.startswith((PREFIX, "A6HUB_JOBS_"))))
-    return _parse(snapshot)
+    """The runner's settings from the environment; raises RunnerConfigError on a bad value.
+
+    A variable set to "" counts as unset (its default applies); booleans are pydantic's
+    (1/true/yes/on/t/y or 0/false/no/off/f/n, any case); variables no field names are ignored.
+    """
+    values = {field: raw.strip() for field in RunnerEnv.model_fields
+              if (raw := os.environ.get(variable(field), "")).strip()}
+    return _parse(tuple(sorted(values.items())))
