@@ -9,6 +9,7 @@ import signal
 import sys
 from types import FrameType
 
+from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.logs import configure_logging
 from runner.settings import RunnerConfigError, runner_env
 from runner.worker import RunnerSettings, Worker
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     logger = configure_logging()
     try:
         runner_env()  # every setting checked before anything else happens
-    except RunnerConfigError as e:
+        get_settings()  # and those the runner shares with the API
+    except (RunnerConfigError, ConfigurationError) as e:
         logger.error(str(e))
         return 2
     settings = RunnerSettings.from_queue(args.queue_url)

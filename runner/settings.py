@@ -1,12 +1,12 @@
-"""The runner's settings: every A6HUB_RUNNER_* knob (and the queue URLs), typed and validated at once.
+"""The runner's settings: every A6HUB_RUNNER_* knob (and the DLQ URL), typed and validated at once.
 
 `runner_env()` parses the environment into `RunnerEnv`; a bad value (a word where a number goes,
 a negative limit, an unknown boolean) raises `RunnerConfigError` naming the variable, and
 `python -m runner` parses before it polls, so a misconfigured runner fails at start rather
 than at its first job. The parse is cached on the variables' values: a process reads it once
-(tests that change a variable get a fresh parse). The runner holds no JWT key, so it never
-builds the API's settings (chalicelib/config.py); the bucket and table names both read come
-from there (`bucket_name`, `table_prefix`).
+(tests that change a variable get a fresh parse). Values the API shares (stage, bucket, table
+prefix, jobs queue URL) come from its settings (chalicelib/config.py `get_settings()`), which
+keep the JWT key apart, so the runner never holds it.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ class RunnerEnv(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    jobs_queue_url: str = ""  # A6HUB_JOBS_QUEUE_URL
-    jobs_dlq_url: str = ""  # A6HUB_JOBS_DLQ_URL
+    jobs_dlq_url: str = ""  # A6HUB_JOBS_DLQ_URL, for a queue without a redrive policy
 
     wait_seconds: int = Field(default=20, ge=0, le=20)  # SQS long polls for at most 20 s
     cancel_poll_seconds: float = Field(default=0.5, gt=0)

@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import jobqueue, metrics, storage
+from chalicelib.config import get_settings
 from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage, StepPublic
@@ -79,7 +80,7 @@ class RunnerSettings:
         """Read the queue's visibility timeout and redrive policy; the rest from the runner's
         settings (RunnerConfigError on a bad value, RuntimeError without a queue)."""
         env = runner_env()
-        url = queue_url or env.jobs_queue_url
+        url = queue_url or get_settings().jobs_queue_url  # shared with the API (its Settings)
         if not url:
             raise RuntimeError("A6HUB_JOBS_QUEUE_URL is not set: the runner has no queue to poll")
         shape = jobqueue.queue_shape(url, env.jobs_dlq_url or None)
