@@ -1,6 +1,6 @@
 """`python -m bench.hdl`: what the HDL parse adds to a job, and how it scales with project size.
 
-Measures the runner's planning step (runner/tools.plan_simulation: parse every file with slang,
+Measures the runner's planning step (runner/kinds/simulation.plan_simulation: parse every file with slang,
 build the project model, write the command lines) on picorv32 (`testbench_ez.v`, with the core's
 other testbenches in the project) and on generated projects of 30, 100 and 300 files (modules in
 a hierarchy, packages, headers). The reference in the same run is what planning cost before the
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.report import Row, format_table, ms
 from chalicelib.schemas.job_configs import SimulationConfig
-from runner import tools
+from runner.kinds import simulation
 
 TARGET_PICORV32_S = 0.020
 _MODULE = re.compile(r"^\s*module\s+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
@@ -78,7 +78,7 @@ def generated_project(root: Path, n_files: int) -> Path:
 
 
 def _planner(config: SimulationConfig, root: Path) -> Callable[[], object]:
-    return lambda: tools.plan_simulation(config, root, "/job/gen")
+    return lambda: simulation.plan_simulation(config, root, "/job/gen")
 
 
 def _scanner(root: Path) -> Callable[[], object]:
@@ -91,7 +91,7 @@ def bench(runs: int, sizes: tuple[int, ...]) -> list[Row]:
         (Path(tmp) / "pico").mkdir()
         pico = picorv32_project(Path(tmp) / "pico")
         config = SimulationConfig(testbench="testbench_ez.v")
-        planned = best_s(lambda: tools.plan_simulation(config, pico, "/job/gen"), runs)
+        planned = best_s(lambda: simulation.plan_simulation(config, pico, "/job/gen"), runs)
         baseline = best_s(lambda: regex_plan(pico), runs)
         rows.append(Row("picorv32 testbench_ez job: plan (parse + model), ms", ms(planned),
                         f"{ms(baseline)} (regex scan)", f"< {ms(TARGET_PICORV32_S)}",
@@ -99,7 +99,7 @@ def bench(runs: int, sizes: tuple[int, ...]) -> list[Row]:
         for n in sizes:
             root = generated_project(Path(tmp) / f"gen{n}", n)
             cfg = SimulationConfig(testbench="tb.sv", include_dirs=["include"])
-            plan = tools.plan_simulation(cfg, root, "/job/gen")
+            plan = simulation.plan_simulation(cfg, root, "/job/gen")
             assert len(plan.files) == n - 1, len(plan.files)  # every module file, the package, tb
             planned = best_s(_planner(cfg, root), runs)
             baseline = best_s(_scanner(root), runs)

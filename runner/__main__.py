@@ -1,4 +1,6 @@
-"""`python -m runner`: poll the jobs queue and run jobs until SIGTERM/SIGINT (or --max-jobs)."""
+"""`python -m runner`: poll the jobs queue and run jobs until SIGTERM/SIGINT (or --max-jobs).
+
+Exits 2 at once when a setting is bad (runner/settings.py names the variable)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import signal
 import sys
 from types import FrameType
 
+from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.logs import configure_logging
+from runner.settings import RunnerConfigError, runner_env
 from runner.worker import RunnerSettings, Worker
 
 
@@ -49,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hide_from_same_uid()
     logger = configure_logging()
+    try:
+        runner_env()  # every setting checked before anything else happens
+        get_settings()  # and those the runner shares with the API
+    except (RunnerConfigError, ConfigurationError) as e:
+        logger.error(str(e))
+        return 2
     settings = RunnerSettings.from_queue(args.queue_url)
     worker = Worker(settings, max_jobs=args.max_jobs)
     worker.check_ready()

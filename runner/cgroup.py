@@ -19,7 +19,6 @@ no cgroup and `JobCgroup.create` returns None: see runner/README.md for what bou
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets
 import signal
@@ -27,7 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from aws_lambda_powertools import Logger
+
+from chalicelib.logs import SERVICE
+from runner.settings import runner_env
+
+logger = Logger(service=SERVICE, child=True)
 
 PREFIX = "a6hub-job-"
 _unavailable_logged: list[str] = []
@@ -77,10 +81,11 @@ def _v2_ready(base: Path) -> bool:
 
 def hierarchies() -> list[_Hierarchy] | None:
     """Where this runner can create job cgroups, or None when it cannot."""
-    explicit = os.environ.get("A6HUB_RUNNER_CGROUP", "").strip()
-    if explicit.lower() in ("off", "0", "no"):
+    env = runner_env()
+    if env.cgroup_mode == "off":
         return None
-    if explicit:
+    explicit = env.cgroup.strip()
+    if env.cgroup_mode == "path":
         return [_Hierarchy(2, "", Path(explicit))] if _v2_ready(Path(explicit)) else None
     mounts, own = _mounts(), _own_paths()
     v1 = [found for controller in ("memory", "pids") if (found := _v1(controller, mounts, own))]
@@ -181,7 +186,7 @@ class JobCgroup:
                 except OSError:
                     _kill_members(path)
             else:
-                logger.warning("job cgroup %s could not be removed", path)
+                logger.warning("job cgroup could not be removed", extra={"path": str(path)})
 
 
 def _configure(hierarchy: _Hierarchy, path: Path, memory_bytes: int, max_pids: int) -> None:

@@ -1,24 +1,39 @@
-"""A job's files read from one commit's tree in the project's git store (S3), not the files table.
+"""A job's files: the tree of the commit the job records, read from the project's git store (S3).
 
-Reads the loose objects directly through `storage` (bucket from the environment), so the
-runner needs none of the API's settings. Trees are read level by level, blobs side by side.
+Every job runs from its commit (the files API commits before it answers, so main's head at
+submit holds what the submitter saw). Reads the loose objects directly through `storage`
+(bucket from the environment), so the runner needs none of the API's settings. Trees are read
+level by level, blobs side by side.
 """
 
 from __future__ import annotations
 
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from io import BytesIO
 
 from botocore.exceptions import ClientError
 from dulwich.objects import Blob, Commit, ShaFile, Tree
 
 from chalicelib import storage
-from chalicelib.models.files import File
 from chalicelib.services.git.store import objects_prefix
-from runner.workspace import FETCH_THREADS, MaterialiseError
 
 MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to
+FETCH_THREADS = 8
+
+
+class MaterialiseError(RuntimeError):
+    """The commit's files could not be read or written for the job (the job fails with it)."""
+
+
+@dataclass(frozen=True)
+class CommitFile:
+    """One regular file of a commit: its path, its git blob id (hex) and its bytes."""
+
+    path: str
+    blob: str
+    data: bytes
 
 
 def _read(project_id: int, sha: bytes) -> ShaFile:
@@ -54,15 +69,11 @@ def _listing(project_id: int, tree_sha: bytes,
     return files
 
 
-BLOB_MARK = "git-blob:"  # a commit's file records carry their blob id, not a body key
+def fetch_commit(project_id: int, commit_sha: str) -> list[CommitFile]:
+    """The commit's regular files (symlinks and submodules skipped), in tree order.
 
-
-def fetch_commit(project_id: int, commit_sha: str) -> list[tuple[File, bytes]]:
-    """The commit's files as (record, body) for `workspace.write_files`.
-
-    The records are not rows of the files table: they have no id (0), version 0 and the
-    blob's git id in `s3_key`, which is what the job's `inputs` then show (`file_id` null,
-    `blob` the git id).
+    Raises MaterialiseError when an object is missing or of the wrong type, or the tree holds
+    more than MAX_TREE_ENTRIES entries; storage errors propagate (the job is retried).
     """
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         commit = _read(project_id, commit_sha.encode("ascii"))
@@ -70,11 +81,9 @@ def fetch_commit(project_id: int, commit_sha: str) -> list[tuple[File, bytes]]:
             raise MaterialiseError(f"{commit_sha} is not a commit")
         listing = _listing(project_id, commit.tree, pool)
         blobs = list(pool.map(lambda item: _read(project_id, item[1]), listing))
-    fetched: list[tuple[File, bytes]] = []
+    files: list[CommitFile] = []
     for (path, sha), blob in zip(listing, blobs, strict=True):
         if not isinstance(blob, Blob):
             raise MaterialiseError(f"{path}: {sha.decode()} is not a blob")
-        record = File(project_id, 0, filename=path.rsplit("/", 1)[-1], filepath=path,
-                      s3_key=f"{BLOB_MARK}{sha.decode()}", version=0)
-        fetched.append((record, blob.as_raw_string()))
-    return fetched
+        files.append(CommitFile(path=path, blob=sha.decode(), data=blob.as_raw_string()))
+    return files

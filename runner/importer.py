@@ -10,22 +10,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
-from chalicelib.services import job_lifecycle
 from chalicelib.services.git import imports as gitimport
+from chalicelib.services.job_lifecycle import JobResult
 
 JOB_TYPE = gitimport.JOB_TYPE
 
 
 def _result(status: str, error: str | None, duration: float,
-            summary: dict[str, object]) -> job_lifecycle.Result:
-    return job_lifecycle.Result(
+            summary: dict[str, object]) -> JobResult:
+    return JobResult(
         status=status, error_message=error, exit_code=None, duration_s=duration, inputs=[],
         steps=[], tool_versions={}, artifacts=[], summary=summary, log_bytes=0,
         log_truncated=False)
 
 
 def run_import(job: Job, say: Callable[[str], None],
-               cancelled: threading.Event) -> job_lifecycle.Result:
+               cancelled: threading.Event) -> JobResult:
     """Fetch the job's URL into its project; infrastructure errors propagate (the job is retried)."""
     config = dict(job.config or {})
     started = time.monotonic()

@@ -1,28 +1,10 @@
-"""Resource limits of one job's tool processes, read from A6HUB_RUNNER_* environment variables."""
+"""Resource limits of one job's tool processes (A6HUB_RUNNER_* variables, runner/settings.py)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
-
-
-class LimitsError(ValueError):
-    """An A6HUB_RUNNER_* limit variable is not a positive integer."""
-
-
-def _positive(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as e:
-        raise LimitsError(f"{name} must be a positive integer, got {raw!r}") from e
-    if value <= 0:
-        raise LimitsError(f"{name} must be a positive integer, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -48,13 +30,10 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        default = cls()
-        return cls(
-            cpu_seconds=_positive("A6HUB_RUNNER_CPU_SECONDS", default.cpu_seconds),
-            wall_seconds=_positive("A6HUB_RUNNER_WALL_SECONDS", default.wall_seconds),
-            memory_bytes=_positive("A6HUB_RUNNER_MEMORY_BYTES", default.memory_bytes),
-            file_bytes=_positive("A6HUB_RUNNER_FILE_BYTES", default.file_bytes),
-            processes=_positive("A6HUB_RUNNER_PROCESSES", default.processes),
-            log_bytes=_positive("A6HUB_RUNNER_LOG_BYTES", default.log_bytes),
-            disk_bytes=_positive("A6HUB_RUNNER_DISK_BYTES", default.disk_bytes),
-        )
+        """The limits the runner's settings name; raises RunnerConfigError on a bad value."""
+        from runner.settings import runner_env  # settings take their defaults from Limits
+
+        env = runner_env()
+        return cls(cpu_seconds=env.cpu_seconds, wall_seconds=env.wall_seconds,
+                   memory_bytes=env.memory_bytes, file_bytes=env.file_bytes,
+                   processes=env.processes, log_bytes=env.log_bytes, disk_bytes=env.disk_bytes)

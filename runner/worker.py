@@ -19,50 +19,41 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
-from chalicelib import metrics, storage
-from chalicelib.aws import client
+from chalicelib import jobqueue, metrics, storage
+from chalicelib.config import get_settings
 from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
-from chalicelib.schemas.jobs import JobMessage
+from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage, StepPublic
 from chalicelib.services import job_lifecycle
+from chalicelib.services.job_lifecycle import JobResult
 from runner import commit_tree, importer, workspace
 from runner.limits import Limits
 from runner.logstream import LogStream
+from runner.settings import runner_env
+
+if TYPE_CHECKING:
+    from runner.execute import ExecutionResult
 
 logger = Logger(service=SERVICE, child=True)
 
 TRANSIENT = (BotoCoreError, ClientError, PynamoDBException)
 RUNNER_LOG_ALLOWANCE = 64 * 1024  # room for the runner's own lines next to the tools' cap
-MAX_VISIBILITY = 43200  # SQS's ceiling for one ChangeMessageVisibility
-
-
-class Outcome(Protocol):
-    status: str
-    error_message: str | None
-    steps: list[Any]
-    artifacts: list[Any]
-    tool_versions: dict[str, str]
-    summary: dict[str, Any]
 
 
 Execute = Callable[[str, dict[str, Any], Path, Limits, Callable[[bytes], None], threading.Event],
-                   Outcome]
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+                   "ExecutionResult"]
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
+    """The queue side's settings: the queue's own shape, then A6HUB_RUNNER_* (runner/settings.py)."""
+
     queue_url: str
     dlq_url: str | None
     visibility_seconds: int
@@ -86,28 +77,18 @@ class RunnerSettings:
 
     @classmethod
     def from_queue(cls, queue_url: str | None = None) -> RunnerSettings:
-        """Read the queue's visibility timeout and redrive policy; the rest from A6HUB_RUNNER_*."""
-        # Env only: the runner holds no JWT key, so it never builds the API's Settings.
-        url = queue_url or os.environ.get("A6HUB_JOBS_QUEUE_URL", "")
+        """Read the queue's visibility timeout and redrive policy; the rest from the runner's
+        settings (RunnerConfigError on a bad value, RuntimeError without a queue)."""
+        env = runner_env()
+        url = queue_url or get_settings().jobs_queue_url  # shared with the API (its Settings)
         if not url:
             raise RuntimeError("A6HUB_JOBS_QUEUE_URL is not set: the runner has no queue to poll")
-        sqs = client("sqs")
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        redrive = json.loads(attrs.get("RedrivePolicy") or "{}")
-        # The queue's own redrive policy names its DLQ; the variable is for queues without one.
-        dlq_url = os.environ.get("A6HUB_JOBS_DLQ_URL") or None
-        if redrive.get("deadLetterTargetArn"):
-            dlq_name = str(redrive["deadLetterTargetArn"]).rsplit(":", 1)[-1]
-            dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+        shape = jobqueue.queue_shape(url, env.jobs_dlq_url or None)
         return cls(
-            queue_url=url, dlq_url=dlq_url,
-            visibility_seconds=int(attrs.get("VisibilityTimeout", 60)),
-            max_receives=int(redrive["maxReceiveCount"]) if redrive.get("maxReceiveCount") else None,
-            wait_seconds=int(_env_float("A6HUB_RUNNER_WAIT_SECONDS", 20)),
-            cancel_poll_seconds=_env_float("A6HUB_RUNNER_CANCEL_POLL_SECONDS", 0.5),
-            log_flush_seconds=_env_float("A6HUB_RUNNER_LOG_FLUSH_SECONDS", 0.5),
-            stop_grace_seconds=_env_float("A6HUB_RUNNER_STOP_GRACE_SECONDS", 20.0),
-            dlq_check_seconds=_env_float("A6HUB_RUNNER_DLQ_CHECK_SECONDS", 30.0),
+            queue_url=url, dlq_url=shape.dlq_url, visibility_seconds=shape.visibility_seconds,
+            max_receives=shape.max_receives, wait_seconds=env.wait_seconds,
+            cancel_poll_seconds=env.cancel_poll_seconds, log_flush_seconds=env.log_flush_seconds,
+            stop_grace_seconds=env.stop_grace_seconds, dlq_check_seconds=env.dlq_check_seconds,
         )
 
 
@@ -129,7 +110,7 @@ class Run:
     user_cancel: bool = False
     releasing: bool = False  # the runner is stopping: give the job back instead of finishing
     timings: dict[str, float] = field(default_factory=dict)
-    prefetch: Future[list[tuple[Any, bytes]]] | None = None
+    prefetch: Future[list[commit_tree.CommitFile]] | None = None  # the job's commit's files
 
 
 class Worker:
@@ -206,58 +187,55 @@ class Worker:
         if self.settings.dlq_url and time.monotonic() >= self._next_dlq_check:
             self._next_dlq_check = time.monotonic() + self.settings.dlq_check_seconds
             self.drain_dead_letters()
-        response = client("sqs").receive_message(
-            QueueUrl=self.settings.queue_url, MaxNumberOfMessages=1,
-            WaitTimeSeconds=self.settings.wait_seconds if wait_seconds is None else wait_seconds,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )
-        messages = response.get("Messages", [])
-        for message in messages:
+        deliveries = jobqueue.receive(
+            self.settings.queue_url,
+            self.settings.wait_seconds if wait_seconds is None else wait_seconds)
+        for delivery in deliveries:
             if self.stopping.is_set():
-                self._change_visibility(message["ReceiptHandle"], 0)
+                self._change_visibility(delivery.receipt, 0)
                 continue
-            self.handle(message)
-        return len(messages)
+            self.handle(delivery)
+        return len(deliveries)
 
     # -- one message -----------------------------------------------------------------------
 
     def _delete(self, receipt: str, queue_url: str | None = None) -> None:
-        client("sqs").delete_message(QueueUrl=queue_url or self.settings.queue_url,
-                                     ReceiptHandle=receipt)
+        jobqueue.delete(queue_url or self.settings.queue_url, receipt)
 
     def _change_visibility(self, receipt: str, seconds: int, queue_url: str | None = None) -> None:
-        client("sqs").change_message_visibility(
-            QueueUrl=queue_url or self.settings.queue_url, ReceiptHandle=receipt,
-            VisibilityTimeout=max(0, min(seconds, MAX_VISIBILITY)))
+        jobqueue.set_visibility(queue_url or self.settings.queue_url, receipt, seconds)
 
-    def _message_body(self, message: dict[str, Any]) -> JobMessage | None:
-        try:
-            return JobMessage.model_validate_json(message["Body"])
-        except ValidationError:
-            logger.error("dropping a malformed job message", extra={"body": message["Body"][:200]})
-            return None
+    def _message_body(self, delivery: jobqueue.Delivery) -> JobMessage | None:
+        if delivery.message is None:
+            logger.error("dropping a malformed job message", extra={"body": delivery.raw[:200]})
+        return delivery.message
 
-    def _job_of(self, message: dict[str, Any]) -> Job | None:
-        body = self._message_body(message)
+    def _job_of(self, delivery: jobqueue.Delivery) -> Job | None:
+        body = self._message_body(delivery)
         return job_lifecycle.load(body.project_id, body.job_id) if body else None
 
     def _until_lease_ends(self, job: Job) -> int:
         return int(float(job.lease_expires_at or 0) - time.time()) + 1
 
-    def handle(self, message: dict[str, Any]) -> str:
+    def handle(self, delivery: jobqueue.Delivery) -> str:
         """Decide what one delivery means; returns what was done (for logs and tests)."""
-        receipt = message["ReceiptHandle"]
-        body = self._message_body(message)
+        receipt = delivery.receipt
+        body = self._message_body(delivery)
         # Claim first (the common case costs one write, which returns the whole record); read
         # only when the claim is refused, to tell a duplicate from a job held elsewhere.
         job = Job(body.project_id, body.job_id) if body else None
-        # The project's files are fetched while the claim is in flight (discarded if refused).
-        prefetch = self._prefetcher.submit(workspace.fetch_project, job.project_id) if job else None
+        # The commit's files are fetched while the claim is in flight (discarded if refused).
+        prefetch = (self._prefetcher.submit(commit_tree.fetch_commit, body.project_id, body.commit)
+                    if body is not None and body.commit else None)
         if job is None or not job_lifecycle.claim(job, self.settings.runner_id,
                                                   self.settings.lease_seconds):
             if prefetch is not None:
                 prefetch.cancel()  # if it has not started: a duplicate must not delay the next job
             return self._unclaimable(body, receipt)
+        if prefetch is not None and (job.cancel_requested or body is None
+                                     or body.commit != job.commit):
+            prefetch.cancel()  # the record is the truth: a message naming another commit is stale
+            prefetch = None
         if job.cancel_requested:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
             self._delete(receipt)
@@ -281,7 +259,7 @@ class Worker:
         return "lost-claim"  # claimable again already (a lease lapsed meanwhile): redelivery decides
 
     def _finish_without_running(self, job: Job, status: str, reason: str) -> None:
-        job_lifecycle.finish(job, self.settings.runner_id, job_lifecycle.Result(
+        job_lifecycle.finish(job, self.settings.runner_id, JobResult(
             status=status, error_message=reason, exit_code=None, duration_s=0.0, inputs=[],
             steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=0,
             log_truncated=False))
@@ -304,7 +282,7 @@ class Worker:
                  f"runner {self.settings.runner_id}")
         try:
             result = (importer.run_import(job, log.line, run.cancelled)
-                      if job.job_type == importer.JOB_TYPE else self._execute_in_workdir(run, log))
+                      if job.job_type == importer.JOB_TYPE else self._execute_tools(run, log))
         except TRANSIENT as e:
             # Infrastructure trouble (S3, DynamoDB): give the job back; the redrive policy
             # bounds the retries and the DLQ check fails it with the reason.
@@ -322,7 +300,7 @@ class Worker:
         result_duration = time.monotonic() - started
         return self._settle(run, log, result, result_duration)
 
-    def _execute_in_workdir(self, run: Run, log: LogStream) -> job_lifecycle.Result:
+    def _execute_tools(self, run: Run, log: LogStream) -> JobResult:
         job = run.job
         clock = [time.monotonic()]
 
@@ -330,16 +308,12 @@ class Worker:
             clock.append(time.monotonic())
             return round(clock[-1] - clock[-2], 4)
 
-        with workspace.workdir() as root:
+        with workspace.job_dir() as root:
             try:
-                if job.commit_pinned and job.commit:  # the request named a commit: its tree
-                    log.line(f"files from commit {job.commit}")
-                    fetched = commit_tree.fetch_commit(job.project_id, str(job.commit))
-                else:
-                    fetched = (run.prefetch.result() if run.prefetch is not None
-                               else workspace.fetch_project(job.project_id))
-                inputs = workspace.write_files(root / "src", fetched)
-            except workspace.MaterialiseError as e:
+                files = self._commit_files(run, log)
+                inputs = workspace.write_files(root / "src", files,
+                                               workspace.files_table_rows(job.project_id))
+            except commit_tree.MaterialiseError as e:
                 log.line(str(e))
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
@@ -355,7 +329,18 @@ class Worker:
             run.timings["upload_s"] = lap()
         return _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
 
-    def _settle(self, run: Run, log: LogStream, result: job_lifecycle.Result | None,
+    def _commit_files(self, run: Run, log: LogStream) -> list[commit_tree.CommitFile]:
+        """The files of the commit the job records (main's head at submit, or the one named)."""
+        job = run.job
+        if not job.commit:  # submitted before the project had a commit: it has no files
+            log.line("the project had no commit when the job was submitted: no files")
+            return []
+        log.line(f"files from commit {job.commit}")
+        if run.prefetch is not None:
+            return run.prefetch.result()
+        return commit_tree.fetch_commit(job.project_id, str(job.commit))
+
+    def _settle(self, run: Run, log: LogStream, result: JobResult | None,
                 duration: float) -> str:
         job = run.job
         if run.lost:
@@ -436,17 +421,14 @@ class Worker:
     def drain_dead_letters(self) -> int:
         """Fail the jobs whose messages the queue gave up on; returns how many were failed."""
         assert self.settings.dlq_url
-        response = client("sqs").receive_message(
-            QueueUrl=self.settings.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"])
         failed = 0
-        for message in response.get("Messages", []):
-            failed += self._dead_letter(message)
+        for delivery in jobqueue.receive(self.settings.dlq_url, 0, max_messages=10):
+            failed += self._dead_letter(delivery)
         return failed
 
-    def _dead_letter(self, message: dict[str, Any]) -> int:
-        receipt, dlq = message["ReceiptHandle"], self.settings.dlq_url
-        job = self._job_of(message)
+    def _dead_letter(self, delivery: jobqueue.Delivery) -> int:
+        receipt, dlq = delivery.receipt, self.settings.dlq_url
+        job = self._job_of(delivery)
         if job is not None and job_lifecycle.lease_is_live(job):
             # A duplicate that bounced while its job runs fine elsewhere: decide after the lease.
             self._change_visibility(receipt, self._until_lease_ends(job), dlq)
@@ -482,7 +464,7 @@ def _seconds_since(iso: str) -> float:
     return (datetime.now(UTC) - then).total_seconds()
 
 
-def _exit_code(steps: list[Any]) -> int | None:
+def _exit_code(steps: list[StepPublic]) -> int | None:
     codes = [s.exit_code for s in steps if s.exit_code is not None]
     failing = [c for c in codes if c != 0]
     if failing:
@@ -490,27 +472,25 @@ def _exit_code(steps: list[Any]) -> int | None:
     return int(codes[-1]) if codes else None
 
 
-def _step_record(step: Any) -> dict[str, Any]:
-    return {"name": step.name, "argv": [str(a) for a in step.argv], "exit_code": step.exit_code,
-            "duration_s": round(float(step.duration_s), 3), "limit": step.limit}
-
-
-def _result_of(outcome: Outcome, inputs: list[dict[str, Any]], artifacts: list[dict[str, Any]],
-               duration: float, log: LogStream, run: Run) -> job_lifecycle.Result:
+def _result_of(outcome: ExecutionResult, inputs: list[InputFilePublic],
+               artifacts: list[ArtifactPublic], duration: float, log: LogStream,
+               run: Run) -> JobResult:
     status = outcome.status
     error = outcome.error_message
     if status == CANCELLED and run.user_cancel and not error:
         error = "cancelled on request"
-    return job_lifecycle.Result(
-        status=status, error_message=error, exit_code=_exit_code(list(outcome.steps)),
-        duration_s=duration, inputs=inputs, steps=[_step_record(s) for s in outcome.steps],
+    # An injected executor (tests) may hand back its own step objects: read them as StepPublic.
+    steps = [StepPublic.model_validate(s, from_attributes=True) for s in outcome.steps]
+    return JobResult(
+        status=status, error_message=error, exit_code=_exit_code(steps),
+        duration_s=duration, inputs=inputs, steps=steps,
         tool_versions=dict(outcome.tool_versions), artifacts=artifacts,
         summary=json.loads(json.dumps(outcome.summary, default=str)), log_bytes=log.size,
         log_truncated=log.truncated or bool(getattr(outcome, "log_truncated", False)))
 
 
-def _failed_result(reason: str, inputs: list[dict[str, Any]], log: LogStream) -> job_lifecycle.Result:
-    return job_lifecycle.Result(
+def _failed_result(reason: str, inputs: list[InputFilePublic], log: LogStream) -> JobResult:
+    return JobResult(
         status=FAILED, error_message=reason, exit_code=None, duration_s=0.0, inputs=inputs,
         steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=log.size,
         log_truncated=log.truncated)

@@ -1,33 +1,28 @@
-"""A job's working directory: the project's files materialised under workdir/src, outputs uploaded."""
+"""A job's files on the runner's disk: its commit's files written under src/, its artifacts uploaded."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger
 
 from chalicelib import storage
+from chalicelib.logs import SERVICE
 from chalicelib.models.files import File
+from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic
 from chalicelib.services import job_quotas
 from chalicelib.services.paths import MAX_PATH_DEPTH
 from runner import fstree
+from runner.commit_tree import CommitFile, MaterialiseError
 
-logger = logging.getLogger(__name__)
-
-FETCH_THREADS = 8
+logger = Logger(service=SERVICE, child=True)
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class MaterialiseError(RuntimeError):
-    """The project's files could not be copied into the workdir."""
 
 
 class ArtifactLike(Protocol):
@@ -38,8 +33,9 @@ class ArtifactLike(Protocol):
 
 
 @contextmanager
-def workdir() -> Iterator[Path]:
-    """A fresh directory for one job, removed afterwards whatever happened."""
+def job_dir() -> Iterator[Path]:
+    """A fresh directory for one job (its commit's files go in src/, artifacts come back in
+    out/), removed afterwards whatever happened. Not the tools' cwd: that is JobDirs.work."""
     path = Path(tempfile.mkdtemp(prefix="a6hub-job-"))
     try:
         yield path
@@ -47,7 +43,8 @@ def workdir() -> Iterator[Path]:
         try:
             fstree.remove_tree(path)
         except OSError as e:  # a leftover must not turn a finished job into a runner error
-            logger.warning("job workdir %s not fully removed: %s", path, e)
+            logger.warning("job directory not fully removed", extra={"path": str(path),
+                                                                    "error": str(e)})
 
 
 def _target(src: Path, filepath: str) -> Path:
@@ -61,45 +58,35 @@ def _target(src: Path, filepath: str) -> Path:
     return target
 
 
-def _fetch(record: File) -> bytes:
-    try:
-        return storage.get_bytes(record.s3_key)
-    except ClientError as e:
-        # Without s3:ListBucket (the runner's role has none) S3 answers a missing key with 403.
-        if e.response.get("Error", {}).get("Code") not in {"NoSuchKey", "AccessDenied", "404", "403"}:
-            raise
-    # The file was rewritten between the Query and the GET: read its current version.
-    fresh = File.get(record.project_id, record.id, consistent_read=True)
-    record.s3_key, record.sha256, record.version = fresh.s3_key, fresh.sha256, fresh.version
-    return storage.get_bytes(record.s3_key)
+def files_table_rows(project_id: int) -> dict[str, tuple[int, int, str]]:
+    """path -> (file id, version, sha256) of the files table now: one Query, bodies not read."""
+    return {str(row.filepath): (int(row.id), int(row.version or 0), str(row.sha256))
+            for row in File.query(project_id, consistent_read=True,
+                                  attributes_to_get=["filepath", "id", "version", "sha256"])}
 
 
-def fetch_project(project_id: int) -> list[tuple[File, bytes]]:
-    """Every file of the project with its body: one Query, then the GETs side by side."""
-    records = list(File.query(project_id, consistent_read=True))
-    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
-        return list(zip(records, pool.map(_fetch, records), strict=True))
+def write_files(src: Path, files: list[CommitFile],
+                rows: dict[str, tuple[int, int, str]]) -> list[InputFilePublic]:
+    """Write a commit's files under `src`; returns the job's inputs, sorted by path.
 
-
-def write_files(src: Path, fetched: list[tuple[File, bytes]]) -> list[dict[str, Any]]:
-    """Write fetched files under `src`; returns what was written (path, sha256, version)."""
+    Each input names its blob and sha256; `file_id` and `version` are those of the files-table
+    row at that path when it holds the same bytes (`rows`, from files_table_rows), else null/0.
+    Every path is checked before anything is written (MaterialiseError).
+    """
     src.mkdir(parents=True, exist_ok=True)
-    targets = [_target(src, record.filepath) for record, _ in fetched]  # refuse before writing
-    inputs: list[dict[str, Any]] = []
-    for target, (record, data) in zip(targets, fetched, strict=True):
+    targets = [_target(src, f.path) for f in files]  # refuse before writing
+    inputs: list[InputFilePublic] = []
+    for target, f in zip(targets, files, strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        blob = str(record.s3_key or "")
-        inputs.append({"path": record.filepath, "file_id": record.id or None,
-                       "blob": blob.split(":", 1)[1] if blob.startswith("git-blob:") else None,
-                       "sha256": hashlib.sha256(data).hexdigest(),
-                       "version": int(record.version or 0), "size_bytes": len(data)})
-    inputs.sort(key=lambda i: str(i["path"]))
+        target.write_bytes(f.data)
+        digest = hashlib.sha256(f.data).hexdigest()
+        file_id, version, row_digest = rows.get(f.path, (0, 0, ""))
+        same = row_digest == digest
+        inputs.append(InputFilePublic(path=f.path, file_id=file_id if same else None, blob=f.blob,
+                                      sha256=digest, version=version if same else 0,
+                                      size_bytes=len(f.data)))
+    inputs.sort(key=lambda i: i.path)
     return inputs
-
-
-def materialise(project_id: int, src: Path) -> list[dict[str, Any]]:
-    return write_files(src, fetch_project(project_id))
 
 
 def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
@@ -111,9 +98,9 @@ def _uploadable(root: Path, artifact: ArtifactLike) -> bool:
 
 def upload_artifacts(project_id: int, job_id: int, attempt: int, root: Path,
                      artifacts: list[ArtifactLike],
-                     note: Callable[[str], None]) -> list[dict[str, Any]]:
+                     note: Callable[[str], None]) -> list[ArtifactPublic]:
     """Upload each artifact under jobs/<project>/<job>/artifacts/; `note` reports skipped ones."""
-    stored: list[dict[str, Any]] = []
+    stored: list[ArtifactPublic] = []
     for artifact in artifacts:
         path = Path(artifact.path)
         if not _uploadable(root, artifact):
@@ -126,6 +113,6 @@ def upload_artifacts(project_id: int, job_id: int, attempt: int, root: Path,
             continue
         key = storage.job_artifact_key(project_id, job_id, attempt, artifact.name)
         storage.upload_file(key, path, artifact.mime)
-        stored.append({"name": artifact.name, "kind": artifact.kind,
-                       "size_bytes": path.stat().st_size, "mime_type": artifact.mime})
+        stored.append(ArtifactPublic(name=artifact.name, kind=artifact.kind,
+                                     size_bytes=path.stat().st_size, mime_type=artifact.mime))
     return stored

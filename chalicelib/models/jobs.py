@@ -86,7 +86,8 @@ class Job(Model):
     status = UnicodeAttribute()
     config = JSONAttribute(default=dict)
     commit = UnicodeAttribute(null=True)
-    # True when the request named the commit: the runner reads the files from its tree.
+    # True when the request named the commit (else it is main's head at submit); every job
+    # runs its commit's tree either way.
     commit_pinned = BooleanAttribute(null=True)
     created_by = IdAttribute()
     created_at = UnicodeAttribute()

@@ -22,19 +22,23 @@ class JobCreate(RequestModel):
 
 
 class JobMessage(BaseModel):
-    """The body of a jobs-queue message: which job to run, nothing else (the record is the truth)."""
+    """The body of a jobs-queue message (chalicelib/jobqueue.py): which job to run and the commit
+    it was submitted on (the job record stays the truth; the commit lets the runner fetch the
+    files while its claim is in flight). Messages sent before `commit` existed carry none."""
 
     model_config = ConfigDict(extra="ignore")
 
     v: Literal[1] = 1
     project_id: int = Field(ge=1, le=MAX_ID, strict=True)
     job_id: int = Field(ge=1, le=MAX_ID, strict=True)
+    commit: str | None = Field(default=None, max_length=64)
 
 
 class InputFilePublic(PublicModel):
     path: str
-    file_id: int | None = Field(description="the file's id; null when read from a commit's tree")
-    blob: str | None = Field(default=None, description="the git blob id, when read from a commit")
+    file_id: int | None = Field(description=(
+        "the files-table row at this path when the job started, if it held these bytes; else null"))
+    blob: str | None = Field(default=None, description="the git blob id in the job's commit")
     sha256: str
     version: int
     size_bytes: int
@@ -62,9 +66,10 @@ class JobPublic(PublicModel):
     status: JobStatus
     config: dict[str, Any]
     commit: str | None = Field(default=None, description=(
-        "the commit the job ran on: the requested one, else main's head at submit time"))
+        "the commit the job ran on (its tree is what the tools read): the requested one, else "
+        "main's head at submit time; null only when the project had no commit then (no files)"))
     commit_pinned: bool = Field(default=False, description=(
-        "true: the files came from `commit`'s tree; false: from the files table at run time"))
+        "true: the request named `commit`; false: it is main's head at submit time"))
     created_by: int
     user_id: int = Field(description="the submitter (upstream's name for created_by)")
     created_at: str

@@ -8,8 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import storage
-from chalicelib.aws import client
+from chalicelib import jobqueue, storage
 from chalicelib.config import get_settings
 from chalicelib.models.accounts import User
 
@@ -29,7 +28,7 @@ def _s3() -> None:
 def _sqs() -> None:
     url = get_settings().jobs_queue_url
     if url:
-        client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        jobqueue.check(url)
 
 
 _CHECKS: dict[str, Callable[[], None]] = {"dynamodb": _dynamodb, "s3": _s3, "sqs": _sqs}

@@ -17,6 +17,7 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.models.base import utcnow_iso
 from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, QUEUED, RUNNING, Job
+from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, StepPublic
 
 
 def _ended() -> list[Action]:
@@ -94,27 +95,30 @@ def mark_log_truncated(job: Job, runner_id: str) -> None:
 
 
 @dataclass
-class Result:
+class JobResult:
+    """What a finished run writes on its job: the shared public models (chalicelib/schemas/jobs),
+    stored as JSON attributes and read back into the same models by `job_public`."""
+
     status: str
     error_message: str | None
     exit_code: int | None
     duration_s: float
-    inputs: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
+    inputs: list[InputFilePublic]
+    steps: list[StepPublic]
     tool_versions: dict[str, str]
-    artifacts: list[dict[str, Any]]
+    artifacts: list[ArtifactPublic]
     summary: dict[str, Any]
     log_bytes: int
     log_truncated: bool
 
 
-def finish(job: Job, runner_id: str, result: Result) -> bool:
+def finish(job: Job, runner_id: str, result: JobResult) -> bool:
     """Write the outcome; False when the job stopped being ours meanwhile (result discarded)."""
     actions: list[Action] = [
         Job.status.set(result.status), Job.completed_at.set(utcnow_iso()),
-        Job.duration_s.set(round(result.duration_s, 3)), Job.inputs.set(result.inputs),
-        Job.steps.set(result.steps), Job.tool_versions.set(result.tool_versions),
-        Job.artifacts.set(result.artifacts), Job.summary.set(result.summary),
+        Job.duration_s.set(round(result.duration_s, 3)), Job.inputs.set(_dumped(result.inputs)),
+        Job.steps.set(_dumped(result.steps)), Job.tool_versions.set(result.tool_versions),
+        Job.artifacts.set(_dumped(result.artifacts)), Job.summary.set(result.summary),
         Job.log_bytes.set(result.log_bytes), Job.log_truncated.set(result.log_truncated),
         Job.lease_expires_at.remove(), *_ended(),
     ]
@@ -129,6 +133,11 @@ def finish(job: Job, runner_id: str, result: Result) -> bool:
             return False
         raise
     return True
+
+
+def _dumped(models: list[InputFilePublic] | list[StepPublic] | list[ArtifactPublic]
+            ) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="json") for m in models]
 
 
 def release(job: Job, runner_id: str) -> bool:

@@ -8,8 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import metrics, storage
-from chalicelib.aws import client
+from chalicelib import jobqueue, metrics, storage
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from chalicelib.ids import is_number_id, with_new_id
@@ -22,7 +21,6 @@ from chalicelib.schemas.jobs import (
     InputFilePublic,
     JobCreate,
     JobLogs,
-    JobMessage,
     JobPublic,
     StepPublic,
 )
@@ -86,18 +84,15 @@ def resolve_testbench(config: dict[str, Any], paths: list[str]) -> dict[str, Any
     return {**config, "testbench": matches[0]}
 
 
-def _project_paths(project_id: int, commit: str | None, pinned: bool) -> list[str]:
-    """The paths a job would read: the commit's tree when pinned, else the files table."""
-    if pinned and commit:
-        from chalicelib.services.git.store import open_repo
+def _project_paths(project_id: int, commit: str | None) -> list[str]:
+    """The paths a job will read: its commit's tree (none before the project's first commit)."""
+    if not commit:
+        return []
+    from chalicelib.services.git.store import open_repo
 
-        store = open_repo(project_id).object_store
-        tree = store[store[commit.encode()].tree]  # type: ignore[attr-defined]
-        return [entry.path.decode("utf-8", "replace")
-                for entry in store.iter_tree_contents(tree.id)]
-    from chalicelib.models.files import File
-
-    return [f.filepath for f in File.query(project_id, attributes_to_get=["filepath"])]
+    store = open_repo(project_id).object_store
+    tree = store[store[commit.encode()].tree]  # type: ignore[attr-defined]
+    return [entry.path.decode("utf-8", "replace") for entry in store.iter_tree_contents(tree.id)]
 
 
 def _validated_config(job_type: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +113,7 @@ def _load(project_id: int, job_id: int) -> Job:
 
 
 def enqueue(job: Job) -> None:
-    body = JobMessage(project_id=job.project_id, job_id=job.id).model_dump_json()
-    client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url, MessageBody=body)
+    jobqueue.send_job(get_settings().jobs_queue_url, job.project_id, job.id, job.commit)
 
 
 def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
@@ -128,7 +122,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
               else job_commits.head_of_main(project_id))
     if data.job_type == "simulation":
-        config = resolve_testbench(config, _project_paths(project_id, commit, bool(data.commit)))
+        config = resolve_testbench(config, _project_paths(project_id, commit))
     job_quotas.check_can_submit(caller.id, project_id)
 
     def create(job_id: int) -> Job:

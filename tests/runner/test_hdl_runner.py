@@ -12,16 +12,16 @@ import pytest
 
 from chalicelib.errors import Unprocessable
 from chalicelib.schemas.job_configs import parse_job_config
-from runner.execute import Outcome, execute_job
+from runner.execute import ExecutionResult, execute_job
+from runner.kinds.synthesis import cell_class, resource_counts
 from runner.limits import MIB, Limits
-from runner.tools import cell_class, resource_counts
 from tests.hdl_support import tool_lines
 
 LIMITS = Limits(cpu_seconds=60, wall_seconds=120, memory_bytes=1024 * MIB, log_bytes=MIB)
 
 
 def run(tmp_path: Path, files: dict[str, str], job_type: str,
-        config: dict[str, Any]) -> tuple[Outcome, str]:
+        config: dict[str, Any]) -> tuple[ExecutionResult, str]:
     for rel, text in files.items():
         target = tmp_path / "src" / rel
         target.parent.mkdir(parents=True, exist_ok=True)

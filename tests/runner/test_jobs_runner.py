@@ -127,13 +127,13 @@ def test_a_duplicated_message_runs_the_job_once(api: Api, owner: UserCtx, projec
     assert queues.depth() == 0
 
 
-def _receive_all(queues: Queues, count: int) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    got: list[dict[str, Any]] = []
+def _receive_all(queues: Queues, count: int) -> list[Any]:
+    from chalicelib import jobqueue
+
+    got: list[jobqueue.Delivery] = []
     deadline = time.monotonic() + 10
     while len(got) < count and time.monotonic() < deadline:
-        got += sqs.receive_message(QueueUrl=queues.url, MaxNumberOfMessages=10,
-                                   WaitTimeSeconds=1).get("Messages", [])
+        got += jobqueue.receive(queues.url, 1, max_messages=10)
     assert len(got) == count
     return got
 
@@ -472,31 +472,39 @@ def test_a_runner_whose_job_was_taken_over_writes_nothing_more(
     assert logs["logs"] == "runner B's log\n"
 
 
-def test_a_file_rewritten_while_it_is_fetched_is_read_at_its_new_version(
-        api: Api, owner: UserCtx, project: dict[str, Any], emulator: Any,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from botocore.exceptions import ClientError
+def test_a_job_runs_the_commit_it_was_submitted_on_not_later_edits(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    import hashlib
 
-    from chalicelib import storage
-    from runner import workspace
-
-    # GIVEN a project whose first file body vanishes once, as when a PUT replaced it
-    # between the runner's Query and its GET (S3 answers 403 without s3:ListBucket)
-    real = storage.get_bytes
-    failed: list[str] = []
-
-    def flaky(key: str) -> bytes:
-        if not failed:
-            failed.append(key)
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
-        return real(key)
-
-    monkeypatch.setattr(storage, "get_bytes", flaky)
-    # WHEN the runner fetches the project's files
-    fetched = workspace.fetch_project(project["id"])
-    # THEN it re-read the file's record and got every body
-    assert failed and sorted(r.filepath for r, _ in fetched) == ["rtl/top.v", "tb/tb.v"]
-    assert all(data for _, data in fetched)
+    # GIVEN a job submitted on main's head
+    job_id = submit(api, owner, project)
+    submitted = get_job(api, owner, project, job_id)["commit"]
+    files = {f["filepath"]: f for f in api.get(f"/api/v1/projects/{project['id']}/files",
+                                                 token=owner.token).json}
+    top = files["rtl/top.v"]
+    # WHEN, before any runner claims it, a file is edited and another added (new commits)
+    got = api.get(f"/api/v1/projects/{project['id']}/files/{top['id']}", token=owner.token)
+    edited = api.put(f"/api/v1/projects/{project['id']}/files/{top['id']}", token=owner.token,
+                     headers={"If-Match": got.headers["ETag"]},
+                     json_body={"content": "module top; wire edited; endmodule\n"})
+    assert edited.status == 200, edited.body
+    make_file(api, owner, project["id"], "rtl/late.v", "module late; endmodule\n")
+    worker = make_worker(queues, FakeExecute())
+    assert worker.poll_once() == 1
+    # THEN the job ran the submitted commit's tree: the old body, without the later file
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "completed", job
+    assert job["commit"] == submitted
+    assert [i["path"] for i in job["inputs"]] == ["rtl/top.v", "tb/tb.v"]
+    by_path = {i["path"]: i for i in job["inputs"]}
+    assert by_path["rtl/top.v"]["sha256"] == hashlib.sha256(b"module top; endmodule\n").hexdigest()
+    # AND the edited file's input names no files-table row (the row holds other bytes now),
+    # while the unchanged one still names its row and version
+    assert by_path["rtl/top.v"]["file_id"] is None and by_path["rtl/top.v"]["blob"]
+    assert (by_path["tb/tb.v"]["file_id"], by_path["tb/tb.v"]["version"]) == (
+        files["tb/tb.v"]["id"], files["tb/tb.v"]["version"])
+    logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job_id}/logs", token=owner.token).json
+    assert f"files from commit {submitted}" in logs["logs"]
 
 
 def test_a_one_job_runner_exits_after_its_job(api: Api, owner: UserCtx, project: dict[str, Any],

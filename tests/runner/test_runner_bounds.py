@@ -18,13 +18,13 @@ import pytest
 import runner.sandbox
 from runner import cgroup, fstree
 from runner.limits import MIB, Limits
-from runner.sandbox import JobDirs, LogBudget, RunResult, Sandbox
+from runner.sandbox import CommandResult, JobDirs, LogBudget, Sandbox
 
 DEEP = 3000
 
 
 def sandboxed(tmp_path: Path, argv: list[str], limits: Limits,
-              keep_stage: bool = False) -> tuple[RunResult, str, JobDirs]:
+              keep_stage: bool = False) -> tuple[CommandResult, str, JobDirs]:
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True, exist_ok=True)
     uid = runner.sandbox.sandbox_uid()

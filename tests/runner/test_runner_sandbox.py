@@ -1,7 +1,7 @@
 """Runner tier: execute_job with the real tools inside bubblewrap, including hostile designs.
 
 No AWS: each test materialises a job directory (src/ holding the project's files), calls
-`runner.execute.execute_job` directly and inspects the Outcome, the log and the host.
+`runner.execute.execute_job` directly and inspects the ExecutionResult, the log and the host.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 import runner.sandbox
 from chalicelib.errors import Unprocessable
 from chalicelib.schemas.job_configs import parse_job_config
-from runner.execute import Outcome, SandboxUnavailable, execute_job
+from runner.execute import ExecutionResult, SandboxUnavailable, execute_job
 from runner.limits import MIB, Limits
 from runner.sandbox import JobDirs, LogBudget, Sandbox
 from tests.jobs_support import wait_for
@@ -64,7 +64,7 @@ def make_job(tmp_path: Path, files: dict[str, str], name: str = "job") -> Path:
 
 
 def run(workdir: Path, job_type: str, config: dict, limits: Limits = SMALL,
-        cancelled: threading.Event | None = None) -> tuple[Outcome, str]:
+        cancelled: threading.Event | None = None) -> tuple[ExecutionResult, str]:
     chunks: list[bytes] = []
     outcome = execute_job(job_type, config, workdir, limits, chunks.append, cancelled or threading.Event())
     return outcome, b"".join(chunks).decode(errors="replace")
@@ -440,13 +440,14 @@ def test_symlinks_a_tool_plants_are_not_followed_by_the_runner(tmp_path: Path, p
     result = sandbox.run(["/bin/sh", "-c", f"ln -s {planted_secrets} leak.vcd; mkfifo pipe.vcd; "
                           f"ln -s / root; ls -la"], LogBudget(65536, sink=chunks.append), threading.Event())
     assert result.exit_code == 0, chunks
-    from runner.execute import _JobRun
-    job = _JobRun("simulation", sandbox, SMALL, chunks.append, threading.Event())
+    from runner.execute import JobRun
+    from runner.kinds import KINDS, simulation
+    job = JobRun(KINDS["simulation"], sandbox, SMALL, chunks.append, threading.Event())
     # WHEN the runner collects waveforms
-    job._collect_waveforms(True)
+    simulation.collect_waveforms(job, True)
     dirs.remove_stage()
     # THEN neither the link nor the FIFO became an artifact (and collection did not block)
-    assert job.outcome.artifacts == []
+    assert job.result.artifacts == []
     assert not list((workdir / "out").iterdir())
 
 

@@ -1,0 +1,104 @@
+"""The runner's settings: every A6HUB_RUNNER_* knob (and the DLQ URL), typed and validated at once.
+
+`runner_env()` parses the environment into `RunnerEnv`; a bad value (a word where a number goes,
+a negative limit, an unknown boolean) raises `RunnerConfigError` naming the variable, and
+`python -m runner` parses before it polls, so a misconfigured runner fails at start rather
+than at its first job. The parse is cached on the variables' values: a process reads it once
+(tests that change a variable get a fresh parse). Values the API shares (stage, bucket, table
+prefix, jobs queue URL) come from its settings (chalicelib/config.py `get_settings()`), which
+keep the JWT key apart, so the runner never holds it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runner.limits import Limits
+
+PREFIX = "A6HUB_RUNNER_"
+
+
+class RunnerConfigError(ValueError):
+    """An A6HUB_RUNNER_* (or jobs queue) variable holds a value the runner cannot use."""
+
+
+class RunnerEnv(BaseModel):
+    """What the environment configures; defaults in brackets.
+
+    Queue side: wait_seconds [20] long-poll time, cancel_poll_seconds [0.5] how often a running
+    job's record is read for cancel / takeover, log_flush_seconds [0.5], stop_grace_seconds [20]
+    time a job gets to finish after SIGTERM, dlq_check_seconds [30].
+    Limits of one job (runner/limits.py): cpu_seconds, wall_seconds, memory_bytes, file_bytes,
+    processes, log_bytes, disk_bytes.
+    Sandbox: sandbox_dir [$TMPDIR/a6hub-sandbox] where job stages live; unsandboxed [false] runs
+    tools without bubblewrap (only behind another boundary); sandbox_uid pins the tools' host uid,
+    else one is drawn per job from sandbox_uids ["200000-265535"]; cgroup ["" = find one,
+    "off" = none, or a cgroup v2 directory].
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs_dlq_url: str = ""  # A6HUB_JOBS_DLQ_URL, for a queue without a redrive policy
+
+    wait_seconds: int = Field(default=20, ge=0, le=20)  # SQS long polls for at most 20 s
+    cancel_poll_seconds: float = Field(default=0.5, gt=0)
+    log_flush_seconds: float = Field(default=0.5, gt=0)
+    stop_grace_seconds: float = Field(default=20.0, ge=0)
+    dlq_check_seconds: float = Field(default=30.0, gt=0)
+
+    cpu_seconds: int = Field(default=Limits.cpu_seconds, gt=0)
+    wall_seconds: int = Field(default=Limits.wall_seconds, gt=0)
+    memory_bytes: int = Field(default=Limits.memory_bytes, gt=0)
+    file_bytes: int = Field(default=Limits.file_bytes, gt=0)
+    processes: int = Field(default=Limits.processes, gt=0)
+    log_bytes: int = Field(default=Limits.log_bytes, gt=0)
+    disk_bytes: int = Field(default=Limits.disk_bytes, gt=0)
+
+    sandbox_dir: str = ""
+    unsandboxed: bool = False
+    sandbox_uid: int | None = Field(default=None, gt=0)
+    sandbox_uids: str = Field(default="200000-265535", pattern=r"^\d+(-\d+)?$")
+    cgroup: str = ""
+
+    @property
+    def uid_range(self) -> tuple[int, int]:
+        """sandbox_uids as (first, last), inclusive."""
+        first, _, last = self.sandbox_uids.partition("-")
+        return int(first), int(last or first)
+
+    @property
+    def cgroup_mode(self) -> Literal["auto", "off", "path"]:
+        value = self.cgroup.strip().lower()
+        if value in ("off", "0", "no"):
+            return "off"
+        return "path" if value else "auto"
+
+
+def variable(field: str) -> str:
+    """The environment variable behind a RunnerEnv field."""
+    return f"A6HUB_{field.upper()}" if field.startswith("jobs_") else PREFIX + field.upper()
+
+
+@lru_cache(maxsize=4)
+def _parse(snapshot: tuple[tuple[str, str], ...]) -> RunnerEnv:
+    try:
+        return RunnerEnv.model_validate(dict(snapshot))
+    except ValidationError as e:
+        problems = [f"{variable(str(item['loc'][0]))}: {item['msg']}, got {item.get('input')!r}"
+                    for item in e.errors()]
+        raise RunnerConfigError(f"bad runner setting: {'; '.join(problems)}") from None
+
+
+def runner_env() -> RunnerEnv:
+    """The runner's settings from the environment; raises RunnerConfigError on a bad value.
+
+    A variable set to "" counts as unset (its default applies); booleans are pydantic's
+    (1/true/yes/on/t/y or 0/false/no/off/f/n, any case); variables no field names are ignored.
+    """
+    values = {field: raw.strip() for field in RunnerEnv.model_fields
+              if (raw := os.environ.get(variable(field), "")).strip()}
+    return _parse(tuple(sorted(values.items())))
