@@ -479,11 +479,11 @@ def test_a_user_file_named_like_a_script_is_not_executed(tmp_path: Path) -> None
 SPIN = "module tb;\n  reg r = 0;\n  initial forever r = ~r;\nendmodule\n"
 
 
-def _cpu_limit_names_the_step(outcome: Outcome, log: str) -> None:
+def _cpu_limit_names_the_step(outcome: ExecutionResult, log: str) -> None:
     assert outcome.steps[-1].limit == "CPU time limit of 1 s exceeded"
 
 
-def _log_stops_at_the_cap_and_says_why(outcome: Outcome, log: str) -> None:
+def _log_stops_at_the_cap_and_says_why(outcome: ExecutionResult, log: str) -> None:
     assert outcome.log_truncated is True
     # the tools' output stops at the cap; the runner's own lines come after it, and say why
     tool_output = log.split("\n[a6hub] tool output stopped here")[0]
