@@ -27,13 +27,3 @@ class Limits:
     processes: int = 64
     log_bytes: int = 2 * MIB
     disk_bytes: int = 1024 * MIB
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """The limits the runner's settings name; raises RunnerConfigError on a bad value."""
-        from runner.settings import runner_env  # settings take their defaults from Limits
-
-        env = runner_env()
-        return cls(cpu_seconds=env.cpu_seconds, wall_seconds=env.wall_seconds,
-                   memory_bytes=env.memory_bytes, file_bytes=env.file_bytes,
-                   processes=env.processes, log_bytes=env.log_bytes, disk_bytes=env.disk_bytes)

@@ -36,7 +36,7 @@ from chalicelib.logs import SERVICE
 from runner.cgroup import JobCgroup, remove_stale
 from runner.jobdirs import JobDirs, SandboxUnavailable, remove_stale_stages
 from runner.limits import Limits
-from runner.settings import runner_env
+from runner.settings import job_limits, runner_env
 from runner.watch import CommandResult, LogBudget, Watch, reap_uid, size_text, tmp_bytes
 
 logger = Logger(service=SERVICE, child=True)
@@ -78,7 +78,7 @@ def sandbox_problem() -> str | None:
 def _run_probe() -> str | None:
     # Once per runner process: a job's stage cannot outlive twice the wall limit (and an hour).
     # Leftovers are a nuisance, not a reason to refuse to start.
-    max_age = max(3600.0, 2.0 * Limits.from_env().wall_seconds)
+    max_age = max(3600.0, 2.0 * job_limits().wall_seconds)
     try:
         removed = remove_stale_stages(max_age) + remove_stale(max_age)
     except OSError as e:

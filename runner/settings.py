@@ -102,3 +102,14 @@ def runner_env() -> RunnerEnv:
     values = {field: raw.strip() for field in RunnerEnv.model_fields
               if (raw := os.environ.get(variable(field), "")).strip()}
     return _parse(tuple(sorted(values.items())))
+
+
+def job_limits() -> Limits:
+    """The limits of one job as the runner's settings name them (defaults: runner/limits.py).
+
+    Raises RunnerConfigError on a bad value.
+    """
+    env = runner_env()
+    return Limits(cpu_seconds=env.cpu_seconds, wall_seconds=env.wall_seconds,
+                  memory_bytes=env.memory_bytes, file_bytes=env.file_bytes,
+                  processes=env.processes, log_bytes=env.log_bytes, disk_bytes=env.disk_bytes)

@@ -35,7 +35,7 @@ from chalicelib.services.job_lifecycle import JobResult
 from runner import commit_tree, importer, workspace
 from runner.limits import Limits
 from runner.logstream import LogStream
-from runner.settings import runner_env
+from runner.settings import job_limits, runner_env
 
 if TYPE_CHECKING:
     from runner.execute import ExecutionResult
@@ -118,7 +118,7 @@ class Worker:
                  execute: Execute | None = None, max_jobs: int = 0) -> None:
         self.settings = settings
         self.max_jobs = max_jobs
-        self.limits = limits or Limits.from_env()
+        self.limits = limits or job_limits()
         self._execute = execute
         self.stopping = threading.Event()
         self._stop_deadline: float | None = None

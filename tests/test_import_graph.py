@@ -32,7 +32,16 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Our modules `name` imports (`from p import m` counts as p.m when that is a module)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    # Imports under `if TYPE_CHECKING:` never run: a type named in an annotation is not an
+    # import-order dependency (a job kind is handed the run that calls it, and both name each
+    # other's type). Every other import counts, at module level or inside a function.
+    type_only = {id(n) for node in ast.walk(tree)
+                 if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                 for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -26,6 +26,7 @@ from chalicelib.schemas.job_configs import parse_job_config
 from runner.execute import ExecutionResult, SandboxUnavailable, execute_job
 from runner.limits import MIB, Limits
 from runner.sandbox import JobDirs, LogBudget, Sandbox
+from runner.settings import job_limits
 from tests.jobs_support import wait_for
 
 SECRET = "plant-XYZ-" + uuid.uuid4().hex[:8]
@@ -647,12 +648,12 @@ def test_stages_left_by_a_killed_runner_are_removed_once_old(tmp_path: Path,
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A6HUB_RUNNER_WALL_SECONDS", "7")
     monkeypatch.setenv("A6HUB_RUNNER_MEMORY_BYTES", str(64 * MIB))
-    limits = Limits.from_env()
+    limits = job_limits()
     assert limits.wall_seconds == 7 and limits.memory_bytes == 64 * MIB
     assert limits.cpu_seconds == Limits().cpu_seconds
     monkeypatch.setenv("A6HUB_RUNNER_PROCESSES", "-1")
     with pytest.raises(ValueError, match="A6HUB_RUNNER_PROCESSES"):
-        Limits.from_env()
+        job_limits()
 
 
 # --- verilator (compiles C++: slow) ---------------------------------------------------------------

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from runner.limits import MIB, Limits
-from runner.settings import RunnerConfigError, runner_env
+from runner.settings import RunnerConfigError, job_limits, runner_env
 from tests.conftest import ROOT
 
 
@@ -22,7 +22,7 @@ def test_defaults_apply_when_nothing_or_a_blank_is_set(monkeypatch: pytest.Monke
     # WHEN read THEN every value is its default
     env = runner_env()
     assert env.wait_seconds == 20 and env.stop_grace_seconds == 20.0
-    assert Limits.from_env() == Limits()
+    assert job_limits() == Limits()
     assert env.unsandboxed is False and env.sandbox_uid is None
     assert env.uid_range == (200000, 265535) and env.cgroup_mode == "auto"
 
@@ -34,7 +34,7 @@ def test_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A6HUB_RUNNER_CGROUP", "off")
     monkeypatch.setenv("A6HUB_RUNNER_CANCEL_POLL_SECONDS", "0.25")
     env = runner_env()
-    assert Limits.from_env().memory_bytes == 64 * MIB
+    assert job_limits().memory_bytes == 64 * MIB
     assert env.unsandboxed is True and env.uid_range == (300000, 300009)
     assert env.cgroup_mode == "off" and env.cancel_poll_seconds == 0.25
 
