@@ -37,6 +37,9 @@ class Step:
 
     name: str
     argv: list[str]
+    # False: a non-zero exit is a verdict the job reads from the output (a formal check that
+    # failed), not a tool failure.
+    check_exit: bool = True
 
 
 @dataclass
@@ -169,6 +172,8 @@ VERSION_COMMANDS = {
     "vvp": ["vvp", "-V"],
     "yosys": ["yosys", "-V"],
     "verilator": ["verilator", "--version"],
+    "z3": ["z3", "--version"],
+    "dot": ["dot", "-V"],
 }
 
 
