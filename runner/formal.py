@@ -107,7 +107,9 @@ def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
         steps.append(Step("cover", [*smtbmc, "-c", "-t", depth, "--dump-vcd",
                                     f"{BUILD_DIR}/{COVER_VCD}", MODEL_SMT2], check_exit=False))
     else:
-        steps.append(Step("basecase", [*smtbmc, "-t", depth, "--dump-vcd",
+        # --presat (as SymbiYosys does): assumptions that contradict each other are reported
+        # ("PREUNSAT") instead of making every assertion pass vacuously.
+        steps.append(Step("basecase", [*smtbmc, "--presat", "-t", depth, "--dump-vcd",
                                        f"{BUILD_DIR}/{TRACE_VCD}", MODEL_SMT2], check_exit=False))
         if config.mode == "prove":
             steps.append(Step("induction", [*smtbmc, "-i", "-t", depth, MODEL_SMT2], check_exit=False))
@@ -126,7 +128,7 @@ def replay_step(frame: int) -> Step:
 
 # --- reading the solvers' output -----------------------------------------------------------------
 
-_STEP = re.compile(r"Checking (?:assertions|cover reachability) in step (\d+)")
+_STEP = re.compile(r"Checking (?:assertions|assumptions|cover reachability) in step (\d+)")
 _ASSERT_FAILED = re.compile(r"Assert failed in (\S+): (\S+) \(")
 _COVER = re.compile(r"(Reached|Unreached) cover statement at (\S+) \((?:[^)]*)\)(?: in step (\d+))?")
 _STATUS = re.compile(r"Status: (\w+)")
@@ -228,7 +230,8 @@ def _verdict_assertions(config: FormalConfig, result: dict[str, Any],
         return {**result, "result": "error", "message": "yosys-smtbmc stopped without a status"}
     if base["unsat_assumptions"]:
         return {**result, "result": "error", "step": base["last_step"],
-                "message": f"the assumptions are unsatisfiable at step {base['last_step']}"}
+                "message": (f"the assumptions contradict each other by step {base['last_step']}: "
+                            "every assertion would pass vacuously")}
     if base["status"] != "PASSED":
         step = base["last_step"]
         return {**result, "result": "failed", "step": step,

@@ -61,6 +61,17 @@ NOT_INDUCTIVE = """module wrap100 (input logic clk);
 endmodule
 """
 
+# Two assumptions that cannot both hold: without a check every assertion passes vacuously.
+CONTRADICTION = """module u (input logic clk, input logic a, output logic q);
+  always_ff @(posedge clk) q <= a;
+`ifdef FORMAL
+  always @(*) assume (a);
+  always @(*) assume (!a);
+  always @(*) assert (q == 1'b0 && q == 1'b1);
+`endif
+endmodule
+"""
+
 SMALL = "module counter(input clk, output reg [3:0] q = 0);\n  always @(posedge clk) q <= q + 1;\nendmodule\n"
 # 2,100 XOR gates after synthesis: over the schematic's cap of 500 cells.
 WIDE = "module wide(input [2099:0] a, b, output [2099:0] y);\n  assign y = a ^ b;\nendmodule\n"
@@ -168,6 +179,19 @@ def test_a_true_property_that_is_not_k_inductive_is_unknown_and_pdr_proves_it(
     assert "not 10-inductive" in formal["message"] and "wrap100.sv:5" in formal["message"]
     proved = _run(api, owner, project, queues, "formal", {"mode": "prove", "engine": "abc_pdr"})
     assert proved["status"] == "completed" and proved["summary"]["formal"]["result"] == "passed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["bmc", "prove"])
+def test_contradictory_assumptions_are_an_error_not_a_vacuous_pass(
+        api: Api, owner: UserCtx, queues: Queues, mode: str) -> None:
+    project = _project(api, owner, {"u.sv": CONTRADICTION})
+    job = _run(api, owner, project, queues, "formal", {"mode": mode})
+    assert job["status"] == "failed"
+    formal = job["summary"]["formal"]
+    assert (formal["result"], formal["step"]) == ("error", 0), formal
+    assert job["error_message"] == (f"formal {mode}: error: the assumptions contradict each other "
+                                    "by step 0: every assertion would pass vacuously")
 
 
 @pytest.mark.slow
