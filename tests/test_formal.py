@@ -284,3 +284,21 @@ def test_a_large_designs_schematic_is_not_drawn_and_says_why(api: Api, owner: Us
     assert "schematic" not in {s["name"] for s in job["steps"]}
     logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job['id']}/logs", token=owner.token)
     assert "[a6hub] schematic not drawn: the design has 2,100 cells" in logs.json["logs"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reach", ['initial $readmemh("/etc/passwd", mem);', '`include "/etc/passwd"'])
+def test_a_formal_model_cannot_read_host_files(api: Api, owner: UserCtx, queues: Queues,
+                                               reach: str) -> None:
+    # GIVEN a design whose elaboration (Yosys reads memory files and includes itself) names a
+    # host file
+    design = ("module m (input logic clk);\n  reg [7:0] mem [0:15];\n  " + reach + "\n"
+              "  always @(*) assert (mem[0] == mem[0]);\nendmodule\n")
+    project = _project(api, owner, {"m.sv": design})
+    job = _run(api, owner, project, queues, "formal", {"mode": "bmc", "depth": 2})
+    # THEN the model step fails: the sandbox has no /etc/passwd, and nothing of it is shown
+    assert job["status"] == "failed", job["summary"].get("formal")
+    assert job["error_message"].startswith("model failed"), job["error_message"]
+    assert re.search(r"Can(?: not|'t) open (?:include )?file `/etc/passwd", job["error_message"])
+    logs = api.get(f"/api/v1/projects/{project['id']}/jobs/{job['id']}/logs", token=owner.token)
+    assert "root:" not in logs.json["logs"]
