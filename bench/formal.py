@@ -3,7 +3,7 @@
 Three checks: a counter whose assertion fails at step 6 (bmc, depth 20: the model, the solver
 run and the counterexample trace, whose VCD the service also indexes as FST), a mod-10 counter
 proved by 4-induction (base case and induction step), and the same proved by ABC's PDR. "By
-hand" runs the very command lines and scripts the runner writes (runner/formal.plan_formal) in a
+hand" runs the very command lines and scripts the runner writes (runner/kinds/formal.py plan_formal) in a
 scratch directory, without the sandbox, the queue or the API.
 
 `python -m bench.formal [--quick]` runs it on its own stack with one `python -m runner`;
@@ -65,7 +65,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, Any], str]] = [
 def by_hand(files: dict[str, str], config: dict[str, Any]) -> tuple[float, str]:
     """The runner's own scripts and command lines (plan_formal), run in a scratch directory."""
     from chalicelib.schemas.job_configs import FormalConfig
-    from runner.formal import plan_formal, read_pdr, replay_step
+    from runner.kinds.formal import plan_formal, read_pdr, replay_step
 
     work = Path(tempfile.mkdtemp(prefix="a6hub-bench-formal-"))
     try:

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.schemas.job_configs import SynthesisConfig
-from runner.tools import BUILD_DIR, Plan, Step
+from runner.tools import BUILD_DIR, Plan
+
+if TYPE_CHECKING:
+    from runner.execute import JobRun
 
 # Graphviz `dot` on yosys' generic gates (this machine, 2 cores shared): 10 cells 0.4 s, 859
 # cells 22 s, 1,579 cells 83 s (a 12- and a 16-bit multiplier); past a few hundred cells a
@@ -44,14 +47,14 @@ def with_schematic(config: SynthesisConfig, plan: Plan) -> Plan:
     return plan
 
 
-def collect_schematic(run: Any) -> None:
+def collect_schematic(run: JobRun) -> None:
     """Lay out the graph as `schematic.svg` within the caps, or say in `summary.schematic` why not.
 
-    `run` is runner/execute.py's job run, after `_collect_synthesis` (summary.synthesis.cells).
+    Called by the synthesis kind's collect, after summary.synthesis (its `cells`) is written.
     """
-    cells = int((run.outcome.summary.get("synthesis") or {}).get("cells") or 0)
+    cells = int((run.result.summary.get("synthesis") or {}).get("cells") or 0)
     info: dict[str, Any] = {"cells": cells, "max_cells": MAX_CELLS, "drawn": False}
-    run.outcome.summary["schematic"] = info
+    run.result.summary["schematic"] = info
     dot_size = _size(run, os.path.basename(DOT_PREFIX) + ".dot")
     reason: str | None
     if cells > MAX_CELLS:
@@ -66,36 +69,30 @@ def collect_schematic(run: Any) -> None:
         reason = _draw(run, info)
     if reason:
         info["reason"] = reason
-        run.outcome.summary.setdefault("warnings", []).append(f"schematic {reason}")
-        run._say(f"schematic {reason}")
+        run.result.summary.setdefault("warnings", []).append(f"schematic {reason}")
+        run.say(f"schematic {reason}")
 
 
-def _draw(run: Any, info: dict[str, Any]) -> str | None:
-    from runner.execute import _Failed
-
-    step = Step("schematic", ["timeout", str(LAYOUT_SECONDS), "dot", "-Tsvg", "-o",
-                              f"{BUILD_DIR}/{SVG}", f"{DOT_PREFIX}.dot"], check_exit=False)
-    try:
-        run._run_step(step)
-    except _Failed as e:
-        if e.status == "cancelled":
-            raise
-        return f"not drawn: {e.message}"  # a limit (wall time, memory): the synthesis stands
-    exit_code = run.outcome.steps[-1].exit_code
-    if exit_code == 124:  # timeout(1)
+def _draw(run: JobRun, info: dict[str, Any]) -> str | None:
+    argv = ["timeout", str(LAYOUT_SECONDS), "dot", "-Tsvg", "-o", f"{BUILD_DIR}/{SVG}",
+            f"{DOT_PREFIX}.dot"]
+    result = run.run_extra_step("schematic", argv)
+    if result.limit:  # the job's own wall time, memory...: the synthesis stands
+        return f"not drawn: {result.limit}"
+    if result.exit_code == 124:  # timeout(1)
         return (f"not drawn: the layout took over {LAYOUT_SECONDS} s; synthesise a submodule "
                 "(config.top) to see it")
-    if exit_code != 0:
-        return f"not drawn: dot exited {exit_code}"
+    if result.exit_code != 0:
+        return f"not drawn: dot exited {result.exit_code}"
     size = _size(run, SVG)
     if size is None:
         return "not drawn: dot wrote no SVG"
     if size > MAX_SVG_BYTES:
         return (f"not kept: the SVG is {size:,} bytes, over the cap of {MAX_SVG_BYTES:,}; "
                 "synthesise a submodule (config.top) to see it")
-    build = run._build_fd()
+    build = run.build_fd()
     try:
-        if not run._copy_out(build, SVG, SVG, "schematic", "image/svg+xml"):
+        if not run.copy_out(build, SVG, SVG, "schematic", "image/svg+xml"):
             return "not drawn: the SVG is not a regular file"
     finally:
         os.close(build)
@@ -103,9 +100,9 @@ def _draw(run: Any, info: dict[str, Any]) -> str | None:
     return None
 
 
-def _size(run: Any, name: str) -> int | None:
+def _size(run: JobRun, name: str) -> int | None:
     """Size of a regular file in the build dir, links not followed; None when there is none."""
-    build = run._build_fd()
+    build = run.build_fd()
     try:
         st = os.stat(name, dir_fd=build, follow_symlinks=False)
     except OSError:

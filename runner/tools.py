@@ -37,9 +37,6 @@ class Step:
 
     name: str
     argv: list[str]
-    # False: a non-zero exit is a verdict the job reads from the output (a formal check that
-    # failed), not a tool failure.
-    check_exit: bool = True
 
 
 @dataclass

@@ -202,7 +202,7 @@ class LintConfig(_JobConfig):
 
 
 # --- formal ------------------------------------------------------------------------------------
-# The runner writes every script itself (runner/formal.py) from these fields: there is no way to
+# The runner writes every script itself (runner/kinds/formal.py) from these fields: there is no way to
 # hand it a `.sby` file or a Yosys script, both of which run arbitrary commands (`!cmd`, a
 # `[script]` section).
 

@@ -31,12 +31,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.hdl.project import ProjectError, synthesis_set
 from chalicelib.schemas.job_configs import V2005, FormalConfig
-from runner import tools
-from runner.tools import BUILD_DIR, JobInputError, Plan, Step
+from runner.kinds.base import JobFailed, JobKind
+from runner.kinds.simulation import index_waveforms
+from runner.kinds.synthesis import _yosys_word
+from runner.tools import BUILD_DIR, JobInputError, Plan, Step, check_files, language_hint, load, plan_notes
+
+if TYPE_CHECKING:
+    from runner.execute import JobRun
 
 MODEL_SMT2 = f"{BUILD_DIR}/model.smt2"
 MODEL_AIG = f"{BUILD_DIR}/model.aig"
@@ -48,11 +53,8 @@ MAX_TRACES = 4
 SOLVER = "z3"
 STEP_TIME = 10  # yosys-smtbmc's VCD: one solver step every 10 time units (timescale 1ns)
 
-VERSION_TOOLS = ["yosys", "z3"]
-
-
-def _word(text: str) -> str:
-    return tools._yosys_word(text)
+# Steps whose exit status is a verdict read from their output (yosys-smtbmc exits 1 on FAILED).
+VERDICT_STEPS = frozenset({"basecase", "induction", "cover", "pdr"})
 
 
 def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
@@ -60,8 +62,8 @@ def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
 
     Raises JobInputError when the files do not fit (no HDL file, unknown top or file).
     """
-    project = tools.load(src, config)
-    tools._check_files(project, config.files)
+    project = load(src, config)
+    check_files(project, config.files)
     try:
         cs = synthesis_set(project, top=config.top, files=config.files)
     except ProjectError as e:
@@ -69,15 +71,15 @@ def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
     top = cs.roots[0]
     generated: dict[str, str] = {}
     lines = []
-    includes = " ".join(f"-I {_word(d)}" for d in cs.include_dirs)
+    includes = " ".join(f"-I {_yosys_word(d)}" for d in cs.include_dirs)
     if config.defines:
         generated["a6hub_defines.vh"] = "".join(
             f"`define {name} {value}\n" for name, value in config.defines.items())
-        lines.append(f"read_verilog -formal -sv {_word(gen_dir + '/a6hub_defines.vh')}")
+        lines.append(f"read_verilog -formal -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
     defer = " -defer" if set(cs.files) - set(project.closure([top])) else ""
     for f in cs.files:
         sv = "" if config.language == V2005 and f.endswith(".v") else " -sv"
-        lines.append(f"read_verilog -formal{defer}{sv} {includes} {_word(f)}")
+        lines.append(f"read_verilog -formal{defer}{sv} {includes} {_yosys_word(f)}")
     lines += [
         f"prep -top {top}",
         "hierarchy -smtcheck",
@@ -102,20 +104,20 @@ def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
     depth = str(config.depth)
     if config.engine == "abc_pdr":
         script = f"read_aiger {MODEL_AIG}; fold; strash; pdr; write_cex -a {WITNESS}"
-        steps.append(Step("pdr", ["yosys-abc", "-c", script], check_exit=False))
+        steps.append(Step("pdr", ["yosys-abc", "-c", script]))
     elif config.mode == "cover":
         steps.append(Step("cover", [*smtbmc, "-c", "-t", depth, "--dump-vcd",
-                                    f"{BUILD_DIR}/{COVER_VCD}", MODEL_SMT2], check_exit=False))
+                                    f"{BUILD_DIR}/{COVER_VCD}", MODEL_SMT2]))
     else:
         # --presat (as SymbiYosys does): assumptions that contradict each other are reported
         # ("PREUNSAT") instead of making every assertion pass vacuously.
         steps.append(Step("basecase", [*smtbmc, "--presat", "-t", depth, "--dump-vcd",
-                                       f"{BUILD_DIR}/{TRACE_VCD}", MODEL_SMT2], check_exit=False))
+                                       f"{BUILD_DIR}/{TRACE_VCD}", MODEL_SMT2]))
         if config.mode == "prove":
-            steps.append(Step("induction", [*smtbmc, "-i", "-t", depth, MODEL_SMT2], check_exit=False))
-    plan = Plan(steps=steps, generated=generated, notes=tools._plan_notes(config, cs),
+            steps.append(Step("induction", [*smtbmc, "-i", "-t", depth, MODEL_SMT2]))
+    plan = Plan(steps=steps, generated=generated, notes=plan_notes(config, cs),
                 files=list(cs.files))
-    plan.compile_set, plan.failure_hint = cs, tools._language_hint(config, cs)
+    plan.compile_set, plan.failure_hint = cs, language_hint(config, cs)
     return plan
 
 
@@ -123,7 +125,7 @@ def replay_step(frame: int) -> Step:
     """yosys-smtbmc replaying ABC's witness (`frame` is the failing frame) into the trace VCD."""
     return Step("replay", ["yosys-smtbmc", "-s", SOLVER, "--noprogress", "--aig",
                            f"{MODEL_AIM}:{WITNESS}", "--aig-noheader", "-t", str(frame + 1),
-                           "--dump-vcd", f"{BUILD_DIR}/{TRACE_VCD}", MODEL_SMT2], check_exit=False)
+                           "--dump-vcd", f"{BUILD_DIR}/{TRACE_VCD}", MODEL_SMT2])
 
 
 # --- reading the solvers' output -----------------------------------------------------------------
@@ -257,43 +259,54 @@ def _failed_message(step: int | None, asserts: list[dict[str, Any]]) -> str:
 
 # --- after the steps: verdict, traces --------------------------------------------------------------
 
-def collect_formal(run: Any, config: FormalConfig) -> None:
+def collect(run: JobRun, config: FormalConfig) -> None:
     """Record the verdict on the job (`summary.formal`), keep the traces, fail the job unless passed.
 
-    `run` is runner/execute.py's job run (captured output, the sandbox, artifact copying). A
-    failing check's counterexample (cover: each reached cover's trace) becomes a `waveform`
+    A failing check's counterexample (cover: each reached cover's trace) becomes a `waveform`
     artifact indexed as FST, so the waveform API reads it; times are 10 units per solver step.
     """
-    from runner.execute import _Failed  # runner.execute imports this module
-
     outputs = {name: data.decode(errors="replace") for name, data in run.captured.items()}
     if config.engine == "abc_pdr":
         frame = read_pdr(outputs.get("pdr", ""))["frame"]
         if frame is not None:
-            step = replay_step(frame)
-            run._run_step(step)
-            outputs["replay"] = run.captured.get("replay", b"").decode(errors="replace")
+            outputs["replay"] = _run_captured(run, replay_step(frame))
     found = verdict(config, outputs)
-    run.outcome.summary["formal"] = found
+    run.result.summary["formal"] = found
     names = [TRACE_VCD] if config.mode != "cover" else [COVER_VCD.replace("%", str(i))
                                                         for i in range(MAX_TRACES)]
-    build = run._build_fd()
+    build = run.build_fd()
     try:
-        for name in names:
-            if run._copy_out(build, name, name, "waveform", "text/x-vcd"):
-                run.vcd_sources[name] = f"{BUILD_DIR}/{name}"
+        kept = [name for name in names if run.copy_out(build, name, name, "waveform", "text/x-vcd",
+                                                       source=f"{BUILD_DIR}/{name}")]
     finally:
         os.close(build)
-    found["traces"] = list(run.vcd_sources)
-    if run.vcd_sources:
+    found["traces"] = kept
+    if kept:
         found["trace_time_per_step"] = STEP_TIME
-        run._index_waveforms()
-    run._say(f"formal {config.mode} ({config.engine}, depth {config.depth}): {found['result']}: "
-             f"{found['message']}")
+        index_waveforms(run)
+    run.say(f"formal {config.mode} ({config.engine}, depth {config.depth}): {found['result']}: "
+            f"{found['message']}")
     if found["result"] != "passed":
-        raise _Failed(f"formal {config.mode}: {found['result']}: {found['message']}")
+        raise JobFailed(f"formal {config.mode}: {found['result']}: {found['message']}")
+
+
+def _run_captured(run: JobRun, step: Step) -> str:
+    """Run a step after the plan's and return its output (the replay names the failing assertion)."""
+    run.budget.tee = bytearray()
+    try:
+        result = run.run_extra_step(step.name, step.argv)
+        output = bytes(run.budget.tee).decode(errors="replace")
+    finally:
+        run.budget.tee = None
+    if result.limit:
+        raise JobFailed(f"{step.name}: {result.limit}")
+    return output
 
 
 def _where(properties: list[dict[str, Any]]) -> str:
     """'file:line' of each property (yosys' location text when it has no line)."""
     return ", ".join(f"{p['file']}:{p['line']}" if p.get("line") else p["location"] for p in properties)
+
+
+KIND = JobKind(job_type="formal", config=FormalConfig, tools=lambda _config: ["yosys", "z3"],
+               plan=plan_formal, collect=collect, judges_exit=VERDICT_STEPS)
