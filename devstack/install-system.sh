@@ -2,7 +2,7 @@
 # Install the Debian packages the local stack and the tests need, if any is missing.
 set -euo pipefail
 # With arguments: those packages instead (make client-e2e: chromium).
-packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave)
+packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz)
 [ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -169,6 +169,8 @@ VERSION_COMMANDS = {
     "vvp": ["vvp", "-V"],
     "yosys": ["yosys", "-V"],
     "verilator": ["verilator", "--version"],
+    "z3": ["z3", "--version"],
+    "dot": ["dot", "-V"],
 }
 
 

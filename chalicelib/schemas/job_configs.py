@@ -25,7 +25,7 @@ MAX_SIM_TIME = 10**15
 SUPPORTED_SIMULATORS = ("icarus", "verilator")
 SYNTH_FAMILIES = ("generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix", "intel")
 LINT_TOOLS = ("verilator", "icarus")
-JOB_TYPES = ("simulation", "synthesis", "lint")
+JOB_TYPES = ("simulation", "synthesis", "lint", "formal")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # Any name the files API accepts (spaces, non-ASCII letters) except one a tool could read as an
@@ -189,6 +189,9 @@ class SynthesisConfig(_JobConfig):
     family: Literal["generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix",
                     "intel"] = "generic"
     flatten: bool = True
+    # Draw the synthesised top as `schematic.svg` (yosys `show` through Graphviz `dot`), up to
+    # runner/schematic.py's caps on cells and bytes; past them the job says why there is none.
+    schematic: bool = False
 
 
 class LintConfig(_JobConfig):
@@ -198,10 +201,49 @@ class LintConfig(_JobConfig):
     top: Identifier | None = None
 
 
+# --- formal ------------------------------------------------------------------------------------
+# The runner writes every script itself (runner/kinds/formal.py) from these fields: there is no way to
+# hand it a `.sby` file or a Yosys script, both of which run arbitrary commands (`!cmd`, a
+# `[script]` section).
+
+MAX_FORMAL_DEPTH = 1000
+# engine -> the modes it serves. "smtbmc": yosys-smtbmc with z3 (bmc; prove by k-induction, a
+# base case and an induction step of `depth` cycles; cover). "abc_pdr": ABC's property-directed
+# reachability (IC3) on an AIGER model, prove only (a proof of any depth, or a counterexample).
+FORMAL_ENGINES: dict[str, tuple[str, ...]] = {
+    "smtbmc": ("bmc", "prove", "cover"),
+    "abc_pdr": ("prove",),
+}
+
+
+class FormalConfig(_JobConfig):
+    """Bounded model checking, a proof or cover reachability of the design's formal statements.
+
+    Sources are read with yosys `read_verilog -formal` (`FORMAL` defined; immediate and
+    concurrent `assert`/`assume`/`cover`, `$past`, `initial assume`), elaborated under `top`.
+    """
+
+    mode: Literal["bmc", "prove", "cover"] = "bmc"
+    # Clock cycles (solver steps) examined: the bound of bmc and cover, the k of k-induction.
+    depth: int = Field(default=20, ge=1, le=MAX_FORMAL_DEPTH)
+    # The module checked; defaults to the inferred design root, as for synthesis.
+    top: Identifier | None = None
+    engine: Literal["smtbmc", "abc_pdr"] = "smtbmc"
+
+    @model_validator(mode="after")
+    def _engine_serves_mode(self) -> FormalConfig:
+        modes = FORMAL_ENGINES[self.engine]
+        if self.mode not in modes:
+            raise ValueError(f"engine {self.engine!r} runs mode {' or '.join(modes)} only, "
+                             f"not {self.mode!r}")
+        return self
+
+
 CONFIG_MODELS: dict[str, type[_JobConfig]] = {
     "simulation": SimulationConfig,
     "synthesis": SynthesisConfig,
     "lint": LintConfig,
+    "formal": FormalConfig,
 }
 
 

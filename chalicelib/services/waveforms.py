@@ -97,14 +97,18 @@ def trace_of(caller: Caller | None, project_id: int, job_id: int) -> Trace:
 
 
 def _no_waveform_reason(job: JobPublic) -> str:
-    if job.job_type != "simulation":
-        return f"job {job.id} is a {job.job_type} job; only simulations have waveforms"
+    if job.job_type not in ("simulation", "formal"):
+        return (f"job {job.id} is a {job.job_type} job; only simulations have waveforms (and "
+                "formal checks, as counterexample or cover traces)")
     if job.status in ("pending", "running"):
         return f"job {job.id} is {job.status}; its waveform exists once it has completed"
     if any(a.kind == "waveform" for a in job.artifacts):
         return (f"job {job.id} kept a VCD but no indexed (FST) copy of it; download the VCD "
                 "artifact, or run the job again")
-    if not (job.config.get("waveform") or job.config.get("dump_waves")):
+    if job.job_type == "formal" and job.status == "completed":
+        return (f"job {job.id}'s formal check passed: a trace is kept for a failing assertion "
+                "or a reached cover only")
+    if job.job_type == "simulation" and not (job.config.get("waveform") or job.config.get("dump_waves")):
         return f"job {job.id} did not ask for a waveform (config.waveform is false)"
     return f"job {job.id} produced no waveform ({job.status})"
 

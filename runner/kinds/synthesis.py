@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.hdl.project import ProjectError, synthesis_set
 from chalicelib.schemas.job_configs import V2005, SynthesisConfig
+from runner import schematic
 from runner.kinds.base import JobFailed, JobKind
 from runner.tools import (
     BUILD_DIR,
@@ -85,7 +86,7 @@ def plan_synthesis(config: SynthesisConfig, src: Path, gen_dir: str) -> Plan:
     plan = Plan(steps=[Step("synthesis", argv)], generated=generated,
                 notes=plan_notes(config, cs), files=list(cs.files))
     plan.compile_set, plan.failure_hint = cs, language_hint(config, cs)
-    return plan
+    return schematic.with_schematic(config, plan)
 
 
 # --- synthesis statistics ----------------------------------------------------------------------
@@ -185,7 +186,10 @@ def collect(run: JobRun, config: SynthesisConfig) -> None:
                 raise JobFailed(f"synthesis produced no {name}")
     finally:
         os.close(build)
+    if config.schematic:
+        schematic.collect_schematic(run)
 
 
-KIND = JobKind(job_type="synthesis", config=SynthesisConfig, tools=lambda _config: ["yosys"],
+KIND = JobKind(job_type="synthesis", config=SynthesisConfig,
+               tools=lambda config: ["yosys", "dot"] if config.schematic else ["yosys"],
                plan=plan_synthesis, collect=collect)
