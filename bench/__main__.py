@@ -263,12 +263,12 @@ def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
     return rows
 
 
-SUITES = ("api", "git", "jobs", "abuse-api", "abuse-git", "waveform")
+SUITES = ("api", "git", "jobs", "cocotb", "abuse-api", "abuse-git", "waveform")
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
     """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py),
-    jobs end to end (bench/jobs.py), the worst cheap requests against their caps
+    jobs end to end (bench/jobs.py, bench/cocotb_jobs.py), the worst cheap requests against their caps
     (bench/abuse_api.py, bench/abuse_git.py) and waveform reading (bench/waveform.py, no stack
     needed)."""
     quick = sizes == QUICK
@@ -282,6 +282,10 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             from bench import jobs
 
             rows.extend(jobs.run(stack, quick=quick))
+        if "cocotb" in suites:
+            from bench import cocotb_jobs
+
+            rows.extend(cocotb_jobs.run(stack, quick=quick))
         if "abuse-api" in suites:
             from bench import abuse_api
 

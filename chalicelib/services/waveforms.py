@@ -97,7 +97,7 @@ def trace_of(caller: Caller | None, project_id: int, job_id: int) -> Trace:
 
 
 def _no_waveform_reason(job: JobPublic) -> str:
-    if job.job_type != "simulation":
+    if job.job_type not in ("simulation", "cocotb"):
         return f"job {job.id} is a {job.job_type} job; only simulations have waveforms"
     if job.status in ("pending", "running"):
         return f"job {job.id} is {job.status}; its waveform exists once it has completed"

@@ -8,13 +8,14 @@ and one line in KINDS. `import` jobs are not a kind: they run our own code, not 
 
 from __future__ import annotations
 
-from runner.kinds import lint, simulation, synthesis
+from runner.kinds import cocotb, lint, simulation, synthesis
 from runner.kinds.base import JobFailed, JobKind
 
 KINDS: dict[str, JobKind] = {kind.job_type: kind for kind in (
     simulation.KIND,
     synthesis.KIND,
     lint.KIND,
+    cocotb.KIND,
 )}
 
 __all__ = ["KINDS", "JobFailed", "JobKind"]
