@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint unit bench system deps clean deploy client-e2e
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-runner.txt requirements-dev.txt
 	@echo "[a6hub] creating $(VENV) and installing pinned requirements"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3

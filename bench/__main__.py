@@ -263,13 +263,13 @@ def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
     return rows
 
 
-SUITES = ("api", "git", "jobs", "abuse-api", "abuse-git", "waveform", "formal")
+SUITES = ("api", "git", "jobs", "cocotb", "abuse-api", "abuse-git", "waveform", "formal")
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
     """Every selected suite against one stack: the API's own (above), git over HTTP (bench/git.py),
-    jobs end to end (bench/jobs.py), formal jobs (bench/formal.py), the worst cheap requests
-    against their caps (bench/abuse_api.py, bench/abuse_git.py) and waveform reading
+    jobs end to end (bench/jobs.py, bench/cocotb_jobs.py), formal jobs (bench/formal.py), the worst
+    cheap requests against their caps (bench/abuse_api.py, bench/abuse_git.py) and waveform reading
     (bench/waveform.py, no stack needed)."""
     quick = sizes == QUICK
     with running_stack(workers, log_dir) as stack:
@@ -286,6 +286,10 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             from bench import formal
 
             rows.extend(formal.run(stack, quick=quick))
+        if "cocotb" in suites:
+            from bench import cocotb_jobs
+
+            rows.extend(cocotb_jobs.run(stack, quick=quick))
         if "abuse-api" in suites:
             from bench import abuse_api
 

@@ -2,7 +2,9 @@
 # Install the Debian packages the local stack and the tests need, if any is missing.
 set -euo pipefail
 # With arguments: those packages instead (make client-e2e: chromium).
-packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz)
+# python3.11 + libpython3.11: the interpreter cocotb testbenches run with inside the sandbox;
+# z3: the formal jobs' solver; graphviz: synthesis schematics.
+packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz python3.11 libpython3.11)
 [ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do

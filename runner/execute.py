@@ -177,7 +177,7 @@ class JobRun:
         self.budget.write(f"$ {shlex.join(step.argv)}\n".encode())
         self.budget.tee = bytearray()
         try:
-            result = self.sandbox.run(step.argv, self.budget, self.cancelled)
+            result = self.sandbox.run(step.argv, self.budget, self.cancelled, step.extra)
         finally:
             self.captured[step.name] = bytes(self.budget.tee)
             self.budget.tee = None

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_lambda_powertools import Logger
@@ -120,6 +121,17 @@ def sandbox_uid() -> int | None:
     return secrets.SystemRandom().randint(first, last)
 
 
+@dataclass(frozen=True)
+class StepExtras:
+    """What one step adds to the sandbox: environment variables, read-only mounts (host path,
+    path inside) and folders of the toolchain hidden behind an empty read-only tmpfs. Built by
+    the runner (the testbench Python of cocotb jobs, runner/kinds/cocotb.py); never a user value."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    ro_binds: tuple[tuple[str, str], ...] = ()
+    hidden: tuple[str, ...] = ()
+
+
 class Sandbox:
     """Runs argv lists for one job; `inside(...)` gives the paths tools see."""
 
@@ -153,13 +165,14 @@ class Sandbox:
             return "/".join((INSIDE_ROOT, name, *parts))
         return str(Path(getattr(self.dirs, name), *parts))
 
-    def command(self, argv: list[str], info_fd: int | None = None) -> list[str]:
+    def command(self, argv: list[str], info_fd: int | None = None,
+                extra: StepExtras | None = None) -> list[str]:
         if not self.sandboxed:
             return argv
         info = ["--info-fd", str(info_fd)] if info_fd is not None else []
-        return [*self._bwrap_prefix(), *info, "--", *argv]
+        return [*self._bwrap_prefix(extra or StepExtras()), *info, "--", *argv]
 
-    def _bwrap_prefix(self) -> list[str]:
+    def _bwrap_prefix(self, extra: StepExtras) -> list[str]:
         args = [
             bwrap_path() or "bwrap",
             "--unshare-all", "--unshare-user", "--disable-userns",
@@ -171,10 +184,12 @@ class Sandbox:
             "--setenv", "HOME", f"{INSIDE_ROOT}/work",
             "--setenv", "LANG", "C.UTF-8",
             "--setenv", "TMPDIR", SANDBOX_TMP,
+            *[a for name, value in extra.env.items() for a in ("--setenv", name, value)],
             "--ro-bind", "/usr", "/usr",
             # Python and anything pip-installed (the runner itself in a slim image) live here:
             # hidden behind an empty tmpfs, read-only so that it is no uncounted RAM disk.
             "--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
+            *[a for path in extra.hidden for a in ("--tmpfs", path, "--remount-ro", path)],
         ]
         args += _root_links()
         if os.path.isdir("/etc/alternatives"):
@@ -188,14 +203,18 @@ class Sandbox:
             "--ro-bind", str(self.dirs.src), f"{INSIDE_ROOT}/src",
             "--ro-bind", str(self.dirs.gen), f"{INSIDE_ROOT}/gen",
             "--bind", str(self.dirs.work), f"{INSIDE_ROOT}/work",
+            *[a for host, inside in extra.ro_binds for a in ("--ro-bind", host, inside)],
             # Everything else (/, /job) read-only: tools write only in work and /tmp.
             "--remount-ro", "/",
             "--chdir", f"{INSIDE_ROOT}/work",
         ]
         return args
 
-    def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event) -> CommandResult:
-        """Run argv to completion, a limit, or cancellation; output goes to `budget`."""
+    def run(self, argv: list[str], budget: LogBudget, cancelled: threading.Event,
+            extra: StepExtras | None = None) -> CommandResult:
+        """Run argv to completion, a limit, or cancellation; output goes to `budget`.
+        `extra`: environment variables, read-only mounts and hidden folders for this
+        step only (runner-made values, never a user's)."""
         started = time.monotonic()
         group = (JobCgroup.create(self.limits.memory_bytes, self.limits.processes + 2)
                  if self.sandboxed else None)
@@ -206,13 +225,13 @@ class Sandbox:
                 group.open_for_join()
             # argv is built by runner/tools.py from validated config, never taken from users.
             proc = subprocess.Popen(
-                self.command(argv, info_w if self.sandboxed else None),
+                self.command(argv, info_w if self.sandboxed else None, extra),
                 pass_fds=(info_w,) if self.sandboxed else (),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=str(self.dirs.work),
-                env=self._env(),
+                env=self._env(extra),
                 start_new_session=True,
                 close_fds=True,
                 preexec_fn=lambda: self._in_child(group),
@@ -240,10 +259,11 @@ class Sandbox:
         self._explain(result)
         return result
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, extra: StepExtras | None) -> dict[str, str]:
         if self.sandboxed:
             return {}  # bwrap --clearenv sets the tool's environment
-        return {"PATH": TOOL_PATH, "HOME": str(self.dirs.work), "LANG": "C.UTF-8"}
+        return {"PATH": TOOL_PATH, "HOME": str(self.dirs.work), "LANG": "C.UTF-8",
+                **(extra.env if extra else {})}
 
     def _in_child(self, group: JobCgroup | None) -> None:
         """Between fork and exec, in this order: join the step's cgroup (which needs the

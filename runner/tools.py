@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chalicelib.hdl.project import CompileSet, Project, load_project
 from chalicelib.schemas.job_configs import SV, V2005, _JobConfig
-from runner.sandbox import INSIDE_ROOT
+from runner.sandbox import INSIDE_ROOT, StepExtras
 
 BUILD_DIR = "_a6hub"  # inside the work dir: the runner's intermediate files
 DEFAULT_TIMESCALE = "1ns/1ps"
@@ -37,6 +37,7 @@ class Step:
 
     name: str
     argv: list[str]
+    extra: StepExtras | None = None  # environment and read-only mounts of this step only
 
 
 @dataclass

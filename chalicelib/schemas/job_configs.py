@@ -8,6 +8,7 @@ values and plusargs follow narrow patterns, and the runner builds every argument
 from __future__ import annotations
 
 import re
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
@@ -25,7 +26,7 @@ MAX_SIM_TIME = 10**15
 SUPPORTED_SIMULATORS = ("icarus", "verilator")
 SYNTH_FAMILIES = ("generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix", "intel")
 LINT_TOOLS = ("verilator", "icarus")
-JOB_TYPES = ("simulation", "synthesis", "lint", "formal")
+JOB_TYPES = ("simulation", "synthesis", "lint", "formal", "cocotb")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # Any name the files API accepts (spaces, non-ASCII letters) except one a tool could read as an
@@ -118,6 +119,25 @@ class _JobConfig(RequestModel):
         return defines
 
 
+def _plusarg_list(plusargs: list[str]) -> list[str]:
+    cleaned = []
+    for arg in plusargs:
+        if not _PLUSARG.fullmatch(arg):
+            raise ValueError(
+                f"{arg!r} must look like 'name' or 'name=value' (value: letters, digits, '_.,:/+=-')"
+            )
+        cleaned.append(arg.removeprefix("+"))
+    return cleaned
+
+
+def _timescale_value(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _TIMESCALE.fullmatch(value.strip()):
+        raise ValueError("must look like '1ns/1ps' (1, 10 or 100 of s, ms, us, ns, ps, fs)")
+    return re.sub(r"\s+", "", value)
+
+
 class SimulationConfig(_JobConfig):
     """Icarus Verilog (iverilog -g2012 + vvp) or Verilator --binary."""
 
@@ -159,23 +179,12 @@ class SimulationConfig(_JobConfig):
     @field_validator("plusargs")
     @classmethod
     def _plusargs(cls, plusargs: list[str]) -> list[str]:
-        cleaned = []
-        for arg in plusargs:
-            if not _PLUSARG.fullmatch(arg):
-                raise ValueError(
-                    f"{arg!r} must look like 'name' or 'name=value' (value: letters, digits, '_.,:/+=-')"
-                )
-            cleaned.append(arg.removeprefix("+"))
-        return cleaned
+        return _plusarg_list(plusargs)
 
     @field_validator("timescale")
     @classmethod
     def _timescale(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _TIMESCALE.fullmatch(value.strip()):
-            raise ValueError("must look like '1ns/1ps' (1, 10 or 100 of s, ms, us, ns, ps, fs)")
-        return re.sub(r"\s+", "", value)
+        return _timescale_value(value)
 
     @property
     def testbench_file(self) -> str | None:
@@ -237,6 +246,48 @@ class FormalConfig(_JobConfig):
             raise ValueError(f"engine {self.engine!r} runs mode {' or '.join(modes)} only, "
                              f"not {self.mode!r}")
         return self
+# A cocotb test module: a Python module name, dotted for a package ("tests.test_alu").
+_PY_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
+MAX_TEST_MODULES = 32
+# cocotb 2.1's Makefile.verilator: `VLT_MIN := 5.036`; Debian 12 (the runner image) has 5.006.
+COCOTB_VERILATOR_MIN = "5.036"
+
+
+# Importing a test module of one of these names would import the provided module instead.
+_RESERVED_MODULES = frozenset(sys.stdlib_module_names) | {
+    "cocotb", "cocotb_tools", "pygpi", "find_libpython", "pytest", "_pytest", "py", "pluggy",
+    "iniconfig", "packaging", "pygments"}
+
+
+def _test_module(value: str) -> str:
+    if not _PY_MODULE.fullmatch(value) or value.endswith(".py"):
+        raise ValueError(f"{value!r} must be a Python module name: the project file's path without "
+                         "'.py', e.g. 'test_adder' or 'tests.test_adder'")
+    if value.split(".")[0] in _RESERVED_MODULES:
+        raise ValueError(f"{value!r} is the name of a module the testbench's Python provides "
+                         "(standard library, cocotb, pytest); rename the file")
+    return value
+
+
+class CocotbConfig(_JobConfig):
+    """Python testbenches (cocotb 2.x) against Icarus Verilog: `toplevel` is the HDL module
+    cocotb drives (its `dut`), `test_modules` the project's .py files holding `@cocotb.test()`s."""
+
+    simulator: Literal["icarus"] = "icarus"
+    toplevel: Identifier
+    test_modules: list[Annotated[str, AfterValidator(_test_module)]] = Field(
+        min_length=1, max_length=MAX_TEST_MODULES)
+    waveform: bool = False
+    plusargs: Annotated[list[str], AfterValidator(_plusarg_list)] = Field(
+        default_factory=list, max_length=MAX_PLUSARGS)
+    timescale: Annotated[str | None, AfterValidator(_timescale_value)] = None
+
+    @field_validator("test_modules")
+    @classmethod
+    def _unique_modules(cls, modules: list[str]) -> list[str]:
+        if len(set(modules)) != len(modules):
+            raise ValueError("lists a module twice")
+        return modules
 
 
 CONFIG_MODELS: dict[str, type[_JobConfig]] = {
@@ -244,6 +295,7 @@ CONFIG_MODELS: dict[str, type[_JobConfig]] = {
     "synthesis": SynthesisConfig,
     "lint": LintConfig,
     "formal": FormalConfig,
+    "cocotb": CocotbConfig,
 }
 
 
@@ -265,6 +317,11 @@ def parse_job_config(job_type: str, config: dict[str, Any] | None) -> BaseModel:
 
 def _check_simulator(job_type: str, config: dict[str, Any]) -> None:
     simulator = config.get("simulator", "icarus")
+    if job_type == "cocotb" and simulator != "icarus":
+        raise Unprocessable(
+            f"config.simulator {simulator!r} is not supported for cocotb jobs, which run on "
+            "Icarus Verilog ('icarus') only: cocotb 2.x needs Verilator "
+            f"{COCOTB_VERILATOR_MIN} or later, and the runner has Debian 12's Verilator 5.006")
     if job_type == "simulation" and simulator not in SUPPORTED_SIMULATORS:
         raise Unprocessable(
             f"config.simulator {simulator!r} is not supported; supported simulators: "

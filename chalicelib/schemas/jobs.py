@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.ids import MAX_ID
 from chalicelib.schemas.common import PublicModel, RequestModel
 
-JobType = Literal["simulation", "synthesis", "lint", "formal"]
+JobType = Literal["simulation", "synthesis", "lint", "formal", "cocotb"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 
@@ -59,6 +59,17 @@ class ArtifactPublic(PublicModel):
     mime_type: str
 
 
+class TestResultPublic(PublicModel):
+    """One cocotb test of a `cocotb` job, from cocotb's results XML (JUnit)."""
+
+    name: str = Field(description="the test function's name")
+    module: str = Field(description="the test module it is defined in")
+    outcome: Literal["passed", "failed", "skipped"]
+    duration_s: float | None = Field(description="wall time; null when the run stopped mid-test")
+    sim_time_ns: float | None = Field(default=None, description="simulated time the test took")
+    message: str | None = Field(description="why it failed or was skipped (exception and text)")
+
+
 class JobPublic(PublicModel):
     id: int
     project_id: int
@@ -86,6 +97,8 @@ class JobPublic(PublicModel):
     tool_versions: dict[str, str] = Field(default_factory=dict)
     artifacts: list[ArtifactPublic] = Field(default_factory=list)
     summary: dict[str, Any] = Field(default_factory=dict)
+    tests: list[TestResultPublic] | None = Field(default=None, description=(
+        "cocotb jobs: one entry per test (also in the results.xml artifact); null otherwise"))
     log_bytes: int = 0
     log_truncated: bool = False
     # Pending jobs only: 1 + the pending jobs (anyone's) submitted before it, counted to 1,000.

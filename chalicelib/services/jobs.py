@@ -25,6 +25,7 @@ from chalicelib.schemas.jobs import (
     StepPublic,
 )
 from chalicelib.services import job_lifecycle, job_quotas
+from chalicelib.services.cocotb_modules import resolve_test_modules
 from chalicelib.services.git import job_commits
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
@@ -56,7 +57,10 @@ def job_public(job: Job, with_position: bool = False) -> JobPublic:
         steps=[StepPublic(**s) for s in job.steps or []],
         tool_versions=dict(job.tool_versions or {}),
         artifacts=[ArtifactPublic(**a) for a in job.artifacts or []],
-        summary=dict(job.summary or {}), log_bytes=int(job.log_bytes or 0),
+        # cocotb's per-test results are kept in the summary and shown as `tests`.
+        summary={k: v for k, v in (job.summary or {}).items() if k != "tests"},
+        tests=(job.summary or {}).get("tests"),
+        log_bytes=int(job.log_bytes or 0),
         log_truncated=bool(job.log_truncated),
         queue_position=job_quotas.queue_position(job) if with_position else None,
     )
@@ -123,6 +127,8 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
               else job_commits.head_of_main(project_id))
     if data.job_type == "simulation":
         config = resolve_testbench(config, _project_paths(project_id, commit))
+    elif data.job_type == "cocotb":
+        resolve_test_modules(config["test_modules"], _project_paths(project_id, commit))
     job_quotas.check_can_submit(caller.id, project_id)
 
     def create(job_id: int) -> Job:

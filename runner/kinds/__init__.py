@@ -8,7 +8,7 @@ and one line in KINDS. `import` jobs are not a kind: they run our own code, not 
 
 from __future__ import annotations
 
-from runner.kinds import formal, lint, simulation, synthesis
+from runner.kinds import cocotb, formal, lint, simulation, synthesis
 from runner.kinds.base import JobFailed, JobKind
 
 KINDS: dict[str, JobKind] = {kind.job_type: kind for kind in (
@@ -16,6 +16,7 @@ KINDS: dict[str, JobKind] = {kind.job_type: kind for kind in (
     synthesis.KIND,
     lint.KIND,
     formal.KIND,
+    cocotb.KIND,
 )}
 
 __all__ = ["KINDS", "JobFailed", "JobKind"]
