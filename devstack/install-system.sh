@@ -3,8 +3,10 @@
 set -euo pipefail
 # With arguments: those packages instead (make client-e2e: chromium).
 # python3.11 + libpython3.11: the interpreter cocotb testbenches run with inside the sandbox;
-# z3: the formal jobs' solver; graphviz: synthesis schematics.
-packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz python3.11 libpython3.11)
+# z3: the formal jobs' solver; graphviz: synthesis schematics; nextpnr-ice40 + fpga-icestorm
+# (icepack): FPGA builds.
+packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz python3.11 libpython3.11
+          nextpnr-ice40 fpga-icestorm)
 [ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -172,6 +172,7 @@ VERSION_COMMANDS = {
     "verilator": ["verilator", "--version"],
     "z3": ["z3", "--version"],
     "dot": ["dot", "-V"],
+    "nextpnr-ice40": ["nextpnr-ice40", "--version"],
 }
 
 

@@ -26,7 +26,7 @@ MAX_SIM_TIME = 10**15
 SUPPORTED_SIMULATORS = ("icarus", "verilator")
 SYNTH_FAMILIES = ("generic", "ice40", "ecp5", "gowin", "xilinx", "nexus", "gatemate", "efinix", "intel")
 LINT_TOOLS = ("verilator", "icarus")
-JOB_TYPES = ("simulation", "synthesis", "lint", "formal", "cocotb")
+JOB_TYPES = ("simulation", "synthesis", "lint", "formal", "cocotb", "build")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # Any name the files API accepts (spaces, non-ASCII letters) except one a tool could read as an
@@ -288,6 +288,34 @@ class CocotbConfig(_JobConfig):
         if len(set(modules)) != len(modules):
             raise ValueError("lists a module twice")
         return modules
+class BuildConfig(_JobConfig):
+    """FPGA implementation: yosys synth_<family>, nextpnr place and route, the bitstream packer.
+
+    Device and package are checked against what the installed tools support
+    (chalicelib/fpga_targets.py); `constraints` is the project's .pcf (iCE40) or .lpf (ECP5).
+    """
+
+    family: Literal["ice40", "ecp5"]
+    device: str = Field(min_length=1, max_length=16)
+    package: str = Field(min_length=1, max_length=16)
+    top: Identifier
+    constraints: str = Field(min_length=1, max_length=1024)
+    # nextpnr's target clock frequency (--freq), MHz; default the common 12 MHz oscillator.
+    frequency_mhz: float = Field(default=12, gt=0, le=1000)
+    # Pack a bitstream even when a clock misses frequency_mhz (nextpnr --timing-allow-fail);
+    # the job then completes with timing_met false. Without it such a job fails.
+    timing_allow_fail: bool = False
+    seed: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _target(self) -> BuildConfig:
+        from chalicelib.fpga_targets import CONSTRAINT_SUFFIX, check_device
+
+        check_device(self.family, self.device, self.package)
+        _project_path(self.constraints)
+        if not self.constraints.endswith(CONSTRAINT_SUFFIX[self.family]):
+            raise ValueError(f"constraints must be a {CONSTRAINT_SUFFIX[self.family]} file for {self.family}")
+        return self
 
 
 CONFIG_MODELS: dict[str, type[_JobConfig]] = {
@@ -296,6 +324,7 @@ CONFIG_MODELS: dict[str, type[_JobConfig]] = {
     "lint": LintConfig,
     "formal": FormalConfig,
     "cocotb": CocotbConfig,
+    "build": BuildConfig,
 }
 
 

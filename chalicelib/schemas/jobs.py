@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.ids import MAX_ID
 from chalicelib.schemas.common import PublicModel, RequestModel
 
-JobType = Literal["simulation", "synthesis", "lint", "formal", "cocotb"]
+JobType = Literal["simulation", "synthesis", "lint", "formal", "cocotb", "build"]
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 

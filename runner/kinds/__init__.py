@@ -8,7 +8,7 @@ and one line in KINDS. `import` jobs are not a kind: they run our own code, not 
 
 from __future__ import annotations
 
-from runner.kinds import cocotb, formal, lint, simulation, synthesis
+from runner.kinds import build, cocotb, formal, lint, simulation, synthesis
 from runner.kinds.base import JobFailed, JobKind
 
 KINDS: dict[str, JobKind] = {kind.job_type: kind for kind in (
@@ -17,6 +17,7 @@ KINDS: dict[str, JobKind] = {kind.job_type: kind for kind in (
     lint.KIND,
     formal.KIND,
     cocotb.KIND,
+    build.KIND,
 )}
 
 __all__ = ["KINDS", "JobFailed", "JobKind"]
