@@ -41,12 +41,19 @@ RANK = {"owner": 3, "editor": 2, "viewer": 1}
 NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
-           "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs"}
+           "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs",
+           "chalicelib.api.builds"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
     ("POST", "/api/v1/projects/{project_id}/git/git-receive-pack"),
     ("POST", "/api/v1/projects/import"),
+    # The build page's routes, per role and visibility, in tests/api/test_builds_api.py.
+    ("GET", "/api/v1/builds/{project_id}/build/config"),
+    ("PUT", "/api/v1/builds/{project_id}/build/config"),
+    ("POST", "/api/v1/builds/{project_id}/build"),
+    ("GET", "/api/v1/builds/{project_id}/build/status"),
+    ("GET", "/api/v1/builds/presets"), ("GET", "/api/v1/builds/pdks"),
     *((method, f"/api/v1/forum{path}") for path, methods in {
         "/categories": ("GET", "POST"), "/categories/{category_id}": ("PUT", "PATCH"),
         "/categories/{category_id}/topics": ("GET",), "/topics": ("POST",),
