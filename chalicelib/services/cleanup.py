@@ -9,6 +9,7 @@ from pynamodb.models import Model
 
 from chalicelib import storage
 from chalicelib.models.accounts import Unique
+from chalicelib.models.builds import BuildSettings
 from chalicelib.models.files import File
 from chalicelib.models.git import GitRef
 from chalicelib.models.modules import Module
@@ -36,6 +37,7 @@ def purge_project(project_id: int) -> None:
         for f in files:
             batch.delete(f.path_guard())
     _delete_all(Job, project_id)
+    _delete_all(BuildSettings, project_id)
     _delete_all(Module, project_id)
     storage.delete_prefix(storage.project_prefix(project_id))
     storage.delete_prefix(f"jobs/{project_id}/")

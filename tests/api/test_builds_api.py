@@ -187,3 +187,14 @@ def test_a_build_started_through_the_client_routes_ends_with_a_bitstream(
     unpacked = subprocess.run(["iceunpack", str(path), "/dev/stdout"], check=True,
                               capture_output=True, text=True).stdout
     assert ".device 5k" in unpacked
+
+
+def test_deleting_the_project_removes_its_build_settings(api: Api, owner: UserCtx) -> None:
+    from chalicelib.models.builds import BuildSettings
+
+    pid = blinky_project(api, owner)
+    assert api.put(f"{base(pid)}/config", token=owner.token, json_body=FORM).status == 200
+    assert BuildSettings.get(pid).config["design_name"] == "blinky"
+    assert api.delete(f"/api/v1/projects/{pid}", token=owner.token).status == 204
+    with pytest.raises(BuildSettings.DoesNotExist):
+        BuildSettings.get(pid)
