@@ -263,7 +263,7 @@ def bench_api(stack: Stack, sizes: Sizes) -> list[Row]:
     return rows
 
 
-SUITES = ("api", "git", "jobs", "cocotb", "abuse-api", "abuse-git", "waveform", "formal")
+SUITES = ("api", "git", "jobs", "cocotb", "abuse-api", "abuse-git", "waveform", "formal", "build")
 
 
 def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUITES) -> list[Row]:
@@ -290,6 +290,10 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             from bench import cocotb_jobs
 
             rows.extend(cocotb_jobs.run(stack, quick=quick))
+        if "build" in suites:
+            from bench import build
+
+            rows.extend(build.run(stack, quick=quick))
         if "abuse-api" in suites:
             from bench import abuse_api
 
