@@ -198,3 +198,17 @@ def test_deleting_the_project_removes_its_build_settings(api: Api, owner: UserCt
     assert api.delete(f"/api/v1/projects/{pid}", token=owner.token).status == 204
     with pytest.raises(BuildSettings.DoesNotExist):
         BuildSettings.get(pid)
+
+
+def test_progress_of_a_running_build_follows_the_commands_in_its_log() -> None:
+    from chalicelib.models.jobs import Job
+    from chalicelib.services.builds import _progress
+
+    running = Job(1, 2, status="running")
+    assert _progress(running, "") == ([], None)
+    log = "[a6hub] note\n$ yosys -Q -s /job/gen/synth.ys\n...\n$ nextpnr-ice40 --up5k --package sg48\n"
+    assert _progress(running, log) == (["synthesis"], "place_route")
+    failed = Job(1, 2, status="failed", steps=[
+        {"name": "synthesis", "argv": [], "exit_code": 0, "duration_s": 1.0},
+        {"name": "place_route", "argv": [], "exit_code": 255, "duration_s": 0.5}])
+    assert _progress(failed, log) == (["synthesis"], "place_route")
