@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.jobs import Client, runner_process
+from bench.measure import KeepAlive
 from bench.report import Row, format_table, ms
 from bench.stack import ROOT, Stack, running_stack
 
@@ -82,24 +83,27 @@ def through_service(client: Client, project_id: int, top: str, pcf: str) -> tupl
 
 
 def run(stack: Stack, quick: bool = False) -> list[Row]:
-    chosen = designs(quick)
-    # By hand first: the client's keep-alive connection would idle out during minutes of P&R.
-    raw = {label: [by_hand(files, top, pcf)() for _ in range(_runs(label, quick))]
-           for label, files, top, pcf in chosen}
+    """By hand and through the service in turns, so both see the same load on a shared machine."""
     rows = []
     with runner_process(stack):
         client = Client(stack)
         try:
-            for label, files, top, pcf in chosen:
+            for label, files, top, pcf in designs(quick):
                 project_id = client.project(files)
-                service = [through_service(client, project_id, top, pcf)
-                           for _ in range(_runs(label, quick))]
+                once = by_hand(files, top, pcf)
+                raw, service = [], []
+                for _ in range(_runs(label, quick)):
+                    raw.append(once())
+                    # A fresh connection: the last one may have idled out during minutes of P&R.
+                    client.http.close()
+                    client.http = KeepAlive(stack.api_url)
+                    service.append(through_service(client, project_id, top, pcf))
                 api = statistics.median(s[0] for s in service)
                 tools = statistics.median(s[1] for s in service)
                 rows.append(Row(f"{label} for iCE40 UP5K: POST build -> completed seen on the status "
                                 f"route, median ms ({len(service)} runs)", ms(api),
                                 f"yosys + nextpnr-ice40 + icepack by hand: "
-                                f"{ms(statistics.median(raw[label]))}; tools inside the job: {ms(tools)}"))
+                                f"{ms(statistics.median(raw))}; tools inside the job: {ms(tools)}"))
         finally:
             client.http.close()
     return rows
