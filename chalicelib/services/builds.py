@@ -92,7 +92,15 @@ def to_job_config(form: BuildFlowConfig, paths: list[str] | None) -> dict[str, A
     files = [f for f in form.verilog_files if f.endswith(HDL_SUFFIXES)]
     if files:
         config["files"] = files
-    return dict(parse_job_config("build", config).model_dump(mode="json"))
+    try:
+        return dict(parse_job_config("build", config).model_dump(mode="json"))
+    except Unprocessable as e:
+        # Name the form's fields, not the job config's the client never sees.
+        detail = str(e.detail)
+        for ours, theirs in (("config.top", "config.design_name"), ("config.files", "config.verilog_files"),
+                             ("config.frequency_mhz", "config.clock_period")):
+            detail = detail.replace(ours, theirs)
+        raise Unprocessable(detail) from e
 
 
 def _constraints(given: str | None, suffix: str, paths: list[str] | None) -> str:
