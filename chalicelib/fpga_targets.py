@@ -7,7 +7,7 @@ runner/README.md, "FPGA builds"). A config naming "ecp5" is answered with a 422 
 `ICE40_PACKAGES` lists, for each device flag of `nextpnr-ice40 --<device>`, the packages that
 nextpnr-ice40 0.4 accepts with `--package` (its chip databases, built from Project IceStorm's
 icebox.py `pinloc_db`). It was read off the installed tool by trying every package name of
-pinloc_db with every device; tests/test_build.py checks each entry against the tool again.
+pinloc_db with every device; tests/runner/test_build.py checks each entry against the tool again.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from chalicelib.services import jobs
 from chalicelib.services.identity import Caller
 from chalicelib.services.projects import authorize
 
-# The build job's steps (runner/build.py STEPS), and the command each one's log line starts with.
+# The build job's steps (runner/kinds/build.py plan_build), and the command each one's log line starts with.
 STEPS = (
     BuildStep(name="synthesis", label="Synthesis",
               description="Yosys maps the design to the family's cells (JSON netlist)"),
