@@ -153,6 +153,7 @@ def test_build_routes_per_caller(api: Api, owner: UserCtx, editor: UserCtx, view
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.timeout(600)
 def test_a_build_started_through_the_client_routes_ends_with_a_bitstream(
         api: Api, owner: UserCtx, tmp_path_factory: pytest.TempPathFactory) -> None:
     from tests.runner.test_jobs_e2e import RunnerProcess

@@ -136,6 +136,7 @@ def test_every_device_and_package_in_the_table_is_accepted_by_nextpnr(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # two place-and-route runs of a CPU: minutes on a loaded machine
 @pytest.mark.parametrize(("device", "package", "pcf"), [("up5k", "sg48", "up5k.pcf"),
                                                        ("hx8k", "ct256", "hx8k.pcf")])
 def test_picorv32_builds_for_ice40_with_the_same_bitstream_size_as_blinky(
@@ -164,6 +165,7 @@ def test_picorv32_builds_for_ice40_with_the_same_bitstream_size_as_blinky(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_a_design_that_does_not_fit_fails_naming_the_resource(tmp_path: Path) -> None:
     # GIVEN picorv32 for an HX1K (1280 logic cells; it needs about 1900)
     (tmp_path / "hx1k.pcf").write_text("set_io clk 21\n" + "".join(
