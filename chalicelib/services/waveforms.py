@@ -98,8 +98,8 @@ def trace_of(caller: Caller | None, project_id: int, job_id: int) -> Trace:
 
 def _no_waveform_reason(job: JobPublic) -> str:
     if job.job_type not in ("simulation", "formal", "cocotb"):
-        return (f"job {job.id} is a {job.job_type} job; only simulations and cocotb runs have "
-                "waveforms (and formal checks, as counterexample or cover traces)")
+        return (f"job {job.id} is a {job.job_type} job; only simulations have waveforms (cocotb "
+                "runs too, and formal checks as counterexample or cover traces)")
     if job.status in ("pending", "running"):
         return f"job {job.id} is {job.status}; its waveform exists once it has completed"
     if any(a.kind == "waveform" for a in job.artifacts):
