@@ -145,11 +145,16 @@ def receive_pack(caller: Caller, project_id: int) -> Response:
 
 
 @route(bp, "/{project_id}/git/commits", doc=Doc(
-    "List commits of the default branch, newest first", response=CommitPublic, is_list=True,
+    "List commits of the default branch, newest first, each with its pipeline status",
+    response=CommitPublic, is_list=True,
     auth="optional"))
 def list_commits(caller: Caller | None, project_id: int, limit: int,
                  cursor: str | None) -> Page[CommitPublic]:
-    return log.list_commits(caller, project_id, limit, cursor)
+    from chalicelib.services.pipelines import views as pipeline_views
+
+    page = log.list_commits(caller, project_id, limit, cursor)
+    page.items = pipeline_views.with_pipelines(project_id, page.items)
+    return page
 
 
 @route(bp, "/{project_id}/git/commits/{sha}", doc=Doc(
@@ -157,7 +162,9 @@ def list_commits(caller: Caller | None, project_id: int, limit: int,
     response=CommitDetail,
     auth="optional"))
 def get_commit(caller: Caller | None, project_id: int, sha: str) -> CommitDetail:
-    return log.get_commit(caller, project_id, sha)
+    from chalicelib.services.pipelines import views as pipeline_views
+
+    return pipeline_views.with_pipelines(project_id, [log.get_commit(caller, project_id, sha)])[0]
 
 
 @route(bp, "/{project_id}/git/commits/{sha}/content", doc=Doc(

@@ -109,6 +109,10 @@ class Job(Model):
     summary = JSONAttribute(null=True)
     log_bytes = NumberAttribute(null=True)
     log_truncated = BooleanAttribute(null=True)
+    # A pipeline's job: the pipeline and the job's name in it (services/pipelines).
+    pipeline_id = IdAttribute(null=True)
+    pipeline_job = UnicodeAttribute(null=True)
+    no_cache = BooleanAttribute(null=True)  # run even when an identical run's result is cached
     by_id = JobsById()
     # Sparse index keys (see the access patterns above): present only while the job is active.
     active_user = UnicodeAttribute(null=True)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chalicelib.schemas.common import PublicModel, RequestModel
+from chalicelib.schemas.pipelines import PipelinePublic
 
 ChangeKind = Literal["added", "modified", "deleted"]
 
@@ -23,6 +24,7 @@ class CommitPublic(PublicModel):
     committed_at: str
     parents: list[str]
     tree: str
+    pipeline: PipelinePublic | None = None  # the commit's newest pipeline (CI status), if any
 
 
 class PathChange(PublicModel):

@@ -25,6 +25,14 @@ def _ended() -> list[Action]:
     return [Job.active_user.remove(), Job.active_project.remove(), Job.queued.remove()]
 
 
+def _ended_hook(job: Job) -> None:
+    """A job ended: its pipeline (if any) records the outcome and starts what needed it."""
+    if job.pipeline_id is not None:
+        from chalicelib.services.pipelines.runs import on_job_ended
+
+        on_job_ended(job)
+
+
 def _condition_failed(e: UpdateError) -> bool:
     return e.cause_response_code == "ConditionalCheckFailedException"
 
@@ -132,6 +140,7 @@ def finish(job: Job, runner_id: str, result: JobResult) -> bool:
         if _condition_failed(e):
             return False
         raise
+    _ended_hook(job)
     return True
 
 
@@ -164,6 +173,7 @@ def cancel_pending(job: Job, reason: str) -> bool:
         if _condition_failed(e):
             return False
         raise
+    _ended_hook(job)
     return True
 
 
@@ -191,4 +201,5 @@ def fail_unstarted(job: Job, reason: str) -> bool:
         if _condition_failed(e):
             return False
         raise
+    _ended_hook(job)
     return True

@@ -24,6 +24,7 @@ from dulwich.server import ReceivePackHandler, UploadPackHandler
 from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
 from chalicelib.logs import SERVICE
+from chalicelib.services import pipelines
 from chalicelib.services.git import revisions
 from chalicelib.services.git.rules import NewHistory, tree_diff, validate
 from chalicelib.services.git.store import (
@@ -340,4 +341,6 @@ def _decide(repo: ProjectRepo, access: Access, main_tree: bytes | None,
     problems = validate(repo, access.project,
                                 tree_diff(repo, main_tree, commit.tree),
                                 count_limits=True)  # a branch could be restored onto main
+    if not problems and ref == DEFAULT_BRANCH:
+        problems = pipelines.pipeline_file_problems(repo.object_store, commit.tree)
     return "; ".join(problems) if problems else None

@@ -365,6 +365,10 @@ class DynamoRefs(RefsContainer):
                 return False
             raise
         self._snapshot()[ref] = bytes(new_ref)
+        if ref == DEFAULT_BRANCH:  # every new commit on main (push, edit, restore, import)
+            from chalicelib.services.pipelines.runs import on_main_moved
+
+            on_main_moved(self.project_id, new_ref)
         return True
 
     def add_if_new(self, name: Any, ref: Any, committer: Any = None, timestamp: Any = None,

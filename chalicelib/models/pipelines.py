@@ -1,0 +1,71 @@
+"""Pipelines (one per commit that moved main and holds `.a6hub.yml`) and the job result cache.
+
+Access patterns:
+- pipelines of a project, newest first: Query pipelines[project_id] descending (ids are
+  time-ordered); `?ref=` narrows with a filter on `ref` (every pipeline today is main's)
+- the pipelines of one commit (status on git/commits): Query pipelines.by_commit[commit_key]
+  (`<project_id>:<sha>`) descending, newest first
+- a job ends: GetItem pipelines[project_id, pipeline_id] (the job records both), then a
+  PutItem conditioned on the version read (VersionAttribute): two jobs ending at once never
+  lose each other's outcome, and a dependant job is started by exactly one of them
+- cached result of a job: GetItem jobcache[key]; created with attribute_not_exists(key) (the
+  first run to finish with a key owns it)
+
+Each pipeline's jobs are a JSON list on the item (at most spec.MAX_JOBS entries, read whole).
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.models.base import IdAttribute, table_name
+
+
+class PipelinesByCommit(GlobalSecondaryIndex["Pipeline"]):
+    class Meta:
+        index_name = "by_commit"
+        projection = AllProjection()
+
+    commit_key = UnicodeAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
+
+
+class Pipeline(Model):
+    class Meta:
+        table_name = table_name("pipelines")
+
+    project_id = IdAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
+    commit = UnicodeAttribute()
+    commit_key = UnicodeAttribute()
+    ref = UnicodeAttribute()
+    # pending | running | passed | failed | cancelled, derived from `jobs` on every write.
+    status = UnicodeAttribute()
+    # [{name, job_type, config, needs, no_cache, job_id, status, error, started}] in file order.
+    jobs = JSONAttribute(default=list)
+    errors = JSONAttribute(null=True)  # the pipeline file's faults: "line N: ..." (no jobs ran)
+    cancel_previous = BooleanAttribute(default=False)
+    created_by = IdAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = VersionAttribute()
+    by_commit = PipelinesByCommit()
+
+
+class JobCache(Model):
+    """What a run with one cache key produced (services/pipelines/cache.py builds the key)."""
+
+    class Meta:
+        table_name = table_name("jobcache")
+
+    key = UnicodeAttribute(hash_key=True)
+    project_id = IdAttribute()
+    job_id = IdAttribute()
+    created_at = UnicodeAttribute()

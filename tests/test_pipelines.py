@@ -1,0 +1,270 @@
+"""The pipeline file (.a6hub.yml) and pipelines started by commits on main, without a runner.
+
+The jobs of these pipelines are queued on a private queue nobody polls; a job's end is brought
+about through the API (cancelling a pending job), which is the same completion path
+(services/job_lifecycle.py) the runner takes. tests/test_pipelines_e2e.py runs them for real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.services.pipelines.spec import PipelineFileError, parse_pipeline
+from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.jobs_support import api_queue, make_queues, wait_for
+
+COUNTER = """\
+module counter(input clk, input rst, output reg [3:0] count);
+  always @(posedge clk) count <= rst ? 4'd0 : count + 4'd1;
+endmodule
+"""
+TB = """\
+module tb;
+  reg clk = 0, rst = 1;
+  wire [3:0] count;
+  counter dut(.clk(clk), .rst(rst), .count(count));
+  always #1 clk = ~clk;
+  initial begin #4 rst = 0; #20 $display("count=%0d", count); $finish; end
+endmodule
+"""
+PIPELINE = """\
+jobs:
+  sim:
+    type: simulation
+    config: {testbench: tb.v}
+  synth:
+    type: synthesis
+    needs: [sim]
+    config: {top: counter}
+"""
+
+
+# --- the file -----------------------------------------------------------------------------------
+
+
+def test_the_minimal_form_parses_with_needs_after_what_they_need() -> None:
+    spec = parse_pipeline(PIPELINE.encode())
+    assert [j.name for j in spec.jobs] == ["sim", "synth"]
+    assert spec.jobs[1].needs == ("sim",)
+    # the config is normalised by the same model as POST .../jobs
+    assert spec.jobs[0].config["simulator"] == "icarus"
+    assert spec.jobs[1].config["family"] == "generic"
+    assert spec.cancel_previous is False
+
+
+def test_jobs_are_ordered_after_their_needs_whatever_the_file_order() -> None:
+    spec = parse_pipeline(b"jobs:\n  c: {type: lint, needs: [b]}\n  b: {type: lint, needs: [a]}\n"
+                          b"  a: {type: lint}\n")
+    assert [j.name for j in spec.jobs] == ["a", "b", "c"]
+
+
+REFUSED = [
+    # (file, expected message fragments: each must appear in one error)
+    ("jobs:\n  a:\n    type: lint\n    needs: [b]\n  b:\n    type: lint\n    needs: [a]\n",
+     ["line 4: jobs.a.needs: the needs form a cycle: a -> b -> a"]),
+    ("jobs:\n  a: {type: lint, needs: [a]}\n", ["line 2: jobs.a.needs: a job cannot need itself"]),
+    ("jobs:\n  a:\n    type: lint\n    needs: [ghost]\n",
+     ["line 4: jobs.a.needs: needs 'ghost', which is not a job of this file"]),
+    ("jobs:\n  a:\n    type: place_and_route\n",
+     ["line 3: jobs.a.type: 'place_and_route' is not a job type"]),
+    ("jobs:\n  a:\n    type: synthesis\n    config:\n      top: '-rf /'\n      family: nand\n",
+     ["line 5: jobs.a.config.top: must be a Verilog identifier",
+      "line 6: jobs.a.config.family: Input should be"]),
+    ("jobs:\n  a:\n    type: simulation\n    config:\n      testbench: ../../etc/passwd.v\n",
+     ["line 5: jobs.a.config.testbench: must not contain '.' or '..' segments"]),
+    ("jobs:\n  a:\n    type: lint\n    config: {tool: lint, script: 'rm -rf /'}\n",
+     ["line 4: jobs.a.config.tool:", "line 4: jobs.a.config.script: Extra inputs are not "
+                                     "permitted"]),
+    ("jobs:\n  a: {type: lint}\n  a: {type: simulation}\n",
+     ["line 3: jobs.a: appears twice (first on line 2)"]),
+    ("jobs:\n  a:\n    type: lint\n    run: make\n",
+     ["line 4: jobs.a.run: unknown key"]),
+    ("jobs: [a, b]\n", ["line 1: jobs: must be a mapping of job names to jobs"]),
+    ("jobs:\n  a:\n    type: lint\n  b\n", ["not valid YAML"]),
+    ("", ["line 1: the file is empty"]),
+    ("- just\n- a list\n", ["line 1: file: the pipeline file must be a mapping"]),
+    # hostile: the billion laughs (aliases), tags, merge keys, nesting
+    ('a: &a ["lol","lol","lol"]\nb: &b [*a,*a,*a]\nc: [*b,*b,*b]\n',
+     ["line 2: anchors and aliases (&, *) are not supported"]),
+    ("jobs:\n  a: !!python/object/apply:os.system ['id']\n", ["line 2: jobs.a: the tag"]),
+    ("jobs:\n  a: !!python/name:os.system\n", ["line 2: not valid YAML: could not determine a "
+                                              "constructor"]),
+    ("jobs:\n  <<: {a: {type: lint}}\n", ["line 2: jobs: keys must be plain names"]),
+    ("jobs:\n  a:\n    type: lint\n    config: " + "[" * 40 + "]" * 40 + "\n",
+     ["nested deeper than 16 levels"]),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), REFUSED, ids=[str(i) for i in range(len(REFUSED))])
+def test_a_bad_pipeline_file_is_refused_with_line_numbered_messages(
+        text: str, fragments: list[str]) -> None:
+    with pytest.raises(PipelineFileError) as refused:
+        parse_pipeline(text.encode())
+    errors = refused.value.errors
+    for fragment in fragments:
+        assert any(fragment in e for e in errors), (fragment, errors)
+    assert all(e.startswith("line ") for e in errors), errors
+
+
+def test_a_huge_or_non_utf8_file_is_refused_before_parsing() -> None:
+    with pytest.raises(PipelineFileError, match="at most 65536"):
+        parse_pipeline(b"#" * (64 * 1024 + 1))
+    with pytest.raises(PipelineFileError, match="line 2: the file is not UTF-8"):
+        parse_pipeline(b"jobs:\n  \xff: {type: lint}\n")
+
+
+def test_too_many_jobs_are_refused() -> None:
+    text = "jobs:\n" + "".join(f"  j{i}: {{type: lint}}\n" for i in range(51))
+    with pytest.raises(PipelineFileError, match="51 jobs; a pipeline holds at most 50"):
+        parse_pipeline(text.encode())
+
+
+# --- pipelines started by commits on main -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def queue(emulator: Any) -> Iterator[Any]:
+    """A private queue nobody polls: the pipelines' jobs stay pending until the test ends them."""
+    q = make_queues()
+    with api_queue(q.url):
+        yield q
+
+
+def _p(pid: int) -> str:
+    return f"/api/v1/projects/{pid}"
+
+
+def _project_with_design(api: Api, owner: UserCtx, visibility: str = "private") -> int:
+    pid = int(make_project(api, owner, visibility=visibility)["id"])
+    make_file(api, owner, pid, "rtl/counter.v", COUNTER)
+    make_file(api, owner, pid, "tb/tb.v", TB)
+    return pid
+
+
+def _pipelines(api: Api, user: UserCtx | None, pid: int) -> list[dict[str, Any]]:
+    reply = api.get(f"{_p(pid)}/pipelines", token=user.token if user else None)
+    assert reply.status == 200, reply.body
+    return list(reply.json)
+
+
+def test_a_files_api_commit_of_the_pipeline_file_starts_its_pipeline(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    # GIVEN a project with a design and a testbench, and no pipeline yet
+    pid = _project_with_design(api, owner)
+    assert _pipelines(api, owner, pid) == []
+    # WHEN the pipeline file is added through the files API (a commit on main)
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    # THEN that commit has a pipeline: sim queued (pinned to the commit), synth waiting on it
+    [pipeline] = _pipelines(api, owner, pid)
+    head = api.get(f"{_p(pid)}/git/commits/HEAD", token=owner.token).json
+    assert pipeline["commit"] == head["id"]
+    assert pipeline["status"] == "pending"
+    sim, synth = pipeline["jobs"]
+    assert (sim["name"], sim["status"], synth["status"]) == ("sim", "pending", "pending")
+    assert sim["job_id"] is not None and synth["job_id"] is None
+    job = api.get(f"{_p(pid)}/jobs/{sim['job_id']}", token=owner.token).json
+    assert job["commit"] == head["id"] and job["commit_pinned"] is True
+    assert job["config"]["testbench"] == "tb/tb.v"  # the bare name resolved in that commit
+    # AND git/commits shows the status per commit
+    assert head["pipeline"]["id"] == pipeline["id"]
+    [newest, *older] = api.get(f"{_p(pid)}/git/commits", token=owner.token).json
+    assert newest["pipeline"]["status"] == "pending"
+    assert all(c["pipeline"] is None for c in older)  # commits before the file had none
+
+
+def test_a_need_that_does_not_pass_cancels_its_dependants(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    # GIVEN a pipeline whose first job is queued
+    pid = _project_with_design(api, owner, visibility="public")
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    [pipeline] = _pipelines(api, owner, pid)
+    sim_id = pipeline["jobs"][0]["job_id"]
+    # WHEN that job ends without passing (cancelled: the job completion path)
+    assert api.delete(f"{_p(pid)}/jobs/{sim_id}", token=owner.token).status == 200
+    # THEN its dependant is cancelled, never started, with the reason; the pipeline too
+    [pipeline] = _pipelines(api, owner, pid)
+    sim, synth = pipeline["jobs"]
+    assert sim["status"] == "cancelled"
+    assert synth["status"] == "cancelled" and synth["job_id"] is None
+    assert synth["error"] == "not run: sim did not pass"
+    assert pipeline["status"] == "cancelled"
+    # AND the public badge (no token) says so
+    badge = api.get(f"{_p(pid)}/badge.svg?ref=main")
+    assert badge.status == 200
+    assert (badge.header("Content-Type") or "").startswith("image/svg+xml")
+    svg = badge.body.decode()
+    assert "pipeline: cancelled" in svg and svg.startswith("<svg")
+
+
+def test_a_newer_commit_does_not_cancel_an_older_pipeline_unless_the_file_says_so(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    pid = _project_with_design(api, owner)
+    created = make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    # WHEN another commit lands while the first pipeline waits
+    make_file(api, owner, pid, "README.md", "# counter\n")
+    first, second = reversed(_pipelines(api, owner, pid))
+    # THEN both pipelines are pending side by side
+    assert first["status"] == second["status"] == "pending"
+    # WHEN the file asks for cancel_previous and a new commit lands
+    changed = api.put(f"{_p(pid)}/files/{created['id']}", token=owner.token,
+                      json_body={"content": "cancel_previous: true\n" + PIPELINE})
+    assert changed.status == 200, changed.body
+    third, second, first = _pipelines(api, owner, pid)
+    # THEN the earlier unfinished pipelines are cancelled, the newest is not
+    assert third["status"] == "pending"
+    assert first["status"] == second["status"] == "cancelled", (first, second)
+    assert second["jobs"][1]["error"].startswith("superseded by commit")
+
+
+def test_an_invalid_pipeline_file_committed_through_the_api_fails_its_pipeline_with_lines(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    pid = _project_with_design(api, owner)
+    make_file(api, owner, pid, ".a6hub.yml", "jobs:\n  sim:\n    type: simulaton\n")
+    [pipeline] = _pipelines(api, owner, pid)
+    assert pipeline["status"] == "failed" and pipeline["jobs"] == []
+    [error] = pipeline["errors"]
+    assert error.startswith("line 3: jobs.sim.type: 'simulaton' is not a job type; one of ")
+    assert b"pipeline: failing" in api.get(f"{_p(pid)}/badge.svg", token=owner.token).body
+
+
+def test_a_testbench_missing_from_the_commit_fails_that_job_and_not_the_service(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    pid = _project_with_design(api, owner)
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE.replace("tb.v", "nope.v"))
+    [pipeline] = _pipelines(api, owner, pid)
+    sim, synth = pipeline["jobs"]
+    assert sim["status"] == "failed" and "no project file is named 'nope.v'" in sim["error"]
+    assert synth["status"] == "cancelled"
+    assert pipeline["status"] == "failed"
+
+
+def test_validate_reports_the_faults_of_a_text(api: Api, owner: UserCtx) -> None:
+    pid = int(make_project(api, owner)["id"])
+    good = api.post(f"{_p(pid)}/pipelines/validate", token=owner.token,
+                    json_body={"content": PIPELINE})
+    assert good.status == 200 and good.json == {"valid": True, "errors": [],
+                                                "jobs": ["sim", "synth"]}
+    bad = api.post(f"{_p(pid)}/pipelines/validate", token=owner.token,
+                   json_body={"content": "jobs:\n  a: {type: lint, needs: [a]}\n"})
+    assert bad.json["valid"] is False
+    assert bad.json["errors"] == ["line 2: jobs.a.needs: a job cannot need itself"]
+
+
+def test_list_refuses_other_refs_and_pages_with_a_cursor(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    pid = _project_with_design(api, owner)
+    created = make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    api.put(f"{_p(pid)}/files/{created['id']}", token=owner.token,
+            json_body={"content": PIPELINE + "\n"})
+    assert api.get(f"{_p(pid)}/pipelines?ref=dev", token=owner.token).status == 422
+    first = api.get(f"{_p(pid)}/pipelines?ref=main&limit=1", token=owner.token)
+    assert first.status == 200 and len(first.json) == 1
+    link = first.header("Link") or ""
+    assert 'rel="next"' in link
+    cursor = link.split("cursor=", 1)[1].split(">", 1)[0]
+    second = api.get(f"{_p(pid)}/pipelines?ref=main&limit=1&cursor={cursor}", token=owner.token)
+    assert [p["id"] for p in second.json] != [p["id"] for p in first.json]
+    assert wait_for(lambda: len(_pipelines(api, owner, pid)) == 2)
