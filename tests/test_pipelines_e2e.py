@@ -1,0 +1,166 @@
+"""End to end: the real `git` client pushes a pipeline file, a `python -m runner` runs it with the
+real tools, and git/commits and the badge show the outcome.
+
+The API server and the runner of this module share a private queue, so no other test's jobs
+run here and these jobs run nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, Api, UserCtx, make_project
+from tests.jobs_support import Queues, make_queues, wait_for
+from tests.test_git_http import Git, api_token, commit_all, remote
+from tests.test_jobs_e2e import RunnerProcess
+from tests.test_pipelines import COUNTER, PIPELINE, TB
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("git") is None, reason="the git client is not installed"),
+]
+
+TERMINAL = {"passed", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def queues(emulator: Any) -> Queues:
+    return make_queues(max_receives=3, visibility=10)
+
+
+@pytest.fixture(scope="module")
+def server(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m devstack serve` enqueueing on this module's queue."""
+    from devstack.emulator import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("pipeline-server") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "2"],
+            cwd=ROOT, env={**os.environ, "A6HUB_JOBS_QUEUE_URL": queues.url},
+            stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _up(url, process), timeout=60, what="the API server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _up(url: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError("the API server exited")
+    try:
+        return requests.get(f"{url}/health", timeout=5).status_code in (200, 503)
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def runner(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
+    process = RunnerProcess(queues, tmp_path_factory.mktemp("pipeline-runner") / "runner.log",
+                            A6HUB_JOBS_QUEUE_URL=queues.url)
+    yield process
+    assert process.stop() == 0, process.output()[-3000:]
+
+
+def _get(server: str, path: str, token: str | None = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.get(f"{server}{path}", headers=headers, timeout=30)
+
+
+def _head_pipeline(server: str, pid: int, token: str, sha: str) -> dict[str, Any] | None:
+    [newest, *_] = _get(server, f"/api/v1/projects/{pid}/git/commits", token).json()
+    assert newest["id"] == sha
+    pipeline = newest["pipeline"]
+    return pipeline if pipeline and pipeline["status"] in TERMINAL else None
+
+
+def _wait_pipeline(server: str, pid: int, token: str, sha: str,
+                   runner: RunnerProcess) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = wait_for(lambda: _head_pipeline(server, pid, token, sha),
+                                         timeout=180, every=0.5, what=f"the pipeline of {sha}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nrunner output:\n{runner.output()[-4000:]}") from e
+    return found
+
+
+def _push(git: Git, work: Path, message: str) -> str:
+    commit_all(git, work, message)
+    git.run("push", "-q", "origin", "main", cwd=work)
+    return git.run("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+
+def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
+        api: Api, owner: UserCtx, server: str, runner: RunnerProcess, tmp_path: Path) -> None:
+    # GIVEN a public project cloned with the real git client
+    pid = int(make_project(api, owner, visibility="public")["id"])
+    git = Git(tmp_path / "home")
+    git.run("clone", "-q", remote(server, str(pid), api_token(api, owner)), "work")
+    work = git.home / "work"
+    (work / "rtl").mkdir()
+    (work / "tb").mkdir()
+    (work / "rtl" / "counter.v").write_text(COUNTER)
+    (work / "tb" / "tb.v").write_text(TB)
+    (work / ".a6hub.yml").write_text(PIPELINE)
+
+    # WHEN the design and its pipeline file are pushed
+    sha = _push(git, work, "counter with a pipeline")
+
+    # THEN the pipeline runs both jobs, the synthesis after the simulation, and passes
+    pipeline = _wait_pipeline(server, pid, owner.token, sha, runner)
+    assert pipeline["status"] == "passed", pipeline
+    sim, synth = pipeline["jobs"]
+    assert (sim["status"], synth["status"]) == ("passed", "passed"), pipeline
+    assert synth["summary"]["synthesis"]["flip_flops"] == 4
+    jobs = {j["id"]: j for j in _get(server, f"/api/v1/projects/{pid}/jobs", owner.token).json()}
+    assert jobs[synth["job_id"]]["started_at"] >= jobs[sim["job_id"]]["completed_at"]
+    assert {jobs[sim["job_id"]]["commit"], jobs[synth["job_id"]]["commit"]} == {sha}
+    # AND the badge of the public project, read without a token, says passing
+    badge = _get(server, f"/api/v1/projects/{pid}/badge.svg?ref=main")
+    assert badge.status_code == 200 and "pipeline: passing" in badge.text
+
+    # WHEN a change that breaks the design is pushed
+    (work / "rtl" / "counter.v").write_text(COUNTER.replace("count + 4'd1;", "count + ;"))
+    broken = _push(git, work, "break the counter")
+
+    # THEN its pipeline fails at the simulation, the synthesis is not run, the badge says so
+    pipeline = _wait_pipeline(server, pid, owner.token, broken, runner)
+    sim, synth = pipeline["jobs"]
+    assert (pipeline["status"], sim["status"], synth["status"]) == (
+        "failed", "failed", "cancelled"), pipeline
+    assert synth["job_id"] is None and synth["error"] == "not run: sim did not pass"
+    assert "pipeline: failing" in _get(server, f"/api/v1/projects/{pid}/badge.svg").text
+    # AND the earlier commit keeps its own status
+    commits = {c["id"]: c for c in _get(server, f"/api/v1/projects/{pid}/git/commits",
+                                         owner.token).json()}
+    assert commits[sha]["pipeline"]["status"] == "passed"
+
+
+def test_a_push_with_a_bad_pipeline_file_is_refused_with_its_lines(
+        api: Api, owner: UserCtx, server: str, tmp_path: Path) -> None:
+    pid = int(make_project(api, owner)["id"])
+    git = Git(tmp_path / "home")
+    git.run("clone", "-q", remote(server, str(pid), api_token(api, owner)), "work")
+    work = git.home / "work"
+    (work / "top.v").write_text(COUNTER)
+    (work / ".a6hub.yml").write_text("jobs:\n  lint:\n    type: lint\n    needs: [synth]\n")
+    commit_all(git, work, "a pipeline that needs a job it lacks")
+    pushed = git.run("push", "origin", "main", cwd=work, check=False)
+    assert pushed.returncode != 0
+    assert ("remote: error: refs/heads/main: .a6hub.yml: line 4: jobs.lint.needs: needs "
+            "'synth', which is not a job of this file") in pushed.stderr, pushed.stderr
+    assert _get(server, f"/api/v1/projects/{pid}/git/commits", owner.token).json() == []
+    assert _get(server, f"/api/v1/projects/{pid}/pipelines", owner.token).json() == []
