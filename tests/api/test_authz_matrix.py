@@ -42,7 +42,7 @@ NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
            "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs",
-           "chalicelib.api.builds"}
+           "chalicelib.api.builds", "chalicelib.api.pipelines"}
 COVERED_ELSEWHERE = {
     ("GET", "/api/v1/projects/{project_id}/git/info/refs"),
     ("POST", "/api/v1/projects/{project_id}/git/git-upload-pack"),
@@ -263,6 +263,17 @@ PROJECT_ROUTES = [
                  lambda w, u: Call("POST", f"{_p(w)}/star")),
     ProjectRoute("DELETE", "/api/v1/projects/{project_id}/star", "read", 200,
                  lambda w, u: Call("DELETE", f"{_p(w)}/star")),
+    # CI: a project's pipelines, their comparison, the badge and the pipeline file check.
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/pipelines", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/pipelines?ref=main")),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/pipelines/compare", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/pipelines/compare?base={w.first_commit}"
+                                          "&head=HEAD")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/pipelines/validate", "read", 200,
+                 lambda w, u: Call("POST", f"{_p(w)}/pipelines/validate",
+                                   {"content": "jobs:\n  lint: {type: lint}\n"})),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/badge.svg", "read", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/badge.svg?ref=main")),
     # A job's waveform: readers of the project, as for the job (public ones without a token).
     ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform", "read", 200,
                  lambda w, u: Call("GET", f"{_wave(w)}")),
