@@ -32,7 +32,7 @@ from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage, StepPublic
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
-from runner import commit_tree, importer, workspace
+from runner import cache, commit_tree, importer, workspace
 from runner.limits import Limits
 from runner.logstream import LogStream
 from runner.settings import job_limits, runner_env
@@ -318,6 +318,9 @@ class Worker:
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
+            cached = cache.before_run(job, root / "src", inputs, log)
+            if cached.result is not None:
+                return cached.result
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
                                    log.write, run.cancelled)
             run.timings["execute_s"] = lap()
@@ -327,7 +330,9 @@ class Worker:
                                                    root,
                                                    list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
-        return _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
+        result = _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
+        cache.after_run(cached, job, result)
+        return result
 
     def _commit_files(self, run: Run, log: LogStream) -> list[commit_tree.CommitFile]:
         """The files of the commit the job records (main's head at submit, or the one named)."""

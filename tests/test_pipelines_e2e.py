@@ -132,6 +132,26 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     badge = _get(server, f"/api/v1/projects/{pid}/badge.svg?ref=main")
     assert badge.status_code == 200 and "pipeline: passing" in badge.text
 
+    assert not sim["cached"] and not synth["cached"]
+    first_sim, first_synth = sim["job_id"], synth["job_id"]
+
+    # WHEN only the README changes
+    (work / "README.md").write_text("# counter\n")
+    readme = _push(git, work, "docs")
+    # THEN the new commit's jobs complete from the cache: no tool ran, the source is named
+    pipeline = _wait_pipeline(server, pid, owner.token, readme, runner)
+    assert pipeline["status"] == "passed", pipeline
+    hits = {j["name"]: j for j in pipeline["jobs"]}
+    assert hits["sim"]["cached"] and hits["sim"]["cached_from"] == sim["job_id"]
+    assert hits["synth"]["cached"] and hits["synth"]["cached_from"] == synth["job_id"]
+    assert hits["synth"]["summary"]["synthesis"]["flip_flops"] == 4
+    cached_sim = _get(server, f"/api/v1/projects/{pid}/jobs/{hits['sim']['job_id']}",
+                      owner.token).json()
+    assert cached_sim["status"] == "completed" and cached_sim["steps"]  # the source's steps
+    log = _get(server, f"/api/v1/projects/{pid}/jobs/{cached_sim['id']}/logs",
+               owner.token).json()["logs"]
+    assert f"cache hit: the result of job {sim['job_id']}" in log and "count=" in log
+
     # WHEN a change that breaks the design is pushed
     (work / "rtl" / "counter.v").write_text(COUNTER.replace("count + 4'd1;", "count + ;"))
     broken = _push(git, work, "break the counter")
@@ -143,6 +163,14 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
         "failed", "failed", "cancelled"), pipeline
     assert synth["job_id"] is None and synth["error"] == "not run: sim did not pass"
     assert "pipeline: failing" in _get(server, f"/api/v1/projects/{pid}/badge.svg").text
+    # WHEN the break is reverted, the tree read by the jobs is the first one again
+    (work / "rtl" / "counter.v").write_text(COUNTER)
+    fixed = _push(git, work, "fix the counter")
+    pipeline = _wait_pipeline(server, pid, owner.token, fixed, runner)
+    # THEN both jobs are cache hits of the first runs
+    assert pipeline["status"] == "passed", pipeline
+    assert [(j["cached"], j["cached_from"]) for j in pipeline["jobs"]] == [
+        (True, first_sim), (True, first_synth)]
     # AND the earlier commit keeps its own status
     commits = {c["id"]: c for c in _get(server, f"/api/v1/projects/{pid}/git/commits",
                                          owner.token).json()}

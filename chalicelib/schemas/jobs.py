@@ -19,6 +19,8 @@ class JobCreate(RequestModel):
     config: dict[str, Any] = Field(default_factory=dict)
     # Run on this commit's tree (a sha, an abbreviation, HEAD, a branch or a tag of the project).
     commit: str | None = Field(default=None, min_length=1, max_length=255)
+    # Run the tools even when a run with the same cache key completed before (summary.cache).
+    no_cache: bool = False
 
 
 class JobMessage(BaseModel):

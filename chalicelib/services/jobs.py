@@ -135,7 +135,8 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
                   commit=commit, commit_pinned=bool(data.commit) or None,
                   created_by=caller.id, created_at=utcnow_iso(), attempts=0,
-                  active_user=str(caller.id), active_project=str(project_id), queued=QUEUED)
+                  active_user=str(caller.id), active_project=str(project_id), queued=QUEUED,
+                  no_cache=data.no_cache or None)
         job.save(condition=Job.id.does_not_exist())
         return job
 

@@ -1,0 +1,123 @@
+"""Cached runs: a job whose cache key an earlier completed run stored ends at once with its result.
+
+The key (chalicelib/services/pipelines/cache.py) is computed from the materialised files, the
+versions of this runner's tools and the job's normalised config. On a hit no tool runs: the
+earlier run's steps, tool versions, summary, log and artifacts (copied to this job's keys, so
+they live and are deleted with it) become this job's, with `summary.cache = {hit: true, key,
+job_id, project_id}`. A job with `no_cache` runs anyway; every completed run stores its key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib import storage
+from chalicelib.aws import client
+from chalicelib.config import bucket_name
+from chalicelib.logs import SERVICE
+from chalicelib.models.jobs import COMPLETED, Job
+from chalicelib.services import job_lifecycle, job_quotas
+from chalicelib.services.pipelines import cache as keys
+from runner.logstream import LogStream
+
+logger = Logger(service=SERVICE, child=True)
+
+
+@dataclass
+class Lookup:
+    """What the runner learnt before running: the key (None: uncacheable) and a hit's result."""
+
+    key: str | None
+    result: job_lifecycle.Result | None = None
+
+
+def key_for(job: Job, src: Path) -> str | None:
+    """The job's cache key over the files materialised under `src`."""
+    from runner import tools
+
+    config = dict(job.config or {})
+    names = keys.tools_of(job.job_type, config)
+    if names is None:
+        return None
+    paths = tools.project_paths(src)
+    known = set(paths)
+
+    def read(path: str) -> bytes | None:
+        if path not in known:
+            return None
+        try:
+            return (src / path).read_bytes()
+        except OSError:
+            return None
+
+    versions = {name: tools.tool_version(name) for name in names}
+    return keys.cache_key(job.job_type, config, versions, paths, read)
+
+
+def before_run(job: Job, src: Path, inputs: list[dict[str, Any]], log: LogStream) -> Lookup:
+    """Compute the key and, unless the job says no_cache, take an earlier run's result."""
+    try:
+        key = key_for(job, src)
+    except Exception:  # noqa: BLE001 - no key only costs a run
+        logger.exception("cache key not computed", extra={"job_id": job.id})
+        return Lookup(None)
+    if key is None:
+        return Lookup(None)
+    log.line(f"cache key {key}")
+    if job.no_cache:
+        log.line("no_cache: running the tools even if an identical run is cached")
+        return Lookup(key)
+    found = keys.lookup(key)
+    source = job_lifecycle.load(*found) if found else None
+    if source is None or source.status != COMPLETED or source.id == job.id:
+        return Lookup(key)
+    log.line(f"cache hit: the result of job {source.id} (same files read, tools and config); "
+             "no tool ran")
+    return Lookup(key, _result_from(job, source, key, inputs, log))
+
+
+def after_run(lookup: Lookup, job: Job, result: job_lifecycle.Result) -> None:
+    """Store the key of a completed run (not of a cache hit, which names its source)."""
+    if lookup.key is None or lookup.result is not None or result.status != COMPLETED:
+        return
+    try:
+        keys.remember(lookup.key, job.project_id, job.id)
+    except Exception:  # noqa: BLE001 - an unstored key only costs a later run
+        logger.exception("cache key not stored", extra={"job_id": job.id})
+
+
+def _result_from(job: Job, source: Job, key: str, inputs: list[dict[str, Any]],
+                 log: LogStream) -> job_lifecycle.Result:
+    attempt, source_attempt = int(job.attempts or 1), int(source.attempts or 1)
+    try:
+        log.write(storage.get_bytes(storage.job_log_key(source.project_id, source.id,
+                                                        source_attempt)))
+    except Exception:  # noqa: BLE001 - the log is a courtesy; the result stands without it
+        log.line("(the cached run's log could not be read)")
+    artifacts = []
+    for artifact in source.artifacts or []:
+        size = int(artifact.get("size_bytes") or 0)
+        if not job_quotas.reserve_artifact_bytes(job.project_id, size):
+            log.line(f"artifact {artifact['name']!r} not copied: the project's artifact storage "
+                     "quota is used up")
+            continue
+        name = str(artifact["name"])
+        client("s3").copy_object(
+            Bucket=bucket_name(),
+            Key=storage.job_artifact_key(job.project_id, job.id, attempt, name),
+            CopySource={"Bucket": bucket_name(), "Key": storage.job_artifact_key(
+                source.project_id, source.id, source_attempt, name)})
+        artifacts.append(dict(artifact))
+    summary = {k: v for k, v in dict(source.summary or {}).items() if k != "runner"}
+    summary["cache"] = {"hit": True, "key": key, "job_id": source.id,
+                        "project_id": source.project_id}
+    return job_lifecycle.Result(
+        status=COMPLETED, error_message=None,
+        exit_code=int(source.exit_code) if source.exit_code is not None else None,
+        duration_s=0.0, inputs=inputs, steps=list(source.steps or []),
+        tool_versions=dict(source.tool_versions or {}), artifacts=artifacts, summary=summary,
+        log_bytes=0, log_truncated=False)
