@@ -163,6 +163,18 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
         "failed", "failed", "cancelled"), pipeline
     assert synth["job_id"] is None and synth["error"] == "not run: sim did not pass"
     assert "pipeline: failing" in _get(server, f"/api/v1/projects/{pid}/badge.svg").text
+    # AND compare names what changed between the commits, with the synthesis figures
+    same = _get(server, f"/api/v1/projects/{pid}/pipelines/compare?base={sha}&head={readme}",
+                owner.token).json()
+    assert [(j["name"], j["changed"]) for j in same["jobs"]] == [("sim", False), ("synth", False)]
+    assert same["jobs"][1]["figures"]["flip_flops"] == {"base": 4.0, "head": 4.0, "delta": 0.0}
+    worse = _get(server, f"/api/v1/projects/{pid}/pipelines/compare?base={sha}&head={broken}",
+                 owner.token).json()
+    assert [(j["name"], j["base_status"], j["head_status"], j["changed"])
+            for j in worse["jobs"]] == [("sim", "passed", "failed", True),
+                                        ("synth", "passed", "cancelled", True)]
+    assert worse["jobs"][1]["figures"]["flip_flops"] == {"base": 4.0, "head": None, "delta": None}
+
     # WHEN the break is reverted, the tree read by the jobs is the first one again
     (work / "rtl" / "counter.v").write_text(COUNTER)
     fixed = _push(git, work, "fix the counter")
