@@ -120,6 +120,8 @@ class Worker:
         self.max_jobs = max_jobs
         self.limits = limits or job_limits()
         self._execute = execute
+        # Cached results stand for the real tools' runs only (runner/cache.py).
+        self.caching = execute is None
         self.stopping = threading.Event()
         self._stop_deadline: float | None = None
         self._next_dlq_check = 0.0
@@ -318,7 +320,8 @@ class Worker:
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
-            cached = cache.before_run(job, root / "src", inputs, log)
+            cached = (cache.before_run(job, root / "src", inputs, log) if self.caching
+                      else cache.Lookup(None))
             if cached.result is not None:
                 return cached.result
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
