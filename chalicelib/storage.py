@@ -80,6 +80,13 @@ def download_file(key: str, path: Path) -> None:
     client("s3").download_file(bucket_name(), key, str(path))
 
 
+def copy_object(source_key: str, target_key: str) -> None:
+    """Copy an object within the bucket (server side; a cached job's artifacts)."""
+    bucket = bucket_name()
+    client("s3").copy_object(Bucket=bucket, Key=target_key,
+                             CopySource={"Bucket": bucket, "Key": source_key})
+
+
 def get_bytes(key: str) -> bytes:
     response = client("s3").get_object(Bucket=bucket_name(), Key=key)
     data: bytes = response["Body"].read()

@@ -9,6 +9,7 @@ job_id, project_id}`. A job with `no_cache` runs anyway; every completed run sto
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chalicelib import storage
-from chalicelib.aws import client
-from chalicelib.config import bucket_name
 from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import COMPLETED, Job
 from chalicelib.services import job_lifecycle, job_quotas
 from chalicelib.services.pipelines import cache as keys
+from chalicelib.services.pipelines import instant
 from runner.logstream import LogStream
 
 logger = Logger(service=SERVICE, child=True)
+TOOLS = ("iverilog", "vvp", "yosys", "verilator")
 
 
 @dataclass
@@ -54,8 +55,21 @@ def key_for(job: Job, src: Path) -> str | None:
         except OSError:
             return None
 
+    _publish_toolchain()
     versions = {name: tools.tool_version(name) for name in names}
     return keys.cache_key(job.job_type, config, versions, paths, read)
+
+
+@functools.cache
+def _publish_toolchain() -> None:
+    """Tell the API which tool versions runners run (chalicelib/services/pipelines/instant.py),
+    once per process; failing only costs the server-side hits."""
+    from runner import tools
+
+    try:
+        instant.publish_toolchain({name: tools.tool_version(name) for name in TOOLS})
+    except Exception:  # noqa: BLE001
+        logger.exception("tool versions not published")
 
 
 def before_run(job: Job, src: Path, inputs: list[dict[str, Any]], log: LogStream) -> Lookup:
@@ -106,11 +120,9 @@ def _result_from(job: Job, source: Job, key: str, inputs: list[dict[str, Any]],
                      "quota is used up")
             continue
         name = str(artifact["name"])
-        client("s3").copy_object(
-            Bucket=bucket_name(),
-            Key=storage.job_artifact_key(job.project_id, job.id, attempt, name),
-            CopySource={"Bucket": bucket_name(), "Key": storage.job_artifact_key(
-                source.project_id, source.id, source_attempt, name)})
+        storage.copy_object(
+            storage.job_artifact_key(source.project_id, source.id, source_attempt, name),
+            storage.job_artifact_key(job.project_id, job.id, attempt, name))
         artifacts.append(dict(artifact))
     summary = {k: v for k, v in dict(source.summary or {}).items() if k != "runner"}
     summary["cache"] = {"hit": True, "key": key, "job_id": source.id,

@@ -148,9 +148,20 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     cached_sim = _get(server, f"/api/v1/projects/{pid}/jobs/{hits['sim']['job_id']}",
                       owner.token).json()
     assert cached_sim["status"] == "completed" and cached_sim["steps"]  # the source's steps
+    # served when the pipeline started (the runner published its tool versions): no queue
+    assert cached_sim["summary"]["cache"]["served"] == "pipeline"
+    assert cached_sim["created_at"] == cached_sim["started_at"]
     log = _get(server, f"/api/v1/projects/{pid}/jobs/{cached_sim['id']}/logs",
                owner.token).json()["logs"]
-    assert f"cache hit: the result of job {sim['job_id']}" in log and "count=" in log
+    assert f"the result of job {sim['job_id']}" in log and "no tool ran" in log
+    assert "count=" in log  # the cached run's own output
+    artifacts = {a["name"] for a in _get(server, f"/api/v1/projects/{pid}/jobs/"
+                                                 f"{hits['synth']['job_id']}", owner.token
+                                         ).json()["artifacts"]}
+    assert "stat.json" in artifacts
+    stat = _get(server, f"/api/v1/projects/{pid}/jobs/{hits['synth']['job_id']}/artifacts/"
+                        "stat.json", owner.token)
+    assert stat.status_code == 200  # copied to the new job's own keys
 
     # WHEN a change that breaks the design is pushed
     (work / "rtl" / "counter.v").write_text(COUNTER.replace("count + 4'd1;", "count + ;"))

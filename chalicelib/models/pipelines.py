@@ -8,8 +8,8 @@ Access patterns:
 - a job ends: GetItem pipelines[project_id, pipeline_id] (the job records both), then a
   PutItem conditioned on the version read (VersionAttribute): two jobs ending at once never
   lose each other's outcome, and a dependant job is started by exactly one of them
-- cached result of a job: GetItem jobcache[key]; created with attribute_not_exists(key) (the
-  first run to finish with a key owns it)
+- cached result of a job: GetItem jobcache[key]; written by every completed run (the newest
+  run with a key is kept); the item `toolchain` holds the tool versions runners last published
 
 Each pipeline's jobs are a JSON list on the item (at most spec.MAX_JOBS entries, read whole).
 """
@@ -69,3 +69,4 @@ class JobCache(Model):
     project_id = IdAttribute()
     job_id = IdAttribute()
     created_at = UnicodeAttribute()
+    versions = JSONAttribute(null=True)  # the `toolchain` item: tool -> version line

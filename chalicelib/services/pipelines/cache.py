@@ -92,15 +92,17 @@ def cache_key(job_type: str, config: dict[str, Any], tool_versions: dict[str, st
     if tools_of(job_type, config) is None:
         return None
     reads = files_read(job_type, config, paths, read)
-    if reads is None:
-        return None
+    return None if reads is None else key_of(job_type, config, tool_versions, reads, read)
+
+
+def key_of(job_type: str, config: dict[str, Any], tool_versions: dict[str, str],
+           reads: dict[str, Any], read: Callable[[str], bytes | None]) -> str:
+    """The key over `reads` (files_read's answer), each file by path and content."""
     digests = []
     for path in reads["files"]:
         data = read(path)
-        if data is None:  # named but absent (a missing memory file): the run decides
-            digests.append([path, None])
-        else:
-            digests.append([path, hashlib.sha256(data).hexdigest()])
+        # named but absent (a missing memory file): the run decides, the key says so
+        digests.append([path, None if data is None else hashlib.sha256(data).hexdigest()])
     document = {"v": KEY_VERSION, "job_type": job_type, "config": config,
                 "tools": dict(sorted(tool_versions.items())), "roots": reads["roots"],
                 "include_dirs": reads["include_dirs"], "files": digests}
