@@ -116,6 +116,13 @@ def test_a_huge_or_non_utf8_file_is_refused_before_parsing() -> None:
         parse_pipeline(b"jobs:\n  \xff: {type: lint}\n")
 
 
+@pytest.mark.parametrize("text", [b"[" * 30000, b"a: " + b"{a: " * 20000, b"- " * 30000],
+                         ids=["flow sequences", "flow mappings", "block sequences"])
+def test_deep_nesting_is_refused_while_composing_not_by_a_crash(text: bytes) -> None:
+    with pytest.raises(PipelineFileError, match="nested deeper than 16 levels"):
+        parse_pipeline(text[:64 * 1024])
+
+
 def test_too_many_jobs_are_refused() -> None:
     text = "jobs:\n" + "".join(f"  j{i}: {{type: lint}}\n" for i in range(51))
     with pytest.raises(PipelineFileError, match="51 jobs; a pipeline holds at most 50"):

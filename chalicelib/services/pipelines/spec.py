@@ -113,12 +113,28 @@ def _loader_class() -> type:
     class Loader(yaml.SafeLoader):
         """PyYAML's safe loader that refuses an alias where it is written (`*name`)."""
 
+        depth = 0
+        nodes = 0
+
         def compose_node(self, parent: Any, index: Any) -> Any:
+            # Refused while composing: the composer recurses once per level (32,000 "[" would
+            # exhaust Python's stack) and holds every node (the caps apply before building).
+            line = self.peek_event().start_mark.line + 1
             if self.check_event(yaml.AliasEvent):
-                line = self.peek_event().start_mark.line + 1
                 raise PipelineFileError([f"line {line}: anchors and aliases (&, *) are not "
                                          "supported in the pipeline file"])
-            return super().compose_node(parent, index)
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise PipelineFileError([f"line {line}: the file has more than {MAX_NODES} "
+                                         "values"])
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH + 1:
+                    raise PipelineFileError([f"line {line}: nested deeper than {MAX_DEPTH} "
+                                             "levels"])
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     return Loader
 
