@@ -275,3 +275,30 @@ def test_list_refuses_other_refs_and_pages_with_a_cursor(
     second = api.get(f"{_p(pid)}/pipelines?ref=main&limit=1&cursor={cursor}", token=owner.token)
     assert [p["id"] for p in second.json] != [p["id"] for p in first.json]
     assert wait_for(lambda: len(_pipelines(api, owner, pid)) == 2)
+
+
+def test_a_claimed_job_shows_running_and_its_success_starts_the_jobs_that_need_it(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    from chalicelib.services import job_lifecycle
+
+    # GIVEN a pipeline whose first job a runner claims (the runner's own transitions)
+    pid = _project_with_design(api, owner)
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    [pipeline] = _pipelines(api, owner, pid)
+    job = job_lifecycle.load(pid, pipeline["jobs"][0]["job_id"])
+    assert job is not None and job_lifecycle.claim(job, "test-runner", 60)
+    # THEN the job and the pipeline show running
+    [pipeline] = _pipelines(api, owner, pid)
+    assert (pipeline["status"], pipeline["jobs"][0]["status"]) == ("running", "running")
+    # WHEN the runner records it completed
+    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.Result(
+        status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
+        steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=0, log_truncated=False))
+    # THEN the job that needed it is queued, and the pipeline runs on
+    [pipeline] = _pipelines(api, owner, pid)
+    sim, synth = pipeline["jobs"]
+    assert sim["status"] == "passed"
+    assert synth["status"] == "pending" and synth["job_id"] is not None
+    assert pipeline["status"] == "running"
+    queued = api.get(f"{_p(pid)}/jobs/{synth['job_id']}", token=owner.token).json
+    assert queued["status"] == "pending" and queued["commit"] == pipeline["commit"]

@@ -40,8 +40,8 @@ REFS = {"main": MAIN, MAIN: MAIN}
 
 
 def _jobs_of(pipelines: list[Pipeline]) -> dict[int, Job]:
-    """The jobs of these pipelines that are not recorded as ended (to tell pending from
-    running), and of every ended one whose summary or cache mark is shown; BatchGet, 100 a call."""
+    """The started jobs of these pipelines (to tell pending from running, and for their
+    summaries and cache marks), by job id; one BatchGetItem per 100 jobs."""
     keys = [(p.project_id, int(e["job_id"])) for p in pipelines for e in p.jobs or []
             if e.get("job_id") is not None]
     found: dict[int, Job] = {}
