@@ -302,3 +302,21 @@ def test_a_claimed_job_shows_running_and_its_success_starts_the_jobs_that_need_i
     assert pipeline["status"] == "running"
     queued = api.get(f"{_p(pid)}/jobs/{synth['job_id']}", token=owner.token).json
     assert queued["status"] == "pending" and queued["commit"] == pipeline["commit"]
+
+
+def test_a_restore_is_a_new_commit_on_main_and_starts_its_pipeline(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    # GIVEN a project with a pipeline file and a later commit
+    pid = _project_with_design(api, owner)
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    with_file = api.get(f"{_p(pid)}/git/commits/HEAD", token=owner.token).json["id"]
+    make_file(api, owner, pid, "README.md", "# counter\n")
+    # WHEN the project is restored to the commit that added the file
+    restored = api.post(f"{_p(pid)}/git/restore", token=owner.token,
+                        json_body={"commit": with_file})
+    assert restored.status == 200 and restored.json["restored"], restored.body
+    # THEN the restore commit has a pipeline of its own (three commits, three pipelines)
+    commits = api.get(f"{_p(pid)}/git/commits", token=owner.token).json
+    assert commits[0]["id"] == restored.json["commit"]["id"]
+    assert commits[0]["pipeline"]["commit"] == commits[0]["id"]
+    assert len(_pipelines(api, owner, pid)) == 3
