@@ -320,3 +320,31 @@ def test_a_restore_is_a_new_commit_on_main_and_starts_its_pipeline(
     assert commits[0]["id"] == restored.json["commit"]["id"]
     assert commits[0]["pipeline"]["commit"] == commits[0]["id"]
     assert len(_pipelines(api, owner, pid)) == 3
+
+
+def test_an_import_starts_the_pipeline_of_the_imported_head(
+        api: Api, owner: UserCtx, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from runner.worker import RunnerSettings, Worker
+    from tests.git_server import http_git_server, make_repo
+
+    # GIVEN a repository whose branch holds a design and a pipeline file, served over HTTP
+    monkeypatch.setenv("A6HUB_IMPORT_ALLOW_PRIVATE", "1")
+    make_repo(tmp_path, "ci", [{"rtl/counter.v": COUNTER, "tb/tb.v": TB,
+                                ".a6hub.yml": PIPELINE}])
+    fresh = make_queues()
+    with api_queue(fresh.url), http_git_server(tmp_path) as server:
+        reply = api.post("/api/v1/projects/import", token=owner.token,
+                         json_body={"url": f"{server.url}/ci.git", "name": "ci import"})
+        assert reply.status == 202, reply.body
+        # WHEN a runner (in this process) imports it: main moves inside the runner
+        settings = dataclasses.replace(RunnerSettings.from_queue(fresh.url), wait_seconds=1)
+        assert Worker(settings).poll_once(wait_seconds=1) == 1
+    # THEN the imported head has its pipeline, its first job queued
+    pid = int(reply.json["id"])
+    head = api.get(f"{_p(pid)}/git/commits/HEAD", token=owner.token).json
+    assert head["pipeline"] is not None and head["pipeline"]["commit"] == head["id"]
+    sim, synth = head["pipeline"]["jobs"]
+    assert sim["job_id"] is not None and sim["status"] == "pending"
+    assert synth["job_id"] is None
