@@ -12,14 +12,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from chalicelib import storage
 from chalicelib.logs import SERVICE
 from chalicelib.models.jobs import COMPLETED, Job
+from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, StepPublic
 from chalicelib.services import job_lifecycle, job_quotas
+from chalicelib.services.job_lifecycle import JobResult
 from chalicelib.services.pipelines import cache as keys
 from chalicelib.services.pipelines import instant
 from runner.logstream import LogStream
@@ -33,7 +34,7 @@ class Lookup:
     """What the runner learnt before running: the key (None: uncacheable) and a hit's result."""
 
     key: str | None
-    result: job_lifecycle.Result | None = None
+    result: JobResult | None = None
 
 
 def key_for(job: Job, src: Path) -> str | None:
@@ -72,7 +73,7 @@ def _publish_toolchain() -> None:
         logger.exception("tool versions not published")
 
 
-def before_run(job: Job, src: Path, inputs: list[dict[str, Any]], log: LogStream) -> Lookup:
+def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStream) -> Lookup:
     """Compute the key and, unless the job says no_cache, take an earlier run's result."""
     try:
         key = key_for(job, src)
@@ -94,7 +95,7 @@ def before_run(job: Job, src: Path, inputs: list[dict[str, Any]], log: LogStream
     return Lookup(key, _result_from(job, source, key, inputs, log))
 
 
-def after_run(lookup: Lookup, job: Job, result: job_lifecycle.Result) -> None:
+def after_run(lookup: Lookup, job: Job, result: JobResult) -> None:
     """Store the key of a completed run (not of a cache hit, which names its source)."""
     if lookup.key is None or lookup.result is not None or result.status != COMPLETED:
         return
@@ -104,15 +105,15 @@ def after_run(lookup: Lookup, job: Job, result: job_lifecycle.Result) -> None:
         logger.exception("cache key not stored", extra={"job_id": job.id})
 
 
-def _result_from(job: Job, source: Job, key: str, inputs: list[dict[str, Any]],
-                 log: LogStream) -> job_lifecycle.Result:
+def _result_from(job: Job, source: Job, key: str, inputs: list[InputFilePublic],
+                 log: LogStream) -> JobResult:
     attempt, source_attempt = int(job.attempts or 1), int(source.attempts or 1)
     try:
         log.write(storage.get_bytes(storage.job_log_key(source.project_id, source.id,
                                                         source_attempt)))
     except Exception:  # noqa: BLE001 - the log is a courtesy; the result stands without it
         log.line("(the cached run's log could not be read)")
-    artifacts = []
+    artifacts: list[ArtifactPublic] = []
     for artifact in source.artifacts or []:
         size = int(artifact.get("size_bytes") or 0)
         if not job_quotas.reserve_artifact_bytes(job.project_id, size):
@@ -123,13 +124,14 @@ def _result_from(job: Job, source: Job, key: str, inputs: list[dict[str, Any]],
         storage.copy_object(
             storage.job_artifact_key(source.project_id, source.id, source_attempt, name),
             storage.job_artifact_key(job.project_id, job.id, attempt, name))
-        artifacts.append(dict(artifact))
+        artifacts.append(ArtifactPublic.model_validate(artifact))
     summary = {k: v for k, v in dict(source.summary or {}).items() if k != "runner"}
     summary["cache"] = {"hit": True, "key": key, "job_id": source.id,
                         "project_id": source.project_id}
-    return job_lifecycle.Result(
+    return JobResult(
         status=COMPLETED, error_message=None,
         exit_code=int(source.exit_code) if source.exit_code is not None else None,
-        duration_s=0.0, inputs=inputs, steps=list(source.steps or []),
+        duration_s=0.0, inputs=inputs,
+        steps=[StepPublic.model_validate(s) for s in source.steps or []],
         tool_versions=dict(source.tool_versions or {}), artifacts=artifacts, summary=summary,
         log_bytes=0, log_truncated=False)

@@ -15,6 +15,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
+from chalicelib import hooks
 from chalicelib.models.base import utcnow_iso
 from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, QUEUED, RUNNING, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, StepPublic
@@ -27,10 +28,8 @@ def _ended() -> list[Action]:
 
 def _ended_hook(job: Job) -> None:
     """A job ended: its pipeline (if any) records the outcome and starts what needed it."""
-    if job.pipeline_id is not None:
-        from chalicelib.services.pipelines.runs import on_job_ended
-
-        on_job_ended(job)
+    if job.pipeline_id is not None:  # only pipeline jobs have a reaction today
+        hooks.job_ended(job)
 
 
 def _condition_failed(e: UpdateError) -> bool:

@@ -35,7 +35,7 @@ from dulwich.repo import BaseRepo
 from dulwich.server import Backend, BackendRepo
 from pynamodb.exceptions import DeleteError, PutError
 
-from chalicelib import storage
+from chalicelib import hooks, storage
 from chalicelib.config import get_settings
 from chalicelib.models.base import condition_failed, utcnow_iso
 from chalicelib.models.git import GitRef
@@ -366,9 +366,7 @@ class DynamoRefs(RefsContainer):
             raise
         self._snapshot()[ref] = bytes(new_ref)
         if ref == DEFAULT_BRANCH:  # every new commit on main (push, edit, restore, import)
-            from chalicelib.services.pipelines.runs import on_main_moved
-
-            on_main_moved(self.project_id, new_ref)
+            hooks.main_moved(self.project_id, bytes(new_ref))
         return True
 
     def add_if_new(self, name: Any, ref: Any, committer: Any = None, timestamp: Any = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.errors import Unprocessable
 from chalicelib.models.base import fetch_many
@@ -31,6 +31,7 @@ from chalicelib.services.pipelines.runs import (
 from chalicelib.services.pipelines.spec import PipelineFileError, parse_pipeline
 from chalicelib.services.projects import authorize
 
+C = TypeVar("C", bound=CommitPublic)
 BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 STATUS_THREADS = 8
 REFS = {"main": MAIN, MAIN: MAIN}
@@ -97,7 +98,7 @@ def latest_of_commit(project_id: int, sha: str) -> Pipeline | None:
     return None
 
 
-def with_pipelines(project_id: int, commits: list[CommitPublic]) -> list[CommitPublic]:
+def with_pipelines(project_id: int, commits: list[C]) -> list[C]:
     """The commits with their newest pipeline attached (`pipeline`, None without one): one
     Query per commit, side by side, and one BatchGet of the jobs still running."""
     if not commits:

@@ -291,7 +291,7 @@ def test_a_claimed_job_shows_running_and_its_success_starts_the_jobs_that_need_i
     [pipeline] = _pipelines(api, owner, pid)
     assert (pipeline["status"], pipeline["jobs"][0]["status"]) == ("running", "running")
     # WHEN the runner records it completed
-    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.Result(
+    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.JobResult(
         status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
         steps=[], tool_versions={}, artifacts=[], summary={}, log_bytes=0, log_truncated=False))
     # THEN the job that needed it is queued, and the pipeline runs on

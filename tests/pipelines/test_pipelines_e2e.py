@@ -19,10 +19,10 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, Api, UserCtx, make_project
+from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, make_queues, wait_for
-from tests.test_git_http import Git, api_token, commit_all, remote
-from tests.test_jobs_e2e import RunnerProcess
-from tests.test_pipelines import COUNTER, PIPELINE, TB
+from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
+from tests.runner.test_jobs_e2e import RunnerProcess
 
 pytestmark = [
     pytest.mark.slow,
