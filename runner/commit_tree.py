@@ -18,6 +18,7 @@ from dulwich.objects import Blob, Commit, ShaFile, Tree
 
 from chalicelib import storage
 from chalicelib.services.git.store import objects_prefix
+from runner import calls
 
 MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to
 FETCH_THREADS = 8
@@ -75,7 +76,9 @@ def fetch_commit(project_id: int, commit_sha: str) -> list[CommitFile]:
     Raises MaterialiseError when an object is missing or of the wrong type, or the tree holds
     more than MAX_TREE_ENTRIES entries; storage errors propagate (the job is retried).
     """
-    with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+    # The pool's GETs count as the job's AWS calls when the caller's do (runner/calls.py).
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS, initializer=calls.adopt,
+                            initargs=(calls.current(),)) as pool:
         commit = _read(project_id, commit_sha.encode("ascii"))
         if not isinstance(commit, Commit):
             raise MaterialiseError(f"{commit_sha} is not a commit")

@@ -11,6 +11,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import storage
 from chalicelib.logs import SERVICE
+from runner import calls
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -40,7 +41,9 @@ class LogStream:
         self._flushed = 0
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="log-flush", daemon=True)
+        # The flusher's PUTs count as the job's AWS calls (runner/calls.py), like the caller's.
+        self._thread = threading.Thread(target=calls.bound(self._run, calls.current()),
+                                        name="log-flush", daemon=True)
 
     def start(self) -> LogStream:
         self._thread.start()

@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runner.limits import Limits
 
@@ -31,7 +31,9 @@ class RunnerEnv(BaseModel):
 
     Queue side: wait_seconds [20] long-poll time, cancel_poll_seconds [0.5] how often a running
     job's record is read for cancel / takeover, log_flush_seconds [0.5], stop_grace_seconds [20]
-    time a job gets to finish after SIGTERM, dlq_check_seconds [30].
+    time a job gets to finish after SIGTERM, dlq_check_seconds [30], concurrency [the cores this
+    process may use] jobs one runner runs at once, each in its own sandbox (1 when sandbox_uid
+    pins one uid: jobs sharing a uid could signal, and reap, each other's processes).
     Limits of one job (runner/limits.py): cpu_seconds, wall_seconds, memory_bytes, file_bytes,
     processes, log_bytes, disk_bytes.
     Sandbox: sandbox_dir [$TMPDIR/a6hub-sandbox] where job stages live; unsandboxed [false] runs
@@ -49,6 +51,7 @@ class RunnerEnv(BaseModel):
     log_flush_seconds: float = Field(default=0.5, gt=0)
     stop_grace_seconds: float = Field(default=20.0, ge=0)
     dlq_check_seconds: float = Field(default=30.0, gt=0)
+    concurrency: int | None = Field(default=None, gt=0, le=256)
 
     cpu_seconds: int = Field(default=Limits.cpu_seconds, gt=0)
     wall_seconds: int = Field(default=Limits.wall_seconds, gt=0)
@@ -63,6 +66,26 @@ class RunnerEnv(BaseModel):
     sandbox_uid: int | None = Field(default=None, gt=0)
     sandbox_uids: str = Field(default="200000-265535", pattern=r"^\d+(-\d+)?$")
     cgroup: str = ""
+
+    @model_validator(mode="after")
+    def _one_uid_one_job(self) -> RunnerEnv:
+        if self.sandbox_uid is not None and (self.concurrency or 1) > 1:
+            raise ValueError("A6HUB_RUNNER_CONCURRENCY above 1 needs a uid per job: unset "
+                             "A6HUB_RUNNER_SANDBOX_UID (jobs sharing a uid can kill each other's "
+                             "processes)")
+        return self
+
+    @property
+    def jobs_at_once(self) -> int:
+        """How many jobs a runner runs at once: `concurrency`, else the cores it may use."""
+        if self.concurrency is not None:
+            return self.concurrency
+        if self.sandbox_uid is not None:
+            return 1
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
 
     @property
     def uid_range(self) -> tuple[int, int]:
@@ -89,7 +112,7 @@ def _parse(snapshot: tuple[tuple[str, str], ...]) -> RunnerEnv:
         return RunnerEnv.model_validate(dict(snapshot))
     except ValidationError as e:
         problems = [f"{variable(str(item['loc'][0]))}: {item['msg']}, got {item.get('input')!r}"
-                    for item in e.errors()]
+                    if item["loc"] else item["msg"] for item in e.errors()]
         raise RunnerConfigError(f"bad runner setting: {'; '.join(problems)}") from None
 
 

@@ -32,7 +32,7 @@ from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage, StepPublic
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
-from runner import cache, commit_tree, importer, workspace
+from runner import cache, calls, commit_tree, importer, workspace
 from runner.limits import Limits
 from runner.logstream import LogStream
 from runner.settings import job_limits, runner_env
@@ -64,6 +64,7 @@ class RunnerSettings:
     stop_grace_seconds: float = 20.0
     dlq_check_seconds: float = 30.0
     release_backoff_seconds: int = 10
+    concurrency: int = 1  # jobs run at once (A6HUB_RUNNER_CONCURRENCY, default: the cores)
     runner_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
@@ -89,6 +90,7 @@ class RunnerSettings:
             max_receives=shape.max_receives, wait_seconds=env.wait_seconds,
             cancel_poll_seconds=env.cancel_poll_seconds, log_flush_seconds=env.log_flush_seconds,
             stop_grace_seconds=env.stop_grace_seconds, dlq_check_seconds=env.dlq_check_seconds,
+            concurrency=env.jobs_at_once,
         )
 
 
@@ -111,6 +113,8 @@ class Run:
     releasing: bool = False  # the runner is stopping: give the job back instead of finishing
     timings: dict[str, float] = field(default_factory=dict)
     prefetch: Future[list[commit_tree.CommitFile]] | None = None  # the job's commit's files
+    rows: Future[dict[str, tuple[int, int, str]]] | None = None  # the files table, prefetched
+    call_count: calls.CallCount = field(default_factory=calls.CallCount)  # AWS calls for it
 
 
 class Worker:
@@ -125,9 +129,14 @@ class Worker:
         self.stopping = threading.Event()
         self._stop_deadline: float | None = None
         self._next_dlq_check = 0.0
-        self._prefetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prefetch")
+        self.concurrency = max(1, settings.concurrency)
+        self._prefetcher = ThreadPoolExecutor(max_workers=2 * self.concurrency,
+                                              thread_name_prefix="prefetch")
         self.jobs_run = 0
-        self.current: Run | None = None  # the job being run, for the stop message
+        self._lock = threading.Condition()
+        self._in_flight = 0  # deliveries being handled (claimed or about to be)
+        self.running: dict[int, Run] = {}  # job id -> the job being run, for the stop message
+        calls.install()
 
     @property
     def execute(self) -> Execute:
@@ -144,15 +153,24 @@ class Worker:
         if self._stop_deadline is None or deadline < self._stop_deadline:
             self._stop_deadline = deadline
         self.stopping.set()
-        run = self.current
-        if run is None:
+        with self._lock:
+            runs = list(self.running.values())
+            self._lock.notify_all()
+        if not runs:
             logger.info("runner stopping: no job running")
-        elif grace > 0:
-            logger.info(f"runner stopping: job {run.job.id} gets {grace:.0f}s to finish, then "
-                        "goes back to the queue", extra={"job_id": run.job.id})
-        else:
-            logger.info(f"runner stopping: releasing job {run.job.id} now",
-                        extra={"job_id": run.job.id})
+        for run in runs:
+            if grace > 0:
+                logger.info(f"runner stopping: job {run.job.id} gets {grace:.0f}s to finish, "
+                            "then goes back to the queue", extra={"job_id": run.job.id})
+            else:
+                logger.info(f"runner stopping: releasing job {run.job.id} now",
+                            extra={"job_id": run.job.id})
+
+    @property
+    def current(self) -> Run | None:
+        """One job being run (any), or None."""
+        with self._lock:
+            return next(iter(self.running.values()), None)
 
     def check_ready(self) -> None:
         """Load the executor now so a runner without its sandbox refuses to start."""
@@ -170,28 +188,68 @@ class Worker:
                        "job code can read this machine's files and credentials")
 
     def serve(self) -> None:
+        """Poll and run up to `concurrency` jobs at once, each on its own thread, until stopped;
+        returns once every job has finished or been released."""
         logger.info("runner polling", extra={"queue": self.settings.queue_url,
-                                             "runner_id": self.settings.runner_id})
-        while not self.stopping.is_set():
-            try:
-                self.poll_once()
-            except TRANSIENT as e:
-                logger.warning("queue poll failed; retrying", extra={"error": str(e)})
-                self.stopping.wait(1.0)
-            except Exception:  # noqa: BLE001 - one bad delivery must not stop the runner
-                # The message stays in flight; its visibility timeout and the DLQ decide.
-                logger.exception("handling a message failed")
-                self.stopping.wait(1.0)
+                                             "runner_id": self.settings.runner_id,
+                                             "concurrency": self.concurrency})
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job") as pool:
+            while not self.stopping.is_set():
+                room = self._wait_for_room()
+                if room == 0:
+                    break
+                try:
+                    for delivery in self._receive(room):
+                        if self.stopping.is_set():
+                            self._change_visibility(delivery.receipt, 0)
+                            continue
+                        with self._lock:
+                            self._in_flight += 1
+                        pool.submit(self._handle_in_slot, delivery)
+                except TRANSIENT as e:
+                    logger.warning("queue poll failed; retrying", extra={"error": str(e)})
+                    self.stopping.wait(1.0)
+                except Exception:  # noqa: BLE001 - one bad receive must not stop the runner
+                    logger.exception("polling the queue failed")
+                    self.stopping.wait(1.0)
         logger.info("runner stopped", extra={"runner_id": self.settings.runner_id})
 
-    def poll_once(self, wait_seconds: int | None = None) -> int:
-        """One receive (and, when due, one DLQ check); returns how many messages were handled."""
+    def _wait_for_room(self) -> int:
+        """Block until a slot is free (or stopping: 0); how many messages to ask for (1..10)."""
+        with self._lock:
+            while not self.stopping.is_set():
+                room = self.concurrency - self._in_flight
+                if self.max_jobs:
+                    room = min(room, self.max_jobs - self.jobs_run - self._in_flight)
+                if room > 0:
+                    return min(room, 10)
+                self._lock.wait(1.0)
+        return 0
+
+    def _handle_in_slot(self, delivery: jobqueue.Delivery) -> None:
+        try:
+            self.handle(delivery)
+        except Exception:  # noqa: BLE001 - one bad delivery must not stop the runner
+            # The message stays in flight; its visibility timeout and the DLQ decide.
+            logger.exception("handling a message failed")
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
+
+    def _receive(self, max_messages: int, wait_seconds: int | None = None) -> list[jobqueue.Delivery]:
         if self.settings.dlq_url and time.monotonic() >= self._next_dlq_check:
             self._next_dlq_check = time.monotonic() + self.settings.dlq_check_seconds
             self.drain_dead_letters()
-        deliveries = jobqueue.receive(
+        return jobqueue.receive(
             self.settings.queue_url,
-            self.settings.wait_seconds if wait_seconds is None else wait_seconds)
+            self.settings.wait_seconds if wait_seconds is None else wait_seconds,
+            max_messages=max_messages)
+
+    def poll_once(self, wait_seconds: int | None = None) -> int:
+        """One receive of one message (and, when due, one DLQ check), handled on this thread;
+        returns how many messages were handled."""
+        deliveries = self._receive(1, wait_seconds)
         for delivery in deliveries:
             if self.stopping.is_set():
                 self._change_visibility(delivery.receipt, 0)
@@ -221,18 +279,29 @@ class Worker:
 
     def handle(self, delivery: jobqueue.Delivery) -> str:
         """Decide what one delivery means; returns what was done (for logs and tests)."""
+        count = calls.CallCount()
+        with calls.counting(count):
+            return self._handle(delivery, count)
+
+    def _handle(self, delivery: jobqueue.Delivery, count: calls.CallCount) -> str:
         receipt = delivery.receipt
         body = self._message_body(delivery)
         # Claim first (the common case costs one write, which returns the whole record); read
         # only when the claim is refused, to tell a duplicate from a job held elsewhere.
         job = Job(body.project_id, body.job_id) if body else None
         # The commit's files are fetched while the claim is in flight (discarded if refused).
-        prefetch = (self._prefetcher.submit(commit_tree.fetch_commit, body.project_id, body.commit)
+        prefetch = (self._prefetcher.submit(calls.bound(commit_tree.fetch_commit, count),
+                                            body.project_id, body.commit)
                     if body is not None and body.commit else None)
+        # So is the files table's listing (one Query) that names each input's file id/version.
+        rows = (self._prefetcher.submit(calls.bound(workspace.files_table_rows, count),
+                                        body.project_id)
+                if body is not None and body.commit else None)
         if job is None or not job_lifecycle.claim(job, self.settings.runner_id,
                                                   self.settings.lease_seconds):
-            if prefetch is not None:
-                prefetch.cancel()  # if it has not started: a duplicate must not delay the next job
+            for future in (prefetch, rows):
+                if future is not None:
+                    future.cancel()  # if not started: a duplicate must not delay the next job
             return self._unclaimable(body, receipt)
         if prefetch is not None and (job.cancel_requested or body is None
                                      or body.commit != job.commit):
@@ -243,11 +312,14 @@ class Worker:
             self._delete(receipt)
             return "cancelled"
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
-        self.current = Run(job=job, receipt=receipt, prefetch=prefetch)
+        run = Run(job=job, receipt=receipt, prefetch=prefetch, rows=rows, call_count=count)
+        with self._lock:
+            self.running[int(job.id)] = run
         try:
-            return self.run(self.current)
+            return self.run(run)
         finally:
-            self.current = None
+            with self._lock:
+                self.running.pop(int(job.id), None)
 
     def _unclaimable(self, body: JobMessage | None, receipt: str) -> str:
         job = job_lifecycle.load(body.project_id, body.job_id) if body else None
@@ -276,8 +348,8 @@ class Worker:
                         self.settings.log_flush_seconds,
                         on_flush=lambda size: job_lifecycle.record_log_progress(
                             job, runner_id, size)).start()
-        watcher = threading.Thread(target=self._watch, args=(run, log), name="job-watch",
-                                   daemon=True)
+        watcher = threading.Thread(target=calls.bound(self._watch, run.call_count), args=(run, log),
+                                   name="job-watch", daemon=True)
         watcher.start()
         started = time.monotonic()
         log.line(f"job {job.id} ({job.job_type}), attempt {int(job.attempts or 1)}, "
@@ -313,8 +385,9 @@ class Worker:
         with workspace.job_dir() as root:
             try:
                 files = self._commit_files(run, log)
-                inputs = workspace.write_files(root / "src", files,
-                                               workspace.files_table_rows(job.project_id))
+                rows = (run.rows.result() if run.rows is not None
+                        else workspace.files_table_rows(job.project_id))
+                inputs = workspace.write_files(root / "src", files, rows)
             except commit_tree.MaterialiseError as e:
                 log.line(str(e))
                 return _failed_result(str(e), [], log)
@@ -378,14 +451,21 @@ class Worker:
         run.timings["log_flush_s"] = round(time.monotonic() - flush_started, 4)
         result.log_bytes = log.size
         result.log_truncated = result.log_truncated or log.truncated
-        # Where the runner's own time went (the bench reads it; users see it on the job).
-        result.summary = {**result.summary, "runner": dict(run.timings)}
+        # Where the runner's own time went (the bench reads it; users see it on the job), and
+        # how many AWS calls the job cost: those so far, plus the finish and the delete below.
+        by_op = run.call_count.snapshot()
+        by_op["UpdateItem"] = by_op.get("UpdateItem", 0) + 1
+        by_op["DeleteMessage"] = by_op.get("DeleteMessage", 0) + 1
+        result.summary = {**result.summary, "runner": {
+            **run.timings, "aws_calls": sum(by_op.values()), "aws_calls_by_op": by_op}}
         if job_lifecycle.finish(job, self.settings.runner_id, result):
             metrics.job_finished(job.job_type, result.status, result.duration_s)
         self._delete(run.receipt)
-        self.jobs_run += 1
-        if self.max_jobs and self.jobs_run >= self.max_jobs:
-            self.stopping.set()
+        with self._lock:
+            self.jobs_run += 1
+            if self.max_jobs and self.jobs_run >= self.max_jobs:
+                self.stopping.set()
+                self._lock.notify_all()
         return result.status
 
     def _watch(self, run: Run, log: LogStream) -> None:
