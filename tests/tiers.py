@@ -56,6 +56,7 @@ MODULE_TIERS = {
     "test_jobs_runner": "runner",
     "test_runner_bounds": "runner",
     "test_runner_sandbox": "runner",
+    "test_runner_concurrency": "runner",
     # integration
     "test_concurrency": "integration",
     "test_cors": "integration",
