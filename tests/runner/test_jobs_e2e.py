@@ -303,3 +303,28 @@ def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path,
     assert job["status"] == status, job
     assert log_line in logs_of(api, owner, project, job_id)
     assert queues.depth() == left
+
+
+def test_sigterm_releases_every_job_a_two_slot_runner_holds(
+        api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
+    # GIVEN a runner with 2 slots (A6HUB_RUNNER_CONCURRENCY) running two never-ending simulations
+    queues = make_queues(max_receives=3, visibility=5)
+    with api_queue(queues.url):
+        project = make_project(api, owner)
+        make_file(api, owner, project["id"], "tb/forever_tb.v", FOREVER_TB)
+        ids = [submit(api, owner, project, "simulation", {"testbench": "tb/forever_tb.v"})
+               for _ in range(2)]
+    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_CONCURRENCY="2",
+                           A6HUB_RUNNER_STOP_GRACE_SECONDS="0")
+    for job_id in ids:
+        wait_for(lambda job_id=job_id: " vvp -n " in logs_of(api, owner, project, job_id),
+                 timeout=120, what=f"simulation {job_id} to start")
+    assert [job_of(api, owner, project, i)["status"] for i in ids] == ["running", "running"]
+    # WHEN it receives SIGTERM
+    code = runner.stop()
+    # THEN it exits 0, both jobs are pending again and both messages are back in the queue
+    assert code == 0, runner.output()[-2000:]
+    assert [job_of(api, owner, project, i)["status"] for i in ids] == ["pending", "pending"]
+    for job_id in ids:
+        assert "released back to the queue" in logs_of(api, owner, project, job_id)
+    assert queues.visible() == 2
