@@ -9,6 +9,8 @@ level by level, blobs side by side.
 from __future__ import annotations
 
 import stat
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
@@ -22,6 +24,7 @@ from runner import calls
 
 MAX_TREE_ENTRIES = 10_000  # far above the files-per-project limit pushes are held to
 FETCH_THREADS = 8
+CACHE_BYTES = 64 * 1024 * 1024  # git objects kept in memory across jobs (ObjectCache)
 
 
 class MaterialiseError(RuntimeError):
@@ -37,13 +40,58 @@ class CommitFile:
     data: bytes
 
 
+class ObjectCache:
+    """Git objects already read, per project, least recently used out past `max_bytes`.
+
+    A git object's key is the SHA-1 of its content, so a cached copy can never be stale: a job
+    that runs a commit this runner has run before reads none of its objects again, and one that
+    changed a file reads the new commit, the trees on the changed path and the new blob only.
+    Keyed by (project, sha) so a project only ever gets objects read from its own store.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[int, bytes], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, project_id: int, sha: bytes) -> bytes | None:
+        with self._lock:
+            raw = self._items.get((project_id, sha))
+            if raw is not None:
+                self._items.move_to_end((project_id, sha))
+            return raw
+
+    def put(self, project_id: int, sha: bytes, raw: bytes) -> None:
+        if len(raw) > self.max_bytes // 4:
+            return  # one huge blob must not flush everything else
+        with self._lock:
+            if (project_id, sha) in self._items:
+                return
+            self._items[(project_id, sha)] = raw
+            self._bytes += len(raw)
+            while self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
+OBJECTS = ObjectCache(CACHE_BYTES)
+
+
 def _read(project_id: int, sha: bytes) -> ShaFile:
-    try:
-        raw = storage.get_bytes(objects_prefix(project_id) + sha.decode("ascii"))
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-            raise
-        raise MaterialiseError(f"git object {sha.decode()} is missing from the store") from e
+    raw = OBJECTS.get(project_id, sha)
+    if raw is None:
+        try:
+            raw = storage.get_bytes(objects_prefix(project_id) + sha.decode("ascii"))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            raise MaterialiseError(f"git object {sha.decode()} is missing from the store") from e
+        obj = ShaFile.from_file(BytesIO(raw))
+        if obj.id != sha:  # only what hashes to its name is kept (and a corrupt object fails)
+            raise MaterialiseError(f"git object {sha.decode()} does not match its name")
+        OBJECTS.put(project_id, sha, raw)
+        return obj
     return ShaFile.from_file(BytesIO(raw))
 
 

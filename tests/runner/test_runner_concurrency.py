@@ -168,3 +168,19 @@ def test_concurrency_defaults_to_the_cores_and_refuses_a_shared_uid(
         runner_env()
     monkeypatch.delenv("A6HUB_RUNNER_CONCURRENCY")
     assert runner_env().jobs_at_once == 1
+
+
+def test_a_commit_run_again_reads_none_of_its_git_objects(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    # GIVEN two jobs on the same commit
+    ids = [submit(api, owner, project) for _ in range(2)]
+    worker = make_worker(queues, FakeExecute())
+    # WHEN one runner runs both
+    assert worker.poll_once() + worker.poll_once() == 2
+    first, second = (get_job(api, owner, project, str(i)) for i in ids)
+    # THEN the first reads the commit's 6 objects from S3 and the second none (cached by sha)
+    assert first["summary"]["runner"]["aws_calls_by_op"]["GetObject"] == 6
+    assert "GetObject" not in second["summary"]["runner"]["aws_calls_by_op"]
+    # AND both ran the same files
+    assert [i["sha256"] for i in first["inputs"]] == [i["sha256"] for i in second["inputs"]]
+    assert second["status"] == "completed"
