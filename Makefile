@@ -58,6 +58,7 @@ client-e2e: deps $(E2E_STAMP)
 bench: deps
 	@$(PY) -m bench
 	@$(PY) -m bench.store
+	@$(PY) -m bench.throughput
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -77,6 +77,7 @@ MODULE_TIERS = {
     # bench
     "test_bench": "bench",
     "test_bench_jobs": "bench",
+    "test_bench_throughput": "bench",
     "test_bench_store": "bench",
     "test_bench_waveform": "bench",
     # modules added by branches in flight when the tiers came (so their merge collects)

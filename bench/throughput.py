@@ -1,0 +1,185 @@
+"""Jobs per minute for trivial simulations: one runner at N jobs at once (N = the cores), two
+such runners, and one runner at N = 1, each next to the same tools run by hand with the same
+parallelism (`xargs -P N`) in the same run; with the AWS calls each job cost (its record).
+
+`python -m bench.throughput [--quick] [--jobs J]` runs it on its own stack. For each setting the
+J jobs are submitted through the API while no runner runs, then the runners start; the rate is
+J over the span from the first job's `started_at` to the last one's `completed_at` (the records'
+own clocks), so the runners' start-up and the API's submit rate are not counted. Afterwards
+every job must be `completed` with `attempts` 1 and the queue (and its DLQ) empty: nothing lost,
+duplicated or stuck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.jobs import COUNTER, COUNTER_TB, TERMINAL, Client, _ts
+from bench.report import Row, format_table
+from bench.stack import ROOT, Stack, running_stack
+
+JOBS = 60
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def runners(stack: Stack, count: int, concurrency: int, tag: str) -> Iterator[None]:
+    """`count` `python -m runner` processes with `concurrency` slots each (1 s long poll, so they
+    stop quickly), stopped (SIGTERM) and checked to exit 0 on leaving."""
+    env = {k: v for k, v in os.environ.items() if k != "A6HUB_JWT_SECRET"}
+    env.update({"POWERTOOLS_METRICS_DISABLED": "true", "A6HUB_RUNNER_WAIT_SECONDS": "1",
+                "A6HUB_RUNNER_CONCURRENCY": str(concurrency)})
+    processes = []
+    for n in range(count):
+        with open(stack.log_dir / f"runner-{tag}-{n}.log", "ab") as out:
+            processes.append(subprocess.Popen([sys.executable, "-m", "runner"], cwd=ROOT, env=env,
+                                              stdout=out, stderr=subprocess.STDOUT))
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                code = process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+            if code != 0:
+                raise RuntimeError(f"a runner exited {code}; see {stack.log_dir}")
+
+
+def tools_rate(jobs: int, parallel: int) -> float:
+    """iverilog + vvp for the counter, `jobs` times through `xargs -P parallel`, each run in its
+    own directory; jobs per minute."""
+    work = Path(tempfile.mkdtemp(prefix="a6hub-bench-xargs-"))
+    try:
+        for n in range(jobs):
+            run = work / str(n)
+            run.mkdir()
+            (run / "counter.v").write_text(COUNTER)
+            (run / "counter_tb.v").write_text(COUNTER_TB)
+        script = ("cd \"$1\" && iverilog -g2012 -o sim.vvp counter_tb.v counter.v "
+                  "&& vvp -n sim.vvp >/dev/null")
+        argv = ["xargs", "-P", str(parallel), "-n", "1", "sh", "-c", script, "sh"]
+        listing = "\n".join(str(work / str(n)) for n in range(jobs)) + "\n"
+        subprocess.run(argv, input=listing.encode(), check=True)  # warm the page cache
+        started = time.perf_counter()
+        subprocess.run(argv, input=listing.encode(), check=True)
+        return jobs / (time.perf_counter() - started) * 60
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def queue_depth() -> int:
+    """Messages left in the jobs queue and its dead-letter queue (visible or in flight)."""
+    from chalicelib.aws import client
+    from chalicelib.config import get_settings
+    from runner.worker import RunnerSettings
+
+    settings = RunnerSettings.from_queue(get_settings().jobs_queue_url)
+    left = 0
+    for url in filter(None, (settings.queue_url, settings.dlq_url)):
+        attrs = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        left += sum(int(v) for v in attrs.values())
+    return left
+
+
+def measure(stack: Stack, client: Client, project_id: int, jobs: int, count: int,
+            concurrency: int) -> dict[str, Any]:
+    """Submit `jobs`, run them with `count` runners of `concurrency` slots; the rate and checks."""
+    config = {"testbench": "counter_tb.v"}
+    ids = [client.submit(project_id, config) for _ in range(jobs)]
+    tag = f"{count}x{concurrency}"
+    with runners(stack, count, concurrency, tag):
+        done = [client.wait(project_id, job_id, timeout=600) for job_id in ids]
+    first = min(_ts(j["started_at"]) for j in done)
+    last = max(_ts(j["completed_at"]) for j in done)
+    calls = [j["summary"]["runner"] for j in done if "runner" in j.get("summary", {})]
+    by_op: Counter[str] = Counter()
+    for c in calls:
+        by_op.update(c.get("aws_calls_by_op", {}))
+    return {
+        "rate": jobs / max(last - first, 1e-3) * 60,
+        "completed": sum(j["status"] == "completed" for j in done),
+        "attempts_1": sum(j["attempts"] == 1 for j in done),
+        "terminal": sum(j["status"] in TERMINAL for j in done),
+        "calls": statistics.median(c["aws_calls"] for c in calls) if calls else 0,
+        "by_op": {op: round(n / max(len(calls), 1), 1) for op, n in sorted(by_op.items())},
+        "left": queue_depth(),
+    }
+
+
+def run(stack: Stack, jobs: int) -> list[Row]:
+    n = cores()
+    client = Client(stack)
+    rows: list[Row] = []
+    try:
+        project_id = client.project({"counter.v": COUNTER, "counter_tb.v": COUNTER_TB})
+        with runners(stack, 1, 1, "warm"):  # imports, page cache, the emulator's first calls
+            client.wait(project_id, client.submit(project_id, {"testbench": "counter_tb.v"}))
+        settings = [(1, 1), (1, n), (2, n)]
+        results = {s: measure(stack, client, project_id, jobs, *s) for s in settings}
+        by_hand = {p: tools_rate(jobs, p) for p in sorted({1, n, 2 * n})}
+        one = results[(1, n)]["rate"]
+        for (count, slots), r in results.items():
+            hand = by_hand[count * slots]
+            clean = (r["completed"] == jobs and r["attempts_1"] == jobs and r["left"] == 0)
+            target, met = "", None
+            if (count, slots) == (1, n):
+                target, met = ">= 50% of xargs", r["rate"] >= 0.5 * hand
+            elif count == 2:
+                target, met = ">= 1.6x one runner", r["rate"] >= 1.6 * one
+            rows.append(Row(
+                f"trivial simulation, {count} runner(s) x {slots} slot(s), jobs/min ({jobs} jobs)",
+                f"{r['rate']:,.0f}",
+                f"xargs -P {count * slots}: {hand:,.0f}/min ({r['rate'] / hand:.0%} of it)"
+                + (f"; {r['rate'] / one:.2f}x 1 runner" if count == 2 else ""),
+                target, met))
+            rows.append(Row("  nothing lost, duplicated or stuck",
+                            f"completed {r['completed']}/{jobs}, attempts=1 {r['attempts_1']}/"
+                            f"{jobs}, queue+DLQ left {r['left']}", "", "all / all / 0", clean))
+            rows.append(Row("  AWS calls per job (median; mean by operation)", f"{r['calls']:g}",
+                            ", ".join(f"{op} {v:g}" for op, v in r["by_op"].items())))
+    finally:
+        client.http.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    jobs = 6 if args.quick else args.jobs
+    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-throughput-"))
+    started = time.monotonic()
+    with ExitStack() as exits:
+        stack = exits.enter_context(running_stack(args.workers, logs))
+        rows = run(stack, jobs)
+    load = os.getloadavg()[0]
+    print(format_table(rows, f"a6hub runner throughput ({'quick' if args.quick else 'full'}; "
+                             f"{cores()} cores; load {load:.1f}; "
+                             f"{time.monotonic() - started:.0f} s; logs in {logs})"), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
