@@ -37,20 +37,54 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds, user + system, of process `pid` (/proc/pid/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime) / TICKS, (cutime + cstime) / TICKS
+
+
+def child_pid(marker: str) -> int | None:
+    """The pid of this process's child whose command line holds `marker` (the store, the API)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if ppid == os.getpid() and marker in cmdline:
+            return int(entry.name)
+    return None
+
+
 @contextmanager
-def runners(stack: Stack, count: int, concurrency: int, tag: str) -> Iterator[None]:
+def runners(stack: Stack, count: int, concurrency: int, tag: str,
+            cpu: dict[str, float] | None = None) -> Iterator[None]:
     """`count` `python -m runner` processes with `concurrency` slots each (1 s long poll, so they
     stop quickly), stopped (SIGTERM) and checked to exit 0 on leaving."""
     env = {k: v for k, v in os.environ.items() if k != "A6HUB_JWT_SECRET"}
     env.update({"POWERTOOLS_METRICS_DISABLED": "true", "A6HUB_RUNNER_WAIT_SECONDS": "1",
                 "A6HUB_RUNNER_CONCURRENCY": str(concurrency)})
     processes = []
-    for n in range(count):
-        with open(stack.log_dir / f"runner-{tag}-{n}.log", "ab") as out:
+    logs = [stack.log_dir / f"runner-{tag}-{n}.log" for n in range(count)]
+    for log in logs:
+        with open(log, "ab") as out:
             processes.append(subprocess.Popen([sys.executable, "-m", "runner"], cwd=ROOT, env=env,
                                               stdout=out, stderr=subprocess.STDOUT))
     try:
+        # CPU once each is polling: its start-up (imports, sandbox probe) is not counted
+        started = [_polling(process, log) for process, log in zip(processes, logs, strict=True)]
         yield
+        if cpu is not None:  # before they stop: their own CPU, and their tools' (reaped)
+            for process, (own0, tools0) in zip(processes, started, strict=True):
+                own, tools = cpu_seconds(process.pid)
+                cpu["runner"] = cpu.get("runner", 0.0) + own - own0
+                cpu["tools"] = cpu.get("tools", 0.0) + tools - tools0
     finally:
         for process in processes:
             process.terminate()
@@ -62,6 +96,16 @@ def runners(stack: Stack, count: int, concurrency: int, tag: str) -> Iterator[No
                 code = process.wait()
             if code != 0:
                 raise RuntimeError(f"a runner exited {code}; see {stack.log_dir}")
+
+
+def _polling(process: subprocess.Popen[bytes], log: Path) -> tuple[float, float]:
+    """Wait until the runner says it polls; its CPU seconds then (cpu_seconds)."""
+    deadline = time.monotonic() + 120
+    while "runner polling" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"a runner did not start; see {log}")
+        time.sleep(0.02)
+    return cpu_seconds(process.pid)
 
 
 def tools_rate(jobs: int, parallel: int) -> float:
@@ -107,8 +151,15 @@ def measure(stack: Stack, client: Client, project_id: int, jobs: int, count: int
     config = {"testbench": "counter_tb.v"}
     ids = [client.submit(project_id, config) for _ in range(jobs)]
     tag = f"{count}x{concurrency}"
-    with runners(stack, count, concurrency, tag):
-        done = [client.wait(project_id, job_id, timeout=600) for job_id in ids]
+    servers = {name: pid for name, marker in (("emulator", "devstack.store"),
+                                              ("API", "devstack serve"))
+               if (pid := child_pid(marker)) is not None}
+    before = {name: cpu_seconds(pid)[0] for name, pid in servers.items()}
+    cpu: dict[str, float] = {}
+    with runners(stack, count, concurrency, tag, cpu):
+        done = [wait_quietly(client, project_id, job_id) for job_id in ids]
+    for name, pid in servers.items():
+        cpu[name] = cpu_seconds(pid)[0] - before[name]
     first = min(_ts(j["started_at"]) for j in done)
     last = max(_ts(j["completed_at"]) for j in done)
     calls = [j["summary"]["runner"] for j in done if "runner" in j.get("summary", {})]
@@ -123,7 +174,18 @@ def measure(stack: Stack, client: Client, project_id: int, jobs: int, count: int
         "calls": statistics.median(c["aws_calls"] for c in calls) if calls else 0,
         "by_op": {op: round(n / max(len(calls), 1), 1) for op, n in sorted(by_op.items())},
         "left": queue_depth(),
+        "cpu_ms": {name: seconds / jobs * 1000 for name, seconds in cpu.items()},
     }
+
+
+def wait_quietly(client: Client, project_id: int, job_id: int, timeout: float = 600) -> Any:
+    """The job once it has ended, looked at 4 times a second (little load on the API and store)."""
+    deadline = time.monotonic() + timeout
+    while (job := client.job(project_id, job_id))["status"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+        time.sleep(0.25)
+    return job
 
 
 def run(stack: Stack, jobs: int) -> list[Row]:
@@ -157,6 +219,11 @@ def run(stack: Stack, jobs: int) -> list[Row]:
                             f"{jobs}, queue+DLQ left {r['left']}", "", "all / all / 0", clean))
             rows.append(Row("  AWS calls per job (median; mean by operation)", f"{r['calls']:g}",
                             ", ".join(f"{op} {v:g}" for op, v in r["by_op"].items())))
+            total = sum(r["cpu_ms"].values())
+            rows.append(Row("  CPU ms per job (where the cores went)",
+                            ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_ms"].items()),
+                            f"sum {total:.0f} ms: at most {n * 60000 / max(total, 1):,.0f} jobs/min "
+                            f"on {n} idle cores"))
     finally:
         client.http.close()
     return rows
