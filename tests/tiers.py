@@ -39,6 +39,7 @@ MODULE_TIERS = {
     "test_gitstore": "api",
     "test_ids": "api",
     "test_job_commit": "api",
+    "test_job_wait": "api",
     "test_jobs_api": "api",
     "test_members": "api",
     "test_modules": "api",
