@@ -76,6 +76,8 @@ MODULE_TIERS = {
     "test_waveforms": "integration",
     # bench
     "test_bench": "bench",
+    "test_bench_burst": "bench",
+    "test_bench_completion": "bench",
     "test_bench_jobs": "bench",
     "test_bench_store": "bench",
     "test_bench_waveform": "bench",
