@@ -33,6 +33,11 @@ polls. The real limit is concurrency: every waiting client holds one Lambda exec
 account's regional default is 1,000 concurrent executions), so 500 students long-polling at a
 deadline hold 500 of them -- the WebSocket updates (services/live.py) hold none and are the
 better channel for the web client; the long poll is for scripts and CLIs.
+
+Locally (devstack/server.py) a worker process serves one request at a time, as one Lambda
+instance does, so each waiting client holds one of the `A6HUB_API_WORKERS` (default 2 x cores)
+workers for up to `wait` seconds: more concurrent long polls than workers delay everyone else's
+requests on the local server (not in AWS, where each request gets its own instance).
 """
 
 from __future__ import annotations
