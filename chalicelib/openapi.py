@@ -51,7 +51,7 @@ class Param:
     location: Literal["query", "header"] = "query"
     description: str = ""
     required: bool = False
-    schema_type: Literal["string", "integer", "boolean"] = "string"
+    schema_type: Literal["string", "integer", "number", "boolean"] = "string"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ MODULE_TIERS = {
     "test_gitstore": "api",
     "test_ids": "api",
     "test_job_commit": "api",
+    "test_job_wait": "api",
     "test_jobs_api": "api",
     "test_members": "api",
     "test_modules": "api",
@@ -76,6 +77,8 @@ MODULE_TIERS = {
     "test_waveforms": "integration",
     # bench
     "test_bench": "bench",
+    "test_bench_burst": "bench",
+    "test_bench_completion": "bench",
     "test_bench_jobs": "bench",
     "test_bench_throughput": "bench",
     "test_bench_store": "bench",

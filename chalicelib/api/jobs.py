@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.http import json_response, query_flag, query_int, route
+from chalicelib.api.http import json_response, query, query_flag, query_int, route
 from chalicelib.openapi import Doc, Param
 from chalicelib.schemas.jobs import ArtifactLink, JobCreate, JobLogs, JobPublic
-from chalicelib.services import jobs
+from chalicelib.services import job_wait, jobs
 from chalicelib.services.paging import Page
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ OFFSET = Param("offset", "query", "Byte offset to read the log from (the previou
                schema_type="integer")
 PRESIGN = Param("presign", "query", "Answer with a presigned URL even for small text artifacts",
                 schema_type="boolean")
+WAIT = Param("wait", "query", "Long poll: answer as soon as the status changes, at the latest after "
+             "this many seconds (0 < wait <= 25)", schema_type="number")
+SINCE_STATUS = Param("since_status", "query", "With wait: the status to wait for a change from "
+                     "(default: the job's status when the request arrives)")
 
 
 @route(bp, "/{project_id}/jobs", methods=["POST"],
@@ -39,10 +43,15 @@ def list_jobs(caller: Caller | None, project_id: int, limit: int,
 
 
 @route(bp, "/{project_id}/jobs/{job_id}",
-       doc=Doc("Get a job with its steps, inputs and artifacts", response=JobPublic,
-               auth="optional"))
+       doc=Doc("Get a job with its steps, inputs and artifacts; with `wait`, once its status "
+               "changes (long poll)", response=JobPublic, auth="optional",
+               params=(WAIT, SINCE_STATUS), errors=(422,)))
 def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
-    return jobs.get_job(caller, project_id, job_id)
+    wait = job_wait.parse_wait(query(bp.current_request, "wait"))
+    since = job_wait.parse_since_status(query(bp.current_request, "since_status"), wait)
+    if wait is None:
+        return jobs.get_job(caller, project_id, job_id)
+    return job_wait.wait_for_job(caller, project_id, job_id, wait, since)
 
 
 @route(bp, "/{project_id}/jobs/{job_id}", methods=["DELETE"],

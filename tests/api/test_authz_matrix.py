@@ -306,6 +306,15 @@ PROJECT_ROUTES = [
     ProjectRoute("DELETE", "/api/v1/projects/{project_id}/jobs/{job_id}", "write", 200,
                  lambda w, u: Call("DELETE", f"{_jobs(w)}/{w.pending_job_id}"),
                  check=lambda r, w: r.json["status"] == "cancelled"),
+    # The long poll (tests/api/test_job_wait.py): answered at once for a job that has ended, or
+    # one whose status already differs from since_status, so no reader waits here.
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.job_id}?wait=20"),
+                 check=lambda r, w: r.json["id"] == w.job_id),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}", "read", 200,
+                 lambda w, u: Call("GET", f"{_jobs(w)}/{w.pending_job_id}?wait=20"
+                                          "&since_status=running"),
+                 check=lambda r, w: r.json["status"] == "pending"),
 ]
 
 # Routes that are not about one project: (method, path, expected status per caller).
