@@ -59,6 +59,8 @@ bench: deps
 	@$(PY) -m bench
 	@$(PY) -m bench.store
 	@$(PY) -m bench.throughput
+	@$(PY) -m bench.completion
+	@$(PY) -m bench.burst
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
