@@ -300,8 +300,10 @@ def run(sizes: Sizes, workers: int, log_dir: Path, suites: tuple[str, ...] = SUI
             rows.extend(abuse_api.run(stack, quick=quick))
         if "abuse-git" in suites:
             from bench import abuse_git
+            from bench.jobs import runner_process
 
-            rows.extend(abuse_git.run(stack.api_url, quick=quick))
+            with runner_process(stack):  # the fork row waits for its copy job
+                rows.extend(abuse_git.run(stack.api_url, quick=quick, runner=True))
     if "waveform" in suites:
         from bench import waveform
 

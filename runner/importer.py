@@ -1,4 +1,5 @@
-"""The runner's `import` jobs: our own code (dulwich's client), run in the runner, not the sandbox."""
+"""The runner's `import` and `fork` jobs: our own code (dulwich's client, S3 copies), run in the
+runner, not the sandbox."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
+from chalicelib.services.git import forks
 from chalicelib.services.git import imports as gitimport
 from chalicelib.services.job_lifecycle import JobResult
 
 JOB_TYPE = gitimport.JOB_TYPE
+JOB_TYPES = (gitimport.JOB_TYPE, forks.JOB_TYPE)
 
 
 def _result(status: str, error: str | None, duration: float,
@@ -26,7 +29,10 @@ def _result(status: str, error: str | None, duration: float,
 
 def run_import(job: Job, say: Callable[[str], None],
                cancelled: threading.Event) -> JobResult:
-    """Fetch the job's URL into its project; infrastructure errors propagate (the job is retried)."""
+    """Fetch the job's URL into its project (or copy the forked project into it, for a `fork`
+    job); infrastructure errors propagate (the job is retried)."""
+    if job.job_type == forks.JOB_TYPE:
+        return run_fork(job, say, cancelled)
     config = dict(job.config or {})
     started = time.monotonic()
     try:
@@ -50,3 +56,31 @@ def run_import(job: Job, say: Callable[[str], None],
         "head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,
         "files": done.files, "total_bytes": done.total_bytes,
         "other_refs": done.refs}})
+
+
+def run_fork(job: Job, say: Callable[[str], None],
+             cancelled: threading.Event) -> JobResult:
+    """Copy the source project's history into the job's project (`forks.copy_into`)."""
+    started = time.monotonic()
+    try:
+        done = forks.copy_into(job.project_id, int(dict(job.config or {})["source"]), say,
+                               cancelled)
+    except forks.ForkCancelled:
+        say("fork cancelled")
+        gitimport.mark(job.project_id, gitimport.FAILED)
+        return _result(CANCELLED, "fork cancelled", time.monotonic() - started, {})
+    except forks.ForkFailed as e:
+        say(f"fork failed: {e}")
+        gitimport.mark(job.project_id, gitimport.FAILED)
+        return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
+    except (BotoCoreError, ClientError, PynamoDBException):
+        raise
+    except Exception:
+        gitimport.mark(job.project_id, gitimport.FAILED)
+        raise
+    gitimport.mark(job.project_id, gitimport.COMPLETED)
+    say(f"copied {done.objects} objects in {done.seconds_copy:.1f} s "
+        f"(history walked in {done.seconds_walk:.1f} s)")
+    return _result(COMPLETED, None, time.monotonic() - started, {"fork": {
+        "objects": done.objects, "refs": done.refs, "walk_s": round(done.seconds_walk, 3),
+        "copy_s": round(done.seconds_copy, 3)}})

@@ -356,7 +356,7 @@ class Worker:
                  f"runner {self.settings.runner_id}")
         try:
             result = (importer.run_import(job, log.line, run.cancelled)
-                      if job.job_type == importer.JOB_TYPE else self._execute_tools(run, log))
+                      if job.job_type in importer.JOB_TYPES else self._execute_tools(run, log))
         except TRANSIENT as e:
             # Infrastructure trouble (S3, DynamoDB): give the job back; the redrive policy
             # bounds the retries and the DLQ check fails it with the reason.

@@ -193,12 +193,16 @@ def restore(caller: Caller, project_id: int, body: RestoreRequest) -> RestoreRes
 
 
 @route(bp, "/{project_id}/fork", methods=["POST"], doc=Doc(
-    "Fork a project you can read into your account, with its full history", ForkRequest,
-    ProjectPublic, status=201, errors=(409,)))
-def fork(caller: Caller, project_id: int) -> ProjectPublic:
+    "Fork a project you can read into your account, with its full history: 202 with the new "
+    "project, marked importing while a runner copies the history; follow its job "
+    "(import_job_id) at .../jobs/{id}", ForkRequest, ProjectPublic, status=202,
+    errors=(409, 429, 503)))
+def fork(caller: Caller, project_id: int) -> Response:
     request = bp.current_request  # the body is optional: none forks under the same name
     data = parse_body(request, ForkRequest) if request_bytes(request).strip() else ForkRequest()
-    return forks.fork_project(caller, project_id, data)
+    created = forks.fork_project(caller, project_id, data)
+    location = f"/api/v1/projects/{created.id}/jobs/{created.import_job_id}"
+    return json_response(created, status=202, headers={"Location": location})
 
 
 @route(bp, "/import", methods=["POST"], doc=Doc(

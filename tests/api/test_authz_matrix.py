@@ -236,7 +236,7 @@ PROJECT_ROUTES = [
                  lambda w, u: Call("POST", f"{_p(w)}/git/restore",
                                    {"commit": w.first_commit, "path": "rtl/top.v"})),
     # Anyone who can read a project may fork it (the fork is theirs; the source is untouched).
-    ProjectRoute("POST", "/api/v1/projects/{project_id}/fork", "read", 201,
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/fork", "read", 202,
                  lambda w, u: Call("POST", f"{_p(w)}/fork", {"name": unique("fork ")}), whole=True),
     ProjectRoute("POST", "/api/v1/projects/{project_id}/files/upload-url", "write", 201,
                  lambda w, u: Call("POST", f"{_p(w)}/files/upload-url",

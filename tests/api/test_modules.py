@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import fork_support
 from tests.conftest import Api, UserCtx, make_file, make_project
 
 PICORV32 = Path(__import__("pythondata_cpu_picorv32").__file__).parent / "verilog" / "picorv32.v"
@@ -352,8 +353,8 @@ def test_restore_and_fork_carry_the_modules(api: Api, owner: UserCtx, editor: Us
     # THEN the modules are those of the first commit
     assert set(by_name(modules_of(api, owner, pid))) == {"one", "two"}
     # WHEN another user forks the project THEN the fork has the same modules, with its own ids
-    fork = api.post(f"/api/v1/projects/{pid}/fork", token=editor.token, json_body={"name": "f"})
-    assert fork.status == 201, fork.body
+    fork = fork_support.fork(api, editor, pid, {"name": "f"})
+    assert fork.status == 202, fork.body
     forked = by_name(modules_of(api, editor, fork.json["id"]))
     assert set(forked) == {"one", "two"}
     assert all(m["project_id"] == fork.json["id"] for m in forked.values())

@@ -189,12 +189,12 @@ def test_a_collaborator_cannot_publish_a_fork_of_a_private_project(api: Api) -> 
     # AND a private fork is still theirs to keep
     kept = api.post(f"/api/v1/projects/{pid}/fork", token=viewer.token,
                     json_body={"name": unique("copy ")})
-    assert kept.status == 201, kept.body
+    assert kept.status == 202, kept.body
     assert kept.json["visibility"] == "private"
     # AND the owner may publish a fork of their own project
     published = api.post(f"/api/v1/projects/{pid}/fork", token=owner.token,
                          json_body={"name": unique("pub "), "visibility": "public"})
-    assert published.status == 201, published.body
+    assert published.status == 202, published.body
 
 
 def test_commit_cursors_are_signed_and_bound_to_their_project(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests import fork_support
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project
 
 
@@ -165,13 +166,15 @@ def test_fork_keeps_the_full_history_and_the_files(api: Api, owner: UserCtx, edi
     private = make_project(api, owner)["id"]
     history = _commits(api, owner, pid)
 
-    # WHEN another user forks the public project
-    reply = api.post(f"/api/v1/projects/{pid}/fork", token=editor.token,
-                     json_body={"name": "my fork"})
+    # WHEN another user forks the public project and a runner takes the fork job
+    reply = fork_support.fork(api, editor, pid, {"name": "my fork"})
 
-    # THEN the fork is theirs, with the same commits and the same files
-    assert reply.status == 201, reply.body
-    fork = reply.json
+    # THEN the fork is theirs at once, marked importing, and after the job it has the same
+    # commits and the same files
+    assert reply.status == 202, reply.body
+    assert reply.json["import_status"] == "importing" and reply.json["forked_from"] == pid
+    fork = api.get(f"/api/v1/projects/{reply.json['id']}", token=editor.token).json
+    assert fork["import_status"] == "completed"
     assert fork["owner_id"] == editor.id and fork["id"] != pid
     assert fork["visibility"] == "public" and fork["file_count"] == 2
     assert [c["id"] for c in _commits(api, editor, fork["id"])] == [c["id"] for c in history]
@@ -184,8 +187,7 @@ def test_fork_keeps_the_full_history_and_the_files(api: Api, owner: UserCtx, edi
     assert len(_commits(api, owner, pid)) == 2
 
     # AND a private project cannot be forked by someone who cannot read it
-    assert api.post(f"/api/v1/projects/{private}/fork", token=stranger.token,
-                    json_body={}).status == 404
+    assert fork_support.fork(api, stranger, private, run=False).status == 404
 
 
 def test_deleting_a_project_removes_its_repository(api: Api, owner: UserCtx) -> None:

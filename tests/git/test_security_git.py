@@ -11,6 +11,7 @@ import requests
 from dulwich.objects import Blob
 
 from bench import gitcraft
+from tests import fork_support
 from tests.conftest import Api, UserCtx, make_file, make_project, make_user
 
 RECEIVE = {"Content-Type": "application/x-git-receive-pack-request",
@@ -498,19 +499,22 @@ def test_a_fork_copies_only_what_the_refs_reach_and_is_bounded(
     store.flush()
     forker = make_user(api)
 
-    # WHEN someone forks it
-    reply = api.post(f"/api/v1/projects/{pid}/fork", token=forker.token, json_body={})
+    # WHEN someone forks it and a runner takes the fork job
+    reply = fork_support.fork(api, forker, pid)
 
     # THEN the fork holds exactly the reachable objects
-    assert reply.status == 201, reply.body
+    assert reply.status == 202, reply.body
     assert _object_keys(str(reply.json["id"])) == reachable
 
-    # AND a history over the limit is refused before any project is made
+    # AND a history over the limit fails the job with the reason, copying nothing
     monkeypatch.setattr(forks, "MAX_FORK_OBJECTS", 2)
-    before = api.get("/api/v1/projects?limit=100", token=forker.token).json
-    refused = api.post(f"/api/v1/projects/{pid}/fork", token=forker.token, json_body={})
-    assert refused.status == 409, refused.body
-    assert api.get("/api/v1/projects?limit=100", token=forker.token).json == before
+    refused = fork_support.fork(api, forker, pid, {"name": "over the limit"})
+    assert refused.status == 202, refused.body
+    fid, job_id = refused.json["id"], refused.json["import_job_id"]
+    job = api.get(f"/api/v1/projects/{fid}/jobs/{job_id}", token=forker.token).json
+    assert job["status"] == "failed" and "more than 2 objects" in job["error_message"], job
+    assert api.get(f"/api/v1/projects/{fid}", token=forker.token).json["import_status"] == "failed"
+    assert _object_keys(str(fid)) == set()
 
 
 @pytest.mark.slow
