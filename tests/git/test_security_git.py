@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -545,6 +546,38 @@ def test_a_ref_stored_before_names_were_checked_can_still_be_deleted(
     lines = _push(api, owner, pid, gitcraft.receive_pack_request(
         [(head, gitcraft.ZERO, "refs/heads/x.lock")], None))
     assert lines[-1] == b"ok refs/heads/x.lock", lines
+
+
+def test_a_ref_advertisement_reads_only_the_names_and_targets_of_the_refs(
+        api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.client import BaseClient
+
+    # GIVEN a public project with 20 branches
+    pid = make_project(api, owner, visibility="public")["id"]
+    make_file(api, owner, pid, "top.v", "module top; endmodule\n")
+    head = _head(api, owner, pid)
+    _push(api, owner, pid, gitcraft.receive_pack_request(
+        [(gitcraft.ZERO, head, f"refs/heads/b{n}") for n in range(20)], None))
+    returned: list[set[str]] = []
+    original = BaseClient._make_api_call
+
+    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        answer = original(self, operation, params)
+        if operation == "Query" and str(params.get("TableName", "")).endswith("gitrefs"):
+            returned.extend(set(item) for item in answer.get("Items", []))
+        return answer
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+
+    # WHEN an anonymous client asks for the refs
+    reply = api.get(f"/api/v1/projects/{pid}/git/info/refs?service=git-upload-pack",
+                    headers={"Accept": "application/x-git-upload-pack-advertisement"})
+
+    # THEN all 21 are listed from one read that carried only each ref's name and target (the
+    # emulator's cost, and DynamoDB's read units, grow with what each item returns)
+    assert reply.status == 200, reply.body
+    assert reply.body.count(head.encode()) >= 21
+    assert len(returned) == 21 and all(keys == {"ref", "target"} for keys in returned), returned
 
 
 def test_a_ref_advertisement_looks_each_object_up_once(api: Api, owner: UserCtx) -> None:
