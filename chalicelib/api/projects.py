@@ -68,7 +68,7 @@ def list_members(caller: Caller | None, project_id: int, limit: int,
 
 
 @route(bp, "/{project_id}/members", methods=["POST"],
-       doc=Doc("Add a member by username or email (owner)", MemberAdd, MemberPublic, status=201,
+       doc=Doc("Add a member by username (owner)", MemberAdd, MemberPublic, status=201,
                errors=(409,)))
 def add_member(caller: Caller, project_id: int, body: MemberAdd) -> MemberPublic:
     return projects.add_member(caller, project_id, body)

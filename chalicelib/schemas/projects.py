@@ -68,8 +68,14 @@ class MemberAdd(RequestModel):
 
     @model_validator(mode="after")
     def _one_identity(self) -> MemberAdd:
-        if (self.username is None) == (self.email is None):
-            raise ValueError("give exactly one of username or email")
+        # By username only (public anyway): an answer to an email, 201 or 404, told the owner
+        # whether the address has an account (issue 10, finding 9). `email` stays in the model
+        # so that a client sending it reads why.
+        if self.email is not None:
+            raise ValueError("members are added by username, not by email (a lookup by email "
+                             "would tell whether the address has an account)")
+        if self.username is None:
+            raise ValueError("username: required")
         return self
 
 

@@ -29,7 +29,7 @@ from chalicelib.schemas.projects import (
     Visibility,
 )
 from chalicelib.services import cleanup
-from chalicelib.services.accounts import email_key, find_user_id, username_key
+from chalicelib.services.accounts import find_user_id, username_key
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, encode_cursor, page_of
 
@@ -334,8 +334,7 @@ def list_members(caller: Caller | None, project_id: int, limit: int,
 
 def add_member(caller: Caller, project_id: int, data: MemberAdd) -> MemberPublic:
     authorize(caller, project_id, "admin")
-    key = username_key(data.username) if data.username else email_key(data.email or "")
-    user_id = find_user_id(key)
+    user_id = find_user_id(username_key(data.username or ""))
     user = User.get(user_id) if user_id else None
     if user is None:
         raise NotFound("User not found")

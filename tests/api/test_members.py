@@ -30,22 +30,21 @@ def can_write(api: Api, user: UserCtx, pid: str, name: str) -> int:
                     json_body={"filename": f"{name}.v", "content": "x"}).status
 
 
-def test_add_by_username_and_by_email(api: Api, owner: UserCtx, alice: UserCtx,
-                                      bob: UserCtx) -> None:
+def test_add_by_username(api: Api, owner: UserCtx, alice: UserCtx, bob: UserCtx) -> None:
     # GIVEN a private project
     pid = make_project(api, owner)["id"]
     assert members(api, owner, pid) == {owner.id: "owner"}
-    # WHEN the owner adds one person by username and another by email (in capitals)
+    # WHEN the owner adds two people by username
     by_name = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
                        json_body={"username": alice.username, "role": "editor"})
-    by_email = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
-                        json_body={"email": bob.email.upper()})
+    second = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
+                      json_body={"username": bob.username})
     # THEN both are members with the roles given (viewer by default)
     assert by_name.status == 201, by_name.body
     assert set(by_name.json) == {"user_id", "username", "role", "created_at"}
     assert by_name.json["user_id"] == alice.id and by_name.json["role"] == "editor"
-    assert by_email.status == 201, by_email.body
-    assert by_email.json["username"] == bob.username and by_email.json["role"] == "viewer"
+    assert second.status == 201, second.body
+    assert second.json["username"] == bob.username and second.json["role"] == "viewer"
     assert members(api, owner, pid) == {owner.id: "owner", alice.id: "editor", bob.id: "viewer"}
     # AND they see the project in their own list, and can act by their role
     for user in (alice, bob):
@@ -56,11 +55,26 @@ def test_add_by_username_and_by_email(api: Api, owner: UserCtx, alice: UserCtx,
     assert can_write(api, bob, pid, "bob") == 403
 
 
+def test_adding_by_email_does_not_tell_whether_the_address_has_an_account(
+        api: Api, owner: UserCtx, alice: UserCtx) -> None:
+    # GIVEN a private project, an address with an account and one without
+    pid = make_project(api, owner)["id"]
+    # WHEN the owner tries to add each by email
+    known = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
+                     json_body={"email": alice.email.upper()})
+    unknown = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
+                       json_body={"email": "nobody-here@example.test"})
+    # THEN both get the same refusal, which says to use the username, and nobody was added
+    assert known.status == unknown.status == 422, (known.body, unknown.body)
+    assert known.json == unknown.json and "by username" in known.json["detail"]
+    assert members(api, owner, pid) == {owner.id: "owner"}
+
+
 def test_adding_twice_or_the_owner_is_409(api: Api, owner: UserCtx, alice: UserCtx) -> None:
     pid = make_project(api, owner)["id"]
     add_member(api, owner, pid, alice, "viewer")
     again = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
-                     json_body={"email": alice.email, "role": "editor"})
+                     json_body={"username": alice.username, "role": "editor"})
     assert again.status == 409
     owner_again = api.post(f"/api/v1/projects/{pid}/members", token=owner.token,
                            json_body={"username": owner.username, "role": "viewer"})
@@ -70,7 +84,6 @@ def test_adding_twice_or_the_owner_is_409(api: Api, owner: UserCtx, alice: UserC
 
 @pytest.mark.parametrize(("body", "status"), [
     ({"username": "nobody-here-xyz"}, 404),
-    ({"email": "nobody-here@example.test"}, 404),
     ({}, 422),
     ({"role": "editor"}, 422),
     ({"username": "x", "email": "x@example.test"}, 422),
