@@ -104,6 +104,7 @@ class Settings:
     jobs_max_active_per_project: int
     jobs_max_submits_per_minute: int
     max_artifact_bytes_per_project: int
+    max_git_bytes_per_project: int  # stored git objects, history included (services/git/quota.py)
     forum_max_writes: int  # per user and forum window
     forum_window_seconds: int
     import_timeout_seconds: int  # one git import, start to end
@@ -160,6 +161,8 @@ def load_settings() -> Settings:
         jobs_max_submits_per_minute=_int("A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE", 30, 1),
         max_artifact_bytes_per_project=_int("A6HUB_MAX_ARTIFACT_BYTES_PER_PROJECT",
                                             2 * 1024 * 1024 * 1024, 1),
+        max_git_bytes_per_project=_int("A6HUB_MAX_GIT_BYTES_PER_PROJECT",
+                                       4 * max_project_bytes, 1),
         forum_max_writes=_int("A6HUB_FORUM_MAX_WRITES", 20, 1),
         forum_window_seconds=_int("A6HUB_FORUM_WINDOW_SECONDS", 60, 1),
         import_timeout_seconds=_int("A6HUB_IMPORT_TIMEOUT_SECONDS", 300, 1),

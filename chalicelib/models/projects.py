@@ -53,6 +53,8 @@ class Project(Model):
     views_count = NumberAttribute(default=0)
     # Bytes of job artifacts stored for the project (the runner adds, within the quota).
     artifact_bytes = NumberAttribute(null=True)
+    # Bytes of git objects stored for the project (services/git/quota.py).
+    git_bytes = NumberAttribute(null=True)
     # Set on a project created by an import (POST /projects/import): where from, the job
     # that clones it, and importing -> completed | failed (the job has the log and reason).
     import_url = UnicodeAttribute(null=True)

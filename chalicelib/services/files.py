@@ -26,7 +26,7 @@ from chalicelib.models.files import File
 from chalicelib.schemas.files import FileCreate, FilePublic, FileUpdate, FileWithContent
 from chalicelib.services import file_rows, modules
 from chalicelib.services.file_rows import guess_mime
-from chalicelib.services.git import commits
+from chalicelib.services.git import commits, quota
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
 from chalicelib.services.paths import normalise_path
@@ -100,10 +100,11 @@ def check_writable(caller: Caller, project_id: int) -> None:
 
 def create_file(caller: Caller, project_id: int, data: FileCreate,
                 raw: bytes | None = None) -> FilePublic:
-    authorize(caller, project_id, "write")
+    project = authorize(caller, project_id, "write").project
     path = normalise_path(data.filepath, data.filename)
     body = raw if raw is not None else decode_content(data.content, data.encoding)
     check_size(body)
+    quota.check_room(project, len(body))
     created = file_public(file_rows.add(project_id, path, body,
                                         guess_mime(path, body, data.mime_type)))
     commits.record_change(caller, project_id, [commits.Edit(path, body)], data.message)
@@ -115,8 +116,9 @@ def create_file(caller: Caller, project_id: int, data: FileCreate,
 def create_from_upload(caller: Caller, project_id: int, path: str, data: bytes,
                        mime_type: str | None, limit: int) -> FilePublic:
     """A file whose body arrived through a presigned upload (services/uploads.py)."""
-    authorize(caller, project_id, "write")
+    project = authorize(caller, project_id, "write").project
     check_size(data, limit)
+    quota.check_room(project, len(data))
     created = file_public(file_rows.add(project_id, path, data,
                                         guess_mime(path, data, mime_type)))
     commits.record_change(caller, project_id, [commits.Edit(path, data)], None)
@@ -151,7 +153,7 @@ def _read_current(project_id: int, record: File) -> tuple[File, bytes]:
 
 def update_file(caller: Caller, project_id: int, file_id: int, data: FileUpdate,
                 if_match: str | None) -> FilePublic:
-    authorize(caller, project_id, "write")
+    project = authorize(caller, project_id, "write").project
     record = _load(project_id, file_id)
     wanted = parse_if_match(if_match)
     if wanted is not None and wanted != record.version:
@@ -165,6 +167,7 @@ def update_file(caller: Caller, project_id: int, file_id: int, data: FileUpdate,
     if "content" in changes:
         new_body = decode_content(data.content, data.encoding)
         check_size(new_body)
+        quota.check_room(project, len(new_body))
         record.mime_type = guess_mime(record.filepath, new_body, data.mime_type)
     elif data.mime_type:
         record.mime_type = data.mime_type

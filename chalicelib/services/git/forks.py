@@ -30,7 +30,7 @@ from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ForkRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
 from chalicelib.services import job_lifecycle, jobs, projects, ratelimit
-from chalicelib.services.git import imports
+from chalicelib.services.git import imports, quota
 from chalicelib.services.git.store import io_pool, objects_prefix, open_repo
 from chalicelib.services.git.sync import sync_files
 from chalicelib.services.identity import Caller
@@ -112,9 +112,13 @@ def copy_into(target_id: int, source_id: int, say: Callable[[str], None],
     MAX_FORK_OBJECTS, fork already written to) or ForkCancelled; storage errors propagate.
     """
     try:
-        Project.get(source_id)
+        source = Project.get(source_id)
     except Project.DoesNotExist:
         raise ForkFailed(f"the source project {source_id} no longer exists") from None
+    try:  # what the source counted: at least what the copy stores (a retry counts it again)
+        quota.reserve(target_id, int(source.git_bytes or 0))
+    except quota.GitQuotaExceeded as e:
+        raise ForkFailed(e.detail) from None
     started = time.monotonic()
     refs, shas = _reachable(source_id)
     walked = time.monotonic()

@@ -37,6 +37,7 @@ from chalicelib.schemas.git import ImportRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic
 from chalicelib.services import job_lifecycle, jobs, projects, ratelimit
 from chalicelib.services.git import url_guard
+from chalicelib.services.git.quota import GitQuotaExceeded
 from chalicelib.services.identity import Caller
 
 logger = Logger(service=SERVICE, child=True)
@@ -317,7 +318,10 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
         raise ImportFailed("the repository breaks the project's rules: " + "; ".join(problems))
     others = _acceptable_other_refs(repo, project, history, fetch.others, say)
     say(f"storing {len(history.reached)} objects")
-    dropped = repo.object_store.flush(keep=history.reached)
+    try:
+        dropped = repo.object_store.flush(keep=history.reached)
+    except GitQuotaExceeded as e:
+        raise ImportFailed(e.detail) from None
     if dropped:
         say(f"left out {dropped} objects no imported branch or tag reaches")
     if not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):

@@ -26,6 +26,7 @@ from chalicelib.errors import BadRequest, DomainError, Forbidden, NotFound, Unau
 from chalicelib.logs import SERVICE
 from chalicelib.services import pipelines
 from chalicelib.services.git import revisions
+from chalicelib.services.git.quota import GitQuotaExceeded
 from chalicelib.services.git.rules import NewHistory, tree_diff, validate
 from chalicelib.services.git.store import (
     DEFAULT_BRANCH,
@@ -210,14 +211,12 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
         # only main reaches the files API, so say so instead of silently taking "master".
         reasons = [r or "the project is empty: push main first (git push origin HEAD:main)"
                    for r in reasons]
+    dropped = 0 if any(reasons) else _store(repo, history)
+    if isinstance(dropped, str):  # over the git storage quota: every ref is refused
+        reasons = [dropped] * len(commands)
     if any(reasons):
-        for (_, _, ref), reason in zip(commands, reasons, strict=True):
-            if reason:
-                say(f"error: {ref.decode()}: {reason}")
-            yield ref, (reason or "refused because another ref of this push was refused").encode()
-        repo.object_store.discard()
+        yield from _refuse(repo, commands, reasons, say)
         return
-    dropped = repo.object_store.flush(keep=history.reached)
     if dropped:
         say(f"note: {dropped} objects no pushed ref points at were not stored")
     for old, new, ref in commands:
@@ -232,6 +231,25 @@ def apply_push(repo: ProjectRepo, access: Access, commands: list[Command],
         if ref == DEFAULT_BRANCH:
             _follow_main(repo, old, new, say)
         yield ref, b"ok"
+
+
+def _refuse(repo: ProjectRepo, commands: list[Command], reasons: list[str | None],
+            say: Callable[[str], None]) -> Iterator[tuple[bytes, bytes]]:
+    """Refuse the whole push (nothing stored): each ref with its reason, or its neighbour's."""
+    for (_, _, ref), reason in zip(commands, reasons, strict=True):
+        if reason:
+            say(f"error: {ref.decode()}: {reason}")
+        yield ref, (reason or "refused because another ref of this push was refused").encode()
+    repo.object_store.discard()
+
+
+def _store(repo: ProjectRepo, history: NewHistory) -> int | str:
+    """Store what the accepted refs reach: how many other objects were dropped, or why nothing
+    was stored (the project's git storage quota)."""
+    try:
+        return repo.object_store.flush(keep=history.reached)
+    except GitQuotaExceeded as e:
+        return str(e.detail)
 
 
 def _reasons(repo: ProjectRepo, access: Access, commands: list[Command],

@@ -287,19 +287,29 @@ class S3ObjectStore(MemoryObjectStore):
         """Upload buffered objects to S3 (in parallel); afterwards they read from S3.
 
         `keep`: only these (the objects a check reached from accepted refs); the rest are
-        dropped. Returns how many were dropped.
+        dropped. Returns how many were dropped. Raises quota.GitQuotaExceeded (413, nothing
+        stored) when they would take the project past its git storage quota.
         """
+        from chalicelib.services.git import quota
+
         objects = [o for o in self._data.values() if keep is None or o.id in keep]
         dropped = len(self._data) - len(objects)
         if not objects:
             self.discard()
             return dropped
-        def upload(obj: ShaFile) -> None:
-            storage.put_bytes(self._key(obj.id), obj.as_legacy_object(),
-                              "application/x-git-loose-object")
+        stored = [(o, o.as_legacy_object()) for o in objects]
+        try:
+            quota.reserve(self.project_id, sum(len(data) for _, data in stored))
+        except quota.GitQuotaExceeded:
+            self.discard()
+            raise
+
+        def upload(item: tuple[ShaFile, bytes]) -> None:
+            obj, data = item
+            storage.put_bytes(self._key(obj.id), data, "application/x-git-loose-object")
             _cache.put((self.project_id, obj.id), (obj.type_num, obj.as_raw_string()))
 
-        list(io_pool().map(upload, objects))
+        list(io_pool().map(upload, stored))
         self.discard()
         return dropped
 
