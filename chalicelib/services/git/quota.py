@@ -24,21 +24,29 @@ class GitQuotaExceeded(PayloadTooLarge):
 
 
 def reserve(project_id: int, size: int) -> None:
-    """Add `size` bytes to the project's git storage, or raise GitQuotaExceeded (nothing added)."""
+    """Add `size` bytes to the project's git storage, or raise GitQuotaExceeded (nothing added).
+
+    A project that does not exist (deleted during the request: its objects are purged with it)
+    has no count to add to; nothing is written, so no project item is created by the count.
+    """
     quota = get_settings().max_git_bytes_per_project
     if size <= 0:
         return
+    if size > quota:  # the condition below lets a first count through whatever its size
+        raise GitQuotaExceeded(f"{size} new bytes of git objects are more than the project's "
+                               f"git storage quota of {quota} bytes")
     try:
-        if size > quota:
-            raise GitQuotaExceeded("")
         Project(project_id).update(
             actions=[Project.git_bytes.add(size)],
             condition=Project.id.exists() & (Project.git_bytes.does_not_exist()
                                              | (Project.git_bytes <= quota - size)))
-    except (UpdateError, GitQuotaExceeded) as e:
-        if isinstance(e, UpdateError) and e.cause_response_code != "ConditionalCheckFailedException":
+    except UpdateError as e:
+        if e.cause_response_code != "ConditionalCheckFailedException":
             raise
-        used = used_bytes(project_id)
+        try:
+            used = int(Project.get(project_id, consistent_read=True).git_bytes or 0)
+        except Project.DoesNotExist:
+            return
         raise GitQuotaExceeded(
             f"the project's git storage would hold {used + size} bytes ({used} stored, {size} "
             f"new), more than its quota of {quota} bytes") from None
@@ -54,11 +62,3 @@ def check_room(project: Project, size: int) -> None:
         raise GitQuotaExceeded(
             f"the project's git storage holds {used} bytes; {size} more would pass its quota "
             f"of {quota} bytes (history included: delete the project or ask for more)")
-
-
-def used_bytes(project_id: int) -> int:
-    """The bytes of git objects counted for the project (0 if none, or if it is gone)."""
-    try:
-        return int(Project.get(project_id, consistent_read=True).git_bytes or 0)
-    except Project.DoesNotExist:
-        return 0
