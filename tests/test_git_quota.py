@@ -84,3 +84,45 @@ def test_a_fork_past_the_git_storage_quota_fails_with_the_reason(api: Api, owner
     job = api.get(f"/api/v1/projects/{fid}/jobs/{job_id}", token=forker.token).json
     assert job["status"] == "failed" and "quota" in job["error_message"], job
     assert api.get(f"/api/v1/projects/{fid}/git/commits", token=forker.token).json == []
+
+
+def _push(api: Api, user: UserCtx, pid: int, tip: bytes, objects: list[object]) -> list[bytes]:
+    reply = api.post(f"/api/v1/projects/{pid}/git/git-receive-pack", token=user.token,
+                     headers=RECEIVE, raw=gitcraft.receive_pack_request(
+                         [(gitcraft.ZERO, tip.decode(), "refs/heads/side")],
+                         gitcraft.pack_of(objects)))  # type: ignore[arg-type]
+    assert reply.status == 200, reply.body
+    return gitcraft.report(reply.body)
+
+
+def test_a_commit_in_the_middle_of_a_push_is_held_to_the_file_and_byte_totals(
+        api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with one file, where 3 files and 3,000 bytes are allowed
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "top.v", "// top\n")
+    head = _head(api, owner, pid).encode()
+    with settings_env(A6HUB_MAX_FILES_PER_PROJECT=3, A6HUB_MAX_PROJECT_BYTES=3000):
+        # WHEN a push's middle commit has 5 files and its tip only 1 again
+        blobs = [Blob.from_string(f"// {n}\n".encode()) for n in range(5)]
+        wide = gitcraft.tree_of({f"f{n}.v".encode(): (FILE, b) for n, b in enumerate(blobs)})
+        middle = gitcraft.commit_of(wide, [head], message="five files")
+        narrow = gitcraft.tree_of({b"f0.v": (FILE, blobs[0])})
+        tip = gitcraft.commit_of(narrow, [middle.id])
+        lines = _push(api, owner, pid, tip.id, [*blobs, wide, middle, narrow, tip])
+        # THEN it is refused naming the middle commit and the limit, and nothing is stored
+        assert lines[1].startswith(b"ng refs/heads/side"), lines
+        assert middle.id[:12] in lines[1] and b"5 files" in lines[1], lines
+        assert not _stored(pid, middle.id)
+
+        # AND the same for a middle commit whose files are each allowed but together too large
+        big = [Blob.from_string(bytes([65 + n]) * 1200) for n in range(3)]
+        heavy = gitcraft.tree_of({f"b{n}.v".encode(): (FILE, b) for n, b in enumerate(big)})
+        middle = gitcraft.commit_of(heavy, [head], message="3,600 bytes")
+        tip = gitcraft.commit_of(narrow, [middle.id])
+        lines = _push(api, owner, pid, tip.id, [*big, blobs[0], heavy, middle, narrow, tip])
+        assert lines[1].startswith(b"ng refs/heads/side"), lines
+        assert middle.id[:12] in lines[1] and b"3600 bytes" in lines[1], lines
+
+        # AND a history within the totals is taken
+        ok = gitcraft.commit_of(narrow, [head])
+        assert _push(api, owner, pid, ok.id, [blobs[0], narrow, ok])[1] == b"ok refs/heads/side"

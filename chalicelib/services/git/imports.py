@@ -295,7 +295,7 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     """Validate the tip like a push, upload the objects, move main, fill the files table."""
     from dulwich.objects import Commit
 
-    from chalicelib.services.git.rules import NewHistory, tree_diff, validate
+    from chalicelib.services.git.rules import NewHistory, commit_total_errors, tree_diff, validate
     from chalicelib.services.git.store import DEFAULT_BRANCH, ZERO_SHA
     from chalicelib.services.git.sync import sync_files
 
@@ -311,6 +311,7 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
     # Every commit of the fetched history is held to the push rules, not only the tip.
     history = NewHistory(repo)
     problems = history.check([fetch.chosen])
+    problems = problems or commit_total_errors(repo, project, history)
     changes = [] if problems else tree_diff(repo, None, commit.tree)
     problems = problems or validate(repo, project, changes, count_limits=True)
     if problems:

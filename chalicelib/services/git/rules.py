@@ -216,6 +216,67 @@ class NewHistory:
         return errors
 
 
+def commit_total_errors(repo: ProjectRepo, project: Project, history: NewHistory) -> list[str]:
+    """Every new commit `history` reached, held to the project's totals (files, bytes), as
+    messages; `validate` holds only the tip to them.
+
+    A commit's totals are its first parent's when that was just computed, else main's (the
+    project's counters), plus the tree diff from there. The diff of two trees within the limits
+    has at most twice the file limit of entries, so the walk stops there: a commit whose tree
+    names one stored folder a thousand times costs no more than a commit within the limits.
+    """
+    from dulwich.objects import Commit
+
+    settings = get_settings()
+    max_files, max_bytes = settings.max_files_per_project, settings.max_project_bytes
+    main = repo.head_commit()
+    main_base: tuple[bytes | None, int, int] = (None, 0, 0)
+    if main is not None:
+        main_base = (bytes(repo.object_store[main].tree),  # type: ignore[attr-defined]
+                     int(project.file_count or 0), int(project.total_bytes or 0))
+    commits = [o for o in (repo.object_store.pending_object(s) for s in history.reached)
+               if isinstance(o, Commit)]
+    known: dict[bytes, tuple[bytes | None, int, int]] = {}
+    errors: list[str] = []
+    for commit in sorted(commits, key=lambda c: c.commit_time):
+        parent = bytes(commit.parents[0]) if commit.parents else None
+        base = (None, 0, 0) if parent is None else known.get(parent, main_base)
+        totals = _totals_from(repo, base, bytes(commit.tree), 2 * max_files + 2)
+        label = f"commit {commit.id.decode()[:12]}"
+        if totals is None:
+            errors.append(f"{label}: its tree differs from its parent's in more than "
+                          f"{2 * max_files} files")
+            continue
+        count, size = totals
+        if count > max_files:
+            errors.append(f"{label}: its tree has {count} files, more than the limit of "
+                          f"{max_files}")
+        if size > max_bytes:
+            errors.append(f"{label}: its tree holds {size} bytes, more than the limit of "
+                          f"{max_bytes} bytes")
+        known[bytes(commit.id)] = (bytes(commit.tree), count, size)
+    return _capped(errors)
+
+
+def _totals_from(repo: ProjectRepo, base: tuple[bytes | None, int, int], tree: bytes,
+                 max_changes: int) -> tuple[int, int] | None:
+    """(files, bytes) of `tree`, from `base` (a tree and its totals) and their diff; None when
+    the diff has more than `max_changes` entries."""
+    base_tree, count, size = base
+    changes: list[tuple[bytes | None, bytes | None]] = []
+    for change in repo.object_store.tree_changes(_oid(base_tree), _oid(tree)):
+        _, (old_mode, new_mode), (old_sha, new_sha) = change
+        changes.append((old_sha if old_mode and stat.S_ISREG(old_mode) else None,
+                        new_sha if new_mode and stat.S_ISREG(new_mode) else None))
+        if len(changes) > max_changes:
+            return None
+    repo.object_store.prefetch([s for pair in changes for s in pair if s])
+    for old, new in changes:
+        count += (new is not None) - (old is not None)
+        size += _size(repo, new) - _size(repo, old)
+    return count, size
+
+
 @dataclass(frozen=True)
 class _Step:
     """An object to visit: its id, the type its parent says it has, and where it was named."""

@@ -27,7 +27,7 @@ from chalicelib.logs import SERVICE
 from chalicelib.services import pipelines
 from chalicelib.services.git import revisions
 from chalicelib.services.git.quota import GitQuotaExceeded
-from chalicelib.services.git.rules import NewHistory, tree_diff, validate
+from chalicelib.services.git.rules import NewHistory, commit_total_errors, tree_diff, validate
 from chalicelib.services.git.store import (
     DEFAULT_BRANCH,
     HEAD,
@@ -263,6 +263,7 @@ def _reasons(repo: ProjectRepo, access: Access, commands: list[Command],
     if any(reasons):
         return reasons
     problems = history.check([new for _, new, _ in commands if new != ZERO_SHA])
+    problems = problems or commit_total_errors(repo, access.project, history)
     if problems:
         return ["; ".join(problems) if new != ZERO_SHA else None for _, new, _ in commands]
     main = repo.head_commit()
