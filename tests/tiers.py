@@ -36,6 +36,7 @@ MODULE_TIERS = {
     "test_files": "api",
     "test_forum": "api",
     "test_git_history": "api",
+    "test_git_quota": "api",
     "test_gitstore": "api",
     "test_ids": "api",
     "test_job_commit": "api",

@@ -337,6 +337,7 @@ def test_a_git_push_updates_the_modules(api: Api, live_server: str, owner: UserC
     assert set(by_name(modules_of(api, owner, pid))) == {"counter", "top"}
 
 
+@pytest.mark.runner  # the fork is copied by an in-process runner
 def test_restore_and_fork_carry_the_modules(api: Api, owner: UserCtx, editor: UserCtx) -> None:
     # GIVEN a public project whose file lost a module after the first commit, plus a second file
     pid = make_project(api, owner, visibility="public")["id"]

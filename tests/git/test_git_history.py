@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests import fork_support
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project
 
@@ -157,6 +159,7 @@ def test_an_empty_project_has_no_commits(api: Api, owner: UserCtx) -> None:
     assert api.get(f"/api/v1/projects/{pid}/git/commits/HEAD", token=owner.token).status == 404
 
 
+@pytest.mark.runner  # the fork is copied by an in-process runner
 def test_fork_keeps_the_full_history_and_the_files(api: Api, owner: UserCtx, editor: UserCtx,
                                                    stranger: UserCtx) -> None:
     # GIVEN a public project with two commits, and a private one

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from dulwich.objects import Blob
 
 from bench import gitcraft
@@ -70,6 +71,7 @@ def test_pushes_and_file_writes_past_the_git_storage_quota_are_refused(
         assert used < _git_bytes(pid) <= used + 2000
 
 
+@pytest.mark.runner  # the fork is copied by an in-process runner
 def test_a_fork_past_the_git_storage_quota_fails_with_the_reason(api: Api, owner: UserCtx) -> None:
     # GIVEN a public project with some history
     pid = make_project(api, owner, visibility="public")["id"]
