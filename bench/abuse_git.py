@@ -7,24 +7,21 @@ and the pack bomb of finding 1), timed over HTTP against the cap that now bounds
 
 from __future__ import annotations
 
-import argparse
 import random
 import secrets
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
 from dulwich.objects import Blob
 
 from bench import gitcraft
-from bench.report import Row, format_table
-from bench.stack import running_stack
+from bench.report import Row
+from bench.stack import Stack, stack_bench
 
 RECEIVE = "application/x-git-receive-pack-request"
 UPLOAD = "application/x-git-upload-pack-request"
@@ -218,17 +215,15 @@ def run(api_url: str, quick: bool = False, runner: bool = False) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.abuse_git", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-abuse-git-logs-"))
     from bench.jobs import runner_process
 
-    with running_stack(args.workers, logs) as stack, runner_process(stack):
-        rows = run(stack.api_url, quick=args.quick, runner=True)
-    print(format_table(rows, title="a6hub: the worst git requests against their caps"))
-    return 0
+    def with_runner(stack: Stack, quick: bool) -> list[Row]:
+        with runner_process(stack):  # the fork row waits for the runner's copy job
+            return run(stack.api_url, quick=quick, runner=True)
+
+    return stack_bench(argv, "python -m bench.abuse_git", __doc__, with_runner,
+                       "a6hub: the worst git requests against their caps", "a6hub-abuse-git-logs-",
+                       timed=False)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ icepack run by hand with the same arguments.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,8 +18,8 @@ from pathlib import Path
 
 from bench.jobs import Client, runner_process
 from bench.measure import KeepAlive
-from bench.report import Row, format_table, ms
-from bench.stack import ROOT, Stack, running_stack
+from bench.report import Row, ms
+from bench.stack import ROOT, Stack, stack_bench
 
 DATA = ROOT / "tests" / "data" / "build"
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -114,18 +112,8 @@ def _runs(label: str, quick: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.build", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the blinky only, one run")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-build-"))
-    started = time.monotonic()
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick)
-    print(format_table(rows, f"a6hub build bench ({'quick' if args.quick else 'full'}; "
-                             f"{os.cpu_count()} cores; {time.monotonic() - started:.0f} s; "
-                             f"logs in {logs})"), flush=True)
-    return 0
+    return stack_bench(argv, "python -m bench.build", __doc__, run,
+                       "a6hub build bench", "a6hub-bench-build-", quick_help="the blinky only, one run")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ cocotb's VPI module and the same environment, outside any sandbox).
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.jobs import Client, _med, _phases, picorv32_sources, runner_process
-from bench.report import Row, format_table, ms, percentile
-from bench.stack import ROOT, Stack, running_stack
+from bench.report import Row, ms, percentile
+from bench.stack import ROOT, Stack, stack_bench
 
 RUNS = 10
 TESTS = ROOT / "tests" / "fixtures" / "cocotb" / "picorv32_tests.py"
@@ -115,18 +113,8 @@ def run(stack: Stack, quick: bool = False) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cocotb_jobs", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-cocotb-"))
-    started = time.monotonic()
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick)
-    print(format_table(rows, f"a6hub cocotb jobs bench ({'quick' if args.quick else 'full'}; "
-                             f"{os.cpu_count()} cores; {time.monotonic() - started:.0f} s; "
-                             f"logs in {logs})"), flush=True)
-    return 0
+    return stack_bench(argv, "python -m bench.cocotb_jobs", __doc__, run,
+                       "a6hub cocotb jobs bench", "a6hub-bench-cocotb-")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ scratch directory, without the sandbox, the queue or the API.
 
 from __future__ import annotations
 
-import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -24,33 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.jobs import Client, runner_process
-from bench.report import Row, format_table, ms, percentile
-from bench.stack import Stack, running_stack
+from bench.report import Row, ms, percentile
+from bench.stack import ROOT, Stack, stack_bench
 
 RUNS = 10
+FIXTURES = ROOT / "tests" / "fixtures" / "formal"  # the designs tests/runner/test_formal.py checks
 
-FAILING = """module counter (input logic clk, input logic rst, output logic [3:0] count);
-  always_ff @(posedge clk)
-    if (rst) count <= 4'd0;
-    else count <= count + 4'd1;
-`ifdef FORMAL
-  reg past_valid = 1'b0;
-  always @(posedge clk) past_valid <= 1'b1;
-  initial assume (rst);
-  always @(*) if (past_valid) assert (count != 4'd5);
-`endif
-endmodule
-"""
-MOD10 = """module mod10 (input logic clk, input logic rst, output logic [3:0] count);
-  initial count = 4'd0;
-  always_ff @(posedge clk)
-    if (rst || count == 4'd9) count <= 4'd0;
-    else count <= count + 4'd1;
-`ifdef FORMAL
-  always @(*) assert (count <= 4'd9);
-`endif
-endmodule
-"""
+FAILING = (FIXTURES / "counter_fails.sv").read_text()  # fails at step 6
+MOD10 = (FIXTURES / "mod10.sv").read_text()  # counts 0..9: `count <= 9` is 1-inductive
 
 CASES: list[tuple[str, dict[str, str], dict[str, Any], str]] = [
     ("counter fails at step 6, bmc depth 20", {"counter.sv": FAILING},
@@ -135,18 +114,8 @@ def run(stack: Stack, quick: bool = False) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.formal", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-formal-"))
-    started = time.monotonic()
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick)
-    print(format_table(rows, f"a6hub formal bench ({'quick' if args.quick else 'full'}; "
-                             f"{os.cpu_count()} cores; {time.monotonic() - started:.0f} s; "
-                             f"logs in {logs})"), flush=True)
-    return 0
+    return stack_bench(argv, "python -m bench.formal", __doc__, run,
+                       "a6hub formal bench", "a6hub-bench-formal-")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ the same operation against a local bare repository over file:// (the floor: no H
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -20,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.measure import KeepAlive
-from bench.report import Row, format_table
-from bench.stack import running_stack
+from bench.report import Row
+from bench.stack import stack_bench
 
 FILES = 200
 CHANGED = 50
@@ -137,15 +136,9 @@ def run(api_url: str, quick: bool = False) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.git", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-gitbench-logs-"))
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack.api_url, quick=args.quick)
-    print(format_table(rows, title="a6hub git over smart HTTP"))
-    return 0
+    return stack_bench(argv, "python -m bench.git", __doc__,
+                       lambda stack, quick: run(stack.api_url, quick),
+                       "a6hub git over smart HTTP", "a6hub-gitbench-logs-", timed=False)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ when bubblewrap works, as `make run`); `run(stack)` returns the table rows.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import KeepAlive
-from bench.report import Row, format_table, ms, percentile
-from bench.stack import ROOT, Stack, running_stack
+from bench.report import Row, ms, percentile
+from bench.stack import ROOT, Stack, stack_bench, stop
 
 RUNS = 20
 THROUGHPUT_JOBS = 30
@@ -62,12 +61,7 @@ def runner_process(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=30)
 
 
 class Client:
@@ -246,18 +240,8 @@ def run(stack: Stack, quick: bool = False) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.jobs", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-jobs-"))
-    started = time.monotonic()
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick)
-    print(format_table(rows, f"a6hub jobs bench ({'quick' if args.quick else 'full'}; "
-                             f"{os.cpu_count()} cores; {time.monotonic() - started:.0f} s; "
-                             f"logs in {logs})"), flush=True)
-    return 0
+    return stack_bench(argv, "python -m bench.jobs", __doc__, run,
+                       "a6hub jobs bench", "a6hub-bench-jobs-")
 
 
 if __name__ == "__main__":

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report import Row, format_table
 from devstack import bootstrap
 from devstack.emulator import free_port, start_store
 
@@ -77,12 +80,38 @@ def _process(argv: list[str], log: Path, ready_url: str) -> Iterator[subprocess.
         _wait_http(ready_url, process, log)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM `process` and wait up to `timeout` seconds for it, then SIGKILL it."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def stack_bench(argv: list[str] | None, prog: str, description: str | None,
+                run: Callable[[Stack, bool], list[Row]], title: str, log_prefix: str, *,
+                timed: bool = True, quick_help: str = "tiny sizes (smoke run)") -> int:
+    """A bench's command line: parse --quick and --workers from `argv`, run `run(stack, quick)`
+    on a running stack (logs in a new temporary dir named `log_prefix`...) and print its rows
+    under `title` (when `timed`, followed by the mode, core count, wall time and logs dir)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    logs = Path(tempfile.mkdtemp(prefix=log_prefix))
+    started = time.monotonic()
+    with running_stack(args.workers, logs) as stack:
+        rows = run(stack, args.quick)
+    if timed:
+        title += (f" ({'quick' if args.quick else 'full'}; {os.cpu_count()} cores; "
+                  f"{time.monotonic() - started:.0f} s; logs in {logs})")
+    print(format_table(rows, title), flush=True)
+    return 0
 
 
 # The baseline runs as one uvicorn process, its usual form. `uvicorn --workers N` is no fairer: its

@@ -46,19 +46,9 @@ def key_for(job: Job, src: Path) -> str | None:
     if names is None:
         return None
     paths = tools.project_paths(src)
-    known = set(paths)
-
-    def read(path: str) -> bytes | None:
-        if path not in known:
-            return None
-        try:
-            return (src / path).read_bytes()
-        except OSError:
-            return None
-
     _publish_toolchain()
     versions = {name: tools.tool_version(name) for name in names}
-    return keys.cache_key(job.job_type, config, versions, paths, read)
+    return keys.cache_key(job.job_type, config, versions, paths, tools.project_reader(src, paths))
 
 
 @functools.cache

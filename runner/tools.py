@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from chalicelib.hdl.project import CompileSet, Project, load_project
+from chalicelib.hdl.project import CompileSet, Project, ProjectError, load_project
 from chalicelib.schemas.job_configs import SV, V2005, _JobConfig
 from runner.sandbox import INSIDE_ROOT, StepExtras
 
@@ -64,11 +65,9 @@ def project_paths(src: Path) -> list[str]:
     return sorted(found)
 
 
-def load(src: Path, config: _JobConfig) -> Project:
-    """The project model of the files in `src`, parsed with the job's defines and include dirs."""
-    paths = project_paths(src)
-    if any(p == BUILD_DIR or p.startswith(BUILD_DIR + "/") for p in paths):
-        raise JobInputError(f"the project has a top-level {BUILD_DIR!r} entry: the runner builds there")
+def project_reader(src: Path, paths: list[str]) -> Callable[[str], bytes | None]:
+    """A reader of the files under `src`: a path's bytes, or None for a path not in `paths` (the
+    project's files, from `project_paths`) or one that cannot be read."""
     known = set(paths)
 
     def read(path: str) -> bytes | None:
@@ -79,7 +78,16 @@ def load(src: Path, config: _JobConfig) -> Project:
         except OSError:
             return None
 
-    return load_project(paths, read, defines={k: str(v) for k, v in config.defines.items()},
+    return read
+
+
+def load(src: Path, config: _JobConfig) -> Project:
+    """The project model of the files in `src`, parsed with the job's defines and include dirs."""
+    paths = project_paths(src)
+    if any(p == BUILD_DIR or p.startswith(BUILD_DIR + "/") for p in paths):
+        raise JobInputError(f"the project has a top-level {BUILD_DIR!r} entry: the runner builds there")
+    return load_project(paths, project_reader(src, paths),
+                        defines={k: str(v) for k, v in config.defines.items()},
                         include_dirs=config.include_dirs, verilog_2005=config.language == V2005)
 
 
@@ -91,6 +99,21 @@ def check_files(project: Project, wanted: list[str] | None) -> None:
     missing = [f for f in wanted if f not in project.sources]
     if missing:
         raise JobInputError(f"file not found in the project: {', '.join(missing)}")
+
+
+def compile_set(src: Path, config: _JobConfig,
+                choose: Callable[[Project], CompileSet]) -> tuple[Project, CompileSet]:
+    """The project in `src` (see `load`) and the files and roots `choose` picks from it for the job.
+
+    Raises JobInputError when config.files names a file the project lacks, when the project has no
+    HDL file, or when `choose` raises ProjectError (unknown top, testbench, ...).
+    """
+    project = load(src, config)
+    check_files(project, config.files)
+    try:
+        return project, choose(project)
+    except ProjectError as e:
+        raise JobInputError(str(e)) from e
 
 
 def defines(config: _JobConfig) -> list[str]:

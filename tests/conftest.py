@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,15 +234,16 @@ def stranger(api: Api) -> UserCtx:
     return make_user(api)
 
 
-@pytest.fixture(scope="session")
-def live_server(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The API served over real HTTP by `python -m devstack serve` (uvicorn workers), as `make run` does."""
+@contextmanager
+def serving_api(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The API served over real HTTP by `python -m devstack serve` (two uvicorn workers), as `make
+    run` does, with `env` added to ours; yields its base URL once /health answers (60 s at most,
+    else RuntimeError with the server's log, written to `log`)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "2"],
-            cwd=ROOT, env={**os.environ}, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -255,6 +257,15 @@ def live_server(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) ->
             process.kill()
             raise RuntimeError(f"API server did not start:\n{log.read_text()}")
         time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=15)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over real HTTP (see `serving_api`)."""
+    with serving_api(tmp_path_factory.mktemp("server") / "server.log") as url:
+        yield url

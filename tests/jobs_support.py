@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -71,6 +73,26 @@ def api_queue(url: str) -> Iterator[None]:
         else:
             os.environ["A6HUB_JOBS_QUEUE_URL"] = saved
         get_settings.cache_clear()
+
+
+@contextmanager
+def sandboxed_queues(label: str) -> Iterator[Queues]:
+    """A private queue pair the in-process API sends jobs to, and a stage dir of our own for an
+    in-process runner's sandbox (A6HUB_RUNNER_SANDBOX_DIR; the shared one's stale stages are other
+    test runs' business). Not under pytest's 0700 tmp dir: the sandbox's uid must traverse it."""
+    stages = Path(tempfile.gettempdir()) / f"a6hub-sandbox-{label}-{os.getpid()}"
+    previous = os.environ.get("A6HUB_RUNNER_SANDBOX_DIR")
+    os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = str(stages)
+    q = make_queues(max_receives=3, visibility=60)
+    try:
+        with api_queue(q.url):
+            yield q
+    finally:
+        if previous is None:
+            os.environ.pop("A6HUB_RUNNER_SANDBOX_DIR", None)
+        else:
+            os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = previous
+        shutil.rmtree(stages, ignore_errors=True)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, every: float = 0.1,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from chalicelib import hooks
@@ -32,8 +33,16 @@ def _ended_hook(job: Job) -> None:
         hooks.job_ended(job)
 
 
-def _condition_failed(e: UpdateError) -> bool:
-    return e.cause_response_code == "ConditionalCheckFailedException"
+def _update_if(job: Job, actions: list[Action], condition: Condition) -> bool:
+    """Apply `actions` to the job's item when `condition` holds; False (nothing written) when it
+    does not. Other DynamoDB errors are raised."""
+    try:
+        job.update(actions=actions, condition=condition)
+    except UpdateError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def load(project_id: int, job_id: int) -> Job | None:
@@ -52,17 +61,11 @@ def claim(job: Job, runner_id: str, lease_seconds: float) -> bool:
     now = time.time()
     claimable = (Job.status == PENDING) | (
         (Job.status == RUNNING) & (Job.lease_expires_at < now))
-    try:
-        job.update(actions=[
-            Job.status.set(RUNNING), Job.runner_id.set(runner_id),
-            Job.lease_expires_at.set(now + lease_seconds), Job.started_at.set(utcnow_iso()),
-            Job.attempts.add(1), Job.queued.remove(),
-        ], condition=claimable)
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
-    return True
+    return _update_if(job, [
+        Job.status.set(RUNNING), Job.runner_id.set(runner_id),
+        Job.lease_expires_at.set(now + lease_seconds), Job.started_at.set(utcnow_iso()),
+        Job.attempts.add(1), Job.queued.remove(),
+    ], claimable)
 
 
 def _mine(runner_id: str) -> Any:
@@ -71,34 +74,18 @@ def _mine(runner_id: str) -> Any:
 
 def renew_lease(job: Job, runner_id: str, lease_seconds: float) -> bool:
     """Extend our lease; False when the job is no longer ours (taken over, or gone)."""
-    try:
-        job.update(actions=[Job.lease_expires_at.set(time.time() + lease_seconds)],
-                   condition=_mine(runner_id))
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
-    return True
+    return _update_if(job, [Job.lease_expires_at.set(time.time() + lease_seconds)], _mine(runner_id))
 
 
 def record_log_progress(job: Job, runner_id: str, size: int) -> None:
     """Record how much of the log is in storage (`log_bytes`) while the job runs: the change on
     the job's stream is what pushes the new lines to live-update sockets (services/live.py).
     A separate instance, so the caller's (used by another thread) is not refreshed under it."""
-    try:
-        Job(job.project_id, job.id).update(actions=[Job.log_bytes.set(size)],
-                                           condition=_mine(runner_id))
-    except UpdateError as e:
-        if not _condition_failed(e):
-            raise
+    _update_if(Job(job.project_id, job.id), [Job.log_bytes.set(size)], _mine(runner_id))
 
 
 def mark_log_truncated(job: Job, runner_id: str) -> None:
-    try:
-        job.update(actions=[Job.log_truncated.set(True)], condition=_mine(runner_id))
-    except UpdateError as e:
-        if not _condition_failed(e):
-            raise
+    _update_if(job, [Job.log_truncated.set(True)], _mine(runner_id))
 
 
 @dataclass
@@ -133,12 +120,8 @@ def finish(job: Job, runner_id: str, result: JobResult) -> bool:
                    else Job.error_message.remove())
     actions.append(Job.exit_code.set(result.exit_code) if result.exit_code is not None
                    else Job.exit_code.remove())
-    try:
-        job.update(actions=actions, condition=_mine(runner_id))
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
+    if not _update_if(job, actions, _mine(runner_id)):
+        return False
     _ended_hook(job)
     return True
 
@@ -150,40 +133,24 @@ def _dumped(models: list[InputFilePublic] | list[StepPublic] | list[ArtifactPubl
 
 def release(job: Job, runner_id: str) -> bool:
     """Give a running job back to the queue (runner stopping); the next claim runs it afresh."""
-    try:
-        job.update(actions=[
-            Job.status.set(PENDING), Job.runner_id.remove(), Job.lease_expires_at.remove(),
-            Job.started_at.remove(), Job.queued.set(QUEUED),
-        ], condition=_mine(runner_id))
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
-    return True
+    return _update_if(job, [
+        Job.status.set(PENDING), Job.runner_id.remove(), Job.lease_expires_at.remove(),
+        Job.started_at.remove(), Job.queued.set(QUEUED),
+    ], _mine(runner_id))
 
 
 def cancel_pending(job: Job, reason: str) -> bool:
-    try:
-        job.update(actions=[
-            Job.status.set(CANCELLED), Job.completed_at.set(utcnow_iso()),
-            Job.error_message.set(reason), *_ended(),
-        ], condition=Job.status == PENDING)
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
+    if not _update_if(job, [
+        Job.status.set(CANCELLED), Job.completed_at.set(utcnow_iso()),
+        Job.error_message.set(reason), *_ended(),
+    ], Job.status == PENDING):
+        return False
     _ended_hook(job)
     return True
 
 
 def request_cancel(job: Job) -> bool:
-    try:
-        job.update(actions=[Job.cancel_requested.set(True)], condition=Job.status == RUNNING)
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
-    return True
+    return _update_if(job, [Job.cancel_requested.set(True)], Job.status == RUNNING)
 
 
 def fail_unstarted(job: Job, reason: str) -> bool:
@@ -191,14 +158,10 @@ def fail_unstarted(job: Job, reason: str) -> bool:
     now = time.time()
     abandoned = (Job.status == PENDING) | (
         (Job.status == RUNNING) & (Job.lease_expires_at < now))
-    try:
-        job.update(actions=[
-            Job.status.set(FAILED), Job.completed_at.set(utcnow_iso()),
-            Job.error_message.set(reason), Job.lease_expires_at.remove(), *_ended(),
-        ], condition=abandoned)
-    except UpdateError as e:
-        if _condition_failed(e):
-            return False
-        raise
+    if not _update_if(job, [
+        Job.status.set(FAILED), Job.completed_at.set(utcnow_iso()),
+        Job.error_message.set(reason), Job.lease_expires_at.remove(), *_ended(),
+    ], abandoned):
+        return False
     _ended_hook(job)
     return True

@@ -9,6 +9,7 @@ what the job asked.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,14 @@ class JobFailed(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def copy_built(run: JobRun, build_fd: int, built: list[tuple[str, str, str, str]], producer: str) -> None:
+    """Keep each (path under BUILD_DIR, artifact name, kind, MIME type) the tools built as an
+    artifact; raises JobFailed "<producer> produced no <name>" for one that is missing."""
+    for path, name, kind, mime in built:
+        if not run.copy_out(build_fd, os.path.basename(path), name, kind, mime):
+            raise JobFailed(f"{producer} produced no {name}")
 
 
 Planner = Callable[[Any, Path, str], Plan]  # (config, project dir, generated-files dir inside)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.schemas.job_configs import BuildConfig, SynthesisConfig
 from runner.kinds import synthesis
-from runner.kinds.base import JobFailed, JobKind
+from runner.kinds.base import JobFailed, JobKind, copy_built
 from runner.tools import BUILD_DIR, JobInputError, Plan, Step, as_files, first_error, project_paths
 
 if TYPE_CHECKING:
@@ -174,12 +174,10 @@ def collect(run: JobRun, config: BuildConfig) -> None:
     _report(run, _Target.of_config(config))
     build_dir = run.build_fd()
     try:
-        for built, name, kind, mime in (
-                (BITSTREAM, "bitstream.bin", "bitstream", "application/octet-stream"),
-                (PLACED, "placed.asc", "placed_design", "text/plain"),
-                (REPORT, "nextpnr-report.json", "pnr_report", "application/json")):
-            if not run.copy_out(build_dir, os.path.basename(built), name, kind, mime):
-                raise JobFailed(f"the build produced no {name}")
+        copy_built(run, build_dir, [
+            (BITSTREAM, "bitstream.bin", "bitstream", "application/octet-stream"),
+            (PLACED, "placed.asc", "placed_design", "text/plain"),
+            (REPORT, "nextpnr-report.json", "pnr_report", "application/json")], "the build")
     finally:
         os.close(build_dir)
     summary = run.result.summary["build"]

@@ -33,12 +33,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.hdl.project import ProjectError, synthesis_set
-from chalicelib.schemas.job_configs import V2005, FormalConfig
+from chalicelib.hdl.project import synthesis_set
+from chalicelib.schemas.job_configs import FormalConfig
 from runner.kinds.base import JobFailed, JobKind
 from runner.kinds.simulation import index_waveforms
-from runner.kinds.synthesis import _yosys_word
-from runner.tools import BUILD_DIR, JobInputError, Plan, Step, check_files, language_hint, load, plan_notes
+from runner.kinds.synthesis import yosys_reads
+from runner.tools import BUILD_DIR, Plan, Step, compile_set, language_hint, plan_notes
 
 if TYPE_CHECKING:
     from runner.execute import JobRun
@@ -62,24 +62,11 @@ def plan_formal(config: FormalConfig, src: Path, gen_dir: str) -> Plan:
 
     Raises JobInputError when the files do not fit (no HDL file, unknown top or file).
     """
-    project = load(src, config)
-    check_files(project, config.files)
-    try:
-        cs = synthesis_set(project, top=config.top, files=config.files)
-    except ProjectError as e:
-        raise JobInputError(str(e)) from e
+    project, cs = compile_set(
+        src, config, lambda p: synthesis_set(p, top=config.top, files=config.files))
     top = cs.roots[0]
     generated: dict[str, str] = {}
-    lines = []
-    includes = " ".join(f"-I {_yosys_word(d)}" for d in cs.include_dirs)
-    if config.defines:
-        generated["a6hub_defines.vh"] = "".join(
-            f"`define {name} {value}\n" for name, value in config.defines.items())
-        lines.append(f"read_verilog -formal -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
-    defer = " -defer" if set(cs.files) - set(project.closure([top])) else ""
-    for f in cs.files:
-        sv = "" if config.language == V2005 and f.endswith(".v") else " -sv"
-        lines.append(f"read_verilog -formal{defer}{sv} {includes} {_yosys_word(f)}")
+    lines = yosys_reads(config, project, cs, gen_dir, generated, formal=True)
     lines += [
         f"prep -top {top}",
         "hierarchy -smtcheck",

@@ -12,21 +12,19 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.hdl.project import ProjectError, lint_set
+from chalicelib.hdl.project import lint_set
 from chalicelib.schemas.job_configs import V2005, LintConfig
 from runner.kinds.base import JobFailed, JobKind
 from runner.tools import (
-    JobInputError,
     Plan,
     Step,
     as_files,
-    check_files,
+    compile_set,
     config_timescale,
     defines,
     first_error,
     icarus_sources,
     language_hint,
-    load,
     plan_notes,
 )
 
@@ -35,12 +33,7 @@ if TYPE_CHECKING:
 
 
 def plan_lint(config: LintConfig, src: Path, gen_dir: str) -> Plan:
-    project = load(src, config)
-    check_files(project, config.files)
-    try:
-        cs = lint_set(project, top=config.top, files=config.files)
-    except ProjectError as e:
-        raise JobInputError(str(e)) from e
+    _, cs = compile_set(src, config, lambda p: lint_set(p, top=config.top, files=config.files))
     generated: dict[str, str] = {}
     if config.tool == "icarus":
         # -Wno-timescale: untimed files get the default `timescale by rule (see _icarus_sources);

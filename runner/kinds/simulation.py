@@ -14,23 +14,21 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chalicelib.hdl.project import CompileSet, ProjectError, simulation_set
+from chalicelib.hdl.project import CompileSet, simulation_set
 from chalicelib.schemas.job_configs import V2005, SimulationConfig
 from chalicelib.services.paths import MAX_PATH_DEPTH
 from runner import fstree
 from runner.kinds.base import JobFailed, JobKind
 from runner.tools import (
     BUILD_DIR,
-    JobInputError,
     Plan,
     Step,
     as_files,
-    check_files,
+    compile_set,
     config_timescale,
     defines,
     icarus_sources,
     language_hint,
-    load,
     plan_notes,
 )
 
@@ -46,15 +44,11 @@ MAX_WAVEFORMS = 4
 
 
 def plan_simulation(config: SimulationConfig, src: Path, gen_dir: str) -> Plan:
-    project = load(src, config)
-    check_files(project, config.files)
     testbench_file = config.testbench_file
-    try:
-        cs = simulation_set(project, testbench_file=testbench_file,
-                            testbench_module=None if testbench_file else config.testbench,
-                            top=config.top, files=config.files)
-    except ProjectError as e:
-        raise JobInputError(str(e)) from e
+    _, cs = compile_set(src, config, lambda p: simulation_set(
+        p, testbench_file=testbench_file,
+        testbench_module=None if testbench_file else config.testbench,
+        top=config.top, files=config.files))
     notes = plan_notes(config, cs)
     plusargs = [f"+{arg}" for arg in config.plusargs]
     if config.waveform and "+vcd" not in plusargs:

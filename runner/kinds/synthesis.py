@@ -14,18 +14,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.hdl.project import ProjectError, synthesis_set
-from chalicelib.schemas.job_configs import V2005, SynthesisConfig
+from chalicelib.hdl.project import CompileSet, Project, synthesis_set
+from chalicelib.schemas.job_configs import V2005, FormalConfig, SynthesisConfig
 from runner import schematic
-from runner.kinds.base import JobFailed, JobKind
+from runner.kinds.base import JobFailed, JobKind, copy_built
 from runner.tools import (
     BUILD_DIR,
     JobInputError,
     Plan,
     Step,
-    check_files,
+    compile_set,
     language_hint,
-    load,
     plan_notes,
 )
 
@@ -44,31 +43,37 @@ def _yosys_word(text: str) -> str:
     return f'"{text}"'
 
 
-def plan_synthesis(config: SynthesisConfig, src: Path, gen_dir: str) -> Plan:
-    project = load(src, config)
-    check_files(project, config.files)
-    try:
-        cs = synthesis_set(project, top=config.top, files=config.files)
-    except ProjectError as e:
-        raise JobInputError(str(e)) from e
-    top = cs.roots[0]
+def yosys_reads(config: SynthesisConfig | FormalConfig, project: Project, cs: CompileSet,
+                gen_dir: str, generated: dict[str, str], *, formal: bool = False) -> list[str]:
+    """The yosys script lines reading the job's defines and `cs.files` under `cs.roots[0]`;
+    `formal` reads with -formal (defines FORMAL, keeps assert/assume/cover). The defines header
+    is added to `generated` (written into `gen_dir`)."""
+    read = "read_verilog -formal" if formal else "read_verilog"
     includes = " ".join(f"-I {_yosys_word(d)}" for d in cs.include_dirs)
-    generated: dict[str, str] = {}
     lines = []
     if config.defines:
         # A header of `define lines read first: yosys keeps macros across read_verilog calls,
         # and a script line cannot carry a string value's quotes.
         generated["a6hub_defines.vh"] = "".join(
             f"`define {name} {value}\n" for name, value in config.defines.items())
-        lines.append(f"read_verilog -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
+        lines.append(f"{read} -sv {_yosys_word(gen_dir + '/a6hub_defines.vh')}")
     # Files outside top's hierarchy (config.files may list a testbench) are read with -defer:
     # parsed now, elaborated by `hierarchy` only if top needs them, so a testbench's $finish
     # never runs. Not otherwise: -defer changes what yosys' front end folds (pwm_unit: 25 cells
     # instead of the 29 of a plain read_verilog).
-    defer = " -defer" if set(cs.files) - set(project.closure([top])) else ""
+    defer = " -defer" if set(cs.files) - set(project.closure(cs.roots[:1])) else ""
     for f in cs.files:
         sv = "" if config.language == V2005 and f.endswith(".v") else " -sv"
-        lines.append(f"read_verilog{defer}{sv} {includes} {_yosys_word(f)}")
+        lines.append(f"{read}{defer}{sv} {includes} {_yosys_word(f)}")
+    return lines
+
+
+def plan_synthesis(config: SynthesisConfig, src: Path, gen_dir: str) -> Plan:
+    project, cs = compile_set(
+        src, config, lambda p: synthesis_set(p, top=config.top, files=config.files))
+    top = cs.roots[0]
+    generated: dict[str, str] = {}
+    lines = yosys_reads(config, project, cs, gen_dir, generated)
     lines.append(f"hierarchy -check -top {top}")
     if config.family == "generic":
         lines.append(f"synth -top {top}{' -flatten' if config.flatten else ''}")
@@ -179,11 +184,9 @@ def collect(run: JobRun, config: SynthesisConfig) -> None:
         run.result.summary["synthesis"] = {k: v for k, v in summary.items() if k != "modules"}
         run.add_artifact("stat.json", json.dumps(summary, indent=2).encode(), "stat",
                          "application/json")
-        for built, name, kind, mime in (
-                (NETLIST_JSON, "netlist.json", "netlist_json", "application/json"),
-                (NETLIST_VERILOG, "netlist.v", "netlist_verilog", "text/x-verilog")):
-            if not run.copy_out(build, os.path.basename(built), name, kind, mime):
-                raise JobFailed(f"synthesis produced no {name}")
+        copy_built(run, build, [
+            (NETLIST_JSON, "netlist.json", "netlist_json", "application/json"),
+            (NETLIST_VERILOG, "netlist.v", "netlist_verilog", "text/x-verilog")], "synthesis")
     finally:
         os.close(build)
     if config.schematic:

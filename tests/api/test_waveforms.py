@@ -8,9 +8,6 @@ The bad-input tests use a small stored waveform job and need no runner.
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.jobs_support import Queues, sandboxed_queues
 from tests.waveform_support import (
     VcdOracle,
     first_difference,
@@ -48,21 +45,8 @@ class Run:
 
 @pytest.fixture(scope="module")
 def queues(emulator: Any) -> Iterator[Queues]:
-    # Our own stage dir: the shared one's stale stages are other test runs' business.
-    # (Not under pytest's 0700 tmp dir: the sandbox's uid must traverse it.)
-    stages = Path(tempfile.gettempdir()) / f"a6hub-sandbox-waves-{os.getpid()}"
-    previous = os.environ.get("A6HUB_RUNNER_SANDBOX_DIR")
-    os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = str(stages)
-    q = make_queues(max_receives=3, visibility=60)
-    try:
-        with api_queue(q.url):
-            yield q
-    finally:
-        if previous is None:
-            os.environ.pop("A6HUB_RUNNER_SANDBOX_DIR", None)
-        else:
-            os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = previous
-        shutil.rmtree(stages, ignore_errors=True)
+    with sandboxed_queues("waves") as q:
+        yield q
 
 
 def _run_job(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues,

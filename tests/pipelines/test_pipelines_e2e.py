@@ -7,10 +7,7 @@ run here and these jobs run nowhere else.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import ROOT, Api, UserCtx, make_project
+from tests.conftest import Api, UserCtx, make_project, serving_api
 from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, make_queues, wait_for
 from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
@@ -40,31 +37,9 @@ def queues(emulator: Any) -> Queues:
 @pytest.fixture(scope="module")
 def server(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m devstack serve` enqueueing on this module's queue."""
-    from devstack.emulator import free_port
-
-    port = free_port()
     log = tmp_path_factory.mktemp("pipeline-server") / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "2"],
-            cwd=ROOT, env={**os.environ, "A6HUB_JOBS_QUEUE_URL": queues.url},
-            stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _up(url, process), timeout=60, what="the API server")
+    with serving_api(log, {"A6HUB_JOBS_QUEUE_URL": queues.url}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _up(url: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError("the API server exited")
-    try:
-        return requests.get(f"{url}/health", timeout=5).status_code in (200, 503)
-    except requests.ConnectionError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -8,47 +8,25 @@ The config tests need no runner: a hostile value is a 422 and nothing is stored.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.conftest import ROOT, Api, UserCtx, make_file, make_project
+from tests.jobs_support import Queues, sandboxed_queues
 
-# Fails at step 6: reset is assumed in step 0, so count is 0 in step 1 and 5 in step 6.
-FAILING = """module counter (input logic clk, input logic rst, output logic [3:0] count);
-  always_ff @(posedge clk)
-    if (rst) count <= 4'd0;
-    else count <= count + 4'd1;
-`ifdef FORMAL
-  reg past_valid = 1'b0;
-  always @(posedge clk) past_valid <= 1'b1;
-  initial assume (rst);
-  always @(*) if (past_valid) assert (count != 4'd5);
-`endif
-endmodule
-"""
+FIXTURES = ROOT / "tests" / "fixtures" / "formal"  # designs bench/formal.py runs too
+
+# counter_fails.sv fails at step 6: reset is assumed in step 0, so count is 0 in step 1 and 5 in
+# step 6.
+FAILING = (FIXTURES / "counter_fails.sv").read_text()
 FAILING_LINE = 9
 
-# Counts 0..9 and wraps: `count <= 9` holds and is 1-inductive; the cover on 7 is reached in
-# step 7 (count starts at 0), the one on 12 never.
-MOD10 = """module mod10 (input logic clk, input logic rst, output logic [3:0] count);
-  initial count = 4'd0;
-  always_ff @(posedge clk)
-    if (rst || count == 4'd9) count <= 4'd0;
-    else count <= count + 4'd1;
-`ifdef FORMAL
-  always @(*) assert (count <= 4'd9);
-  always @(*) cover (count == 4'd7 && !rst);
-`endif
-endmodule
-"""
+# mod10.sv counts 0..9 and wraps: `count <= 9` holds and is 1-inductive; the cover on 7 is
+# reached in step 7 (count starts at 0), the one on 12 never.
+MOD10 = (FIXTURES / "mod10.sv").read_text()
 
 # Counts 0..99 and wraps: `c != 200` holds, but from an arbitrary state (c = 190) it fails
 # after 10 steps, so it is not 10-inductive: k-induction at depth 10 cannot decide, PDR can.
@@ -79,20 +57,8 @@ WIDE = "module wide(input [2099:0] a, b, output [2099:0] y);\n  assign y = a ^ b
 
 @pytest.fixture(scope="module")
 def queues(emulator: Any) -> Iterator[Queues]:
-    # Our own stage dir, not under pytest's 0700 tmp dir: the sandbox's uid must traverse it.
-    stages = Path(tempfile.gettempdir()) / f"a6hub-sandbox-formal-{os.getpid()}"
-    previous = os.environ.get("A6HUB_RUNNER_SANDBOX_DIR")
-    os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = str(stages)
-    q = make_queues(max_receives=3, visibility=60)
-    try:
-        with api_queue(q.url):
-            yield q
-    finally:
-        if previous is None:
-            os.environ.pop("A6HUB_RUNNER_SANDBOX_DIR", None)
-        else:
-            os.environ["A6HUB_RUNNER_SANDBOX_DIR"] = previous
-        shutil.rmtree(stages, ignore_errors=True)
+    with sandboxed_queues("formal") as q:
+        yield q
 
 
 def _run(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues, job_type: str,
