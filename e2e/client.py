@@ -6,7 +6,8 @@ been built against the `--api-url` given here). This module only drives it, as a
 
     register -> create a project -> open it -> create, edit and save files -> the modules panel
     lists their modules -> run a simulation with Verilator and with Icarus, see each complete and
-    read its log -> settings save -> a forum topic and a reply
+    read its log -> settings save -> a forum topic and a reply -> the Build page: an ASIC PDK is
+    refused with the API's 422, an FPGA preset builds a blinky to a bitstream
 
 and prints one line per step, `PASS <step>: <what it saw>` or `FAIL <step>: <what it saw>`, then
 the client bugs it probed (`BUG-CONFIRMED` / `BUG-NOT-SEEN`), every API answer >= 400 and every
@@ -78,6 +79,22 @@ endmodule
 """
 
 FILES = {"counter.v": COUNTER_V, "testbench.v": TESTBENCH_V}
+
+BUILD_TIMEOUT_S = 600.0
+BUILD_PAGE_POLL_S = 20.0  # the build page polls for 15 s after Start Build, then waits on its WebSocket
+BUILD_PRESET = "ice40-up5k-sg48"  # GET /api/v1/builds/presets: one of this deployment's FPGA targets
+
+BLINKY_V = """\
+// LED blinker for the iCEBreaker's 12 MHz clock (written by the e2e driver)
+module blinky (input wire clk, output wire led);
+  reg [23:0] counter = 0;
+  always @(posedge clk) counter <= counter + 1'b1;
+  assign led = counter[23];
+endmodule
+"""
+
+# iCEBreaker (iCE40UP5K-SG48): 12 MHz oscillator on pin 35, LED on pin 39
+BLINKY_PCF = "set_io clk 35\nset_io led 39\n"
 MODULES = ("counter", "testbench")
 
 
@@ -158,6 +175,18 @@ def api_get(run: Run, path: str) -> Any:
                             headers={"Authorization": f"Bearer {token}"})
     if response.status_code != 200:
         raise StepFailed(f"GET {path} -> {response.status_code} {response.text[:200]}")
+    return response.json()
+
+
+def api_post(run: Run, path: str, body: dict[str, Any]) -> Any:
+    """POST on our API with the client's own token (for set-up the UI path would make long)."""
+    import requests
+
+    token = run.page.evaluate("localStorage.getItem('token')")
+    response = requests.post(run.api_url.rstrip("/") + path, json=body, timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})
+    if response.status_code not in (200, 201):
+        raise StepFailed(f"POST {path} -> {response.status_code} {response.text[:200]}")
     return response.json()
 
 
@@ -555,6 +584,127 @@ def step_forum(run: Run) -> str:
             f"{posts} posts listed, the reply among them")
 
 
+def step_build_page(run: Run) -> str:
+    """A second project holding a blinky and its .pcf (made through the API), opened on its Build tab."""
+    page = run.page
+    run.need("username")
+    project = api_post(run, "/api/v1/projects", {"name": f"e2e-blinky-{uuid.uuid4().hex[:6]}",
+                                                 "description": "FPGA build from the e2e driver"})
+    project_id = project["id"]
+    for name, text in (("blinky.v", BLINKY_V), ("blinky.pcf", BLINKY_PCF)):
+        api_post(run, f"/api/v1/projects/{project_id}/files", {"filename": name, "content": text})
+    page.goto(run.url(f"/projects/{project_id}"))
+    page.get_by_role("heading", name=project["name"]).wait_for(timeout=UI_TIMEOUT_MS)
+    page.get_by_role("link", name="Build", exact=True).click()
+    page.wait_for_url("**/build", timeout=UI_TIMEOUT_MS)
+    page.get_by_text("Quick Start Presets").wait_for(timeout=UI_TIMEOUT_MS)
+    toolbar_button(run, "Start Build", "Build")
+    page.locator("div.grid-cols-3 > button").first.wait_for(timeout=UI_TIMEOUT_MS)
+    presets = page.locator("div.grid-cols-3 > button").all_inner_texts()
+    options = page.locator("select").first.locator("option").all_inner_texts()
+    run.state["build_project"] = project_id
+    shoot(run, "build-page")
+    names = [" ".join(p.split())[:40] for p in presets]
+    return (f"project {project_id} with blinky.v + blinky.pcf; Build tab shows presets {names}; "
+            f"top-module list {options}")
+
+
+def submit_build(run: Run, want: Callable[[dict[str, Any]], bool], what: str) -> tuple[dict[str, Any], Any]:
+    """Click Start Build; a second click if the page sent a stale form (a person clicks again)."""
+    page = run.page
+    project_id = run.need("build_project")
+    attempts = []
+    for _ in range(2):
+        with page.expect_response(lambda r: r.request.method == "POST"
+                                  and r.url.endswith(f"/builds/{project_id}/build")) as posted:
+            page.get_by_role("button", name="Start Build").click()
+        sent = (json.loads(posted.value.request.post_data or "{}").get("config") or {})
+        attempts.append(sent)
+        page.get_by_role("button", name="Start Build").wait_for(timeout=UI_TIMEOUT_MS)
+        if want(sent):
+            break
+    run.bug(f"stale form on the build page ({what})", len(attempts) > 1,
+            f"first click sent pdk={attempts[0].get('pdk')!r} design_name={attempts[0].get('design_name')!r}")
+    if not want(attempts[-1]):
+        raise StepFailed(f"Start Build sent {json.dumps(attempts[-1])[:300]} twice")
+    return attempts[-1], posted.value
+
+
+def step_build_asic(run: Run) -> str:
+    page = run.page
+    run.need("build_project")
+    page.locator("select").nth(1).select_option("sky130A")
+    sent, response = submit_build(run, lambda c: c.get("pdk") == "sky130A", "ASIC PDK")
+    detail = response.json().get("detail", "") if response.status == 422 else ""
+    if response.status != 422 or "sky130A" not in str(detail):
+        raise StepFailed(f"pdk sky130A -> {response.status} {response.text()[:200]}")
+    toast = page.locator("[role=status]", has_text="sky130A").first
+    try:
+        toast.wait_for(timeout=UI_TIMEOUT_MS)
+    except Exception as exc:  # noqa: BLE001
+        raise StepFailed(f"422 {detail!r} answered but the page shows: {toasts(page)}") from exc
+    shown = " ".join(toast.inner_text().split())
+    shoot(run, "build-asic-422")
+    if "Build started" in toasts(page):
+        raise StepFailed(f"the page said 'Build started' after a 422: {toasts(page)}")
+    stored = api_get(run, f"/api/v1/projects/{run.need('build_project')}/jobs")
+    if stored:
+        raise StepFailed(f"422 answered, but the project has jobs: {json.dumps(stored)[:200]}")
+    return f"sent pdk={sent.get('pdk')!r} -> 422, no job stored; toast '{shown[:200]}'"
+
+
+def wait_build_shown(run: Run) -> str:
+    """Wait for the sidebar's final state; press the page's Refresh once its own updates have stopped.
+
+    After Start Build the page polls the status each second for 15 s and then relies on its job
+    WebSocket; a person presses Refresh when neither has shown the end.
+    """
+    page = run.page
+    started = time.monotonic()
+    deadline = started + BUILD_TIMEOUT_S
+    clicks = 0
+    while True:
+        for text in ("Build Complete", "Build Failed"):
+            if page.get_by_text(text, exact=True).count():
+                return f"'{text}' " + (f"after {clicks} clicks on Refresh" if clicks else "by itself")
+        if time.monotonic() > deadline:
+            raise StepFailed(f"no final build state on the page after {BUILD_TIMEOUT_S:.0f} s; "
+                             f"toasts: {toasts(page)}")
+        page.wait_for_timeout(3_000)
+        refresh = page.get_by_title("Refresh logs")
+        if time.monotonic() - started > BUILD_PAGE_POLL_S and refresh.count():
+            refresh.first.click()
+            clicks += 1
+
+
+def step_build_fpga(run: Run) -> str:
+    page = run.page
+    project_id = run.need("build_project")
+    presets = api_get(run, "/api/v1/builds/presets")
+    label = presets[BUILD_PRESET]["name"]
+    page.locator("div.grid-cols-3 > button", has_text=label).first.click()
+    page.locator("[role=status]", has_text=f"Applied {label} preset").first.wait_for(timeout=UI_TIMEOUT_MS)
+    page.locator("select").first.select_option("blinky")
+    sent, response = submit_build(run, lambda c: c.get("pdk") == BUILD_PRESET
+                                  and c.get("design_name") == "blinky", "FPGA preset")
+    if response.status != 201:
+        raise StepFailed(f"sent {json.dumps(sent)[:200]} -> {response.status} {response.text()[:300]}")
+    job_id = int(response.json()["id"])
+    shown = wait_build_shown(run)
+    shoot(run, "build-done")
+    job = api_get(run, f"/api/v1/projects/{project_id}/jobs/{job_id}")
+    artifacts = [a.get("name") for a in job.get("artifacts") or []]
+    status = api_get(run, f"/api/v1/builds/{project_id}/build/status")
+    done = "'Build Complete'" in shown and job.get("status") == "completed"
+    if not done or "bitstream.bin" not in artifacts:
+        raise StepFailed(f"job {job_id}: page shows {shown}, API status {job.get('status')!r}, "
+                         f"artifacts {artifacts}; error {status.get('error_message')!r}")
+    steps = (status.get("progress_data") or {}).get("completed_steps")
+    return (f"preset '{label}' applied, top 'blinky'; sent pdk={sent['pdk']!r} "
+            f"clock_period={sent.get('clock_period')!r} -> 201 job {job_id}; "
+            f"page shows {shown}; API: job completed, artifacts {artifacts}, completed_steps {steps}")
+
+
 def probe_login_401(run: Run, browser: Any) -> None:
     """A wrong password: does the client's 401 interceptor reload the login page over the error toast?"""
     context = browser.new_context()
@@ -588,6 +738,9 @@ STEPS: list[tuple[str, Callable[[Run], str]]] = [
     ("live job updates (WebSocket)", step_websocket),
     ("settings save", step_settings),
     ("forum topic and reply", step_forum),
+    ("build page", step_build_page),
+    ("build with an ASIC PDK is refused", step_build_asic),
+    ("FPGA build from a preset", step_build_fpga),
 ]
 
 

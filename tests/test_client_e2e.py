@@ -31,7 +31,8 @@ def test_steps_follow_the_issue() -> None:
     names = [name for name, _ in client.STEPS]
     assert names[:3] == ["register", "create project", "open project"]
     for wanted in ("modules panel", "simulation with Verilator", "simulation with Icarus",
-                   "settings save", "forum topic and reply"):
+                   "settings save", "forum topic and reply", "build with an ASIC PDK is refused",
+                   "FPGA build from a preset"):
         assert wanted in names
     assert len(set(names)) == len(names)
 
@@ -81,3 +82,17 @@ def test_driver_design_prints_what_the_driver_waits_for(simulator: str, tmp_path
         run = subprocess.run([str(tmp_path / "obj" / "Vtestbench")], capture_output=True, text=True,
                              check=True)
     assert client.SIM_EXPECTED in run.stdout
+
+
+@pytest.mark.slow
+def test_driver_blinky_places_and_routes_on_the_preset(tmp_path: Path) -> None:
+    """The build step's blinky and .pcf fit the iCEBreaker's UP5K-SG48 (the preset it applies)."""
+    assert client.BUILD_PRESET == "ice40-up5k-sg48"
+    (tmp_path / "blinky.v").write_text(client.BLINKY_V)
+    (tmp_path / "blinky.pcf").write_text(client.BLINKY_PCF)
+    subprocess.run(["yosys", "-q", "-p", f"synth_ice40 -top blinky -json {tmp_path / 'blinky.json'}",
+                    str(tmp_path / "blinky.v")], check=True, capture_output=True)
+    subprocess.run(["nextpnr-ice40", "--up5k", "--package", "sg48", "--freq", "12",
+                    "--json", str(tmp_path / "blinky.json"), "--pcf", str(tmp_path / "blinky.pcf"),
+                    "--asc", str(tmp_path / "blinky.asc")], check=True, capture_output=True)
+    assert (tmp_path / "blinky.asc").stat().st_size > 0
