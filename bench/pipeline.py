@@ -41,9 +41,12 @@ JOBS: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("synth_nexus", "synthesis", {"top": "counter", "family": "nexus"}, ["sim"]),
 ]
 # What a person types for the same ten jobs, in the same order (tools only, no service).
+# Lint runs with Icarus's null target, as the service's lint does: never `-o /dev/null`, since
+# iverilog chmods its output file to 0755 through the path, so the bench, run as root, made the
+# host's /dev/null 0755 and broke every sandboxed job writing to it.
 BY_HAND: list[list[str]] = [
-    ["iverilog", "-g2012", "-s", "counter", "-o", "/dev/null", "counter.v"],
-    ["iverilog", "-g2012", "-o", "/dev/null", "counter.v"],
+    ["iverilog", "-g2012", "-s", "counter", "-t", "null", "counter.v"],
+    ["iverilog", "-g2012", "-t", "null", "counter.v"],
     ["sh", "-c", "iverilog -g2012 -o sim.vvp counter_tb.v counter.v && vvp -n sim.vvp"],
     ["sh", "-c", "verilator --binary -j 1 --top-module counter_tb -Mdir obj counter_tb.v "
                  "counter.v >/dev/null && ./obj/Vcounter_tb"],

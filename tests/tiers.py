@@ -28,6 +28,7 @@ MODULE_TIERS = {
     "test_gateway_routes": "unit",
     "test_hdl_parse": "unit",
     "test_hdl_project": "unit",
+    "test_bench_pipeline_by_hand": "unit",
     # api
     "test_accounts": "api",
     "test_authz_matrix": "api",
