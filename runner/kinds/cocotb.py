@@ -69,6 +69,9 @@ RESULTS = f"{BUILD_DIR}/results.xml"
 WAVEFORM = f"{BUILD_DIR}/waveform.vcd"
 MAX_TESTS_ON_JOB = 200  # the rest stay in results.xml (a DynamoDB item holds 400 KB)
 MAX_MESSAGE_CHARS = 400
+# A test's and its module's names as kept on the job: the testbench writes results.xml and the
+# log, so 200 tests with 40 KB names would make the job's item larger than DynamoDB's 400 KB.
+MAX_NAME_CHARS = 200
 MAX_RESULTS_BYTES = 8 * 1024 * 1024
 ERROR_MESSAGE_CHARS = 500  # as runner/execute.py keeps a job's error message
 
@@ -354,8 +357,8 @@ def parse_results(raw: bytes, prefixes: tuple[str, ...] = ()) -> list[dict[str, 
                 outcome, message = "skipped", child.get("message")
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         tests.append({
-            "name": case.get("name") or "?",
-            "module": case.get("classname") or "",
+            "name": _name(case.get("name")) or "?",
+            "module": _name(case.get("classname")),
             "outcome": outcome,
             "duration_s": _float(case.get("time")),
             "sim_time_ns": _sim_ns(props.get("sim_time_duration"), props.get("sim_time_unit")),
@@ -365,6 +368,11 @@ def parse_results(raw: bytes, prefixes: tuple[str, ...] = ()) -> list[dict[str, 
 
 
 _UNITS_NS = {"fs": 1e-6, "ps": 1e-3, "ns": 1.0, "us": 1e3, "ms": 1e6, "sec": 1e9, "s": 1e9}
+
+
+def _name(text: str | None) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= MAX_NAME_CHARS else text[:MAX_NAME_CHARS - 3] + "..."
 
 
 def _sim_ns(value: str | None, unit: str | None) -> float | None:
@@ -407,7 +415,7 @@ def results_from_log(output: str, stopped: str | None) -> list[dict[str, Any]]:
 
 def _entry(full: str, outcome: str, message: str | None) -> dict[str, Any]:
     module, _, name = full.rpartition(".")
-    return {"name": name, "module": module, "outcome": outcome, "duration_s": None,
+    return {"name": _name(name), "module": _name(module), "outcome": outcome, "duration_s": None,
             "sim_time_ns": None, "message": message}
 
 

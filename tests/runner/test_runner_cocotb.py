@@ -6,6 +6,7 @@ tests/test_runner_sandbox.py does for Verilog testbenches, hostile ones included
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -336,3 +337,18 @@ def test_log_fallbacks_find_finished_tests_and_the_python_error() -> None:
              "ModuleNotFoundError: No module named 'nothing'\n")
     assert python_error(trace, ("/job/work/",)) == (
         "tb/test_a.py:7: ModuleNotFoundError: No module named 'nothing'")
+
+
+def test_test_names_from_results_or_log_are_kept_short() -> None:
+    # GIVEN a testbench that wrote 200 tests with 40 KB names (8 MB: the job's summary would
+    # exceed DynamoDB's 400 KB item) into results.xml, or into its log
+    huge = "x" * 30_000
+    raw = (b"<testsuites><testsuite>" + b"".join(
+        f'<testcase name="{huge}{i}" classname="{huge[:10_000]}"/>'.encode() for i in range(200))
+        + b"</testsuite></testsuites>")
+    log = "".join(f"0.00ns INFO cocotb.regression   {huge}.t{huge}{i} passed\n" for i in range(200))
+    for tests in (parse_results(raw), results_from_log(log, None)):
+        # THEN every test is there with its names cut, and the whole list fits an item
+        assert len(tests) == 200
+        assert all(len(t["name"]) <= 200 and len(t["module"]) <= 200 for t in tests)
+        assert len(json.dumps(tests)) < 200_000
