@@ -49,6 +49,20 @@ def check_can_submit(user_id: int, project_id: int) -> None:
         raise TooManyRequests("Too many jobs submitted in the last minute", retry_after=wait)
 
 
+def active_slot_problem(user_id: int, project_id: int) -> str | None:
+    """Why the user or the project may not hold one more queued or running job now (the caps of
+    `check_can_submit`, without its per-minute window), or None. For jobs nobody submitted by
+    hand (pipelines), which wait for a slot instead of being refused."""
+    settings = get_settings()
+    per_user = settings.jobs_max_active_per_user
+    if _count(Job.active_by_user.query(str(user_id), limit=per_user)) >= per_user:
+        return f"the project owner already has {per_user} queued or running jobs"
+    per_project = settings.jobs_max_active_per_project
+    if _count(Job.active_by_project.query(str(project_id), limit=per_project)) >= per_project:
+        return f"the project already has {per_project} queued or running jobs"
+    return None
+
+
 def queue_position(job: Job) -> int | None:
     """1 + the number of pending jobs (of anyone) submitted before this one, up to MAX_POSITION;
     None unless the job is pending."""

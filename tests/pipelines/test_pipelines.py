@@ -348,3 +348,33 @@ def test_an_import_starts_the_pipeline_of_the_imported_head(
     sim, synth = head["pipeline"]["jobs"]
     assert sim["job_id"] is not None and sim["status"] == "pending"
     assert synth["job_id"] is None
+
+
+def test_pipeline_jobs_wait_for_a_slot_under_the_job_caps(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    from tests.settings_override import settings_env
+
+    # GIVEN a cap of 3 queued-or-running jobs per project, and a file of 5 independent jobs
+    pid = _project_with_design(api, owner)
+    text = "jobs:\n" + "".join(f"  l{i}: {{type: lint, config: {{top: counter}}}}\n"
+                               for i in range(5))
+    with settings_env(A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT=3):
+        # WHEN it is committed, then main moves again (a second pipeline)
+        make_file(api, owner, pid, ".a6hub.yml", text)
+        make_file(api, owner, pid, "README.md", "hello\n")
+        # THEN only 3 jobs exist; the rest of both pipelines wait, pending without a job
+        older, newer = sorted(_pipelines(api, owner, pid), key=lambda p: p["id"])
+        started = [e for p in (older, newer) for e in p["jobs"] if e["job_id"] is not None]
+        assert len(started) == 3
+        waiting = [e for p in (older, newer) for e in p["jobs"] if e["job_id"] is None]
+        assert len(waiting) == 7
+        assert all(e["status"] == "pending" and "waiting for a job slot" in e["error"]
+                   for e in waiting)
+        # WHEN one job ends (cancelled: the completion path)
+        assert api.delete(f"{_p(pid)}/jobs/{started[0]['job_id']}",
+                          token=owner.token).status == 200
+        # THEN one waiting entry of the older pipeline takes its slot
+        older, newer = sorted(_pipelines(api, owner, pid), key=lambda p: p["id"])
+        older_started = [e for e in older["jobs"] if e["job_id"] is not None]
+        assert len(older_started) == 4
+        assert sum(e["job_id"] is not None for e in newer["jobs"]) == 0

@@ -10,6 +10,12 @@ that moved stays moved; a job that ended stays ended; a failure here is logged):
   outcome; entries whose needs all passed are started; entries with a need that failed or was
   cancelled become `cancelled` (transitively) with the reason.
 
+Pipeline jobs hold the same queued-or-running caps as jobs submitted by hand
+(services/job_quotas.py, counted for the project owner and the project): a job that would pass
+a cap is not created but marked `waiting` (pending, no job), and the project's waiting entries
+are tried again whenever one of its jobs ends. Without this, one commit of a 50-job file
+queued 50 jobs, and every further move of main 50 more, past the caps of 5 and 10.
+
 Every change to a pipeline item is a read, a change and a write conditioned on the version read
 (`_change`), retried on a conflict; an entry is marked `started` by that write before its job
 is created, so concurrent endings never start a job twice.
@@ -155,7 +161,7 @@ def _advance(entries: list[dict[str, Any]]) -> list[str]:
     while changed:
         changed = False
         for entry in entries:
-            if entry["status"] != PENDING or entry.get("started"):
+            if entry["status"] != PENDING or entry.get("started") or entry.get("waiting"):
                 continue
             needs = [by_name[n] for n in entry.get("needs") or []]
             blocked = [str(n["name"]) for n in needs if n["status"] in (FAILED, CANCELLED)]
@@ -172,6 +178,7 @@ def _advance(entries: list[dict[str, Any]]) -> list[str]:
 def _start(project_id: int, pipeline_id: int, names: list[str]) -> None:
     """Create and queue the jobs of `names` (already marked started), then record their ids;
     a job that cannot be created fails its entry (and so cancels its dependants)."""
+    from chalicelib.services.job_quotas import active_slot_problem
     from chalicelib.services.jobs import enqueue, resolve_testbench
 
     while names:
@@ -182,6 +189,7 @@ def _start(project_id: int, pipeline_id: int, names: list[str]) -> None:
         created: dict[str, int] = {}
         passed: dict[str, int] = {}
         refused: dict[str, str] = {}
+        waiting: dict[str, str] = {}
         for name in names:
             entry = entries[name]
             config = dict(entry["config"])
@@ -195,6 +203,10 @@ def _start(project_id: int, pipeline_id: int, names: list[str]) -> None:
             if hit is not None:
                 passed[name] = hit.id
                 continue
+            full = active_slot_problem(pipeline.created_by, project_id)
+            if full is not None:
+                waiting[name] = f"waiting for a job slot: {full}"
+                continue
             job = _create_job(pipeline, entry, config)
             created[name] = job.id
             try:
@@ -207,13 +219,15 @@ def _start(project_id: int, pipeline_id: int, names: list[str]) -> None:
                 job_lifecycle.fail_unstarted(job, "the job queue was unavailable; the job was "
                                                   "not started")
         _, names = _change(project_id, pipeline_id,
-                           functools.partial(_record_started, created, passed, refused))
+                           functools.partial(_record_started, created, passed, refused, waiting))
 
 
 def _record_started(created: dict[str, int], passed: dict[str, int], refused: dict[str, str],
-                    p: Pipeline) -> list[str]:
+                    waiting: dict[str, str], p: Pipeline) -> list[str]:
     for entry in p.jobs:
         name = str(entry["name"])
+        if name in waiting and entry["status"] == PENDING and entry.get("job_id") is None:
+            entry["started"], entry["waiting"], entry["error"] = False, True, waiting[name]
         if name in created and entry.get("job_id") is None:
             entry["job_id"] = created[name]
         if name in passed:  # born completed from the cache (instant.py)
@@ -289,14 +303,34 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
 
 
 def on_job_ended(job: Job) -> None:
-    """Record a pipeline job's outcome and move its pipeline on (no pipeline: nothing)."""
-    if job.pipeline_id is None or job.pipeline_job is None:
-        return
+    """Record a pipeline job's outcome and move its pipeline on, then start the project's
+    pipeline jobs that wait for a slot (any job's end frees one)."""
     try:
-        job_ended(job)
+        if job.pipeline_id is not None and job.pipeline_job is not None:
+            job_ended(job)
+        resume_waiting(job.project_id)
     except Exception:  # noqa: BLE001 - the job's own outcome is written already
         logger.exception("pipeline not advanced", extra={"job_id": job.id,
                                                          "pipeline_id": job.pipeline_id})
+
+
+def resume_waiting(project_id: int) -> None:
+    """Try again the entries of the project's recent unfinished pipelines that wait for a job
+    slot, oldest pipeline first; those still over a cap wait again."""
+    recent = list(Pipeline.query(project_id, scan_index_forward=False, limit=RECENT_FOR_CANCEL))
+    for pipeline in reversed(recent):
+        if pipeline.status in TERMINAL or not any(e.get("waiting") for e in pipeline.jobs or []):
+            continue
+        _, to_start = _change(project_id, pipeline.id, _stop_waiting)
+        if to_start:
+            _start(project_id, pipeline.id, to_start)
+
+
+def _stop_waiting(p: Pipeline) -> list[str]:
+    for entry in p.jobs:
+        if entry.get("waiting"):
+            entry["waiting"], entry["error"] = False, None
+    return []
 
 
 def job_ended(job: Job) -> None:
