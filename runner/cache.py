@@ -76,7 +76,7 @@ def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStrea
     if job.no_cache:
         log.line("no_cache: running the tools even if an identical run is cached")
         return Lookup(key)
-    found = keys.lookup(key)
+    found = keys.lookup(job.project_id, key)
     source = job_lifecycle.load(*found) if found else None
     if source is None or source.status != COMPLETED or source.id == job.id:
         return Lookup(key)

@@ -378,3 +378,43 @@ def test_pipeline_jobs_wait_for_a_slot_under_the_job_caps(
         older_started = [e for e in older["jobs"] if e["job_id"] is not None]
         assert len(older_started) == 4
         assert sum(e["job_id"] is not None for e in newer["jobs"]) == 0
+
+
+def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queue: Any) -> None:
+    from chalicelib import storage
+    from chalicelib.services import job_lifecycle
+    from chalicelib.services.pipelines import cache as keys
+    from chalicelib.services.pipelines import instant
+    from chalicelib.services.pipelines.runs import _commit_tree
+    from tests.conftest import make_user
+
+    # GIVEN a private project whose pipeline's sim completed, its key stored as a runner does
+    versions = {"iverilog": "breaker-test", "vvp": "breaker-test"}
+    instant.publish_toolchain(versions)
+    pid = _project_with_design(api, owner)
+    make_file(api, owner, pid, ".a6hub.yml", PIPELINE)
+    [pipeline] = _pipelines(api, owner, pid)
+    job = job_lifecycle.load(pid, pipeline["jobs"][0]["job_id"])
+    assert job is not None and job_lifecycle.claim(job, "test-runner", 60)
+    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.JobResult(
+        status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
+        steps=[], tool_versions={}, artifacts=[], summary={"secret": "private output"},
+        log_bytes=0, log_truncated=False))
+    reader = instant.TreeReader(*_commit_tree(pid, pipeline["commit"]))
+    key = keys.cache_key("simulation", dict(job.config), versions, reader.paths, reader.read)
+    assert key is not None
+    keys.remember(key, pid, job.id)
+    storage.put_bytes(storage.job_log_key(pid, job.id, 1), b"private log\n", "text/plain")
+    # WHEN a stranger's project commits the same files and pipeline file
+    stranger = make_user(api)
+    other = _project_with_design(api, stranger)
+    make_file(api, stranger, other, ".a6hub.yml", PIPELINE)
+    # THEN its sim is queued to run, not served the private project's result
+    [theirs] = _pipelines(api, stranger, other)
+    sim = api.get(f"{_p(other)}/jobs/{theirs['jobs'][0]['job_id']}", token=stranger.token).json
+    assert sim["status"] == "pending" and "cache" not in (sim.get("summary") or {})
+    # AND the same files committed again in the owner's project are served from its own run
+    make_file(api, owner, pid, "README.md", "notes\n")
+    newest = max(_pipelines(api, owner, pid), key=lambda p: p["id"])
+    hit = api.get(f"{_p(pid)}/jobs/{newest['jobs'][0]['job_id']}", token=owner.token).json
+    assert hit["status"] == "completed" and hit["summary"]["cache"]["job_id"] == job.id

@@ -110,20 +110,32 @@ def key_of(job_type: str, config: dict[str, Any], tool_versions: dict[str, str],
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def lookup(key: str) -> tuple[int, int] | None:
-    """(project id, job id) of the run that stored `key`, or None (one GetItem)."""
+def scoped(project_id: int, key: str) -> str:
+    """The stored item's key: a project's runs serve that project only. The key covers what the
+    project model sees a job read, not what a run may read or print besides (a file opened by
+    a computed name, `$system`), so a run shared across projects could serve one project's
+    private output, or a result poisoned by another tree, to whoever reproduces the keyed
+    files."""
+    return f"{project_id}:{key}"
+
+
+def lookup(project_id: int, key: str) -> tuple[int, int] | None:
+    """(project id, job id) of the project's run that stored `key`, or None (one GetItem)."""
     from chalicelib.models.pipelines import JobCache
 
     try:
-        entry = JobCache.get(key, consistent_read=True)
+        entry = JobCache.get(scoped(project_id, key), consistent_read=True)
     except JobCache.DoesNotExist:
+        return None
+    if entry.project_id != project_id:
         return None
     return entry.project_id, entry.job_id
 
 
 def remember(key: str, project_id: int, job_id: int) -> None:
-    """Record that job `job_id` completed with `key` (the newest such run is kept)."""
+    """Record that the project's job `job_id` completed with `key` (the newest such run is kept)."""
     from chalicelib.models.base import utcnow_iso
     from chalicelib.models.pipelines import JobCache
 
-    JobCache(key, project_id=project_id, job_id=job_id, created_at=utcnow_iso()).save()
+    JobCache(scoped(project_id, key), project_id=project_id, job_id=job_id,
+             created_at=utcnow_iso()).save()

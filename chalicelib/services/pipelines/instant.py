@@ -93,7 +93,7 @@ def _hit(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any],
     if reads is None:
         return None
     key = keys.key_of(job_type, config, {n: published[n] for n in names}, reads, tree.read)
-    found = keys.lookup(key)
+    found = keys.lookup(pipeline.project_id, key)
     source = load(*found) if found else None
     if source is None or source.status != COMPLETED:
         return None
