@@ -73,6 +73,9 @@ MAX_MESSAGE_CHARS = 400
 # log, so 200 tests with 40 KB names would make the job's item larger than DynamoDB's 400 KB.
 MAX_NAME_CHARS = 200
 MAX_RESULTS_BYTES = 8 * 1024 * 1024
+# Elements of results.xml parsed at most: cocotb writes about six a test. 8 MiB of `<a>` or
+# `<testcase/>` built 760,000 elements and took the runner to 330-400 MB and 5 s.
+MAX_RESULTS_ELEMENTS = 100_000
 ERROR_MESSAGE_CHARS = 500  # as runner/execute.py keeps a job's error message
 
 
@@ -337,10 +340,12 @@ def parse_results(raw: bytes, prefixes: tuple[str, ...] = ()) -> list[dict[str, 
     cocotb 2 writes `<testsuites><testsuite name=<module>><testcase classname=<module>
     name=<test> time=<s>>` with a `<failure message type>` or `<error ...>` or `<skipped
     message>` child and properties `sim_time_duration` in `sim_time_unit`. ValueError when the
-    bytes are not such XML (too large, a DTD or entity, not well-formed).
+    bytes are not such XML (too large or too many elements, a DTD or entity, not well-formed).
     """
     if len(raw) > MAX_RESULTS_BYTES:
         raise ValueError(f"larger than {MAX_RESULTS_BYTES // (1024 * 1024)} MiB")
+    if raw.count(b"<") > MAX_RESULTS_ELEMENTS:
+        raise ValueError(f"more than {MAX_RESULTS_ELEMENTS} elements")
     try:
         root: Element = ElementTree.fromstring(raw, forbid_dtd=True)
     except (ElementTree.ParseError, DefusedXmlException) as e:

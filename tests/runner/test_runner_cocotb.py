@@ -352,3 +352,13 @@ def test_test_names_from_results_or_log_are_kept_short() -> None:
         assert len(tests) == 200
         assert all(len(t["name"]) <= 200 and len(t["module"]) <= 200 for t in tests)
         assert len(json.dumps(tests)) < 200_000
+
+
+@pytest.mark.parametrize("raw", [b"<s>" + b"<testcase/>" * 200_000 + b"</s>",
+                                 b"<a>" * 150_000 + b"</a>" * 150_000],
+                         ids=["many tests", "deep"])
+def test_results_with_too_many_elements_are_refused_before_parsing(raw: bytes) -> None:
+    # a testbench's own results.xml: 8 MiB of elements took the runner to 400 MB
+    with pytest.raises(ValueError, match="more than 100000 elements"):
+        parse_results(raw)
+    assert len(parse_results(b"<s>" + b"<testcase/>" * 1000 + b"</s>")) == 1000
