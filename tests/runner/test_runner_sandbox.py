@@ -777,3 +777,27 @@ def test_picorv32_lint_yields_parsed_diagnostics(tmp_path: Path, picorv32: dict[
     assert diagnostics and outcome.summary["lint"]["diagnostics"] == len(diagnostics)
     assert {d["file"] for d in diagnostics} == {"rtl/picorv32.v"}
     assert all(d["severity"] == "warning" and d["code"] and d["line"] > 0 for d in diagnostics)
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_links_in_a_project_leave_the_modes_and_owners_of_their_targets_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandboxed: bool) -> None:
+    # GIVEN host files of the test's own (as /dev/null is the host's) and a project whose
+    # src links to them, file and folder: the runner chmods src and chowns work as root
+    victim_file = tmp_path / "victim"
+    victim_file.write_text("host\n")
+    victim_file.chmod(0o600)
+    victim_dir = tmp_path / "victim-dir"
+    victim_dir.mkdir(mode=0o700)
+    before = {p: (p.stat().st_mode, p.stat().st_uid) for p in (victim_file, victim_dir)}
+    workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
+    (workdir / "src" / "tb" / "null.v").symlink_to(victim_file)
+    (workdir / "src" / "linked").symlink_to(victim_dir)
+    if not sandboxed:
+        monkeypatch.setattr(runner.sandbox, "bwrap_path", lambda: None)
+        monkeypatch.setenv("A6HUB_RUNNER_UNSANDBOXED", "1")
+    # WHEN a job runs over it
+    outcome, log = run(workdir, "simulation", {"testbench": "tb/counter_tb.v"})
+    # THEN the job ran, and the link targets kept their modes and owners
+    assert outcome.status == "completed", log
+    assert {p: (p.stat().st_mode, p.stat().st_uid) for p in before} == before
