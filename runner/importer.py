@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
@@ -34,16 +35,37 @@ def run_import(job: Job, say: Callable[[str], None],
     if job.job_type == forks.JOB_TYPE:
         return run_fork(job, say, cancelled)
     config = dict(job.config or {})
+    return _copy_job(
+        job, say, "import",
+        lambda: gitimport.fetch_into(job.project_id, str(config.get("url", "")),
+                                     config.get("branch") or None, say, cancelled),
+        gitimport.ImportCancelled, gitimport.ImportFailed, _import_summary)
+
+
+def run_fork(job: Job, say: Callable[[str], None],
+             cancelled: threading.Event) -> JobResult:
+    """Copy the source project's history into the job's project (`forks.copy_into`)."""
+    source = int(dict(job.config or {})["source"])
+    return _copy_job(job, say, "fork",
+                     lambda: forks.copy_into(job.project_id, source, say, cancelled),
+                     forks.ForkCancelled, forks.ForkFailed, _fork_summary)
+
+
+def _copy_job(job: Job, say: Callable[[str], None], kind: str, work: Callable[[], Any],
+              cancelled_error: type[Exception], failed_error: type[Exception],
+              summary: Callable[[Any, Callable[[str], None]], dict[str, object]]) -> JobResult:
+    """Run an import or fork's `work` and mark the project's import status by its end: cancelled
+    and failed (the error's text) end the job; storage errors propagate so the worker gives the
+    job back (retried); any other error marks the project failed and propagates."""
     started = time.monotonic()
     try:
-        done = gitimport.fetch_into(job.project_id, str(config.get("url", "")),
-                                    config.get("branch") or None, say, cancelled)
-    except gitimport.ImportCancelled:
-        say("import cancelled")
+        done = work()
+    except cancelled_error:
+        say(f"{kind} cancelled")
         gitimport.mark(job.project_id, gitimport.FAILED)
-        return _result(CANCELLED, "import cancelled", time.monotonic() - started, {})
-    except gitimport.ImportFailed as e:
-        say(f"import failed: {e}")
+        return _result(CANCELLED, f"{kind} cancelled", time.monotonic() - started, {})
+    except failed_error as e:
+        say(f"{kind} failed: {e}")
         gitimport.mark(job.project_id, gitimport.FAILED)
         return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
     except (BotoCoreError, ClientError, PynamoDBException):
@@ -52,35 +74,17 @@ def run_import(job: Job, say: Callable[[str], None],
         gitimport.mark(job.project_id, gitimport.FAILED)  # the worker fails the job with the error
         raise
     gitimport.mark(job.project_id, gitimport.COMPLETED)
-    return _result(COMPLETED, None, time.monotonic() - started, {"import": {
-        "head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,
-        "files": done.files, "total_bytes": done.total_bytes,
-        "other_refs": done.refs}})
+    return _result(COMPLETED, None, time.monotonic() - started, summary(done, say))
 
 
-def run_fork(job: Job, say: Callable[[str], None],
-             cancelled: threading.Event) -> JobResult:
-    """Copy the source project's history into the job's project (`forks.copy_into`)."""
-    started = time.monotonic()
-    try:
-        done = forks.copy_into(job.project_id, int(dict(job.config or {})["source"]), say,
-                               cancelled)
-    except forks.ForkCancelled:
-        say("fork cancelled")
-        gitimport.mark(job.project_id, gitimport.FAILED)
-        return _result(CANCELLED, "fork cancelled", time.monotonic() - started, {})
-    except forks.ForkFailed as e:
-        say(f"fork failed: {e}")
-        gitimport.mark(job.project_id, gitimport.FAILED)
-        return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
-    except (BotoCoreError, ClientError, PynamoDBException):
-        raise
-    except Exception:
-        gitimport.mark(job.project_id, gitimport.FAILED)
-        raise
-    gitimport.mark(job.project_id, gitimport.COMPLETED)
+def _import_summary(done: Any, say: Callable[[str], None]) -> dict[str, object]:
+    return {"import": {"head": done.head, "pack_bytes": done.pack_bytes, "objects": done.objects,
+                       "files": done.files, "total_bytes": done.total_bytes,
+                       "other_refs": done.refs}}
+
+
+def _fork_summary(done: Any, say: Callable[[str], None]) -> dict[str, object]:
     say(f"copied {done.objects} objects in {done.seconds_copy:.1f} s "
         f"(history walked in {done.seconds_walk:.1f} s)")
-    return _result(COMPLETED, None, time.monotonic() - started, {"fork": {
-        "objects": done.objects, "refs": done.refs, "walk_s": round(done.seconds_walk, 3),
-        "copy_s": round(done.seconds_copy, 3)}})
+    return {"fork": {"objects": done.objects, "refs": done.refs,
+                     "walk_s": round(done.seconds_walk, 3), "copy_s": round(done.seconds_copy, 3)}}
