@@ -32,7 +32,7 @@ lint: deps
 
 test: lint
 	@echo "[a6hub] pytest (starts its own emulator and servers)"
-	@$(VENV)/bin/pytest
+	@$(VENV)/bin/pytest --run-slow
 
 # Deploy a stage to AWS (README "Deploy to AWS"): needs the AWS CLI, credentials and
 # A6HUB_DEPLOY_BUCKET. Lints the templates first.

@@ -57,9 +57,15 @@ from tests import tiers  # noqa: E402
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (make test / CI passes it)")
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers it adds
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tiers.apply(items)
+    tiers.deselect_slow(config, items)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,8 @@ a tier when it is added. Run one tier with `pytest -m unit` (see README, "Tests"
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 TIERS = ("unit", "api", "runner", "integration", "bench")
@@ -128,3 +130,32 @@ def apply(items: list[pytest.Item]) -> None:
             "every test needs exactly one tier (tests/tiers.py):"
             + "".join(f"\n  no tier: {path}" for path in sorted(untiered))
             + "".join(f"\n  two tiers: {line}" for line in doubled))
+
+
+
+def deselect_slow(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the tests marked `slow` out of a plain `pytest` (the fast suite), in place.
+
+    They stay in with `--run-slow` (what `make test`, hence CI, passes), with a `-m` expression
+    that names `slow` (`-m slow`, `-m "api and slow"`; `-m "not slow"` selects as written), and
+    when a test module or test is named on the command line (`pytest tests/x.py`,
+    `pytest tests/x.py::test_y`): only a folder (or nothing) means the fast suite.
+    """
+    if config.getoption("--run-slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    named: list[tuple[Path, str]] = []  # (file, the rest of its node id after "::", or "")
+    for arg in config.args:
+        file, _, rest = arg.partition("::")
+        path = Path(config.invocation_params.dir, file).resolve()
+        if path.is_file():
+            named.append((path, rest.split("[", 1)[0]))
+
+    def asked_for(item: pytest.Item) -> bool:
+        inside = item.nodeid.partition("::")[2]
+        return any(item.path == path and inside.startswith(rest) for path, rest in named)
+
+    dropped = [item for item in items if item.get_closest_marker("slow") and not asked_for(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(map(id, dropped))
+        items[:] = [item for item in items if id(item) not in gone]

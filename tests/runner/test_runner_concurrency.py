@@ -8,6 +8,9 @@ with real tools and a real SIGTERM is in test_jobs_e2e.py.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,6 +26,33 @@ def statuses(api: Api, owner: UserCtx, project: dict[str, Any], ids: list[int]) 
     return [get_job(api, owner, project, str(i))["status"] for i in ids]
 
 
+@dataclass
+class TwoJobs:
+    ids: list[int]
+    gate: threading.Event  # set: the blocked tools finish
+    execute: FakeExecute
+    worker: Any
+    thread: threading.Thread
+
+
+@contextmanager
+def two_jobs_in_a_runner(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues,
+                         concurrency: int) -> Iterator[TwoJobs]:
+    """Two queued lint jobs whose tools block until `gate` is set, and a runner with
+    `concurrency` slots serving in a thread; on leaving, the runner is stopped with no grace and
+    joined (15 s)."""
+    ids = [submit(api, owner, project) for _ in range(2)]
+    gate = threading.Event()
+    execute = FakeExecute(block=gate)
+    worker = make_worker(queues, execute, concurrency=concurrency)
+    thread = in_thread(worker)
+    try:
+        yield TwoJobs(ids, gate, execute, worker, thread)
+    finally:
+        worker.stop(0)
+        thread.join(15)
+
+
 def both_running(api: Api, owner: UserCtx, project: dict[str, Any], ids: list[int],
                  execute: FakeExecute) -> None:
     """Wait until both jobs are `running` on their records at the same time, their tools started."""
@@ -34,65 +64,47 @@ def both_running(api: Api, owner: UserCtx, project: dict[str, Any], ids: list[in
 def test_two_slots_run_two_jobs_at_once(api: Api, owner: UserCtx, project: dict[str, Any],
                                         queues: Queues) -> None:
     # GIVEN two queued jobs whose tools run until told to finish, and one runner with 2 slots
-    ids = [submit(api, owner, project) for _ in range(2)]
-    gate = threading.Event()
-    execute = FakeExecute(block=gate)
-    worker = make_worker(queues, execute, concurrency=2)
-    thread = in_thread(worker)
-    try:
+    with two_jobs_in_a_runner(api, owner, project, queues, concurrency=2) as run:
         # WHEN it polls THEN both run at the same time, under one runner id
-        both_running(api, owner, project, ids, execute)
+        both_running(api, owner, project, run.ids, run.execute)
         from chalicelib.services import job_lifecycle
 
-        records = [job_lifecycle.load(int(project["id"]), i) for i in ids]
-        assert {r.runner_id for r in records if r is not None} == {worker.settings.runner_id}
+        records = [job_lifecycle.load(int(project["id"]), i) for i in run.ids]
+        assert {r.runner_id for r in records if r is not None} == {run.worker.settings.runner_id}
         # AND once the tools finish, both complete once each and the queue is empty
-        gate.set()
-        wait_for(lambda: statuses(api, owner, project, ids) == ["completed", "completed"],
+        run.gate.set()
+        wait_for(lambda: statuses(api, owner, project, run.ids) == ["completed", "completed"],
                  what="both jobs to complete")
-    finally:
-        worker.stop(0)
-        thread.join(15)
-    assert not thread.is_alive()
-    assert [get_job(api, owner, project, str(i))["attempts"] for i in ids] == [1, 1]
+    assert not run.thread.is_alive()
+    assert [get_job(api, owner, project, str(i))["attempts"] for i in run.ids] == [1, 1]
     wait_for(lambda: queues.depth() == 0, what="the queue to empty")
 
 
 def test_one_slot_runs_one_job_at_a_time(api: Api, owner: UserCtx, project: dict[str, Any],
                                          queues: Queues) -> None:
     # GIVEN two queued jobs and a runner with 1 slot whose first job blocks
-    ids = [submit(api, owner, project) for _ in range(2)]
-    gate = threading.Event()
-    execute = FakeExecute(block=gate)
-    worker = make_worker(queues, execute, concurrency=1)
-    thread = in_thread(worker)
-    try:
-        wait_for(lambda: len(execute.calls) == 1, what="the first job to start")
+    with two_jobs_in_a_runner(api, owner, project, queues, concurrency=1) as run:
+        wait_for(lambda: len(run.execute.calls) == 1, what="the first job to start")
         # THEN the second message stays in the queue, visible to other runners
         wait_for(lambda: queues.visible() == 1, what="the second message to stay visible")
-        assert sorted(statuses(api, owner, project, ids)) == ["pending", "running"]
-        gate.set()
-        wait_for(lambda: statuses(api, owner, project, ids) == ["completed", "completed"],
+        assert sorted(statuses(api, owner, project, run.ids)) == ["pending", "running"]
+        run.gate.set()
+        wait_for(lambda: statuses(api, owner, project, run.ids) == ["completed", "completed"],
                  what="both jobs to complete, one after the other")
-    finally:
-        worker.stop(0)
-        thread.join(15)
-    assert execute.calls == ["lint", "lint"]
+    assert run.execute.calls == ["lint", "lint"]
 
 
 def test_stopping_releases_every_running_job(api: Api, owner: UserCtx, project: dict[str, Any],
                                              queues: Queues) -> None:
     # GIVEN a runner with 2 slots running two long jobs
-    ids = [submit(api, owner, project) for _ in range(2)]
-    execute = FakeExecute(block=threading.Event())
-    worker = make_worker(queues, execute, concurrency=2)
-    thread = in_thread(worker)
-    both_running(api, owner, project, ids, execute)
-    # WHEN it is told to stop with no grace (what SIGTERM becomes after the grace)
-    worker.stop(0)
-    thread.join(15)
-    # THEN it returns, both jobs are pending again and both messages are visible at once
-    assert not thread.is_alive()
+    with two_jobs_in_a_runner(api, owner, project, queues, concurrency=2) as run:
+        both_running(api, owner, project, run.ids, run.execute)
+        # WHEN it is told to stop with no grace (what SIGTERM becomes after the grace)
+        run.worker.stop(0)
+        run.thread.join(15)
+        # THEN it returns, both jobs are pending again and both messages are visible at once
+        assert not run.thread.is_alive()
+    ids = run.ids
     assert statuses(api, owner, project, ids) == ["pending", "pending"]
     assert queues.visible() == 2
     # AND another runner runs both to completion
@@ -108,13 +120,9 @@ def test_cancelling_one_job_leaves_the_other_running(api: Api, owner: UserCtx,
                                                      project: dict[str, Any],
                                                      queues: Queues) -> None:
     # GIVEN two jobs running side by side in one runner
-    ids = [submit(api, owner, project) for _ in range(2)]
-    gate = threading.Event()
-    execute = FakeExecute(block=gate)
-    worker = make_worker(queues, execute, concurrency=2)
-    thread = in_thread(worker)
-    try:
-        both_running(api, owner, project, ids, execute)
+    with two_jobs_in_a_runner(api, owner, project, queues, concurrency=2) as run:
+        ids = run.ids
+        both_running(api, owner, project, ids, run.execute)
         # WHEN the first is cancelled
         reply = api.delete(f"/api/v1/projects/{project['id']}/jobs/{ids[0]}", token=owner.token)
         assert reply.status == 202, reply.body
@@ -123,12 +131,9 @@ def test_cancelling_one_job_leaves_the_other_running(api: Api, owner: UserCtx,
                  what="the cancelled job to stop")
         assert statuses(api, owner, project, ids)[1] == "running"
         # AND the other then finishes normally
-        gate.set()
+        run.gate.set()
         wait_for(lambda: statuses(api, owner, project, ids)[1] == "completed",
                  what="the other job to complete")
-    finally:
-        worker.stop(0)
-        thread.join(15)
     assert get_job(api, owner, project, str(ids[0]))["error_message"] == "cancelled on request"
     wait_for(lambda: queues.depth() == 0, what="the queue to empty")
 
