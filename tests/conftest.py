@@ -220,35 +220,33 @@ def make_file(api: Api, user: UserCtx, project_id: int, path: str = "rtl/top.v",
     return dict(reply.json)
 
 
-@pytest.fixture(scope="session")
-def owner(api: Api) -> UserCtx:
-    return make_user(api)
+def user_fixture(name: str, scope: str = "session") -> Any:
+    """A fixture named `name` giving one user (`make_user`), registered once per `scope`; for a
+    module's own cast: `alice = user_fixture("alice", "module")`."""
+
+    @pytest.fixture(scope=scope, name=name)
+    def user(api: Api) -> UserCtx:
+        return make_user(api)
+
+    return user
 
 
-@pytest.fixture(scope="session")
-def editor(api: Api) -> UserCtx:
-    return make_user(api)
-
-
-@pytest.fixture(scope="session")
-def viewer(api: Api) -> UserCtx:
-    return make_user(api)
-
-
-@pytest.fixture(scope="session")
-def stranger(api: Api) -> UserCtx:
-    return make_user(api)
+owner = user_fixture("owner")
+editor = user_fixture("editor")
+viewer = user_fixture("viewer")
+stranger = user_fixture("stranger")
 
 
 @contextmanager
-def serving_api(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """The API served over real HTTP by `python -m devstack serve` (two uvicorn workers), as `make
-    run` does, with `env` added to ours; yields its base URL once /health answers (60 s at most,
-    else RuntimeError with the server's log, written to `log`)."""
+def serving_api(log: Path, env: dict[str, str] | None = None, workers: int = 2) -> Iterator[str]:
+    """The API served over real HTTP by `python -m devstack serve` (`workers` uvicorn workers), as
+    `make run` does, with `env` added to ours; yields its base URL once /health answers (60 s at
+    most, else RuntimeError with the server's log, written to `log`)."""
     port = free_port()
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "2"],
+            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers",
+             str(workers)],
             cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

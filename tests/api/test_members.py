@@ -6,17 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, UserCtx, add_member, make_project, make_user
+from tests.conftest import Api, UserCtx, add_member, make_project, user_fixture
 
-
-@pytest.fixture(scope="module")
-def alice(api: Api) -> UserCtx:
-    return make_user(api)
-
-
-@pytest.fixture(scope="module")
-def bob(api: Api) -> UserCtx:
-    return make_user(api)
+alice = user_fixture("alice", "module")
+bob = user_fixture("bob", "module")
 
 
 def members(api: Api, owner: UserCtx, pid: str) -> dict[str, str]:

@@ -4,12 +4,8 @@ beside LocalStack) keeps file bodies there and records in DynamoDB on the other.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +15,8 @@ import requests
 from botocore.config import Config
 
 from devstack import bootstrap
-from devstack.emulator import Emulator, free_port, start_store
-from tests.conftest import ROOT
-
-
-@contextmanager
-def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`python -m devstack serve` (uvicorn workers, as make run) with the given environment."""
-    port = free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "serve", "--port", str(port), "--workers", "1"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{url}/health", timeout=5)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"API server did not start:\n{log.read_text()}") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+from devstack.emulator import Emulator, start_store
+from tests.conftest import serving_api
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +39,8 @@ def test_files_live_on_the_s3_endpoint_and_records_on_the_main_one(
     # GIVEN S3 on its own endpoint, with the bucket created there the way `make run` does it
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_emulator.url)
     assert bootstrap.ensure_bucket(bucket) is True
-    env = {**os.environ, "AWS_ENDPOINT_URL_S3": s3_emulator.url}
-    with api_server(env, tmp_path / "server.log") as url:
+    with serving_api(tmp_path / "server.log", {"AWS_ENDPOINT_URL_S3": s3_emulator.url},
+                     workers=1) as url:
         # WHEN a user creates a file and reads it back through the API
         name = f"ep{uuid.uuid4().hex[:10]}"
         user = requests.post(f"{url}/api/v1/auth/register", timeout=30, json={
