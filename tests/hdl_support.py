@@ -63,3 +63,16 @@ def tool_lines(log: str) -> list[str]:
 def vcd_body(vcd: bytes) -> bytes:
     """A VCD from $enddefinitions on: its $date/$version header differs between runs."""
     return vcd[vcd.index(b"$enddefinitions"):]
+
+
+def run_uploaded(api: Api, user: UserCtx, files: dict[str, bytes], job_type: str,
+                 config: dict[str, Any], timeout: float = 300
+                 ) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Upload `files` as a new project, submit one job and wait (`timeout` s) for it to end
+    under the runner of tests/runner/test_jobs_e2e.py; returns (project, job record, its log)."""
+    from tests.runner.test_jobs_e2e import logs_of, submit, wait_status
+
+    project = upload_project(api, user, files)
+    job_id = submit(api, user, project, job_type, config)
+    job = wait_status(api, user, project, job_id, timeout=timeout)
+    return project, job, logs_of(api, user, project, job_id)

@@ -17,11 +17,10 @@ import pytest
 from runner.execute import execute_job
 from runner.limits import MIB, Limits
 from tests.conftest import Api, UserCtx
-from tests.hdl_support import CASES, case, project_files, tool_lines, upload_project
+from tests.hdl_support import CASES, case, project_files, run_uploaded, tool_lines, upload_project
 from tests.jobs_support import wait_for
 from tests.runner.test_jobs_e2e import (  # noqa: F401 - fixtures
     artifact,
-    job_of,
     logs_of,
     queues,
     runner,
@@ -35,10 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("runner")]
 def run_case(api: Api, owner: UserCtx, name: str,
              **config: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     spec = case(name)
-    project = upload_project(api, owner, project_files(CASES / name))
-    job_id = submit(api, owner, project, spec["job_type"], {**spec["config"], **config})
-    job = wait_status(api, owner, project, job_id, timeout=300)
-    return project, job, logs_of(api, owner, project, job_id)
+    return run_uploaded(api, owner, project_files(CASES / name), spec["job_type"],
+                        {**spec["config"], **config})
 
 
 def waveforms(job: dict[str, Any]) -> list[str]:

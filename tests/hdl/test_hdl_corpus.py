@@ -15,25 +15,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, UserCtx
-from tests.hdl_support import by_hand, tool_lines, upload_project, vcd_body
-from tests.runner.test_jobs_e2e import (  # noqa: F401 - fixtures
-    artifact,
-    logs_of,
-    queues,
-    runner,
-    submit,
-    wait_status,
-)
+from tests.hdl_support import by_hand, run_uploaded, tool_lines, vcd_body
+from tests.runner.test_jobs_e2e import artifact, queues, runner  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("runner")]
 
 
 def run_job(api: Api, owner: UserCtx, files: dict[str, bytes], job_type: str,
             config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-    project = upload_project(api, owner, files)
-    job_id = submit(api, owner, project, job_type, config)
-    job = wait_status(api, owner, project, job_id, timeout=600)
-    log = logs_of(api, owner, project, job_id)
+    project, job, log = run_uploaded(api, owner, files, job_type, config, timeout=600)
     assert job["status"] == "completed", (job["error_message"], log[-3000:])
     return project, job, log
 
