@@ -220,6 +220,18 @@ def make_file(api: Api, user: UserCtx, project_id: int, path: str = "rtl/top.v",
     return dict(reply.json)
 
 
+def make_shared_project(api: Api, owner: UserCtx, visibility: str, editor: UserCtx,
+                        viewer: UserCtx, path: str = "rtl/top.v",
+                        content: str = "module top; endmodule\n") -> dict[str, Any]:
+    """A project of `owner` (`visibility`: private or public) with `editor` and `viewer` as
+    members and one file at `path`: the cast of the tests that go through every role."""
+    project = make_project(api, owner, visibility=visibility)
+    add_member(api, owner, project["id"], editor, "editor")
+    add_member(api, owner, project["id"], viewer, "viewer")
+    make_file(api, owner, project["id"], path, content)
+    return project
+
+
 def user_fixture(name: str, scope: str = "session") -> Any:
     """A fixture named `name` giving one user (`make_user`), registered once per `scope`; for a
     module's own cast: `alice = user_fixture("alice", "module")`."""

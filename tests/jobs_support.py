@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 
 
 @dataclass
@@ -73,6 +74,20 @@ def api_queue(url: str) -> Iterator[None]:
         else:
             os.environ["A6HUB_JOBS_QUEUE_URL"] = saved
         get_settings.cache_clear()
+
+
+def queues_fixture(scope: str = "module", **shape: int) -> Any:
+    """A fixture `queues`: a private queue pair (`make_queues(**shape)`) the in-process API sends
+    jobs to while it lasts (`api_queue`), made once per `scope`. In a test module:
+    `queues = queues_fixture(max_receives=3, visibility=5)`."""
+
+    @pytest.fixture(scope=scope, name="queues")
+    def queues(emulator: Any) -> Iterator[Queues]:
+        q = make_queues(**shape)
+        with api_queue(q.url):
+            yield q
+
+    return queues
 
 
 @contextmanager

@@ -3,22 +3,15 @@ git_branch, stars and views (CORS on every answer: tests/api/test_cors.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.jobs_support import Queues, queues_fixture
 
 TB = "module testbench; initial $finish; endmodule\n"
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues()
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture()
 
 
 def _simulate(api: Api, user: UserCtx, pid: int, config: dict[str, Any]) -> Any:

@@ -11,18 +11,14 @@ import pytest
 from defusedxml import ElementTree
 
 from tests.conftest import Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.jobs_support import Queues, queues_fixture
 from tests.runner.test_jobs_e2e import RunnerProcess, artifact, logs_of, picorv32_dir, wait_status
 from tests.runner.test_runner_cocotb import ADDER, TEST_ADDER
 
 PICORV32_TESTS = Path(__file__).parents[1] / "fixtures" / "cocotb" / "picorv32_tests.py"
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues(max_receives=3, visibility=10)
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture(max_receives=3, visibility=10)
 
 
 def jobs_url(project: dict[str, Any]) -> str:

@@ -6,14 +6,14 @@ an id must survive a round trip through a double exactly and have one spelling i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chalicelib import ids
 from tests.conftest import Api, UserCtx, make_file, make_project, make_user, unique
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.jobs_support import Queues, queues_fixture
 
 JS_MAX_SAFE = 2**53 - 1
 
@@ -65,11 +65,7 @@ def test_distinct_ids_for_one_transaction() -> None:
 
 # -- the API answers integers --------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues()
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture()
 
 
 def _is_id(value: Any) -> bool:

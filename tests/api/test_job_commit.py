@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues, wait_for
+from tests.jobs_support import Queues, queues_fixture, wait_for
 
 LINT = {"job_type": "lint", "config": {}}
 TB_A = 'module tb; initial begin $display("value is A"); $finish; end endmodule\n'
 TB_B = 'module tb; initial begin $display("value is B"); $finish; end endmodule\n'
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues(max_receives=3, visibility=5)
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture(max_receives=3, visibility=5)
 
 
 def submit(api: Api, user: UserCtx, project_id: str, **more: Any) -> Any:

@@ -8,7 +8,7 @@ while every read goes to the emulator's DynamoDB, so no assertion depends on the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,16 +16,12 @@ import pytest
 from chalicelib.errors import NotFound
 from chalicelib.services import identity, job_wait
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.jobs_support import Queues, queues_fixture
 
 LINT = {"job_type": "lint", "config": {}}
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues()
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture()
 
 
 def _pending_job(api: Api, owner: UserCtx, visibility: str = "private") -> tuple[int, int]:

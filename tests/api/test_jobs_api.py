@@ -4,24 +4,19 @@ Who may call each jobs route is in the authorisation matrix (tests/api/test_auth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from tests.conftest import Api, UserCtx, add_member, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues
+from tests.conftest import Api, UserCtx, make_file, make_project, make_shared_project
+from tests.jobs_support import Queues, queues_fixture
 
 LINT = {"job_type": "lint", "config": {}}
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues()
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +25,7 @@ def projects(api: Api, queues: Queues, owner: UserCtx, editor: UserCtx,
     """A private and a public project, each with an editor, a viewer, a file and one job."""
     made = {}
     for visibility in ("private", "public"):
-        project = make_project(api, owner, visibility=visibility)
-        add_member(api, owner, project["id"], editor, "editor")
-        add_member(api, owner, project["id"], viewer, "viewer")
-        make_file(api, owner, project["id"])
+        project = make_shared_project(api, owner, visibility, editor, viewer)
         job = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token, json_body=LINT)
         assert job.status == 201, job.body
         made[visibility] = {**project, "job": job.json}

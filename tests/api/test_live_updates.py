@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import Api, UserCtx, add_member, make_file, make_project
+from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_shared_project
 from tests.jobs_support import Queues, api_queue, make_queues
 
 TB = """\
@@ -92,10 +92,7 @@ def projects(api: Api, owner: UserCtx, editor: UserCtx, viewer: UserCtx,
              idle_queue: Queues) -> dict[str, dict[str, Any]]:
     made = {}
     for visibility in ("private", "public"):
-        project = make_project(api, owner, visibility=visibility)
-        add_member(api, owner, project["id"], editor, "editor")
-        add_member(api, owner, project["id"], viewer, "viewer")
-        make_file(api, owner, project["id"], "tb/hello_tb.v", TB)
+        project = make_shared_project(api, owner, visibility, editor, viewer, "tb/hello_tb.v", TB)
         made[visibility] = {**project, "job_id": submit(api, owner, project)}
     return made
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, api_queue, make_queues, wait_for
+from tests.jobs_support import Queues, api_queue, make_queues, queues_fixture, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -76,11 +76,7 @@ class RunnerProcess:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues(max_receives=3, visibility=3)
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture(max_receives=3, visibility=3)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, Api, UserCtx, make_file, make_project
-from tests.jobs_support import FakeExecute, Queues, api_queue, make_queues, wait_for
+from tests.jobs_support import FakeExecute, Queues, api_queue, make_queues, queues_fixture, wait_for
 
 LINT = {"job_type": "lint", "config": {}}
 
@@ -31,11 +30,7 @@ def make_worker(queues: Queues, execute: FakeExecute, **overrides: Any) -> Any:
     return Worker(settings, execute=execute)
 
 
-@pytest.fixture
-def queues(emulator: Any) -> Iterator[Queues]:
-    q = make_queues(max_receives=2, visibility=2)
-    with api_queue(q.url):
-        yield q
+queues = queues_fixture("function", max_receives=2, visibility=2)
 
 
 @pytest.fixture
