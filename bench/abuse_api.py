@@ -9,7 +9,6 @@ client address of its own, so the per-client window starts empty); the uploads o
 from __future__ import annotations
 
 import http.client
-import os
 import statistics
 import time
 import uuid
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from bench.measure import KeepAlive
 from bench.report import Row, ms
 from bench.stack import Stack
+from devstack.environment import settings_env
 
 
 def _user(http_conn: KeepAlive) -> tuple[str, str]:
@@ -39,13 +39,10 @@ def bench_registration(cap: int) -> list[Row]:
     from chalicelib.schemas.accounts import UserCreate
     from chalicelib.services import accounts
 
-    saved = os.environ.get("A6HUB_REGISTER_MAX_PER_CLIENT")
-    os.environ["A6HUB_REGISTER_MAX_PER_CLIENT"] = str(cap)
-    get_settings.cache_clear()
     client = f"bench-{uuid.uuid4().hex}"
     accepted: list[float] = []
     refused = 0.0
-    try:
+    with settings_env(A6HUB_REGISTER_MAX_PER_CLIENT=cap):
         for n in range(cap + 1):
             name = f"reg{uuid.uuid4().hex[:10]}"
             data = UserCreate(email=f"{name}@example.test", username=name, password="a passphrase!")
@@ -56,12 +53,6 @@ def bench_registration(cap: int) -> list[Row]:
             except TooManyRequests:
                 refused = time.perf_counter() - started
                 assert n == cap, f"refused after {n} registrations, cap {cap}"
-    finally:
-        if saved is None:
-            os.environ.pop("A6HUB_REGISTER_MAX_PER_CLIENT", None)
-        else:
-            os.environ["A6HUB_REGISTER_MAX_PER_CLIENT"] = saved
-        get_settings.cache_clear()
     settings = get_settings()
     one = statistics.median(accepted)
     window_cap = settings.register_max_per_client

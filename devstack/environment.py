@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,3 +44,24 @@ def apply(endpoint: str, outputs: dict[str, str] | None = None,
         os.environ.setdefault(key, value)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     return {k: os.environ[k] for k in values}
+
+
+@contextmanager
+def settings_env(**values: str | int) -> Iterator[None]:
+    """Set the A6HUB_* (or any) variables `values` in os.environ for the duration and drop the
+    cached settings on entry and exit, so an app in this process reads them; restores (or removes)
+    each variable afterwards. Servers already started keep the environment they started with."""
+    from chalicelib.config import reload
+
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: str(value) for name, value in values.items()})
+    reload()
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+        reload()

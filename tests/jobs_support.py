@@ -10,13 +10,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from devstack.environment import settings_env
 
 
 @dataclass
@@ -58,22 +60,9 @@ def make_queues(max_receives: int = 3, visibility: int = 30) -> Queues:
     return Queues(url=url, dlq_url=dlq_url, max_receives=max_receives, visibility=visibility)
 
 
-@contextmanager
-def api_queue(url: str) -> Iterator[None]:
+def api_queue(url: str) -> AbstractContextManager[None]:
     """Point the in-process API's settings at `url` for the duration."""
-    from chalicelib.config import get_settings
-
-    saved = os.environ.get("A6HUB_JOBS_QUEUE_URL")
-    os.environ["A6HUB_JOBS_QUEUE_URL"] = url
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("A6HUB_JOBS_QUEUE_URL", None)
-        else:
-            os.environ["A6HUB_JOBS_QUEUE_URL"] = saved
-        get_settings.cache_clear()
+    return settings_env(A6HUB_JOBS_QUEUE_URL=url)
 
 
 def queues_fixture(scope: str = "module", **shape: int) -> Any:
