@@ -12,24 +12,13 @@ from typing import Any
 
 import pytest
 
+from bench.jobs import COUNTER
+from bench.jobs import COUNTER_TB as TB
 from chalicelib.services.pipelines.spec import PipelineFileError, parse_pipeline
 from tests.conftest import Api, UserCtx, make_file, make_project
 from tests.jobs_support import api_queue, make_queues, wait_for
 
-COUNTER = """\
-module counter(input clk, input rst, output reg [3:0] count);
-  always @(posedge clk) count <= rst ? 4'd0 : count + 4'd1;
-endmodule
-"""
-TB = """\
-module tb;
-  reg clk = 0, rst = 1;
-  wire [3:0] count;
-  counter dut(.clk(clk), .rst(rst), .count(count));
-  always #1 clk = ~clk;
-  initial begin #4 rst = 0; #20 $display("count=%0d", count); $finish; end
-endmodule
-"""
+# The benches' counter and its testbench (module counter_tb, kept at tb/tb.v here).
 PIPELINE = """\
 jobs:
   sim:

@@ -7,6 +7,7 @@ run here and these jobs run nowhere else.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,9 @@ from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, make_queues, wait_for
 from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
 from tests.runner.test_jobs_e2e import RunnerProcess
+
+BROKEN_COUNTER = COUNTER.replace("q + 1;", "q + ;")  # a syntax error
+assert BROKEN_COUNTER != COUNTER
 
 pytestmark = [
     pytest.mark.slow,
@@ -129,7 +133,7 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     log = _get(server, f"/api/v1/projects/{pid}/jobs/{cached_sim['id']}/logs",
                owner.token).json()["logs"]
     assert f"the result of job {sim['job_id']}" in log and "no tool ran" in log
-    assert "count=" in log  # the cached run's own output
+    assert re.search(r"^q=\d+$", log, re.M)  # the cached run's own output (counter_tb's line)
     artifacts = {a["name"] for a in _get(server, f"/api/v1/projects/{pid}/jobs/"
                                                  f"{hits['synth']['job_id']}", owner.token
                                          ).json()["artifacts"]}
@@ -139,7 +143,7 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     assert stat.status_code == 200  # copied to the new job's own keys
 
     # WHEN a change that breaks the design is pushed
-    (work / "rtl" / "counter.v").write_text(COUNTER.replace("count + 4'd1;", "count + ;"))
+    (work / "rtl" / "counter.v").write_text(BROKEN_COUNTER)
     broken = _push(git, work, "break the counter")
 
     # THEN its pipeline fails at the simulation, the synthesis is not run, the badge says so
