@@ -43,6 +43,11 @@ class Git:
         return result
 
 
+    def clone(self, url: str, into: str = "work") -> Path:
+        """`git clone -q url into` under HOME; returns the working tree."""
+        self.run("clone", "-q", url, into)
+        return self.home / into
+
 @pytest.fixture
 def git(tmp_path: Path) -> Git:
     return Git(tmp_path / "home")
@@ -83,11 +88,9 @@ def test_clone_an_empty_project_commit_and_push_shows_in_the_files_api(
         api: Api, live_server: str, owner: UserCtx, git: Git) -> None:
     # GIVEN an empty project and its owner's API token
     pid = make_project(api, owner)["id"]
-    url = remote(live_server, pid, api_token(api, owner))
 
     # WHEN the owner clones it, commits two files and pushes
-    git.run("clone", "-q", url, "work")
-    work = git.home / "work"
+    work = git.clone(remote(live_server, pid, api_token(api, owner)))
     (work / "rtl").mkdir()
     (work / "rtl" / "top.v").write_text("module top; endmodule\n")
     (work / "README.md").write_text("# demo\n")
@@ -115,8 +118,7 @@ def test_clone_a_project_edit_through_the_api_and_pull(
     url = remote(live_server, pid, api_token(api, owner))
 
     # WHEN it is cloned
-    git.run("clone", "-q", url, "work")
-    work = git.home / "work"
+    work = git.clone(url)
 
     # THEN the working tree holds the files and the log one commit per API change
     assert (work / "rtl" / "top.v").read_text() == "module top; endmodule\n"
@@ -404,9 +406,7 @@ def test_branches_other_than_main_do_not_touch_the_files(
         api: Api, live_server: str, owner: UserCtx, git: Git) -> None:
     # GIVEN an empty project cloned by a client whose default branch is "master"
     pid = make_project(api, owner)["id"]
-    url = remote(live_server, pid, api_token(api, owner))
-    git.run("clone", "-q", url, "work")
-    work = git.home / "work"
+    work = git.clone(remote(live_server, pid, api_token(api, owner)))
     git.run("checkout", "-q", "-b", "master", cwd=work)
     (work / "a.v").write_text("// a\n")
     commit_all(git, work, "first")

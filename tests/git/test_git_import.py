@@ -180,6 +180,24 @@ def finish(api: Api, user: UserCtx, queues: Queues, project: dict[str, Any]) -> 
     return dict(reply.json)
 
 
+def import_served(api: Api, user: UserCtx, queues: Queues, repos: Path,
+                  name: str = "core.git") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Import `repos/name`, served over smart HTTP for the duration, and let an in-process runner
+    run the job; returns (the project as accepted, its job as the API shows it)."""
+    with http_git_server(repos) as server:
+        project = start(api, user, f"{server.url}/{name}").json
+        return project, finish(api, user, queues, project)
+
+
+def commit_a_symlink(work: Path) -> None:
+    """Commit link.v -> README.md in the working tree `work` (a push would refuse it)."""
+    from tests.git_server import git
+
+    (work / "link.v").symlink_to("README.md")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "a symlink")
+
+
 def logs_of(api: Api, user: UserCtx, project: dict[str, Any]) -> str:
     reply = api.get(f"/api/v1/projects/{project['id']}/jobs/{project['import_job_id']}/logs",
                     token=user.token)
@@ -295,9 +313,7 @@ def test_without_the_allowance_the_runner_refuses_too(
 
 def test_a_repository_that_breaks_the_push_rules_is_refused_whole(
         api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
-    with http_git_server(repos) as server:
-        project = start(api, owner, f"{server.url}/linked.git").json
-        job = finish(api, owner, queues, project)
+    project, job = import_served(api, owner, queues, repos, "linked.git")
     assert job["status"] == "failed", job
     assert "'link.v': symbolic links are not supported" in job["error_message"]
     base = f"/api/v1/projects/{project['id']}"
@@ -357,9 +373,7 @@ def test_the_download_is_capped_in_size_and_time(
     # GIVEN a pack size cap smaller than the repository's pack
     monkeypatch.setenv("A6HUB_IMPORT_MAX_PACK_BYTES", "200")
     reload()
-    with http_git_server(repos) as server:
-        project = start(api, owner, f"{server.url}/core.git").json
-        job = finish(api, owner, queues, project)
+    project, job = import_served(api, owner, queues, repos)
     # THEN the import stops with the reason, having stored nothing
     assert job["status"] == "failed" and "import limit of 200 bytes" in job["error_message"], job
     assert api.get(f"/api/v1/projects/{project['id']}/git/commits", token=owner.token).json == []
@@ -423,13 +437,9 @@ def test_a_branch_a_push_would_refuse_is_left_out_and_said(
     # GIVEN a repository whose default branch is fine and another branch has a symlink
     work = repos / "core-work"
     git(work, "checkout", "-q", "-b", "bad")
-    (work / "link.v").symlink_to("README.md")
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "a symlink")
+    commit_a_symlink(work)
     git(work, "push", "-q", str(repos / "core.git"), "bad")
-    with http_git_server(repos) as server:
-        project = start(api, owner, f"{server.url}/core.git").json
-        job = finish(api, owner, queues, project)
+    project, job = import_served(api, owner, queues, repos)
     # THEN the import completes with main and trunk, and the log says why "bad" is not there
     assert job["status"] == "completed", job
     from chalicelib.models.git import GitRef
@@ -464,17 +474,13 @@ def test_an_import_is_held_to_the_rules_in_every_commit_not_only_the_tip(
 
     # GIVEN a repository whose default branch once held a symlink that a later commit removed
     work = repos / "core-work"
-    (work / "link.v").symlink_to("README.md")
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "a symlink")
+    commit_a_symlink(work)
     git(work, "rm", "-q", "link.v")
     git(work, "commit", "-q", "-m", "no symlink")
     git(work, "push", "-q", str(repos / "core.git"), "HEAD")
 
     # WHEN it is imported
-    with http_git_server(repos) as server:
-        project = start(api, owner, f"{server.url}/core.git").json
-        job = finish(api, owner, queues, project)
+    project, job = import_served(api, owner, queues, repos)
 
     # THEN the import fails, saying which commit breaks which rule, and nothing is stored
     assert job["status"] == "failed", job

@@ -240,14 +240,25 @@ def test_cancel_kills_a_running_simulation_and_the_runner_goes_on(
     assert wait_status(api, owner, project, nxt)["status"] == "completed"
 
 
+def simulations_on_own_queue(api: Api, owner: UserCtx, tb_path: str, tb: str, count: int = 1,
+                             visibility: int = 5) -> tuple[Queues, dict[str, Any], list[int]]:
+    """A private queue pair (3 receives, `visibility` s) for a runner of the test's own, a new
+    project of `owner` holding the testbench `tb` at `tb_path`, and `count` simulations of it
+    submitted to that queue; returns (queues, project, job ids)."""
+    queues = make_queues(max_receives=3, visibility=visibility)
+    with api_queue(queues.url):
+        project = make_project(api, owner)
+        make_file(api, owner, project["id"], tb_path, tb)
+        ids = [submit(api, owner, project, "simulation", {"testbench": tb_path})
+               for _ in range(count)]
+    return queues, project, ids
+
+
 def test_a_runner_killed_mid_job_leaves_it_recoverable(
         api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
     # GIVEN a runner (on its own queue) in the middle of a few-seconds simulation
-    queues = make_queues(max_receives=3, visibility=2)
-    with api_queue(queues.url):
-        project = make_project(api, owner)
-        make_file(api, owner, project["id"], "tb/slow_tb.v", SLOW_TB)
-        job_id = submit(api, owner, project, "simulation", {"testbench": "tb/slow_tb.v"})
+    queues, project, [job_id] = simulations_on_own_queue(api, owner, "tb/slow_tb.v", SLOW_TB,
+                                                         visibility=2)
     first = RunnerProcess(queues, tmp_path / "first.log")
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
@@ -283,11 +294,7 @@ def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path,
                                        case: str) -> None:
     grace, tb_path, tb, status, log_line, left = SIGTERM_CASES[case]
     # GIVEN a runner with a shutdown grace, running a simulation
-    queues = make_queues(max_receives=3, visibility=5)
-    with api_queue(queues.url):
-        project = make_project(api, owner)
-        make_file(api, owner, project["id"], tb_path, tb)
-        job_id = submit(api, owner, project, "simulation", {"testbench": tb_path})
+    queues, project, [job_id] = simulations_on_own_queue(api, owner, tb_path, tb)
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS=grace)
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
@@ -304,12 +311,8 @@ def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path,
 def test_sigterm_releases_every_job_a_two_slot_runner_holds(
         api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
     # GIVEN a runner with 2 slots (A6HUB_RUNNER_CONCURRENCY) running two never-ending simulations
-    queues = make_queues(max_receives=3, visibility=5)
-    with api_queue(queues.url):
-        project = make_project(api, owner)
-        make_file(api, owner, project["id"], "tb/forever_tb.v", FOREVER_TB)
-        ids = [submit(api, owner, project, "simulation", {"testbench": "tb/forever_tb.v"})
-               for _ in range(2)]
+    queues, project, ids = simulations_on_own_queue(api, owner, "tb/forever_tb.v", FOREVER_TB,
+                                                    count=2)
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_CONCURRENCY="2",
                            A6HUB_RUNNER_STOP_GRACE_SECONDS="0")
     for job_id in ids:

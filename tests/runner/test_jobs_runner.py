@@ -59,6 +59,18 @@ def in_thread(worker: Any) -> threading.Thread:
     return thread
 
 
+def running_forever(api: Api, owner: UserCtx, project: dict[str, Any],
+                    queues: Queues) -> tuple[int, Any, threading.Thread]:
+    """A submitted job whose (fake) tool runs until cancelled, taken by a runner serving in a
+    thread; returns once the tool started: (job id, the runner, its thread)."""
+    job_id = submit(api, owner, project)
+    execute = FakeExecute(block=threading.Event())
+    worker = make_worker(queues, execute)
+    thread = in_thread(worker)
+    wait_for(execute.started.is_set, what="the job to start")
+    return job_id, worker, thread
+
+
 def test_submitted_job_completes_with_inputs_logs_and_artifacts(
         api: Api, owner: UserCtx, stranger: UserCtx, project: dict[str, Any],
         queues: Queues) -> None:
@@ -172,11 +184,7 @@ def test_cancel_of_a_running_job_stops_it(api: Api, owner: UserCtx, editor: User
 
     add_member(api, owner, project["id"], editor, "editor")
     # GIVEN a job that runs until it is stopped
-    job_id = submit(api, owner, project)
-    execute = FakeExecute(block=threading.Event())
-    worker = make_worker(queues, execute)
-    thread = in_thread(worker)
-    wait_for(execute.started.is_set, what="the job to start")
+    job_id, worker, thread = running_forever(api, owner, project, queues)
     # WHEN an editor cancels it
     reply = api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=editor.token)
     # THEN the cancel is accepted and the runner stops the job
@@ -272,11 +280,7 @@ def test_a_dead_letter_whose_job_finished_is_only_removed(
 def test_stopping_releases_the_running_job_for_another_runner(
         api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
     # GIVEN a runner in the middle of a long job
-    job_id = submit(api, owner, project)
-    slow = FakeExecute(block=threading.Event())
-    first = make_worker(queues, slow)
-    thread = in_thread(first)
-    wait_for(slow.started.is_set, what="the job to start")
+    job_id, first, thread = running_forever(api, owner, project, queues)
     # WHEN the runner is told to stop with no grace left (what SIGTERM becomes after the grace)
     first.stop(0)
     thread.join(15)
@@ -524,11 +528,7 @@ def test_a_stop_is_honoured_while_storage_is_unreachable(
     from devstack.emulator import free_port
 
     # GIVEN a runner in the middle of a job that would never end by itself
-    job_id = submit(api, owner, project)
-    slow = FakeExecute(block=threading.Event())
-    worker = make_worker(queues, slow)
-    thread = in_thread(worker)
-    wait_for(slow.started.is_set, what="the job to start")
+    job_id, worker, thread = running_forever(api, owner, project, queues)
     # AND the jobs table unreachable (nothing listens on that port)
     host = getattr(Job.Meta, "host", None)
     Job.Meta.host = f"http://127.0.0.1:{free_port()}"
