@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib.errors import TooManyRequests, Unauthorized
-from tests.conftest import Api, make_file, make_project, make_user, unique
+from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user, unique
 from tests.settings_override import settings_env
 
 # --- login limits under concurrency ------------------------------------------------------------
@@ -173,14 +173,19 @@ def test_every_answer_forbids_content_sniffing(api: Api) -> None:
         assert reply.header("X-Content-Type-Options") == "nosniff", (path, reply.headers)
 
 
-def test_a_collaborator_cannot_publish_a_fork_of_a_private_project(api: Api) -> None:
-    from tests.conftest import add_member
-
-    # GIVEN a private project with a file, shared with a viewer
+def private_project_with_a_viewer(api: Api) -> tuple[UserCtx, UserCtx, int]:
+    """New users owner and viewer, and a private project of owner's holding secret.v that
+    viewer may read: (owner, viewer, project id)."""
     owner, viewer = make_user(api), make_user(api)
     pid = make_project(api, owner)["id"]
     make_file(api, owner, pid, "secret.v", "module secret; endmodule\n")
     add_member(api, owner, pid, viewer, "viewer")
+    return owner, viewer, pid
+
+
+def test_a_collaborator_cannot_publish_a_fork_of_a_private_project(api: Api) -> None:
+    # GIVEN a private project with a file, shared with a viewer
+    owner, viewer, pid = private_project_with_a_viewer(api)
     # WHEN the viewer forks it as public THEN 403 and no project of theirs exists
     reply = api.post(f"/api/v1/projects/{pid}/fork", token=viewer.token,
                      json_body={"name": unique("leak "), "visibility": "public"})

@@ -8,6 +8,7 @@ emails in public history, registration confirming addresses).
 from __future__ import annotations
 
 from chalicelib.errors import BadRequest, TooManyRequests
+from tests.api.test_security_review import private_project_with_a_viewer
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user, unique
 from tests.settings_override import settings_env
 
@@ -199,10 +200,7 @@ def test_artifacts_count_against_a_storage_quota(api: Api) -> None:
 
 def test_a_private_fork_of_a_private_project_cannot_be_made_public_by_a_viewer(api: Api) -> None:
     # GIVEN a private project shared with a viewer, who forks it privately
-    owner, viewer = make_user(api), make_user(api)
-    pid = make_project(api, owner)["id"]
-    make_file(api, owner, pid, "secret.v", "module secret; endmodule\n")
-    add_member(api, owner, pid, viewer, "viewer")
+    owner, viewer, pid = private_project_with_a_viewer(api)
     fork = api.post(f"/api/v1/projects/{pid}/fork", token=viewer.token,
                     json_body={"name": unique("copy ")}).json
     assert fork["forked_from"] == pid
