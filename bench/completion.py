@@ -20,18 +20,15 @@ Channels:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from bench.jobs import (
@@ -43,8 +40,8 @@ from bench.jobs import (
     raw_simulation,
     runner_process,
 )
-from bench.report import Row, format_table, ms, percentile
-from bench.stack import STAGE, Stack, running_stack
+from bench.report import Row, ms, percentile
+from bench.stack import STAGE, Stack, bench_parser, run_bench
 
 RUNS = 15
 POLL_SECONDS = 0.02
@@ -196,20 +193,10 @@ def run(stack: Stack, quick: bool = False, runs: int = RUNS) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.completion", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 runs per channel (smoke run)")
+    parser = bench_parser("python -m bench.completion", __doc__, "2 runs per channel (smoke run)")
     parser.add_argument("--runs", type=int, default=RUNS)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-completion-"))
-    started = time.monotonic()
-    with running_stack(args.workers, logs) as stack:
-        rows = run(stack, quick=args.quick, runs=args.runs)
-    print(format_table(rows, f"a6hub completion bench ({'quick' if args.quick else 'full'}; "
-                             f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}; "
-                             f"{time.monotonic() - started:.0f} s; logs in {logs})"), flush=True)
-    return 0
+    return run_bench(parser, argv, lambda stack, args: run(stack, quick=args.quick, runs=args.runs),
+                     "a6hub completion bench", "a6hub-bench-completion-")
 
 
 if __name__ == "__main__":

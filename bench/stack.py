@@ -98,18 +98,39 @@ def stack_bench(argv: list[str] | None, prog: str, description: str | None,
                 timed: bool = True, quick_help: str = "tiny sizes (smoke run)") -> int:
     """A bench's command line: parse --quick and --workers from `argv`, run `run(stack, quick)`
     on a running stack (logs in a new temporary dir named `log_prefix`...) and print its rows
-    under `title` (when `timed`, followed by the mode, core count, wall time and logs dir)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    under `title` (when `timed`, followed by the mode, core count, load, wall time and logs dir)."""
+    parser = bench_parser(prog, description, quick_help)
+    return run_bench(parser, argv, lambda stack, args: run(stack, args.quick), title, log_prefix,
+                     timed=timed)
+
+
+def bench_parser(prog: str, description: str | None,
+                 quick_help: str = "tiny sizes (smoke run)") -> argparse.ArgumentParser:
+    """The options every stack bench takes: --quick and --workers (API workers, default 2); a
+    bench adds its own before handing the parser to `run_bench`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def run_bench(parser: argparse.ArgumentParser, argv: list[str] | None,
+              run: Callable[[Stack, argparse.Namespace], list[Row]], title: str, log_prefix: str,
+              *, timed: bool = True) -> int:
+    """Parse `argv`, run `run(stack, args)` on a running stack (logs in a new temporary dir named
+    `log_prefix`...) and print its rows under `title`, followed when `timed` by the mode, the
+    cores this process may use, the 1-minute load average, the wall time in s and the logs dir.
+    Returns the exit status (0)."""
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix=log_prefix))
     started = time.monotonic()
     with running_stack(args.workers, logs) as stack:
-        rows = run(stack, args.quick)
+        rows = run(stack, args)
     if timed:
-        title += (f" ({'quick' if args.quick else 'full'}; {os.cpu_count()} cores; "
-                  f"{time.monotonic() - started:.0f} s; logs in {logs})")
+        title += (f" ({'quick' if args.quick else 'full'}; {len(os.sched_getaffinity(0))} cores; "
+                  f"load {os.getloadavg()[0]:.1f}; {time.monotonic() - started:.0f} s; "
+                  f"logs in {logs})")
     print(format_table(rows, title), flush=True)
     return 0
 

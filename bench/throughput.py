@@ -12,7 +12,6 @@ duplicated or stuck.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -22,13 +21,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.jobs import COUNTER, COUNTER_TB, TERMINAL, Client, _ts
-from bench.report import Row, format_table
-from bench.stack import ROOT, Stack, running_stack
+from bench.report import Row
+from bench.stack import ROOT, Stack, bench_parser, run_bench
 
 JOBS = 60
 
@@ -248,22 +247,10 @@ def run(stack: Stack, jobs: int) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    parser = bench_parser("python -m bench.throughput", __doc__)
     parser.add_argument("--jobs", type=int, default=JOBS)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    jobs = 6 if args.quick else args.jobs
-    logs = Path(tempfile.mkdtemp(prefix="a6hub-bench-throughput-"))
-    started = time.monotonic()
-    with ExitStack() as exits:
-        stack = exits.enter_context(running_stack(args.workers, logs))
-        rows = run(stack, jobs)
-    load = os.getloadavg()[0]
-    print(format_table(rows, f"a6hub runner throughput ({'quick' if args.quick else 'full'}; "
-                             f"{cores()} cores; load {load:.1f}; "
-                             f"{time.monotonic() - started:.0f} s; logs in {logs})"), flush=True)
-    return 0
+    return run_bench(parser, argv, lambda stack, args: run(stack, 6 if args.quick else args.jobs),
+                     "a6hub runner throughput", "a6hub-bench-throughput-")
 
 
 if __name__ == "__main__":
