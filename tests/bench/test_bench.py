@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from bench.measure import parse_wrk
 from bench.report import Row, format_table, percentile
-from tests.conftest import ROOT
+from tests.bench.quick_run import quick_table
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:8000/health
   2 threads and 16 connections
@@ -61,12 +57,8 @@ def test_percentile_picks_from_the_samples() -> None:
 def test_quick_bench_prints_every_row() -> None:
     # GIVEN nothing running  WHEN the bench runs on tiny sizes (own emulator, servers, wrk)
     # (the git and jobs suites have their own quick tests)
-    out = subprocess.run([sys.executable, "-m", "bench", "--quick", "--workers", "2", "--only", "api"],
-                         cwd=ROOT,
-                         env={**os.environ}, capture_output=True, text=True, timeout=240)
+    table = quick_table("bench", "a6hub bench", "--workers", "2", "--only", "api", timeout=240)
     # THEN it succeeds and prints one table row per benchmark
-    assert out.returncode == 0, out.stderr[-3000:]
-    table = out.stdout[out.stdout.index("a6hub bench"):]
     for measure in ("GET /health req/s", "GET /api/v1/projects/{id}", "AWS calls per authenticated",
                     "GET /projects/public first page", "AWS calls per list page", "import app"):
         assert measure in table, table

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from bench.burst import Inputs, LaunchBucket, fargate_runtask, fargate_service, long_lived
-from tests.conftest import ROOT
+from tests.bench.quick_run import quick_table
 
 
 def _inputs(arrivals: list[float], duration: float, start: float = 40.0) -> Inputs:
@@ -55,8 +51,6 @@ def test_runtask_per_job_waits_one_task_start_after_the_spares() -> None:
 
 @pytest.mark.slow
 def test_quick_burst_bench_prints_every_policy() -> None:
-    out = subprocess.run([sys.executable, "-m", "bench.burst", "--quick"], cwd=ROOT,
-                         env={**os.environ}, capture_output=True, text=True, timeout=280)
-    assert out.returncode == 0, out.stderr[-3000:]
+    printed = quick_table("bench.burst")
     for policy in ("fargate-service", "fargate-runtask", "ec2-long-lived"):
-        assert policy in out.stdout, out.stdout
+        assert policy in printed, printed

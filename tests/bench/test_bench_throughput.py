@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.bench.quick_run import quick_table
 
 
 @pytest.mark.slow
 def test_quick_throughput_bench_prints_its_rows_and_loses_nothing() -> None:
     # GIVEN nothing running  WHEN the throughput bench runs on tiny sizes
-    out = subprocess.run([sys.executable, "-m", "bench.throughput", "--quick"], cwd=ROOT,
-                         env={**os.environ}, capture_output=True, text=True, timeout=600)
+    table = quick_table("bench.throughput", "a6hub runner throughput", timeout=600)
     # THEN it succeeds, prints a row per setting, and every setting lost, duplicated and left
     # nothing (the check's verdict is "ok"; the rate targets depend on the machine's load)
-    assert out.returncode == 0, out.stderr[-3000:]
-    table = out.stdout[out.stdout.index("a6hub runner throughput"):]
     for setting in ("1 runner(s) x 1 slot(s)", "2 runner(s) x", "AWS calls per job"):
         assert setting in table, table
     checks = [line for line in table.splitlines() if "nothing lost" in line]
