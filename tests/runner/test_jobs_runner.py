@@ -59,16 +59,17 @@ def in_thread(worker: Any) -> threading.Thread:
     return thread
 
 
-def running_forever(api: Api, owner: UserCtx, project: dict[str, Any],
-                    queues: Queues) -> tuple[int, Any, threading.Thread]:
-    """A submitted job whose (fake) tool runs until cancelled, taken by a runner serving in a
-    thread; returns once the tool started: (job id, the runner, its thread)."""
+def running_forever(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues
+                    ) -> tuple[int, Any, threading.Thread, FakeExecute]:
+    """A submitted job whose (fake) tool runs until cancelled or its `block` event is set, taken
+    by a runner serving in a thread; returns once the tool started: (job id, the runner, its
+    thread, the fake tool)."""
     job_id = submit(api, owner, project)
     execute = FakeExecute(block=threading.Event())
     worker = make_worker(queues, execute)
     thread = in_thread(worker)
     wait_for(execute.started.is_set, what="the job to start")
-    return job_id, worker, thread
+    return job_id, worker, thread, execute
 
 
 def test_submitted_job_completes_with_inputs_logs_and_artifacts(
@@ -148,12 +149,7 @@ def _receive_all(queues: Queues, count: int) -> list[Any]:
 def test_two_runners_share_the_queue_and_a_duplicate_waits_for_the_lease(
         api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
     # GIVEN runner A busy with a job, and a duplicate of its message in the queue
-    job_id = submit(api, owner, project)
-    release = threading.Event()
-    slow = FakeExecute(block=release)
-    a = make_worker(queues, slow)
-    thread_a = in_thread(a)
-    wait_for(slow.started.is_set, what="runner A to start the job")
+    job_id, a, thread_a, slow = running_forever(api, owner, project, queues)
     job = get_job(api, owner, project, job_id)
     boto3.client("sqs").send_message(
         QueueUrl=queues.url,
@@ -166,7 +162,7 @@ def test_two_runners_share_the_queue_and_a_duplicate_waits_for_the_lease(
     assert b.handle(messages[0]) == "deferred"
     assert other.calls == [] and job["status"] == "running"
     # AND once A finishes, whichever runner sees the duplicate next drops it unrun
-    release.set()
+    slow.block.set()
     wait_for(lambda: get_job(api, owner, project, job_id)["status"] == "completed",
              what="runner A to finish")
     thread_b = in_thread(b)
@@ -184,7 +180,7 @@ def test_cancel_of_a_running_job_stops_it(api: Api, owner: UserCtx, editor: User
 
     add_member(api, owner, project["id"], editor, "editor")
     # GIVEN a job that runs until it is stopped
-    job_id, worker, thread = running_forever(api, owner, project, queues)
+    job_id, worker, thread, _ = running_forever(api, owner, project, queues)
     # WHEN an editor cancels it
     reply = api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=editor.token)
     # THEN the cancel is accepted and the runner stops the job
@@ -280,7 +276,7 @@ def test_a_dead_letter_whose_job_finished_is_only_removed(
 def test_stopping_releases_the_running_job_for_another_runner(
         api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
     # GIVEN a runner in the middle of a long job
-    job_id, first, thread = running_forever(api, owner, project, queues)
+    job_id, first, thread, _ = running_forever(api, owner, project, queues)
     # WHEN the runner is told to stop with no grace left (what SIGTERM becomes after the grace)
     first.stop(0)
     thread.join(15)
@@ -416,19 +412,14 @@ def test_a_job_longer_than_the_visibility_timeout_keeps_its_message(
     # leave slack for a slow machine)
     queues = make_queues(max_receives=2, visibility=4)
     with api_queue(queues.url):
-        job_id = submit(api, owner, project)
-    release = threading.Event()
-    slow = FakeExecute(block=release)
-    worker = make_worker(queues, slow)
-    thread = in_thread(worker)
-    wait_for(slow.started.is_set, what="the job to start")
+        job_id, worker, thread, slow = running_forever(api, owner, project, queues)
     # WHEN another consumer polls the queue meanwhile
     sqs = boto3.client("sqs")
     seen = []
     deadline = time.monotonic() + 2.5 * queues.visibility
     while time.monotonic() < deadline:
         seen += sqs.receive_message(QueueUrl=queues.url, WaitTimeSeconds=1).get("Messages", [])
-    release.set()
+    slow.block.set()
     wait_for(lambda: get_job(api, owner, project, job_id)["status"] == "completed",
              what="the job to finish")
     worker.stop(0)
@@ -528,7 +519,7 @@ def test_a_stop_is_honoured_while_storage_is_unreachable(
     from devstack.emulator import free_port
 
     # GIVEN a runner in the middle of a job that would never end by itself
-    job_id, worker, thread = running_forever(api, owner, project, queues)
+    job_id, worker, thread, _ = running_forever(api, owner, project, queues)
     # AND the jobs table unreachable (nothing listens on that port)
     host = getattr(Job.Meta, "host", None)
     Job.Meta.host = f"http://127.0.0.1:{free_port()}"
