@@ -124,21 +124,27 @@ def test_children_together_cannot_exceed_the_memory_limit(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(cgroup.hierarchies() is None, reason="the host gives the runner no cgroup")
-def test_job_cgroups_are_removed_after_each_step(tmp_path: Path) -> None:
-    # GIVEN the cgroups that exist before a step
-    def job_groups() -> set[str]:
-        found = set()
-        for hierarchy in cgroup.hierarchies() or []:
-            found |= {e.name for e in os.scandir(hierarchy.base) if e.name.startswith(cgroup.PREFIX)}
-        return found
+def test_job_cgroups_are_removed_after_each_step(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a note of every cgroup a step creates (by name: other runners on this host, such as
+    # another test run, make and remove their own meanwhile)
+    made: list[Path] = []
+    create = cgroup.JobCgroup.create.__func__
 
-    before = job_groups()
+    def noting(cls: type, memory_bytes: int, max_pids: int) -> cgroup.JobCgroup | None:
+        group = create(cls, memory_bytes, max_pids)
+        if group is not None:
+            made.extend(path for _, path in group.dirs)
+        return group
+
+    monkeypatch.setattr(cgroup.JobCgroup, "create", classmethod(noting))
     # WHEN a step runs (one that leaves a background process behind)
     result, log, _ = sandboxed(tmp_path, ["/bin/sh", "-c", "sleep 30 & echo started"],
                                Limits(wall_seconds=30))
-    # THEN its cgroup is gone afterwards
+    # THEN it had a cgroup of its own, and that cgroup is gone afterwards
     assert result.exit_code == 0, log
-    assert job_groups() <= before
+    assert made and all(path.name.startswith(cgroup.PREFIX) for path in made), made
+    assert [path for path in made if path.exists()] == []
 
 
 # --- finding 3: deep trees ----------------------------------------------------------------------
