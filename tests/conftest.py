@@ -41,6 +41,10 @@ os.environ.update({
     "A6HUB_JOBS_MAX_ACTIVE_PER_USER": "1000000",
     "A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT": "1000000",
     "A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE": "1000000",
+    # The session's users (owner, editor, ...) keep one access token for the whole run, and the
+    # full suite on a loaded machine ran past the 1 h default (test_route_auth then got "Token has
+    # expired" at 62 min): 8 h here; the expiry tests sign their own `exp`.
+    "A6HUB_JWT_TTL_SECONDS": "28800",
 })
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
               "https_proxy"):
