@@ -33,6 +33,7 @@ from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage,
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
 from runner import cache, calls, commit_tree, importer, workspace
+from runner.deletes import BatchDeleter
 from runner.limits import Limits
 from runner.logstream import LogStream
 from runner.settings import job_limits, runner_env
@@ -115,6 +116,7 @@ class Run:
     prefetch: Future[list[commit_tree.CommitFile]] | None = None  # the job's commit's files
     rows: Future[dict[str, tuple[int, int, str]]] | None = None  # the files table, prefetched
     call_count: calls.CallCount = field(default_factory=calls.CallCount)  # AWS calls for it
+    remember: Future[None] | None = None  # the cache key being stored, beside the log's last PUT
 
 
 class Worker:
@@ -136,6 +138,7 @@ class Worker:
         self._lock = threading.Condition()
         self._in_flight = 0  # deliveries being handled (claimed or about to be)
         self.running: dict[int, Run] = {}  # job id -> the job being run, for the stop message
+        self._deletes: BatchDeleter | None = None  # while serving: ended jobs' messages, batched
         calls.install()
 
     @property
@@ -193,6 +196,15 @@ class Worker:
         logger.info("runner polling", extra={"queue": self.settings.queue_url,
                                              "runner_id": self.settings.runner_id,
                                              "concurrency": self.concurrency})
+        self._deletes = BatchDeleter(self.settings.queue_url)
+        try:
+            self._serve()
+        finally:
+            self._deletes.close()
+            self._deletes = None
+        logger.info("runner stopped", extra={"runner_id": self.settings.runner_id})
+
+    def _serve(self) -> None:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job") as pool:
             while not self.stopping.is_set():
                 room = self._wait_for_room()
@@ -212,7 +224,6 @@ class Worker:
                 except Exception:  # noqa: BLE001 - one bad receive must not stop the runner
                     logger.exception("polling the queue failed")
                     self.stopping.wait(1.0)
-        logger.info("runner stopped", extra={"runner_id": self.settings.runner_id})
 
     def _wait_for_room(self) -> int:
         """Block until a slot is free (or stopping: 0); how many messages to ask for (1..10)."""
@@ -262,6 +273,15 @@ class Worker:
     def _delete(self, receipt: str, queue_url: str | None = None) -> None:
         jobqueue.delete(queue_url or self.settings.queue_url, receipt)
 
+    def _delete_ended(self, receipt: str) -> None:
+        """Delete the message of a job whose record is final: batched with the other slots'
+        while serving (runner/deletes.py), at once otherwise (poll_once, handle in tests)."""
+        deletes = self._deletes
+        if deletes is not None:
+            deletes.delete(receipt)
+        else:
+            self._delete(receipt)
+
     def _change_visibility(self, receipt: str, seconds: int, queue_url: str | None = None) -> None:
         jobqueue.set_visibility(queue_url or self.settings.queue_url, receipt, seconds)
 
@@ -309,7 +329,7 @@ class Worker:
             prefetch = None
         if job.cancel_requested:
             self._finish_without_running(job, CANCELLED, "cancelled before it started")
-            self._delete(receipt)
+            self._delete_ended(receipt)
             return "cancelled"
         metrics.job_started(job.job_type, _seconds_since(job.created_at))
         run = Run(job=job, receipt=receipt, prefetch=prefetch, rows=rows, call_count=count)
@@ -324,7 +344,7 @@ class Worker:
     def _unclaimable(self, body: JobMessage | None, receipt: str) -> str:
         job = job_lifecycle.load(body.project_id, body.job_id) if body else None
         if job is None or job.status in TERMINAL:
-            self._delete(receipt)  # unknown, deleted with its project, or a duplicate of a done job
+            self._delete_ended(receipt)  # unknown, deleted with its project, or a duplicate of a done job
             return "dropped"
         if job_lifecycle.lease_is_live(job):
             # Another runner is on it; look again once its lease could have lapsed.
@@ -407,7 +427,10 @@ class Worker:
                                                    list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
         result = _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
-        cache.after_run(cached, job, result)
+        # The key's PutItem goes beside the log's last PUT (_settle waits for both before the
+        # finish, so a client that sees `completed` can already hit the cache).
+        run.remember = self._prefetcher.submit(calls.bound(cache.after_run, run.call_count),
+                                               cached, job, result)
         return result
 
     def _commit_files(self, run: Run, log: LogStream) -> list[commit_tree.CommitFile]:
@@ -448,19 +471,23 @@ class Worker:
         result.duration_s = duration
         flush_started = time.monotonic()
         log.close()
+        if run.remember is not None:
+            run.remember.result()  # after_run logs its own failures; it raises nothing
         run.timings["log_flush_s"] = round(time.monotonic() - flush_started, 4)
         result.log_bytes = log.size
         result.log_truncated = result.log_truncated or log.truncated
         # Where the runner's own time went (the bench reads it; users see it on the job), and
-        # how many AWS calls the job cost: those so far, plus the finish and the delete below.
+        # how many AWS calls the job cost: those so far, plus the finish and the delete below
+        # (while serving, its share of a DeleteMessageBatch: counted as one call).
         by_op = run.call_count.snapshot()
         by_op["UpdateItem"] = by_op.get("UpdateItem", 0) + 1
-        by_op["DeleteMessage"] = by_op.get("DeleteMessage", 0) + 1
+        delete_op = "DeleteMessage" if self._deletes is None else "DeleteMessageBatch"
+        by_op[delete_op] = by_op.get(delete_op, 0) + 1
         result.summary = {**result.summary, "runner": {
             **run.timings, "aws_calls": sum(by_op.values()), "aws_calls_by_op": by_op}}
         if job_lifecycle.finish(job, self.settings.runner_id, result):
             metrics.job_finished(job.job_type, result.status, result.duration_s)
-        self._delete(run.receipt)
+        self._delete_ended(run.receipt)
         with self._lock:
             self.jobs_run += 1
             if self.max_jobs and self.jobs_run >= self.max_jobs:

@@ -8,6 +8,7 @@ with real tools and a real SIGTERM is in test_jobs_e2e.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,3 +190,72 @@ def test_a_commit_run_again_reads_none_of_its_git_objects(
     # AND both ran the same files
     assert [i["sha256"] for i in first["inputs"]] == [i["sha256"] for i in second["inputs"]]
     assert second["status"] == "completed"
+
+
+def test_a_serving_runner_deletes_ended_jobs_messages_in_batches(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner import deletes
+
+    sent: list[int] = []
+    real = deletes.delete_batch
+
+    def recording(url: str, receipts: list[str]) -> list[str]:
+        sent.append(len(receipts))
+        return real(url, receipts)
+
+    monkeypatch.setattr(deletes, "delete_batch", recording)
+    # GIVEN four queued jobs and a runner with two slots
+    ids = [submit(api, owner, project) for _ in range(4)]
+    worker = make_worker(queues, FakeExecute(), concurrency=2)
+    thread = in_thread(worker)
+    try:
+        # WHEN it runs them THEN each completes once
+        wait_for(lambda: statuses(api, owner, project, ids) == ["completed"] * 4,
+                 what="the four jobs to complete")
+    finally:
+        worker.stop(0)
+        thread.join(15)
+    assert not thread.is_alive()
+    jobs = [get_job(api, owner, project, str(i)) for i in ids]
+    assert [j["attempts"] for j in jobs] == [1, 1, 1, 1]
+    # AND their messages went in DeleteMessageBatch calls (none left once the runner stopped),
+    # each job counting its share as one call
+    assert sum(sent) == 4 and all(1 <= n <= deletes.BATCH_LIMIT for n in sent)
+    assert queues.depth() == 0
+    for job in jobs:
+        by_op = job["summary"]["runner"]["aws_calls_by_op"]
+        assert by_op["DeleteMessageBatch"] == 1 and "DeleteMessage" not in by_op
+
+
+def test_the_batch_deleter_sends_ten_at_a_time_and_reports_a_bad_receipt(queues: Queues) -> None:
+    from runner.deletes import BatchDeleter, delete_batch
+
+    # GIVEN twelve delivered messages
+    sqs = queues.sqs()
+    for i in range(12):
+        sqs.send_message(QueueUrl=queues.url, MessageBody=f"m{i}")
+    receipts: list[str] = []
+    while len(receipts) < 12:
+        got = sqs.receive_message(QueueUrl=queues.url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        receipts += [m["ReceiptHandle"] for m in got.get("Messages", [])]
+    sent: list[int] = []
+    failed: list[str] = []
+
+    def send(url: str, batch: list[str]) -> list[str]:
+        sent.append(len(batch))
+        failed.extend(delete_batch(url, batch))
+        return failed
+
+    # WHEN they are handed in at once with one bad receipt, with a long linger, then flushed
+    deleter = BatchDeleter(queues.url, linger_seconds=60, send=send)
+    for receipt in [*receipts, "not-a-receipt"]:
+        deleter.delete(receipt)
+    started = time.monotonic()
+    deleter.close()
+    # THEN a full batch went at once, the rest on the flush without waiting out the linger;
+    # the bad one is reported, the rest are gone
+    assert sent == [10, 3]
+    assert time.monotonic() - started < 30  # the linger is 60 s
+    assert failed == ["not-a-receipt"]
+    assert queues.depth() == 0
