@@ -10,6 +10,8 @@ job_id, project_id}`. A job with `no_cache` runs anyway; every completed run sto
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,10 @@ class Lookup:
 
     key: str | None
     result: JobResult | None = None
+    pending: Future[str | None] | None = None  # no_cache: the key, computed beside the tools
+
+
+Defer = Callable[..., "Future[str | None]"]  # submit(fn, *args) on the runner's thread pool
 
 
 def key_for(job: Job, src: Path) -> str | None:
@@ -63,13 +69,17 @@ def _publish_toolchain() -> None:
         logger.exception("tool versions not published")
 
 
-def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStream) -> Lookup:
-    """Compute the key and, unless the job says no_cache, take an earlier run's result."""
-    try:
-        key = key_for(job, src)
-    except Exception:  # noqa: BLE001 - no key only costs a run
-        logger.exception("cache key not computed", extra={"job_id": job.id})
-        return Lookup(None)
+def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStream,
+               defer: Defer | None = None) -> Lookup:
+    """Compute the key and, unless the job says no_cache, take an earlier run's result.
+
+    A no_cache job needs its key only to store it after the run: with `defer`, the key is
+    computed on another thread while the tools run (`src` is read-only to them), and
+    `settle(lookup, log)` collects it; call that before `src` is removed."""
+    if job.no_cache and defer is not None:
+        log.line("no_cache: running the tools even if an identical run is cached")
+        return Lookup(None, pending=defer(_key_or_none, job, src))
+    key = _key_or_none(job, src)
     if key is None:
         return Lookup(None)
     log.line(f"cache key {key}")
@@ -83,6 +93,24 @@ def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStrea
     log.line(f"cache hit: the result of job {source.id} (same files read, tools and config); "
              "no tool ran")
     return Lookup(key, _result_from(job, source, key, inputs, log))
+
+
+def _key_or_none(job: Job, src: Path) -> str | None:
+    try:
+        return key_for(job, src)
+    except Exception:  # noqa: BLE001 - no key only costs a run
+        logger.exception("cache key not computed", extra={"job_id": job.id})
+        return None
+
+
+def settle(lookup: Lookup, log: LogStream) -> Lookup:
+    """The lookup with a deferred key collected (waits for it); others unchanged."""
+    if lookup.pending is None:
+        return lookup
+    key = lookup.pending.result()
+    if key is not None:
+        log.line(f"cache key {key}")
+    return Lookup(key)
 
 
 def after_run(lookup: Lookup, job: Job, result: JobResult) -> None:

@@ -413,12 +413,13 @@ class Worker:
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
-            cached = (cache.before_run(job, root / "src", inputs, log) if self.caching
-                      else cache.Lookup(None))
+            cached = (cache.before_run(job, root / "src", inputs, log, self._deferred(run))
+                      if self.caching else cache.Lookup(None))
             if cached.result is not None:
                 return cached.result
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
                                    log.write, run.cancelled)
+            cached = cache.settle(cached, log)  # a no_cache job's key, read from src beside the tools
             run.timings["execute_s"] = lap()
             if run.lost:  # the new owner uploads under the same keys; ours would overwrite them
                 return _failed_result("job taken over by another runner", inputs, log)
@@ -432,6 +433,10 @@ class Worker:
         run.remember = self._prefetcher.submit(calls.bound(cache.after_run, run.call_count),
                                                cached, job, result)
         return result
+
+    def _deferred(self, run: Run) -> cache.Defer:
+        """Submit work for `run` to the runner's pool (its AWS calls count for the job)."""
+        return lambda fn, *args: self._prefetcher.submit(calls.bound(fn, run.call_count), *args)
 
     def _commit_files(self, run: Run, log: LogStream) -> list[commit_tree.CommitFile]:
         """The files of the commit the job records (main's head at submit, or the one named)."""

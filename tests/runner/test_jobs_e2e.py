@@ -327,3 +327,25 @@ def test_sigterm_releases_every_job_a_two_slot_runner_holds(
     for job_id in ids:
         assert "released back to the queue" in logs_of(api, owner, project, job_id)
     assert queues.visible() == 2
+
+
+def test_a_no_cache_run_stores_the_key_it_computed_beside_the_tools(
+        api: Api, owner: UserCtx, runner: RunnerProcess) -> None:
+    # GIVEN a small design
+    project = make_project(api, owner, name="no_cache key")
+    make_file(api, owner, project["id"], "tb.v",
+              "module tb; initial begin $display(\"no cache %0d\", 7); $finish; end endmodule\n")
+    config = {"testbench": "tb.v"}
+    # WHEN it runs with no_cache (its key is computed while the tools run, not before them)
+    reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
+                     json_body={"job_type": "simulation", "config": config, "no_cache": True})
+    assert reply.status == 201, reply.body
+    first = wait_status(api, owner, project, str(reply.json["id"]))
+    assert first["status"] == "completed", first
+    assert "no cache 7" in logs_of(api, owner, project, str(first["id"]))
+    assert "cache key " in logs_of(api, owner, project, str(first["id"]))
+    # THEN the same job submitted again without no_cache is that run's result, not a new run
+    second = wait_status(api, owner, project, submit(api, owner, project, "simulation", config))
+    assert second["status"] == "completed", second
+    assert second["summary"]["cache"]["hit"] is True
+    assert second["summary"]["cache"]["job_id"] == first["id"]
