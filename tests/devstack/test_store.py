@@ -6,6 +6,9 @@ condition restores a copy of whole tables and wipes what other writers committed
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -197,3 +200,31 @@ def test_concurrent_project_and_member_updates_all_stay(live_server: str, api: A
         listed = requests.get(f"{live_server}/api/v1/projects/{pid}/members",
                               headers=bearer(owner), timeout=60).json()
         assert {m["user_id"]: m["role"] for m in listed}[member.id] == role
+
+
+@pytest.mark.skipif(os.environ.get("A6HUB_TEST_EMULATOR") == "moto",
+                    reason="moto's own server closes every connection (the store keeps them)")
+def test_one_connection_carries_several_requests_bodies_and_all(emulator: Any) -> None:
+    # GIVEN one HTTP connection to the store
+    port = int(emulator.url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/x-amz-json-1.0",
+               "X-Amz-Target": "DynamoDB_20120810.ListTables",
+               "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
+                                "dynamodb/aws4_request, SignedHeaders=host, Signature=x"}
+    sockets = []
+    try:
+        # WHEN three requests with a body go over it, back to back
+        for _ in range(3):
+            connection.request("POST", "/", body=b"{}", headers=headers)
+            reply = connection.getresponse()
+            body = reply.read()
+            sockets.append(connection.sock)
+            # THEN each is answered, and the store does not close the connection
+            assert reply.status == 200, body
+            assert "TableNames" in json.loads(body)
+            assert (reply.getheader("Connection") or "").lower() != "close"
+    finally:
+        connection.close()
+    # AND all three used the same socket (http.client reconnects silently otherwise)
+    assert sockets[0] is not None and all(s is sockets[0] for s in sockets)
