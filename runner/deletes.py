@@ -11,9 +11,9 @@ and left: the message becomes visible again after its visibility timeout, the ne
 finds its job ended and deletes it then (worker.py's `_unclaimable`). That costs one receive,
 never a second run.
 
-IAM: DeleteMessageBatch is authorised by the `sqs:DeleteMessage` action (there is no separate
-batch action; SQS's API reference, "DeleteMessageBatch", and the IAM service authorization
-reference list only DeleteMessage), which the runner's role already has.
+IAM: DeleteMessageBatch is authorised by the `sqs:DeleteMessage` permission, which the runner's
+role already has ("You cannot set permissions explicitly for ... DeleteMessageBatch ...";
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-batch-api.html).
 """
 
 from __future__ import annotations
