@@ -19,6 +19,7 @@ import runner.sandbox
 from runner import cgroup, fstree
 from runner.limits import MIB, Limits
 from runner.sandbox import CommandResult, JobDirs, LogBudget, Sandbox
+from tests.jobs_support import stage_of
 
 DEEP = 3000
 
@@ -28,7 +29,7 @@ def sandboxed(tmp_path: Path, argv: list[str], limits: Limits,
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True, exist_ok=True)
     uid = runner.sandbox.sandbox_uid()
-    box = Sandbox(JobDirs.prepare(workdir, uid), limits, sandboxed=True, uid=uid)
+    box = Sandbox(stage_of(workdir), limits, sandboxed=True, uid=uid)
     out: list[bytes] = []
     try:
         result = box.run(argv, LogBudget(limits.log_bytes, sink=out.append), threading.Event())
@@ -176,7 +177,7 @@ def test_stale_stage_clean_up_survives_deep_trees(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(tmp_path / "stages"))
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True)
-    stale = JobDirs.prepare(workdir, None)
+    stale = stage_of(workdir)
     fd = os.open(stale.work, os.O_RDONLY)
     for _ in range(DEEP):
         os.mkdir("d", dir_fd=fd)
