@@ -19,7 +19,6 @@ import boto3
 import pytest
 
 from devstack.environment import settings_env
-
 from runner.jobdirs import JobDirs
 
 
