@@ -1,9 +1,10 @@
 """Execute one job of a tool kind (runner/kinds/) and describe the outcome.
 
-The queue side materialises the project's files in `job_dir/src/` and calls `execute_job`; this
-module has the job's kind plan the tool steps, runs each inside the sandbox (runner/sandbox.py)
-and lets the kind copy artifacts into `job_dir/out/` with checks that a hostile tool cannot subvert (no
-symlinks followed, regular files only, sizes capped).
+The queue side writes the commit's files into a job stage's src/ (runner/jobdirs.py,
+runner/workspace.py) and calls `execute_job`; this module has the job's kind plan the tool
+steps, runs each inside the sandbox (runner/sandbox.py) and lets the kind copy artifacts into
+the stage's out/ with checks that a hostile tool cannot subvert (no symlinks followed, regular
+files only, sizes capped).
 
 Log policy: tool output (and each command line, prefixed "$ ") goes to `log` as it comes, up to
 `limits.log_bytes` for the whole job; output past the cap stops the tool and the job fails with
@@ -33,7 +34,7 @@ from chalicelib.schemas.jobs import StepPublic
 from runner import tools
 from runner.kinds import KINDS, JobFailed, JobKind
 from runner.limits import Limits
-from runner.sandbox import CommandResult, LogBudget, Sandbox, SandboxUnavailable
+from runner.sandbox import CommandResult, JobDirs, LogBudget, Sandbox, SandboxUnavailable
 from runner.tools import JobInputError, Plan, first_error
 
 __all__ = ["Artifact", "ExecutionResult", "SandboxUnavailable", "execute_job"]
@@ -65,9 +66,11 @@ class ExecutionResult:
     log_truncated: bool = False  # tool output reached the log limit (the log says so)
 
 
-def execute_job(job_type: str, config: dict[str, Any], job_dir: Path, limits: Limits,
+def execute_job(job_type: str, config: dict[str, Any], dirs: JobDirs, limits: Limits,
                 log: Callable[[bytes], None], cancelled: threading.Event) -> ExecutionResult:
-    """Run the job's tools; raises SandboxUnavailable when bubblewrap is missing (and not waived)."""
+    """Run the job's tools over the project in `dirs.src`, artifacts into `dirs.out` (the stage
+    stays the caller's to remove); raises SandboxUnavailable when bubblewrap is missing (and
+    not waived)."""
     kind = KINDS.get(job_type)
     if kind is None:
         return ExecutionResult(status="failed", error_message=f"unknown job type {job_type!r}")
@@ -78,11 +81,7 @@ def execute_job(job_type: str, config: dict[str, Any], job_dir: Path, limits: Li
     if not isinstance(model, kind.config):  # the registry and job_configs.py disagree: a bug
         raise TypeError(f"{job_type} config parsed as {type(model).__name__}, "
                         f"kind expects {kind.config.__name__}")
-    sandbox = Sandbox.for_job(Path(job_dir), limits)
-    try:
-        return JobRun(kind, sandbox, limits, log, cancelled).execute(model)
-    finally:
-        sandbox.dirs.remove_stage()
+    return JobRun(kind, Sandbox.for_job(dirs, limits), limits, log, cancelled).execute(model)
 
 
 class JobRun:
@@ -97,6 +96,7 @@ class JobRun:
         self.kind = kind
         self.sandbox = sandbox
         self.dirs = sandbox.dirs
+        self.dirs.out.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.limits = limits
         self.cancelled = cancelled
         self.budget = LogBudget(limits.log_bytes, sink=log)

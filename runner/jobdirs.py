@@ -1,20 +1,21 @@
 """One job's directories on the runner's host: the stage the sandbox mounts, and its clean-up.
 
 A stage is a private directory under a runner-owned base (A6HUB_RUNNER_SANDBOX_DIR, default
-$TMPDIR/a6hub-sandbox, mode 0711) holding src (the project's files, read-only to tools), gen
-(runner-generated scripts, read-only) and work (the tools' writable cwd); the unprivileged
-sandbox uid can reach it wherever the caller's own directory is. Stages left by a killed
-runner are removed when the next one starts (`remove_stale_stages`).
+$TMPDIR/a6hub-sandbox, mode 0711) holding src (the project's files, written there once by
+runner/workspace.py and read-only to tools), gen (runner-generated scripts, read-only), work
+(the tools' writable cwd) and out (artifacts, the runner's only); the unprivileged sandbox uid
+can reach it. Stages left by a killed runner are removed when the next one starts
+(`remove_stale_stages`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,14 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class JobDirs:
-    """Where one job's files live on the host (`work` is the tools' writable cwd inside the stage;
-    `job_dir` is the caller's directory for the job, holding its src/ and out/).
+    """Where one job's files live on the host, all in one private stage under a runner-owned base
+    (A6HUB_RUNNER_SANDBOX_DIR, default $TMPDIR/a6hub-sandbox, mode 0711) so the unprivileged
+    sandbox uid can reach them: src (the commit's files, written once by the runner, read-only
+    to tools), gen (runner-generated scripts, read-only), work (the tools' writable cwd; the
+    sandbox gives it to the job's uid) and out (artifacts, mode 0700: the runner's only).
 
-    The tools' directories (src: a copy of the project's files, read-only to tools; gen:
-    runner-generated scripts, read-only; work: the tools' writable cwd) sit in a private staging
-    dir under a runner-owned base (A6HUB_RUNNER_SANDBOX_DIR, default $TMPDIR/a6hub-sandbox, mode
-    0711) so the unprivileged sandbox uid can reach them wherever the caller's job_dir is;
-    out (artifacts) is `job_dir/out`, written by the runner only.
+    Whoever creates the stage removes it (`staged`, or `remove_stage`); a runner killed mid-job
+    leaves it to the next one (`remove_stale_stages`).
     """
 
     stage: Path
@@ -50,26 +51,34 @@ class JobDirs:
     out: Path
 
     @classmethod
-    def prepare(cls, job_dir: Path, sandbox_uid: int | None) -> JobDirs:
-        job_dir = Path(job_dir).resolve()
+    def create(cls, out: Path | None = None) -> JobDirs:
+        """A fresh, empty stage; `out` elsewhere (made by the run) only for a caller that keeps
+        the artifacts past the stage (the runner-tier tests)."""
         stage = Path(tempfile.mkdtemp(prefix="job-", dir=_stage_base()))
         dirs = cls(stage=stage, src=stage / "src", gen=stage / "gen", work=stage / "work",
-                   out=job_dir / "out")
-        given = job_dir / "src"
-        if given.is_dir():
-            shutil.copytree(given, dirs.src, symlinks=True)
-        else:
-            dirs.src.mkdir()
-        dirs.gen.mkdir()
-        dirs.work.mkdir()
-        dirs.out.mkdir(parents=True, exist_ok=True)
-        # The sandbox uid traverses the stage (without listing it) and reads src and gen.
-        stage.chmod(0o711)
-        dirs.gen.chmod(0o755)
-        _make_readable(dirs.src)
-        if sandbox_uid is not None:
-            os.chown(dirs.work, sandbox_uid, sandbox_uid)
+                   out=out if out is not None else stage / "out")
+        for path in (dirs.src, dirs.gen, dirs.work):
+            path.mkdir()
+            path.chmod(0o755)  # noqa: S103 - the sandbox uid reads src and gen (mounted read-only)
+        if out is None:
+            dirs.out.mkdir(mode=0o700)
+        stage.chmod(0o711)  # the sandbox uid traverses the stage without listing it
         return dirs
+
+    @classmethod
+    @contextlib.contextmanager
+    def staged(cls) -> Iterator[JobDirs]:
+        """A fresh stage for one job, removed afterwards whatever happened."""
+        dirs = cls.create()
+        try:
+            yield dirs
+        finally:
+            dirs.remove_stage()
+
+    @classmethod
+    def at(cls, stage: Path) -> JobDirs:
+        """The directories of an existing stage."""
+        return cls(stage, stage / "src", stage / "gen", stage / "work", stage / "out")
 
     def remove_stage(self) -> bool:
         """Delete the stage, however deep the tree a tool left in it; never raises (a clean-up
@@ -94,19 +103,6 @@ def _stage_base() -> str:
     return base
 
 
-def _make_readable(top: Path) -> None:
-    top.chmod(0o755)
-    for parent, dirnames, filenames in os.walk(top):
-        for name in dirnames:
-            path = os.path.join(parent, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755)  # noqa: S103 - mounted read-only for the sandbox uid
-        for name in filenames:
-            path = os.path.join(parent, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o644)
-
-
 def remove_stale_stages(max_age_s: float) -> int:
     """Delete job stages left by a runner that was killed mid-job (older than any live job)."""
     base = _stage_base()
@@ -119,7 +115,7 @@ def remove_stale_stages(max_age_s: float) -> int:
         if (entry.name.startswith("job-") and stat.S_ISDIR(info.st_mode)
                 and time.time() - info.st_mtime > max_age_s):
             stage = Path(entry.path)
-            if JobDirs(stage, stage / "src", stage / "gen", stage / "work", stage / "out").remove_stage():
+            if JobDirs.at(stage).remove_stage():
                 removed += 1
     return removed
 

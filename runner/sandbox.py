@@ -25,7 +25,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,14 +86,10 @@ def _run_probe() -> str | None:
         removed = 0
     if removed:
         logger.info(f"removed {removed} stale job stages and cgroups")
-    with tempfile.TemporaryDirectory(prefix="a6hub-probe-") as tmp:
-        uid = sandbox_uid()
-        box = Sandbox(JobDirs.prepare(Path(tmp), uid), Limits(wall_seconds=30), sandboxed=True, uid=uid)
+    with JobDirs.staged() as dirs:
+        box = Sandbox(dirs, Limits(wall_seconds=30), sandboxed=True, uid=sandbox_uid())
         output: list[bytes] = []
-        try:
-            result = box.run(["/bin/true"], LogBudget(4096, sink=output.append), threading.Event())
-        finally:
-            box.dirs.remove_stage()
+        result = box.run(["/bin/true"], LogBudget(4096, sink=output.append), threading.Event())
     if result.ok:
         return None
     detail = b"".join(output).decode(errors="replace").strip().splitlines()
@@ -133,23 +128,25 @@ class StepExtras:
 
 
 class Sandbox:
-    """Runs argv lists for one job; `inside(...)` gives the paths tools see."""
+    """Runs argv lists for one job in its stage (`dirs`, the caller's to remove); `inside(...)`
+    gives the paths tools see. A sandboxed job's uid is given the stage's work dir."""
 
     def __init__(self, dirs: JobDirs, limits: Limits, *, sandboxed: bool, uid: int | None = None) -> None:
         self.dirs = dirs
         self.limits = limits
         self.sandboxed = sandboxed
         self.uid = uid if sandboxed else None
+        if self.uid is not None:
+            os.chown(dirs.work, self.uid, self.uid)
         # Wall time counts for the whole job, across its steps.
         self.deadline = time.monotonic() + limits.wall_seconds
 
     @classmethod
-    def for_job(cls, job_dir: Path, limits: Limits) -> Sandbox:
-        """Check bubblewrap (or the explicit development opt-out) and prepare the job's dirs."""
+    def for_job(cls, dirs: JobDirs, limits: Limits) -> Sandbox:
+        """Check bubblewrap (or the explicit development opt-out) and take the job's stage."""
         problem = sandbox_problem()
         if problem is None:
-            uid = sandbox_uid()
-            return cls(JobDirs.prepare(job_dir, uid), limits, sandboxed=True, uid=uid)
+            return cls(dirs, limits, sandboxed=True, uid=sandbox_uid())
         if not unsandboxed_allowed():
             raise SandboxUnavailable(
                 f"{problem}; refusing to run untrusted HDL tools. Install the Debian package "
@@ -157,7 +154,7 @@ class Sandbox:
                 "for development only."
             )
         logger.warning(f"A6HUB_RUNNER_UNSANDBOXED=1: running tools WITHOUT a sandbox ({problem})")
-        return cls(JobDirs.prepare(job_dir, None), limits, sandboxed=False)
+        return cls(dirs, limits, sandboxed=False)
 
     def inside(self, name: str, *parts: str) -> str:
         """Path of job dir `name` ("src", "gen", "work") as the tool sees it."""

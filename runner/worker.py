@@ -18,7 +18,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -34,6 +33,7 @@ from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
 from runner import cache, calls, commit_tree, importer, workspace
 from runner.deletes import BatchDeleter
+from runner.jobdirs import JobDirs
 from runner.limits import Limits
 from runner.logstream import LogStream
 from runner.settings import job_limits, runner_env
@@ -47,7 +47,7 @@ TRANSIENT = (BotoCoreError, ClientError, PynamoDBException)
 RUNNER_LOG_ALLOWANCE = 64 * 1024  # room for the runner's own lines next to the tools' cap
 
 
-Execute = Callable[[str, dict[str, Any], Path, Limits, Callable[[bytes], None], threading.Event],
+Execute = Callable[[str, dict[str, Any], JobDirs, Limits, Callable[[bytes], None], threading.Event],
                    "ExecutionResult"]
 
 
@@ -402,30 +402,29 @@ class Worker:
             clock.append(time.monotonic())
             return round(clock[-1] - clock[-2], 4)
 
-        with workspace.job_dir() as root:
+        with JobDirs.staged() as dirs:
             try:
                 files = self._commit_files(run, log)
                 rows = (run.rows.result() if run.rows is not None
                         else workspace.files_table_rows(job.project_id))
-                inputs = workspace.write_files(root / "src", files, rows)
+                inputs = workspace.write_files(dirs.src, files, rows)
             except commit_tree.MaterialiseError as e:
                 log.line(str(e))
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
-            cached = (cache.before_run(job, root / "src", inputs, log, self._deferred(run))
+            cached = (cache.before_run(job, dirs.src, inputs, log, self._deferred(run))
                       if self.caching else cache.Lookup(None))
             if cached.result is not None:
                 return cached.result
-            outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
+            outcome = self.execute(job.job_type, dict(job.config or {}), dirs, self.limits,
                                    log.write, run.cancelled)
             cached = cache.settle(cached, log)  # a no_cache job's key, read from src beside the tools
             run.timings["execute_s"] = lap()
             if run.lost:  # the new owner uploads under the same keys; ours would overwrite them
                 return _failed_result("job taken over by another runner", inputs, log)
             artifacts = workspace.upload_artifacts(job.project_id, job.id, int(job.attempts or 1),
-                                                   root,
-                                                   list(outcome.artifacts), log.line)
+                                                   dirs.out, list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
         result = _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
         # The key's PutItem goes beside the log's last PUT (_settle waits for both before the

@@ -1,27 +1,22 @@
-"""A job's files on the runner's disk: its commit's files written under src/, its artifacts uploaded."""
+"""A job's files on the runner's disk: its commit's files written once into its stage's src/
+(runner/jobdirs.py), its artifacts uploaded."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from aws_lambda_powertools import Logger
-
 from chalicelib import storage
-from chalicelib.logs import SERVICE
 from chalicelib.models.files import File
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic
 from chalicelib.services import job_quotas
 from chalicelib.services.paths import MAX_PATH_DEPTH
-from runner import fstree
 from runner.commit_tree import CommitFile, MaterialiseError
 
-logger = Logger(service=SERVICE, child=True)
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -30,21 +25,6 @@ class ArtifactLike(Protocol):
     path: Path
     kind: str
     mime: str
-
-
-@contextmanager
-def job_dir() -> Iterator[Path]:
-    """A fresh directory for one job (its commit's files go in src/, artifacts come back in
-    out/), removed afterwards whatever happened. Not the tools' cwd: that is JobDirs.work."""
-    path = Path(tempfile.mkdtemp(prefix="a6hub-job-"))
-    try:
-        yield path
-    finally:
-        try:
-            fstree.remove_tree(path)
-        except OSError as e:  # a leftover must not turn a finished job into a runner error
-            logger.warning("job directory not fully removed", extra={"path": str(path),
-                                                                    "error": str(e)})
 
 
 def _target(src: Path, filepath: str) -> Path:
@@ -67,18 +47,25 @@ def files_table_rows(project_id: int) -> dict[str, tuple[int, int, str]]:
 
 def write_files(src: Path, files: list[CommitFile],
                 rows: dict[str, tuple[int, int, str]]) -> list[InputFilePublic]:
-    """Write a commit's files under `src`; returns the job's inputs, sorted by path.
+    """Write a commit's files into a job's stage (`src`, JobDirs.src: empty, the runner's);
+    returns the job's inputs, sorted by path.
 
     Each input names its blob and sha256; `file_id` and `version` are those of the files-table
     row at that path when it holds the same bytes (`rows`, from files_table_rows), else null/0.
-    Every path is checked before anything is written (MaterialiseError).
+    Every path is checked before anything is written (MaterialiseError). Folders are made 0755
+    and files 0644 whatever the umask (the sandbox uid reads them); a file is created new and
+    never opened through a link.
     """
-    src.mkdir(parents=True, exist_ok=True)
     targets = [_target(src, f.path) for f in files]  # refuse before writing
+    root = src.resolve()
     inputs: list[InputFilePublic] = []
     for target, f in zip(targets, files, strict=True):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(f.data)
+        _make_parents(root, target.parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(fd, 0o644)
+            out.write(f.data)
         digest = hashlib.sha256(f.data).hexdigest()
         file_id, version, row_digest = rows.get(f.path, (0, 0, ""))
         same = row_digest == digest
@@ -87,6 +74,16 @@ def write_files(src: Path, files: list[CommitFile],
                                       size_bytes=len(f.data)))
     inputs.sort(key=lambda i: i.path)
     return inputs
+
+
+def _make_parents(src: Path, folder: Path) -> None:
+    missing: list[Path] = []
+    while folder != src and not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        path.chmod(0o755)  # noqa: S103 - mounted read-only for the sandbox uid
 
 
 def _uploadable(root: Path, artifact: ArtifactLike) -> bool:

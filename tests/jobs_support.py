@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from devstack.environment import settings_env
+from runner.jobdirs import JobDirs
 
 
 @dataclass
@@ -150,23 +151,48 @@ class FakeExecute:
     started: threading.Event = field(default_factory=threading.Event)
     workdirs: list[Path] = field(default_factory=list)
 
-    def __call__(self, job_type: str, config: dict[str, Any], workdir: Path, limits: Any,
+    def __call__(self, job_type: str, config: dict[str, Any], dirs: JobDirs, limits: Any,
                  log: Callable[[bytes], None], cancelled: threading.Event) -> FakeOutcome:
         self.calls.append(job_type)
-        self.workdirs.append(workdir)
+        self.workdirs.append(dirs.stage)
         self.started.set()
-        files = sorted(str(p.relative_to(workdir / "src")) for p in (workdir / "src").rglob("*")
-                       if p.is_file())
+        files = sorted(str(p.relative_to(dirs.src)) for p in dirs.src.rglob("*") if p.is_file())
         log(b"$ fake-tool " + " ".join(files).encode() + b"\n")
         while self.block is not None and not self.block.is_set():
             if cancelled.wait(0.05):
                 return FakeOutcome("cancelled", None, [FakeStep("fake", ["fake-tool"], None, 0.1)],
                                    [], {"fake": "1.0"}, {})
-        out = workdir / "out"
-        out.mkdir(exist_ok=True)
+        out = dirs.out
         (out / "report.json").write_text(json.dumps({"files": files}))
         log(b"fake output line\n")
         return FakeOutcome("completed", None, [FakeStep("fake", ["fake-tool", *files], 0, 0.01)],
                            [FakeArtifact("report.json", out / "report.json", "report",
                                          "application/json")],
                            {"fake": "1.0"}, {"files": len(files)})
+
+
+def stage_of(job_dir: Path) -> JobDirs:
+    """A job stage holding a copy of the project a test built by hand in `job_dir/src` (links
+    kept), its artifacts going to `job_dir/out`: how runner-tier tests hand a project to the
+    sandbox (the runner writes a commit's files into the stage itself). The caller removes it."""
+    dirs = JobDirs.create(out=job_dir / "out")
+    if (job_dir / "src").is_dir():
+        shutil.copytree(job_dir / "src", dirs.src, symlinks=True, dirs_exist_ok=True)
+    for parent, folders, files in os.walk(dirs.src):
+        for name in folders:
+            if not os.path.islink(os.path.join(parent, name)):
+                os.chmod(os.path.join(parent, name), 0o755)  # noqa: S103 - as the runner writes
+        for name in files:
+            if not os.path.islink(os.path.join(parent, name)):
+                os.chmod(os.path.join(parent, name), 0o644)
+    return dirs
+
+
+@contextmanager
+def staged(job_dir: Path) -> Iterator[JobDirs]:
+    """`stage_of(job_dir)`, removed afterwards (the artifacts stay in `job_dir/out`)."""
+    dirs = stage_of(job_dir)
+    try:
+        yield dirs
+    finally:
+        dirs.remove_stage()

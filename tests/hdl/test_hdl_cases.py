@@ -18,7 +18,7 @@ from runner.execute import execute_job
 from runner.limits import MIB, Limits
 from tests.conftest import Api, UserCtx
 from tests.hdl_support import CASES, case, project_files, run_uploaded, tool_lines, upload_project
-from tests.jobs_support import wait_for
+from tests.jobs_support import staged, wait_for
 from tests.runner.test_jobs_e2e import (  # noqa: F401 - fixtures
     artifact,
     logs_of,
@@ -144,9 +144,10 @@ def test_case_lost_output_on_kill_by_the_cpu_limit(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "tb_hang.v").write_bytes((CASES / "lost-output-on-kill" / "tb_hang.v").read_bytes())
     chunks: list[bytes] = []
-    outcome = execute_job("simulation", {"testbench": "tb_hang"}, tmp_path,
-                          Limits(cpu_seconds=2, wall_seconds=60, memory_bytes=512 * MIB),
-                          chunks.append, threading.Event())
+    with staged(tmp_path) as dirs:
+        outcome = execute_job("simulation", {"testbench": "tb_hang"}, dirs,
+                              Limits(cpu_seconds=2, wall_seconds=60, memory_bytes=512 * MIB),
+                              chunks.append, threading.Event())
     log = b"".join(chunks).decode()
     # THEN the job failed naming the limit and kept every line printed before it
     assert outcome.status == "failed" and outcome.error_message == "simulate: CPU time limit of 2 s exceeded"

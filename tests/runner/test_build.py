@@ -18,6 +18,7 @@ from chalicelib.fpga_targets import ICE40_PACKAGES, TARGETS
 from chalicelib.schemas.job_configs import parse_job_config
 from runner.execute import ExecutionResult, execute_job
 from runner.limits import MIB, Limits
+from tests.jobs_support import staged
 
 DATA = Path(__file__).parents[1] / "data" / "build"
 PICORV32 = Path(pythondata_cpu_picorv32.data_location) / "picorv32.v"
@@ -35,7 +36,8 @@ def build(tmp_path: Path, files: dict[str, Path], config: dict[str, Any]) -> tup
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     chunks: list[bytes] = []
-    outcome = execute_job("build", config, tmp_path, LIMITS, chunks.append, threading.Event())
+    with staged(tmp_path) as dirs:
+        outcome = execute_job("build", config, dirs, LIMITS, chunks.append, threading.Event())
     return outcome, b"".join(chunks).decode(errors="replace")
 
 

@@ -16,6 +16,7 @@ from runner.execute import ExecutionResult, execute_job
 from runner.kinds.synthesis import cell_class, resource_counts
 from runner.limits import MIB, Limits
 from tests.hdl_support import tool_lines
+from tests.jobs_support import staged
 
 LIMITS = Limits(cpu_seconds=60, wall_seconds=120, memory_bytes=1024 * MIB, log_bytes=MIB)
 
@@ -27,7 +28,8 @@ def run(tmp_path: Path, files: dict[str, str], job_type: str,
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     chunks: list[bytes] = []
-    outcome = execute_job(job_type, config, tmp_path, LIMITS, chunks.append, threading.Event())
+    with staged(tmp_path) as dirs:
+        outcome = execute_job(job_type, config, dirs, LIMITS, chunks.append, threading.Event())
     return outcome, b"".join(chunks).decode(errors="replace")
 
 

@@ -7,7 +7,9 @@ exactly as the tools are run (bubblewrap, the job's uid, rlimits, cgroup).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -16,9 +18,11 @@ from pathlib import Path
 import pytest
 
 import runner.sandbox
-from runner import cgroup, fstree
+from runner import cgroup, fstree, workspace
+from runner.commit_tree import CommitFile, MaterialiseError
 from runner.limits import MIB, Limits
 from runner.sandbox import CommandResult, JobDirs, LogBudget, Sandbox
+from tests.jobs_support import stage_of
 
 DEEP = 3000
 
@@ -28,7 +32,7 @@ def sandboxed(tmp_path: Path, argv: list[str], limits: Limits,
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True, exist_ok=True)
     uid = runner.sandbox.sandbox_uid()
-    box = Sandbox(JobDirs.prepare(workdir, uid), limits, sandboxed=True, uid=uid)
+    box = Sandbox(stage_of(workdir), limits, sandboxed=True, uid=uid)
     out: list[bytes] = []
     try:
         result = box.run(argv, LogBudget(limits.log_bytes, sink=out.append), threading.Event())
@@ -176,7 +180,7 @@ def test_stale_stage_clean_up_survives_deep_trees(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(tmp_path / "stages"))
     workdir = tmp_path / "job"
     (workdir / "src").mkdir(parents=True)
-    stale = JobDirs.prepare(workdir, None)
+    stale = stage_of(workdir)
     fd = os.open(stale.work, os.O_RDONLY)
     for _ in range(DEEP):
         os.mkdir("d", dir_fd=fd)
@@ -242,3 +246,56 @@ endmodule
     assert "deep rc=0" in log
     assert os.listdir(stages) == []
     stages.rmdir()
+
+
+def _commit_file(path: str, text: str) -> CommitFile:
+    data = text.encode()
+    return CommitFile(path=path, blob=hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),  # noqa: S324 - git's blob id
+                      data=data)
+
+
+def test_a_commit_is_written_once_into_the_stage_readable_whatever_the_umask() -> None:
+    # GIVEN a runner whose umask lets nobody else read, and a commit with a nested file
+    files = [_commit_file("rtl/core/alu.v", "module alu; endmodule\n"),
+             _commit_file("top.v", "module top; endmodule\n")]
+    old_umask = os.umask(0o077)
+    try:
+        with JobDirs.staged() as dirs:
+            # WHEN its files are written into a fresh stage
+            inputs = workspace.write_files(dirs.src, files, {})
+            # THEN they are in src/ (what the sandbox mounts), folders 0755 and files 0644
+            modes = {str(p.relative_to(dirs.src)): stat.S_IMODE(p.stat().st_mode)
+                     for p in dirs.src.rglob("*")}
+            assert modes == {"rtl": 0o755, "rtl/core": 0o755, "rtl/core/alu.v": 0o644,
+                             "top.v": 0o644}
+            assert (dirs.src / "top.v").read_text() == "module top; endmodule\n"
+            assert [i.path for i in inputs] == ["rtl/core/alu.v", "top.v"]
+            assert inputs[1].sha256 == hashlib.sha256(b"module top; endmodule\n").hexdigest()
+            assert stat.S_IMODE(dirs.out.stat().st_mode) == 0o700  # the runner's only
+    finally:
+        os.umask(old_umask)
+    assert not dirs.stage.exists()
+
+
+@pytest.mark.parametrize("bad", ["../escape.v", "/abs.v", "a/" * 40 + "deep.v"])
+def test_a_path_leaving_the_stage_is_refused_before_anything_is_written(bad: str) -> None:
+    # GIVEN a commit whose last file names a path outside src/ (or too deep)
+    files = [_commit_file("ok.v", "module ok; endmodule\n"), _commit_file(bad, "x\n")]
+    with JobDirs.staged() as dirs:
+        # WHEN it is written / THEN it is refused, and nothing was written at all
+        with pytest.raises(MaterialiseError):
+            workspace.write_files(dirs.src, files, {})
+        assert list(dirs.src.iterdir()) == []
+        assert not (dirs.stage / "escape.v").exists()
+
+
+def test_a_link_in_src_is_never_written_through(tmp_path: Path) -> None:
+    # GIVEN a host file, and a stage whose src/ holds a link to it (none does: src/ is fresh)
+    victim = tmp_path / "victim"
+    victim.write_text("host\n")
+    with JobDirs.staged() as dirs:
+        (dirs.src / "a.v").symlink_to(victim)
+        # WHEN a commit file at the link's path is written / THEN it is refused, the host file kept
+        with pytest.raises(MaterialiseError):
+            workspace.write_files(dirs.src, [_commit_file("a.v", "module a; endmodule\n")], {})
+    assert victim.read_text() == "host\n"

@@ -24,8 +24,7 @@ from chalicelib.schemas.job_configs import parse_job_config
 from runner.execute import execute_job
 from runner.kinds.cocotb import parse_results, python_error, results_from_log
 from runner.limits import MIB, Limits
-from runner.sandbox import JobDirs
-from tests.jobs_support import wait_for
+from tests.jobs_support import stage_of, staged, wait_for
 from tests.runner.test_runner_sandbox import (  # noqa: F401 - planted_secrets is a fixture
     SECRET,
     _processes_of_uid,
@@ -178,8 +177,10 @@ def test_cancel_stops_a_running_testbench_within_seconds(tmp_path: Path) -> None
     cancelled, chunks, done = threading.Event(), [], {}
 
     def job() -> None:
-        done["outcome"] = execute_job("cocotb", {"toplevel": "adder", "test_modules": ["test_spin"]},
-                                      workdir, LIMITS, chunks.append, cancelled)
+        with staged(workdir) as dirs:
+            done["outcome"] = execute_job("cocotb", {"toplevel": "adder",
+                                                     "test_modules": ["test_spin"]},
+                                          dirs, LIMITS, chunks.append, cancelled)
 
     worker = threading.Thread(target=job)
     worker.start()
@@ -219,7 +220,7 @@ def test_a_hostile_testbench_sees_no_host_network_secrets_or_other_jobs(
     other = tmp_path / "other-job"
     (other / "src").mkdir(parents=True)
     (other / "src" / "secret.v").write_text(f"// {SECRET}\n")
-    other_dirs = JobDirs.prepare(other, uid)
+    other_dirs = stage_of(other)
     host_tmp = f"{tempfile.gettempdir()}/a6hub-escape-{uuid.uuid4().hex}"
     runner_source = Path(runner.sandbox.__file__).resolve()
     hostile = f"""\

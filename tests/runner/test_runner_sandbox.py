@@ -25,9 +25,9 @@ from chalicelib.errors import Unprocessable
 from chalicelib.schemas.job_configs import parse_job_config
 from runner.execute import ExecutionResult, SandboxUnavailable, execute_job
 from runner.limits import MIB, Limits
-from runner.sandbox import JobDirs, LogBudget, Sandbox
+from runner.sandbox import LogBudget, Sandbox
 from runner.settings import job_limits
-from tests.jobs_support import wait_for
+from tests.jobs_support import stage_of, staged, wait_for
 
 SECRET = "plant-XYZ-" + uuid.uuid4().hex[:8]
 SMALL = Limits(cpu_seconds=10, wall_seconds=20, memory_bytes=512 * MIB, file_bytes=4 * MIB,
@@ -67,7 +67,9 @@ def make_job(tmp_path: Path, files: dict[str, str], name: str = "job") -> Path:
 def run(workdir: Path, job_type: str, config: dict, limits: Limits = SMALL,
         cancelled: threading.Event | None = None) -> tuple[ExecutionResult, str]:
     chunks: list[bytes] = []
-    outcome = execute_job(job_type, config, workdir, limits, chunks.append, cancelled or threading.Event())
+    with staged(workdir) as dirs:
+        outcome = execute_job(job_type, config, dirs, limits, chunks.append,
+                              cancelled or threading.Event())
     return outcome, b"".join(chunks).decode(errors="replace")
 
 
@@ -362,7 +364,7 @@ def test_no_network_inside_the_sandbox(tmp_path: Path) -> None:
     port = server.getsockname()[1]
     try:
         uid = runner.sandbox.sandbox_uid()
-        dirs_sandbox = Sandbox(JobDirs.prepare(tmp_path / "net", uid), SMALL, sandboxed=True, uid=uid)
+        dirs_sandbox = Sandbox(stage_of(tmp_path / "net"), SMALL, sandboxed=True, uid=uid)
         chunks: list[bytes] = []
         script = ("import socket\n"
                   f"try:\n  socket.create_connection(('127.0.0.1', {port}), timeout=2); print('CONNECTED')\n"
@@ -435,7 +437,7 @@ def test_symlinks_a_tool_plants_are_not_followed_by_the_runner(tmp_path: Path, p
     # whose work dir ends up holding a .vcd symlink to a host secret and a FIFO
     workdir = make_job(tmp_path, {"rtl/counter.v": COUNTER, "tb/counter_tb.v": COUNTER_TB})
     uid = runner.sandbox.sandbox_uid()
-    dirs = JobDirs.prepare(workdir, uid)
+    dirs = stage_of(workdir)
     sandbox = Sandbox(dirs, SMALL, sandboxed=True, uid=uid)
     chunks: list[bytes] = []
     result = sandbox.run(["/bin/sh", "-c", f"ln -s {planted_secrets} leak.vcd; mkfifo pipe.vcd; "
@@ -635,8 +637,8 @@ def test_an_unusable_bubblewrap_is_refused_too(tmp_path: Path, monkeypatch: pyte
 def test_stages_left_by_a_killed_runner_are_removed_once_old(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_DIR", str(tmp_path / "stages"))
-    old = JobDirs.prepare(make_job(tmp_path, {"a.v": COUNTER}, name="old"), None)
-    fresh = JobDirs.prepare(make_job(tmp_path, {"a.v": COUNTER}, name="fresh"), None)
+    old = stage_of(make_job(tmp_path, {"a.v": COUNTER}, name="old"))
+    fresh = stage_of(make_job(tmp_path, {"a.v": COUNTER}, name="fresh"))
     (old.work / "locked").mkdir(mode=0)  # a tool may leave directories without permissions
     long_ago = time.time() - 7200
     os.utime(old.stage, (long_ago, long_ago))

@@ -18,18 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib import storage
-from chalicelib.errors import ServiceUnavailable, TooManyRequests
-from chalicelib.ids import with_new_id
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.errors import TooManyRequests
 from chalicelib.models.git import GitRef
-from chalicelib.models.jobs import PENDING, Job
 from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ForkRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
-from chalicelib.services import job_lifecycle, jobs, projects, ratelimit
+from chalicelib.services import projects, ratelimit
 from chalicelib.services.git import imports, quota
 from chalicelib.services.git.store import io_pool, objects_prefix, open_repo
 from chalicelib.services.git.sync import sync_files
@@ -56,28 +51,7 @@ def fork_project(caller: Caller, project_id: int, data: ForkRequest) -> ProjectP
         name=data.name or source.name,
         description=data.description if data.description is not None else source.description,
         visibility=cast(Visibility, data.visibility or source.visibility)), fork_of=source)
-
-    def create(job_id: int) -> Job:
-        job = Job(created.id, job_id, job_type=JOB_TYPE, status=PENDING,
-                  config={"source": source.id}, created_by=caller.id,
-                  created_at=utcnow_iso(), attempts=0)
-        job.save(condition=Job.id.does_not_exist())
-        return job
-
-    job = with_new_id(create, id_taken)
-    Project(created.id).update(actions=[
-        Project.import_job_id.set(job.id), Project.import_status.set(imports.IMPORTING),
-    ], condition=Project.id.exists(), add_version_condition=False)
-    try:
-        jobs.enqueue(job)
-    except (BotoCoreError, ClientError) as e:
-        reason = "the job queue was unavailable; the fork was not started"
-        job_lifecycle.fail_unstarted(job, reason)
-        imports.mark(created.id, imports.FAILED)
-        raise ServiceUnavailable(f"{reason} (project {created.id}); delete it and try again",
-                                 headers={"Retry-After": "5"}) from e
-    return created.model_copy(update={"import_job_id": job.id,
-                                      "import_status": imports.IMPORTING})
+    return imports.queue_fill_job(caller, created, JOB_TYPE, {"source": source.id})
 
 
 def _take_one_fork(caller: Caller) -> None:

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.config import get_settings
 from chalicelib.errors import ServiceUnavailable, TooManyRequests, Unprocessable
@@ -75,28 +76,42 @@ def start_import(caller: Caller, data: ImportRequest) -> ProjectPublic:
         name=data.name or _default_name(target.path), description=data.description,
         visibility=data.visibility))
 
+    return queue_fill_job(caller, created, JOB_TYPE, {"url": data.url, "branch": data.branch},
+                          import_url=data.url)
+
+
+def queue_fill_job(caller: Caller, created: ProjectPublic, job_type: str, config: dict[str, Any],
+                   import_url: str | None = None) -> ProjectPublic:
+    """Queue the runner job that fills a project just created by an import or a fork, and mark
+    the project `importing` (with `import_url` when given); the project as the 202 shows it.
+
+    Errors: 503 (Retry-After 5) when the job queue is unavailable: the job then ends failed
+    unstarted and the project shows `failed`.
+    """
     def create(job_id: int) -> Job:
-        job = Job(created.id, job_id, job_type=JOB_TYPE, status=PENDING,
-                  config={"url": data.url, "branch": data.branch}, created_by=caller.id,
-                  created_at=utcnow_iso(), attempts=0)
+        job = Job(created.id, job_id, job_type=job_type, status=PENDING, config=config,
+                  created_by=caller.id, created_at=utcnow_iso(), attempts=0)
         job.save(condition=Job.id.does_not_exist())
         return job
 
     job = with_new_id(create, id_taken)
-    Project(created.id).update(actions=[
-        Project.import_url.set(data.url), Project.import_job_id.set(job.id),
-        Project.import_status.set(IMPORTING),
-    ], condition=Project.id.exists(), add_version_condition=False)
+    marks: dict[str, Any] = {"import_job_id": job.id, "import_status": IMPORTING}
+    actions: list[Action] = [Project.import_job_id.set(job.id),
+                             Project.import_status.set(IMPORTING)]
+    if import_url is not None:
+        marks["import_url"] = import_url
+        actions.append(Project.import_url.set(import_url))
+    Project(created.id).update(actions=actions, condition=Project.id.exists(),
+                               add_version_condition=False)
     try:
         jobs.enqueue(job)
     except (BotoCoreError, ClientError) as e:
-        reason = "the job queue was unavailable; the import was not started"
+        reason = f"the job queue was unavailable; the {job_type} was not started"
         job_lifecycle.fail_unstarted(job, reason)
         mark(created.id, FAILED)
         raise ServiceUnavailable(f"{reason} (project {created.id}); delete it and try again",
                                  headers={"Retry-After": "5"}) from e
-    return created.model_copy(update={"import_url": data.url, "import_job_id": job.id,
-                                      "import_status": IMPORTING})
+    return created.model_copy(update=marks)
 
 
 def _take_one_import(caller: Caller) -> None:
