@@ -407,3 +407,81 @@ def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queu
     newest = max(_pipelines(api, owner, pid), key=lambda p: p["id"])
     hit = api.get(f"{_p(pid)}/jobs/{newest['jobs'][0]['job_id']}", token=owner.token).json
     assert hit["status"] == "completed" and hit["summary"]["cache"]["job_id"] == job.id
+
+
+def _complete_as_a_runner(pid: int, job_id: int, versions: dict[str, str],
+                          reader: Any) -> None:
+    """Claim, finish completed with a log and an artifact, and store the key, as a runner does."""
+    from chalicelib import storage
+    from chalicelib.schemas.jobs import ArtifactPublic
+    from chalicelib.services import job_lifecycle
+    from chalicelib.services.pipelines import cache as keys
+
+    job = job_lifecycle.load(pid, job_id)
+    assert job is not None and job_lifecycle.claim(job, "test-runner", 60)
+    log = f"ran job {job_id}\n".encode()
+    storage.put_bytes(storage.job_log_key(pid, job_id, 1), log, "text/plain")
+    storage.put_bytes(storage.job_artifact_key(pid, job_id, 1, "out.txt"),
+                      f"artifact of {job_id}".encode(), "text/plain")
+    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.JobResult(
+        status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
+        steps=[], tool_versions={}, summary={"ran": job_id}, log_bytes=len(log),
+        log_truncated=False, artifacts=[ArtifactPublic(name="out.txt", kind="report",
+                                                       size_bytes=20, mime_type="text/plain")]))
+    names = keys.tools_of(job.job_type, dict(job.config))
+    assert names is not None
+    key = keys.cache_key(job.job_type, dict(job.config), {n: versions[n] for n in names},
+                         reader.paths, reader.read)
+    assert key is not None
+    keys.remember(key, pid, job_id)
+
+
+def test_a_tree_built_before_is_served_whole_from_the_cache_when_main_moves(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    from chalicelib.models.jobs import Job
+    from chalicelib.models.pipelines import Pipeline
+    from chalicelib.services.pipelines import instant
+    from chalicelib.services.pipelines.runs import _commit_tree
+
+    # GIVEN a pipeline of three levels (lint -> sim -> synth) whose jobs all completed
+    versions = {"iverilog": "whole-tree-test", "vvp": "whole-tree-test", "yosys": "whole-tree-test"}
+    instant.publish_toolchain(versions)
+    pid = _project_with_design(api, owner)
+    text = "jobs:\n  lint:\n    type: lint\n    config: {tool: icarus, top: counter}\n" + \
+        PIPELINE.replace("jobs:\n", "").replace("    config: {testbench: tb.v}",
+                                               "    needs: [lint]\n    config: {testbench: tb.v}")
+    make_file(api, owner, pid, ".a6hub.yml", text)
+    [first] = _pipelines(api, owner, pid)
+    reader = instant.TreeReader(*_commit_tree(pid, first["commit"]))
+    for level in range(3):
+        entry = _pipelines(api, owner, pid)[0]["jobs"][level]
+        _complete_as_a_runner(pid, int(entry["job_id"]), versions, reader)
+    [first] = _pipelines(api, owner, pid)
+    assert first["status"] == "passed", first
+    runs = {j["name"]: j["job_id"] for j in first["jobs"]}
+    queued_before = queue.depth()
+
+    # WHEN main moves to a commit that changes only the README
+    make_file(api, owner, pid, "README.md", "# counter\n")
+
+    # THEN by the end of that commit's request every job of the new pipeline is a completed
+    # cache hit of those runs, served when the pipeline started; nothing was queued
+    newest, _ = _pipelines(api, owner, pid)
+    assert newest["status"] == "passed", newest
+    assert [(j["name"], j["status"], j["cached"], j["cached_from"]) for j in newest["jobs"]] == [
+        (name, "passed", True, runs[name]) for name in ("lint", "sim", "synth")]
+    assert queue.depth() == queued_before
+    stored = Pipeline.get(pid, newest["id"], consistent_read=True)
+    assert stored.version == 1  # written once, with its jobs (one transaction)
+    for entry in newest["jobs"]:
+        job = Job.get(pid, entry["job_id"], consistent_read=True)
+        assert job.summary["cache"]["served"] == "pipeline"
+        assert job.summary["ran"] == runs[entry["name"]]
+        assert job.commit == newest["commit"] and job.pipeline_id == newest["id"]
+        assert {i["path"] for i in job.inputs} <= {"rtl/counter.v", "tb/tb.v"}
+        # AND its log and artifact are the run's own objects, read through the hit
+        logs = api.get(f"{_p(pid)}/jobs/{job.id}/logs", token=owner.token).json
+        assert logs["logs"] == f"ran job {runs[entry['name']]}\n" and logs["complete"]
+        artifact = api.get(f"{_p(pid)}/jobs/{job.id}/artifacts/out.txt", token=owner.token)
+        assert artifact.status == 200, artifact.body
+        assert f"artifact of {runs[entry['name']]}" in artifact.body.decode()

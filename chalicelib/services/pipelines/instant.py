@@ -1,24 +1,32 @@
-"""Cache hits served when a pipeline starts a job: no queue, no runner, the job born completed.
+"""Cache hits served when a pipeline starts its jobs: no queue, no runner, the job born completed.
 
 The key is the one the runner computes (cache.py), over the commit's tree read from the git
 store, with the tool versions the runners last published (`publish_toolchain`, once per runner
-process, an item `toolchain` of the jobcache table). A job whose key a completed run stored is
-created `completed` with that run's steps, summary, log and artifacts (copied to its own keys)
-and `summary.cache = {hit: true, job_id, project_id, key, served: "pipeline"}`: its server time
-(created_at -> completed_at) is the copy's. Anything else (no published versions, a miss, an
-unplannable job) queues the job as usual, and the runner looks the key up again.
+process, an item `toolchain` of the jobcache table). A job whose key a completed run of the
+project stored is created `completed` with that run's steps, summary and artifact list, and
+`summary.cache = {hit: true, job_id, project_id, key, served: "pipeline", stored_as}`: its log
+and artifacts are the run's own objects (`stored_as = {job_id, attempt}`, resolved by
+`storage.job_stored_as` wherever a job's bytes are read), not copies. Both jobs belong to one
+project (cache.scoped) and job bytes are deleted only with their project, so the bytes live as
+long as the hit; a hit adds nothing to the project's artifact storage.
+
+The lookups are batched (`find_hits`: one BatchGetItem for every key of a pipeline, one for
+their runs) and the hit jobs are built unsaved (`cached_job`) for the caller to write in one
+transaction with its pipeline. Anything else (no published versions, a miss, an unplannable
+job) queues the job as usual, and the runner looks the key up again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib import storage
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.base import fetch_many, utcnow_iso
 from chalicelib.models.jobs import COMPLETED, Job
 from chalicelib.models.pipelines import JobCache, Pipeline
 from chalicelib.services.pipelines import cache as keys
@@ -27,20 +35,36 @@ logger = Logger(service=SERVICE, child=True)
 
 TOOLCHAIN = "toolchain"
 MAX_READ_BYTES = 8 * 1024 * 1024  # a tree whose HDL files hold more is left to the runner
+BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
+
+
+TOOLCHAIN_TTL_SECONDS = 10.0
+_toolchain_read: tuple[float, dict[str, str] | None] | None = None  # (monotonic time, versions)
 
 
 def publish_toolchain(versions: dict[str, str]) -> None:
     """Record the tool versions a runner runs with (the newest runner's win)."""
+    global _toolchain_read
     JobCache(TOOLCHAIN, project_id=0, job_id=0, created_at=utcnow_iso(),
              versions=dict(sorted(versions.items()))).save()
+    _toolchain_read = None
 
 
 def toolchain() -> dict[str, str] | None:
+    """The tool versions runners last published (None: none yet), read at most once per
+    TOOLCHAIN_TTL_SECONDS per process: they change when a runner with other tools starts, and
+    a pipeline started meanwhile keys its jobs on the versions before (its hits are results of
+    the tools that ran until then, as they would be had it started a moment earlier)."""
+    global _toolchain_read
+    now = time.monotonic()
+    if _toolchain_read is not None and now - _toolchain_read[0] < TOOLCHAIN_TTL_SECONDS:
+        return _toolchain_read[1]
     try:
-        item = JobCache.get(TOOLCHAIN)
+        versions = dict(JobCache.get(TOOLCHAIN).versions or {}) or None
     except JobCache.DoesNotExist:
-        return None
-    return dict(item.versions or {}) or None
+        versions = None
+    _toolchain_read = (now, versions)
+    return versions
 
 
 class TreeReader:
@@ -52,10 +76,13 @@ class TreeReader:
                       for entry in store.iter_tree_contents(tree.id)}
         self.read_bytes = 0
         self.cache: dict[str, bytes | None] = {}
+        self._paths: list[str] | None = None
 
     @property
     def paths(self) -> list[str]:
-        return sorted(self.blobs)
+        if self._paths is None:
+            self._paths = sorted(self.blobs)
+        return self._paths
 
     def read(self, path: str) -> bytes | None:
         if path not in self.cache:
@@ -68,79 +95,95 @@ class TreeReader:
         return self.cache[path]
 
 
-def try_hit(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any],
-            tree: TreeReader) -> Job | None:
-    """The job created completed from a cached run, or None (then queue it as usual)."""
-    if entry.get("no_cache"):
-        return None
-    try:
-        return _hit(pipeline, entry, config, tree)
-    except Exception:  # noqa: BLE001 - a miss costs only the runner's turn
-        logger.exception("server-side cache lookup failed", extra={"pipeline_id": pipeline.id})
-        return None
+@dataclass(frozen=True)
+class Hit:
+    """A completed run of the project whose key equals an entry's: what its job is built from."""
+
+    key: str
+    source: Job
+    inputs: list[dict[str, Any]]
 
 
-def _hit(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any],
-         tree: TreeReader) -> Job | None:
-    from chalicelib.services.job_lifecycle import load
-
-    job_type = str(entry["job_type"])
+def _key_of(job_type: str, config: dict[str, Any], published: dict[str, str],
+            tree: TreeReader) -> tuple[str, dict[str, Any]] | None:
     names = keys.tools_of(job_type, config)
-    published = toolchain()
-    if names is None or published is None or not all(n in published for n in names):
+    if names is None or not all(n in published for n in names):
         return None
     reads = keys.files_read(job_type, config, tree.paths, tree.read)
     if reads is None:
         return None
-    key = keys.key_of(job_type, config, {n: published[n] for n in names}, reads, tree.read)
-    found = keys.lookup(pipeline.project_id, key)
-    source = load(*found) if found else None
-    if source is None or source.status != COMPLETED:
-        return None
-    inputs = [{"path": p, "file_id": None, "blob": tree.blobs[p].decode(),
-               "sha256": hashlib.sha256(data).hexdigest(), "version": 0,
-               "size_bytes": len(data)}
-              for p in reads["files"] if (data := tree.read(p)) is not None]
-    return _completed_copy(pipeline, entry, config, source, key, inputs)
+    return keys.key_of(job_type, config, {n: published[n] for n in names}, reads, tree.read), reads
 
 
-def _completed_copy(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any],
-                    source: Job, key: str, inputs: list[dict[str, Any]]) -> Job:
-    from chalicelib.ids import with_new_id
-    from chalicelib.services import job_quotas
+def find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
+              published: dict[str, str] | None, tree: TreeReader) -> dict[str, Hit]:
+    """The cached runs of the project for the entries `wanted` ({name: (job type, resolved
+    config)}, entries with no_cache left out by the caller), by name. The keys are computed
+    here (CPU only); the lookups are one BatchGetItem of their jobcache items and one of the
+    runs they name (per 100). Never raises: an error is logged and costs only the hits."""
+    if published is None or not wanted:
+        return {}
+    try:
+        return _find_hits(project_id, wanted, published, tree)
+    except Exception:  # noqa: BLE001 - a miss costs only the runner's turn
+        logger.exception("server-side cache lookup failed", extra={"project_id": project_id})
+        return {}
 
-    source_attempt = int(source.attempts or 1)
+
+def _find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
+               published: dict[str, str], tree: TreeReader) -> dict[str, Hit]:
+    keyed: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, (job_type, config) in wanted.items():
+        found = _key_of(job_type, config, published, tree)
+        if found is not None:
+            keyed[name] = found
+    runs = _completed_runs(project_id, {key for key, _ in keyed.values()})
+    hits: dict[str, Hit] = {}
+    for name, (key, reads) in keyed.items():
+        source = runs.get(key)
+        if source is None:
+            continue
+        inputs = [{"path": p, "file_id": None, "blob": tree.blobs[p].decode(),
+                   "sha256": hashlib.sha256(data).hexdigest(), "version": 0,
+                   "size_bytes": len(data)}
+                  for p in reads["files"] if (data := tree.read(p)) is not None]
+        hits[name] = Hit(key, source, inputs)
+    return hits
+
+
+def _completed_runs(project_id: int, found_keys: set[str]) -> dict[str, Job]:
+    """The project's completed runs stored under `found_keys`, by key: one BatchGetItem of the
+    jobcache items, one of the jobs they name (per 100 keys)."""
+    scoped = sorted(keys.scoped(project_id, key) for key in found_keys)
+    job_of: dict[str, int] = {}
+    for start in range(0, len(scoped), BATCH_GET_KEYS):
+        for item in fetch_many(*(JobCache(k) for k in scoped[start:start + BATCH_GET_KEYS])):
+            if item is not None and item.project_id == project_id:
+                job_of[str(item.key).split(":", 1)[1]] = int(item.job_id)
+    run_ids = sorted(set(job_of.values()))
+    runs: dict[int, Job] = {}
+    for start in range(0, len(run_ids), BATCH_GET_KEYS):
+        for job in fetch_many(*(Job(project_id, j) for j in run_ids[start:start + BATCH_GET_KEYS])):
+            if job is not None and job.status == COMPLETED:
+                runs[job.id] = job
+    return {key: runs[job_id] for key, job_id in job_of.items() if job_id in runs}
+
+
+def cached_job(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any], hit: Hit,
+               job_id: int) -> Job:
+    """The job of `entry`, completed from `hit`'s run, unsaved (the caller writes it, on the
+    condition that its id is new)."""
+    source = hit.source
     summary = {k: v for k, v in dict(source.summary or {}).items() if k != "runner"}
-    summary["cache"] = {"hit": True, "key": key, "job_id": source.id,
-                        "project_id": source.project_id, "served": "pipeline"}
-
-    def create(job_id: int) -> Job:
-        now = utcnow_iso()
-        artifacts = []
-        for artifact in source.artifacts or []:
-            if job_quotas.reserve_artifact_bytes(pipeline.project_id,
-                                                 int(artifact.get("size_bytes") or 0)):
-                storage.copy_object(
-                    storage.job_artifact_key(source.project_id, source.id, source_attempt,
-                                             str(artifact["name"])),
-                    storage.job_artifact_key(pipeline.project_id, job_id, 1,
-                                             str(artifact["name"])))
-                artifacts.append(dict(artifact))
-        log = (f"[a6hub] cache hit served when the pipeline started: the result of job "
-               f"{source.id} (same files read, tools and config); no tool ran\n").encode()
-        log += storage.get_bytes(storage.job_log_key(source.project_id, source.id,
-                                                     source_attempt))
-        storage.put_bytes(storage.job_log_key(pipeline.project_id, job_id, 1), log,
-                          "text/plain; charset=utf-8")
-        job = Job(pipeline.project_id, job_id, job_type=str(entry["job_type"]), status=COMPLETED,
-                  config=config, commit=pipeline.commit, commit_pinned=True,
-                  created_by=pipeline.created_by, created_at=now, started_at=now,
-                  completed_at=utcnow_iso(), duration_s=0, attempts=1,
-                  exit_code=source.exit_code, inputs=inputs, steps=list(source.steps or []),
-                  tool_versions=dict(source.tool_versions or {}), artifacts=artifacts,
-                  summary=summary, log_bytes=len(log), log_truncated=False,
-                  pipeline_id=pipeline.id, pipeline_job=str(entry["name"]))
-        job.save(condition=Job.id.does_not_exist())
-        return job
-
-    return with_new_id(create, id_taken)
+    summary["cache"] = {"hit": True, "key": hit.key, "job_id": source.id,
+                        "project_id": source.project_id, "served": "pipeline",
+                        "stored_as": {"job_id": source.id, "attempt": int(source.attempts or 1)}}
+    now = utcnow_iso()
+    return Job(pipeline.project_id, job_id, job_type=str(entry["job_type"]), status=COMPLETED,
+               config=config, commit=pipeline.commit, commit_pinned=True,
+               created_by=pipeline.created_by, created_at=now, started_at=now, completed_at=now,
+               duration_s=0, attempts=1, exit_code=source.exit_code, inputs=hit.inputs,
+               steps=list(source.steps or []), tool_versions=dict(source.tool_versions or {}),
+               artifacts=[dict(a) for a in source.artifacts or []], summary=summary,
+               log_bytes=int(source.log_bytes or 0), log_truncated=bool(source.log_truncated),
+               pipeline_id=pipeline.id, pipeline_job=str(entry["name"]))
