@@ -369,6 +369,35 @@ def test_pipeline_jobs_wait_for_a_slot_under_the_job_caps(
         assert sum(e["job_id"] is not None for e in newer["jobs"]) == 0
 
 
+def test_a_job_ending_in_one_project_wakes_the_owners_waiting_pipeline_in_another(
+        api: Api, queue: Any) -> None:
+    from tests.conftest import make_user
+    from tests.settings_override import settings_env
+
+    lint = "jobs:\n  lint: {type: lint, config: {top: counter}}\n"
+    user = make_user(api)  # no jobs of earlier tests count against this user's cap
+    with settings_env(A6HUB_JOBS_MAX_ACTIVE_PER_USER=1):
+        # GIVEN the user's pipeline in project A holds their one job slot
+        a = _project_with_design(api, user)
+        make_file(api, user, a, ".a6hub.yml", lint)
+        [held] = _pipelines(api, user, a)[0]["jobs"]
+        assert held["job_id"] is not None
+        # AND their pipeline in project B waits for a slot
+        b = _project_with_design(api, user)
+        make_file(api, user, b, ".a6hub.yml", lint)
+        [waiting] = _pipelines(api, user, b)[0]["jobs"]
+        assert waiting["job_id"] is None and "waiting for a job slot" in waiting["error"]
+        assert "already has 1 queued or running jobs" in waiting["error"]
+        # WHEN A's job ends (cancelled: the completion path)
+        assert api.delete(f"{_p(a)}/jobs/{held['job_id']}", token=user.token).status == 200
+        # THEN B's waiting job starts: queued, pinned to B's commit
+        [pipeline] = _pipelines(api, user, b)
+        [started] = pipeline["jobs"]
+        assert started["job_id"] is not None and started["error"] is None, started
+        job = api.get(f"{_p(b)}/jobs/{started['job_id']}", token=user.token).json
+        assert job["status"] == "pending" and job["commit"] == pipeline["commit"]
+
+
 def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queue: Any) -> None:
     from chalicelib import storage
     from chalicelib.services import job_lifecycle

@@ -152,6 +152,7 @@ def _change(project_id: int, pipeline_id: int,
         to_start = edit(pipeline)
         to_start += _advance(entries)
         pipeline.status = derive_status(entries, pipeline.errors)
+        pipeline.waiting_owner = pipeline.created_by if _has_waiting(entries) else None
         pipeline.updated_at = utcnow_iso()
         try:
             pipeline.save()  # conditioned on the version read (VersionAttribute)
@@ -429,27 +430,43 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
 
 
 def on_job_ended(job: Job) -> None:
-    """Record a pipeline job's outcome and move its pipeline on, then start the project's
-    pipeline jobs that wait for a slot (any job's end frees one)."""
+    """Record a pipeline job's outcome and move its pipeline on, then start pipeline jobs that
+    wait for the slots its end freed: the project's (per-project cap) and those of the job's
+    user in any of their projects (per-user cap; a pipeline's jobs count for its owner)."""
     try:
         if job.pipeline_id is not None and job.pipeline_job is not None:
             job_ended(job)
-        resume_waiting(job.project_id)
+        resume_waiting(job.project_id, job.created_by)
     except Exception:  # noqa: BLE001 - the job's own outcome is written already
         logger.exception("pipeline not advanced", extra={"job_id": job.id,
                                                          "pipeline_id": job.pipeline_id})
 
 
-def resume_waiting(project_id: int) -> None:
-    """Try again the entries of the project's recent unfinished pipelines that wait for a job
-    slot, oldest pipeline first; those still over a cap wait again."""
-    recent = list(Pipeline.query(project_id, scan_index_forward=False, limit=RECENT_FOR_CANCEL))
-    for pipeline in reversed(recent):
-        if pipeline.status in TERMINAL or not any(e.get("waiting") for e in pipeline.jobs or []):
+def resume_waiting(project_id: int, user_id: int | None = None) -> None:
+    """Try again the entries that wait for a job slot, oldest pipeline first: those of the
+    project's recent unfinished pipelines, and those of `user_id`'s pipelines in any project
+    (the sparse index waiting_by_owner, RECENT_FOR_CANCEL oldest). A pipeline whose owner or
+    project is still at a cap is left waiting without a write; entries that lose the race for a
+    slot wait again."""
+    from chalicelib.services.job_quotas import active_slot_problem
+
+    found: dict[tuple[int, int], int | None] = {}
+    for pipeline in Pipeline.query(project_id, scan_index_forward=False, limit=RECENT_FOR_CANCEL):
+        if pipeline.status not in TERMINAL and _has_waiting(pipeline.jobs or []):
+            found[(project_id, pipeline.id)] = pipeline.created_by
+    if user_id is not None:
+        for key in Pipeline.waiting_by_owner.query(user_id, limit=RECENT_FOR_CANCEL):
+            found.setdefault((key.project_id, key.id), user_id)
+    for (pid, pipeline_id), owner in sorted(found.items(), key=lambda kv: kv[0][1]):
+        if owner is not None and active_slot_problem(owner, pid) is not None:
             continue
-        _, to_start = _change(project_id, pipeline.id, _stop_waiting)
+        _, to_start = _change(pid, pipeline_id, _stop_waiting)
         if to_start:
-            _start(project_id, pipeline.id, to_start)
+            _start(pid, pipeline_id, to_start)
+
+
+def _has_waiting(entries: list[dict[str, Any]]) -> bool:
+    return any(e.get("waiting") and e["status"] == PENDING for e in entries)
 
 
 def _stop_waiting(p: Pipeline) -> list[str]:
