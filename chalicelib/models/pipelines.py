@@ -85,3 +85,7 @@ class JobCache(Model):
     job_id = IdAttribute()
     created_at = UnicodeAttribute()
     versions = JSONAttribute(null=True)  # the `toolchain` item: tool -> version line
+    # What a hit is built from (steps, summary, artifacts, ... of the completed run), written
+    # once the run's completion is recorded (runs.on_job_ended); absent on older items and for
+    # results over cache.MAX_RESULT_BYTES, whose run is then read.
+    result = JSONAttribute(null=True)

@@ -439,8 +439,9 @@ def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queu
 
 
 def _complete_as_a_runner(pid: int, job_id: int, versions: dict[str, str],
-                          reader: Any) -> None:
-    """Claim, finish completed with a log and an artifact, and store the key, as a runner does."""
+                          reader: Any) -> str:
+    """Claim, finish completed with a log, an artifact and the key stamped on the summary, as a
+    runner does (the job's end stores the key with the result); returns the key."""
     from chalicelib import storage
     from chalicelib.schemas.jobs import ArtifactPublic
     from chalicelib.services import job_lifecycle
@@ -448,27 +449,29 @@ def _complete_as_a_runner(pid: int, job_id: int, versions: dict[str, str],
 
     job = job_lifecycle.load(pid, job_id)
     assert job is not None and job_lifecycle.claim(job, "test-runner", 60)
+    names = keys.tools_of(job.job_type, dict(job.config))
+    assert names is not None
+    key = keys.cache_key(job.job_type, dict(job.config), {n: versions[n] for n in names},
+                         reader.paths, reader.read)
+    assert key is not None
     log = f"ran job {job_id}\n".encode()
     storage.put_bytes(storage.job_log_key(pid, job_id, 1), log, "text/plain")
     storage.put_bytes(storage.job_artifact_key(pid, job_id, 1, "out.txt"),
                       f"artifact of {job_id}".encode(), "text/plain")
     assert job_lifecycle.finish(job, "test-runner", job_lifecycle.JobResult(
         status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
-        steps=[], tool_versions={}, summary={"ran": job_id}, log_bytes=len(log),
-        log_truncated=False, artifacts=[ArtifactPublic(name="out.txt", kind="report",
-                                                       size_bytes=20, mime_type="text/plain")]))
-    names = keys.tools_of(job.job_type, dict(job.config))
-    assert names is not None
-    key = keys.cache_key(job.job_type, dict(job.config), {n: versions[n] for n in names},
-                         reader.paths, reader.read)
-    assert key is not None
-    keys.remember(key, pid, job_id)
+        steps=[], tool_versions={}, log_bytes=len(log), log_truncated=False,
+        summary={"ran": job_id, "cache": {"hit": False, "key": key}},
+        artifacts=[ArtifactPublic(name="out.txt", kind="report", size_bytes=20,
+                                  mime_type="text/plain")]))
+    return key
 
 
 def test_a_tree_built_before_is_served_whole_from_the_cache_when_main_moves(
         api: Api, owner: UserCtx, queue: Any) -> None:
     from chalicelib.models.jobs import Job
-    from chalicelib.models.pipelines import Pipeline
+    from chalicelib.models.pipelines import JobCache, Pipeline
+    from chalicelib.services.pipelines import cache as keys
     from chalicelib.services.pipelines import instant
     from chalicelib.services.pipelines.runs import _commit_tree
 
@@ -484,7 +487,10 @@ def test_a_tree_built_before_is_served_whole_from_the_cache_when_main_moves(
     reader = instant.TreeReader(*_commit_tree(pid, first["commit"]))
     for level in range(3):
         entry = _pipelines(api, owner, pid)[0]["jobs"][level]
-        _complete_as_a_runner(pid, int(entry["job_id"]), versions, reader)
+        key = _complete_as_a_runner(pid, int(entry["job_id"]), versions, reader)
+        # the run's end stored its key with its result: a hit needs no read of the run
+        stored = JobCache.get(keys.scoped(pid, key), consistent_read=True)
+        assert stored.job_id == entry["job_id"] and stored.result["summary"]["ran"] == stored.job_id
     [first] = _pipelines(api, owner, pid)
     assert first["status"] == "passed", first
     runs = {j["name"]: j["job_id"] for j in first["jobs"]}

@@ -132,10 +132,38 @@ def lookup(project_id: int, key: str) -> tuple[int, int] | None:
     return entry.project_id, entry.job_id
 
 
-def remember(key: str, project_id: int, job_id: int) -> None:
-    """Record that the project's job `job_id` completed with `key` (the newest such run is kept)."""
+MAX_RESULT_BYTES = 64 * 1024  # a result kept on the cache item; larger ones are read from the run
+
+
+def remember(key: str, project_id: int, job_id: int,
+             result: dict[str, Any] | None = None) -> None:
+    """Record that the project's job `job_id` completed with `key` (the newest such run is kept),
+    with `result` (result_of: what a hit is built from) when given and small enough."""
     from chalicelib.models.base import utcnow_iso
     from chalicelib.models.pipelines import JobCache
 
+    if result is not None and len(json.dumps(result, default=str)) > MAX_RESULT_BYTES:
+        result = None
     JobCache(scoped(project_id, key), project_id=project_id, job_id=job_id,
-             created_at=utcnow_iso()).save()
+             created_at=utcnow_iso(), result=result).save()
+
+
+def result_of(job: Any) -> dict[str, Any]:
+    """The fields of a completed job (models.jobs.Job) a cache hit copies, as stored on its
+    cache item: attempts, exit_code, steps, tool_versions, artifacts, summary (without the
+    runner's timings and the cache mark), log_bytes, log_truncated."""
+    summary = {k: v for k, v in dict(job.summary or {}).items() if k not in ("runner", "cache")}
+    return {"attempts": int(job.attempts or 1),
+            "exit_code": None if job.exit_code is None else int(job.exit_code),
+            "steps": list(job.steps or []), "tool_versions": dict(job.tool_versions or {}),
+            "artifacts": list(job.artifacts or []), "summary": summary,
+            "log_bytes": int(job.log_bytes or 0), "log_truncated": bool(job.log_truncated)}
+
+
+def key_of_run(job: Any) -> str | None:
+    """The cache key a runner stamped on a run it did not take from the cache
+    (`summary.cache = {hit: false, key}`, runner/cache.py), or None."""
+    mark = (job.summary or {}).get("cache")
+    if isinstance(mark, dict) and not mark.get("hit") and isinstance(mark.get("key"), str):
+        return str(mark["key"])
+    return None

@@ -44,9 +44,14 @@ _toolchain_read: tuple[float, dict[str, str] | None] | None = None  # (monotonic
 
 def publish_toolchain(versions: dict[str, str]) -> None:
     """Record the tool versions a runner runs with (the newest runner's win)."""
-    global _toolchain_read
     JobCache(TOOLCHAIN, project_id=0, job_id=0, created_at=utcnow_iso(),
              versions=dict(sorted(versions.items()))).save()
+    forget_toolchain()
+
+
+def forget_toolchain() -> None:
+    """Read the published tool versions afresh on the next `toolchain()` call."""
+    global _toolchain_read
     _toolchain_read = None
 
 
@@ -153,20 +158,40 @@ def _find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
 
 def _completed_runs(project_id: int, found_keys: set[str]) -> dict[str, Job]:
     """The project's completed runs stored under `found_keys`, by key: one BatchGetItem of the
-    jobcache items, one of the jobs they name (per 100 keys)."""
+    jobcache items (per 100 keys); the runs of items without their result are read in one
+    more (items the runner wrote before its run's completion was recorded, or older ones)."""
     scoped = sorted(keys.scoped(project_id, key) for key in found_keys)
+    found: dict[str, Job] = {}
     job_of: dict[str, int] = {}
     for start in range(0, len(scoped), BATCH_GET_KEYS):
         for item in fetch_many(*(JobCache(k) for k in scoped[start:start + BATCH_GET_KEYS])):
-            if item is not None and item.project_id == project_id:
-                job_of[str(item.key).split(":", 1)[1]] = int(item.job_id)
+            if item is None or item.project_id != project_id:
+                continue
+            key = str(item.key).split(":", 1)[1]
+            if item.result:
+                found[key] = _run_of(item)
+            else:
+                job_of[key] = int(item.job_id)
     run_ids = sorted(set(job_of.values()))
     runs: dict[int, Job] = {}
     for start in range(0, len(run_ids), BATCH_GET_KEYS):
         for job in fetch_many(*(Job(project_id, j) for j in run_ids[start:start + BATCH_GET_KEYS])):
             if job is not None and job.status == COMPLETED:
                 runs[job.id] = job
-    return {key: runs[job_id] for key, job_id in job_of.items() if job_id in runs}
+    found.update({key: runs[job_id] for key, job_id in job_of.items() if job_id in runs})
+    return found
+
+
+def _run_of(item: JobCache) -> Job:
+    """The completed run a cache item with its result names, rebuilt (unsaved) from that result
+    (cache.result_of): the item is written only once the run's completion is recorded."""
+    r = dict(item.result or {})
+    return Job(item.project_id, item.job_id, status=COMPLETED, attempts=int(r["attempts"]),
+               exit_code=r.get("exit_code"), steps=list(r.get("steps") or []),
+               tool_versions=dict(r.get("tool_versions") or {}),
+               artifacts=list(r.get("artifacts") or []), summary=dict(r.get("summary") or {}),
+               log_bytes=int(r.get("log_bytes") or 0),
+               log_truncated=bool(r.get("log_truncated")))
 
 
 def cached_job(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any], hit: Hit,

@@ -5,15 +5,19 @@ that moved stays moved; a job that ended stays ended; a failure here is logged):
 
 - `on_main_moved(project_id, sha)`: main now points at `sha` (push, files-API edit, restore,
   import). When the commit's tree holds `.a6hub.yml`, a pipeline is recorded for it and the
-  jobs without `needs` are submitted, pinned to that commit, as the project owner.
+  jobs without `needs` are submitted, pinned to that commit, as the project owner. Jobs whose
+  key a completed run of the project stored are born completed instead (instant.py), and so
+  are the dependants those hits make ready: a tree built before is written whole, pipeline and
+  jobs, in one transaction.
 - `on_job_ended(job)`: a job reached completed/failed/cancelled. Its pipeline entry takes the
   outcome; entries whose needs all passed are started; entries with a need that failed or was
   cancelled become `cancelled` (transitively) with the reason.
 
 Pipeline jobs hold the same queued-or-running caps as jobs submitted by hand
 (services/job_quotas.py, counted for the project owner and the project): a job that would pass
-a cap is not created but marked `waiting` (pending, no job), and the project's waiting entries
-are tried again whenever one of its jobs ends. Without this, one commit of a 50-job file
+a cap is not created but marked `waiting` (pending, no job), and waiting entries are tried
+again whenever a job ends in their project or of their owner in any project (the sparse index
+waiting_by_owner). Without this, one commit of a 50-job file
 queued 50 jobs, and every further move of main 50 more, past the caps of 5 and 10.
 
 Every change to a pipeline item is a read, a change and a write conditioned on the version read
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +39,10 @@ from pynamodb.exceptions import PutError
 from chalicelib.errors import Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import fetch_many, id_taken, utcnow_iso
+from chalicelib.models.base import id_taken, utcnow_iso
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, PENDING, QUEUED, RUNNING, Job
 from chalicelib.models.pipelines import Pipeline
+from chalicelib.services.pipelines import cache as keys
 from chalicelib.services.pipelines import instant
 from chalicelib.services.pipelines.spec import (
     PIPELINE_FILE,
@@ -103,6 +109,12 @@ def pipeline_file_problems(store: Any, tree_id: bytes) -> list[str]:
     except PipelineFileError as e:
         return [f"{PIPELINE_FILE}: {error}" for error in e.errors]
     return []
+
+
+@functools.lru_cache(maxsize=1)
+def _reads() -> ThreadPoolExecutor:
+    """Threads for a read that need not wait for the one before it."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="pipeline-read")
 
 
 @functools.lru_cache(maxsize=64)
@@ -383,8 +395,9 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
 
     The jobs served from the cache (all of them, when the same tree was built before) are
     settled before anything is written, and written with the pipeline in one transaction: a
-    commit whose every job hits costs the tree read (the process's object cache), three
-    BatchGetItems (project and tool versions; cache items; their runs) and that one write.
+    commit whose every job hits costs the tree read (the process's object cache), the owner's
+    GetItem (in parallel), the tool versions (at most every 10 s), one BatchGetItem of the
+    cache items (which hold their runs' results) and that one write.
     """
     import copy
 
@@ -395,14 +408,13 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
     if data is None:
         return None
     spec, errors = _parsed(data)
-    [project] = fetch_many(Project(project_id))
-    if project is None:
-        raise KeyError(f"project {project_id} is gone")
+    owner = _reads().submit(Project.get, project_id)  # read while the keys are looked up
     entries = [{"name": j.name, "job_type": j.job_type, "config": j.config, "needs": list(j.needs),
                 "no_cache": j.no_cache, "job_id": None, "status": PENDING, "error": None}
                for j in (spec.jobs if spec else ())]
     reader = instant.TreeReader(store, tree)
     plan = _plan(project_id, entries, reader, instant.toolchain())
+    project = owner.result()
     for attempt in range(ID_ATTEMPTS):
         drawn: set[int] = set()
         walked = copy.deepcopy(entries)
@@ -434,12 +446,21 @@ def on_job_ended(job: Job) -> None:
     wait for the slots its end freed: the project's (per-project cap) and those of the job's
     user in any of their projects (per-user cap; a pipeline's jobs count for its owner)."""
     try:
+        _remember_result(job)
         if job.pipeline_id is not None and job.pipeline_job is not None:
             job_ended(job)
         resume_waiting(job.project_id, job.created_by)
     except Exception:  # noqa: BLE001 - the job's own outcome is written already
         logger.exception("pipeline not advanced", extra={"job_id": job.id,
                                                          "pipeline_id": job.pipeline_id})
+
+
+def _remember_result(job: Job) -> None:
+    """A completed run whose key the runner stamped: store the key again with the result, now
+    that the completion is recorded (instant.py then builds hits without reading the run)."""
+    key = keys.key_of_run(job) if job.status == COMPLETED else None
+    if key is not None:
+        keys.remember(key, job.project_id, job.id, keys.result_of(job))
 
 
 def resume_waiting(project_id: int, user_id: int | None = None) -> None:
@@ -451,9 +472,10 @@ def resume_waiting(project_id: int, user_id: int | None = None) -> None:
     from chalicelib.services.job_quotas import active_slot_problem
 
     found: dict[tuple[int, int], int | None] = {}
-    for pipeline in Pipeline.query(project_id, scan_index_forward=False, limit=RECENT_FOR_CANCEL):
-        if pipeline.status not in TERMINAL and _has_waiting(pipeline.jobs or []):
-            found[(project_id, pipeline.id)] = pipeline.created_by
+    for pipeline in Pipeline.query(project_id, scan_index_forward=False, limit=RECENT_FOR_CANCEL,
+                                   filter_condition=Pipeline.waiting_owner.exists(),
+                                   attributes_to_get=["project_id", "id", "waiting_owner"]):
+        found[(project_id, pipeline.id)] = pipeline.waiting_owner
     if user_id is not None:
         for key in Pipeline.waiting_by_owner.query(user_id, limit=RECENT_FOR_CANCEL):
             found.setdefault((key.project_id, key.id), user_id)
