@@ -38,9 +38,12 @@ def tools_of(job_type: str, config: dict[str, Any]) -> list[str] | None:
 
 
 def files_read(job_type: str, config: dict[str, Any], paths: Iterable[str],
-               read: Callable[[str], bytes | None]) -> dict[str, Any] | None:
+               read: Callable[[str], bytes | None],
+               models: dict[Any, Any] | None = None) -> dict[str, Any] | None:
     """{files, roots, include_dirs} the job's tools read, from the project model; None when the
-    model cannot say (the job would fail planning, or its type has no model): no key then."""
+    model cannot say (the job would fail planning, or its type has no model): no key then.
+    `models`, when given, keeps the parsed project models of these `paths` and `read` by parse
+    options (defines, include dirs, language): the jobs of one tree share them."""
     from chalicelib.hdl.project import (
         ProjectError,
         lint_set,
@@ -62,8 +65,14 @@ def files_read(job_type: str, config: dict[str, Any], paths: Iterable[str],
         return None
     if not isinstance(model, SimulationConfig | SynthesisConfig | LintConfig):
         return None
-    project = load_project(paths, read, defines={k: str(v) for k, v in model.defines.items()},
-                           include_dirs=model.include_dirs, verilog_2005=model.language == V2005)
+    defines = {k: str(v) for k, v in model.defines.items()}
+    options = (tuple(sorted(defines.items())), tuple(model.include_dirs), model.language == V2005)
+    project = models.get(options) if models is not None else None
+    if project is None:
+        project = load_project(paths, read, defines=defines, include_dirs=model.include_dirs,
+                               verilog_2005=model.language == V2005)
+        if models is not None:
+            models[options] = project
     try:
         if isinstance(model, SimulationConfig):
             tb_file = model.testbench_file

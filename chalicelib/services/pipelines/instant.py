@@ -82,6 +82,7 @@ class TreeReader:
         self.read_bytes = 0
         self.cache: dict[str, bytes | None] = {}
         self._paths: list[str] | None = None
+        self.models: dict[Any, Any] = {}  # parsed project models by parse options (cache.py)
 
     @property
     def paths(self) -> list[str]:
@@ -102,10 +103,12 @@ class TreeReader:
 
 @dataclass(frozen=True)
 class Hit:
-    """A completed run of the project whose key equals an entry's: what its job is built from."""
+    """A completed run of the project whose key equals an entry's: what its job is built from
+    (`result` as cache.result_of gives it)."""
 
     key: str
-    source: Job
+    job_id: int
+    result: dict[str, Any]
     inputs: list[dict[str, Any]]
 
 
@@ -114,7 +117,7 @@ def _key_of(job_type: str, config: dict[str, Any], published: dict[str, str],
     names = keys.tools_of(job_type, config)
     if names is None or not all(n in published for n in names):
         return None
-    reads = keys.files_read(job_type, config, tree.paths, tree.read)
+    reads = keys.files_read(job_type, config, tree.paths, tree.read, tree.models)
     if reads is None:
         return None
     return keys.key_of(job_type, config, {n: published[n] for n in names}, reads, tree.read), reads
@@ -145,31 +148,32 @@ def _find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
     runs = _completed_runs(project_id, {key for key, _ in keyed.values()})
     hits: dict[str, Hit] = {}
     for name, (key, reads) in keyed.items():
-        source = runs.get(key)
-        if source is None:
+        if key not in runs:
             continue
+        job_id, result = runs[key]
         inputs = [{"path": p, "file_id": None, "blob": tree.blobs[p].decode(),
                    "sha256": hashlib.sha256(data).hexdigest(), "version": 0,
                    "size_bytes": len(data)}
                   for p in reads["files"] if (data := tree.read(p)) is not None]
-        hits[name] = Hit(key, source, inputs)
+        hits[name] = Hit(key, job_id, result, inputs)
     return hits
 
 
-def _completed_runs(project_id: int, found_keys: set[str]) -> dict[str, Job]:
+def _completed_runs(project_id: int,
+                    found_keys: set[str]) -> dict[str, tuple[int, dict[str, Any]]]:
     """The project's completed runs stored under `found_keys`, by key: one BatchGetItem of the
     jobcache items (per 100 keys); the runs of items without their result are read in one
     more (items the runner wrote before its run's completion was recorded, or older ones)."""
     scoped = sorted(keys.scoped(project_id, key) for key in found_keys)
-    found: dict[str, Job] = {}
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
     job_of: dict[str, int] = {}
     for start in range(0, len(scoped), BATCH_GET_KEYS):
         for item in fetch_many(*(JobCache(k) for k in scoped[start:start + BATCH_GET_KEYS])):
             if item is None or item.project_id != project_id:
                 continue
             key = str(item.key).split(":", 1)[1]
-            if item.result:
-                found[key] = _run_of(item)
+            if item.result:  # written once the run's completion was recorded
+                found[key] = int(item.job_id), dict(item.result)
             else:
                 job_of[key] = int(item.job_id)
     run_ids = sorted(set(job_of.values()))
@@ -178,37 +182,27 @@ def _completed_runs(project_id: int, found_keys: set[str]) -> dict[str, Job]:
         for job in fetch_many(*(Job(project_id, j) for j in run_ids[start:start + BATCH_GET_KEYS])):
             if job is not None and job.status == COMPLETED:
                 runs[job.id] = job
-    found.update({key: runs[job_id] for key, job_id in job_of.items() if job_id in runs})
+    found.update({key: (job_id, keys.result_of(runs[job_id]))
+                  for key, job_id in job_of.items() if job_id in runs})
     return found
-
-
-def _run_of(item: JobCache) -> Job:
-    """The completed run a cache item with its result names, rebuilt (unsaved) from that result
-    (cache.result_of): the item is written only once the run's completion is recorded."""
-    r = dict(item.result or {})
-    return Job(item.project_id, item.job_id, status=COMPLETED, attempts=int(r["attempts"]),
-               exit_code=r.get("exit_code"), steps=list(r.get("steps") or []),
-               tool_versions=dict(r.get("tool_versions") or {}),
-               artifacts=list(r.get("artifacts") or []), summary=dict(r.get("summary") or {}),
-               log_bytes=int(r.get("log_bytes") or 0),
-               log_truncated=bool(r.get("log_truncated")))
 
 
 def cached_job(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any], hit: Hit,
                job_id: int) -> Job:
     """The job of `entry`, completed from `hit`'s run, unsaved (the caller writes it, on the
     condition that its id is new)."""
-    source = hit.source
-    summary = {k: v for k, v in dict(source.summary or {}).items() if k != "runner"}
-    summary["cache"] = {"hit": True, "key": hit.key, "job_id": source.id,
-                        "project_id": source.project_id, "served": "pipeline",
-                        "stored_as": {"job_id": source.id, "attempt": int(source.attempts or 1)}}
+    r = hit.result
+    summary = dict(r.get("summary") or {})
+    summary["cache"] = {"hit": True, "key": hit.key, "job_id": hit.job_id,
+                        "project_id": pipeline.project_id, "served": "pipeline",
+                        "stored_as": {"job_id": hit.job_id, "attempt": int(r["attempts"])}}
     now = utcnow_iso()
     return Job(pipeline.project_id, job_id, job_type=str(entry["job_type"]), status=COMPLETED,
                config=config, commit=pipeline.commit, commit_pinned=True,
                created_by=pipeline.created_by, created_at=now, started_at=now, completed_at=now,
-               duration_s=0, attempts=1, exit_code=source.exit_code, inputs=hit.inputs,
-               steps=list(source.steps or []), tool_versions=dict(source.tool_versions or {}),
-               artifacts=[dict(a) for a in source.artifacts or []], summary=summary,
-               log_bytes=int(source.log_bytes or 0), log_truncated=bool(source.log_truncated),
+               duration_s=0, attempts=1, exit_code=r.get("exit_code"), inputs=hit.inputs,
+               steps=list(r.get("steps") or []), tool_versions=dict(r.get("tool_versions") or {}),
+               artifacts=[dict(a) for a in r.get("artifacts") or []], summary=summary,
+               log_bytes=int(r.get("log_bytes") or 0),
+               log_truncated=bool(r.get("log_truncated")),
                pipeline_id=pipeline.id, pipeline_job=str(entry["name"]))
