@@ -10,9 +10,10 @@ and artifacts are the run's own objects (`stored_as = {job_id, attempt}`, resolv
 project (cache.scoped) and job bytes are deleted only with their project, so the bytes live as
 long as the hit; a hit adds nothing to the project's artifact storage.
 
-The lookups are batched (`find_hits`: one BatchGetItem for every key of a pipeline, one for
-their runs) and the hit jobs are built unsaved (`cached_job`) for the caller to write in one
-transaction with its pipeline. Anything else (no published versions, a miss, an unplannable
+The lookups are batched (`find_hits`: one BatchGetItem for every key of a pipeline; the cache
+items hold their runs' results, stored when the run's end was recorded) and the hit jobs are
+built unsaved (`cached_job`) for the caller to write in one transaction with its pipeline.
+Anything else (no published versions, a miss, an unplannable
 job) queues the job as usual, and the runner looks the key up again.
 """
 
@@ -127,8 +128,9 @@ def find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
               published: dict[str, str] | None, tree: TreeReader) -> dict[str, Hit]:
     """The cached runs of the project for the entries `wanted` ({name: (job type, resolved
     config)}, entries with no_cache left out by the caller), by name. The keys are computed
-    here (CPU only); the lookups are one BatchGetItem of their jobcache items and one of the
-    runs they name (per 100). Never raises: an error is logged and costs only the hits."""
+    here (CPU only); the lookups are one BatchGetItem of their jobcache items (per 100), and one
+    of the runs named by items without their result. Never raises: an error is logged and
+    costs only the hits."""
     if published is None or not wanted:
         return {}
     try:

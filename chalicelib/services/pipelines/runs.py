@@ -213,8 +213,9 @@ class _Plan:
 def _plan(project_id: int, entries: list[dict[str, Any]], reader: instant.TreeReader,
           published: dict[str, str] | None) -> _Plan:
     """Resolve every unstarted entry's config and look all their keys up at once (the hits of a
-    job whose needs may not pass are found and left unused: two BatchGetItems whatever the
-    pipeline's depth, against a lookup per job and a wave of writes per level of `needs`)."""
+    job whose needs may not pass are found and left unused: one BatchGetItem whatever the
+    pipeline's depth, two when a cache item lacks its result, against a lookup per job and a
+    wave of writes per level of `needs`)."""
     from chalicelib.services.jobs import resolve_testbench
 
     plan = _Plan()
