@@ -225,7 +225,7 @@ def run(stack: Stack) -> list[Row]:
             f"{ms(statistics.median(moves))} / {ms(max(moves))}",
             f"one bare GetItem, median: {ms(get_item)} ms; the move's AWS calls: {move_calls} "
             f"({move_ops})", "median <= 50 ms", statistics.median(moves) <= 0.050),
-        Row("  the run's jobs, median ms: created -> claimed by the runner",
+        Row("  the run's jobs, median ms: created -> claimed (behind the others: one at a time)",
             ms(queue), f"their needs' end -> the job created: {ms(handoff)} ms"),
     ]
 
