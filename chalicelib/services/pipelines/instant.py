@@ -20,7 +20,7 @@ job) queues the job as usual, and the runner looks the key up again.
 from __future__ import annotations
 
 import hashlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,38 +39,28 @@ MAX_READ_BYTES = 8 * 1024 * 1024  # a tree whose HDL files hold more is left to 
 BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 
-TOOLCHAIN_TTL_SECONDS = 10.0
-_toolchain_read: tuple[float, dict[str, str] | None] | None = None  # (monotonic time, versions)
-
-
 def publish_toolchain(versions: dict[str, str]) -> None:
     """Record the tool versions a runner runs with (the newest runner's win)."""
     JobCache(TOOLCHAIN, project_id=0, job_id=0, created_at=utcnow_iso(),
              versions=dict(sorted(versions.items()))).save()
-    forget_toolchain()
 
 
-def forget_toolchain() -> None:
-    """Read the published tool versions afresh on the next `toolchain()` call."""
-    global _toolchain_read
-    _toolchain_read = None
+def toolchain_key() -> JobCache:
+    """The key of the `toolchain` item, for a BatchGetItem with other items (fetch_many)."""
+    return JobCache(TOOLCHAIN)
+
+
+def toolchain_of(item: JobCache | None) -> dict[str, str] | None:
+    """The published tool versions a fetched `toolchain` item holds (None: none published)."""
+    return (dict(item.versions or {}) or None) if item is not None else None
 
 
 def toolchain() -> dict[str, str] | None:
-    """The tool versions runners last published (None: none yet), read at most once per
-    TOOLCHAIN_TTL_SECONDS per process: they change when a runner with other tools starts, and
-    a pipeline started meanwhile keys its jobs on the versions before (its hits are results of
-    the tools that ran until then, as they would be had it started a moment earlier)."""
-    global _toolchain_read
-    now = time.monotonic()
-    if _toolchain_read is not None and now - _toolchain_read[0] < TOOLCHAIN_TTL_SECONDS:
-        return _toolchain_read[1]
+    """The tool versions runners last published (None: none yet)."""
     try:
-        versions = dict(JobCache.get(TOOLCHAIN).versions or {}) or None
+        return toolchain_of(JobCache.get(TOOLCHAIN))
     except JobCache.DoesNotExist:
-        versions = None
-    _toolchain_read = (now, versions)
-    return versions
+        return None
 
 
 class TreeReader:
@@ -113,22 +103,19 @@ class Hit:
     inputs: list[dict[str, Any]]
 
 
-def _key_of(job_type: str, config: dict[str, Any], published: dict[str, str],
-            tree: TreeReader) -> tuple[str, dict[str, Any]] | None:
-    names = keys.tools_of(job_type, config)
-    if names is None or not all(n in published for n in names):
-        return None
-    reads = keys.files_read(job_type, config, tree.paths, tree.read, tree.models)
-    if reads is None:
-        return None
-    return keys.key_of(job_type, config, {n: published[n] for n in names}, reads, tree.read), reads
+
+
+Published = dict[str, str] | None
 
 
 def find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
-              published: dict[str, str] | None, tree: TreeReader) -> dict[str, Hit]:
+              published: Published | Callable[[], Published],
+              tree: TreeReader) -> dict[str, Hit]:
     """The cached runs of the project for the entries `wanted` ({name: (job type, resolved
-    config)}, entries with no_cache left out by the caller), by name. The keys are computed
-    here (CPU only); the lookups are one BatchGetItem of their jobcache items (per 100), and one
+    config)}, entries with no_cache left out by the caller), by name. `published`: the tool
+    versions, or a function waiting for them (called once the files each job reads are known:
+    a read of them in flight overlaps that work). The keys are computed here (CPU only); the
+    lookups are one BatchGetItem of their jobcache items (per 100), and one
     of the runs named by items without their result. Never raises: an error is logged and
     costs only the hits."""
     if published is None or not wanted:
@@ -141,12 +128,24 @@ def find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
 
 
 def _find_hits(project_id: int, wanted: dict[str, tuple[str, dict[str, Any]]],
-               published: dict[str, str], tree: TreeReader) -> dict[str, Hit]:
-    keyed: dict[str, tuple[str, dict[str, Any]]] = {}
+               published: Published | Callable[[], Published],
+               tree: TreeReader) -> dict[str, Hit]:
+    reads_of: dict[str, dict[str, Any]] = {}
     for name, (job_type, config) in wanted.items():
-        found = _key_of(job_type, config, published, tree)
-        if found is not None:
-            keyed[name] = found
+        if keys.tools_of(job_type, config) is not None:
+            reads = keys.files_read(job_type, config, tree.paths, tree.read, tree.models)
+            if reads is not None:
+                reads_of[name] = reads
+    versions = published() if callable(published) else published
+    if versions is None:
+        return {}
+    keyed: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, reads in reads_of.items():
+        job_type, config = wanted[name]
+        names = keys.tools_of(job_type, config) or []
+        if all(n in versions for n in names):
+            keyed[name] = (keys.key_of(job_type, config, {n: versions[n] for n in names}, reads,
+                                       tree.read), reads)
     runs = _completed_runs(project_id, {key for key, _ in keyed.values()})
     hits: dict[str, Hit] = {}
     for name, (key, reads) in keyed.items():

@@ -39,7 +39,7 @@ from pynamodb.exceptions import PutError
 from chalicelib.errors import Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.base import fetch_many, id_taken, utcnow_iso
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, PENDING, QUEUED, RUNNING, Job
 from chalicelib.models.pipelines import Pipeline
 from chalicelib.services.pipelines import cache as keys
@@ -211,7 +211,7 @@ class _Plan:
 
 
 def _plan(project_id: int, entries: list[dict[str, Any]], reader: instant.TreeReader,
-          published: dict[str, str] | None) -> _Plan:
+          published: instant.Published | Callable[[], instant.Published]) -> _Plan:
     """Resolve every unstarted entry's config and look all their keys up at once (the hits of a
     job whose needs may not pass are found and left unused: one BatchGetItem whatever the
     pipeline's depth, two when a cache item lacks its result, against a lookup per job and a
@@ -397,8 +397,9 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
     The jobs served from the cache (all of them, when the same tree was built before) are
     settled before anything is written, and written with the pipeline in one transaction: a
     commit whose every job hits costs the tree read (the process's object cache), the owner's
-    GetItem (in parallel), the tool versions (at most every 10 s), one BatchGetItem of the
-    cache items (which hold their runs' results) and that one write.
+    and the tool versions (one BatchGetItem, read while the files each job reads are worked
+    out), one BatchGetItem of the cache items (which hold their runs' results) and that one
+    write.
     """
     import copy
 
@@ -409,13 +410,17 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
     if data is None:
         return None
     spec, errors = _parsed(data)
-    owner = _reads().submit(Project.get, project_id)  # read while the keys are looked up
+    # the owner and the tool versions, read while the files each job reads are worked out
+    first = _reads().submit(fetch_many, Project(project_id), instant.toolchain_key())
     entries = [{"name": j.name, "job_type": j.job_type, "config": j.config, "needs": list(j.needs),
                 "no_cache": j.no_cache, "job_id": None, "status": PENDING, "error": None}
                for j in (spec.jobs if spec else ())]
     reader = instant.TreeReader(store, tree)
-    plan = _plan(project_id, entries, reader, instant.toolchain())
-    project = owner.result()
+    plan = _plan(project_id, entries, reader,
+                 lambda: instant.toolchain_of(first.result()[1]))
+    project, _ = first.result()
+    if project is None:
+        raise KeyError(f"project {project_id} is gone")
     for attempt in range(ID_ATTEMPTS):
         drawn: set[int] = set()
         walked = copy.deepcopy(entries)
