@@ -45,6 +45,22 @@ def job_artifact_key(project_id: int, job_id: int, attempt: int, name: str) -> s
     return f"{job_prefix(project_id, job_id)}{attempt}/artifacts/{name}"
 
 
+def job_stored_as(project_id: int, job_id: int, attempt: int,
+                  summary: dict[str, Any] | None) -> tuple[int, int]:
+    """(job id, attempt) under whose keys a job's log and artifacts are stored: the job's own, or
+    for a cache hit served when its pipeline started, those of the completed run of the same
+    project it reuses (`summary.cache.stored_as = {job_id, attempt}`; services/pipelines/
+    instant.py). Sharing is safe because job bytes are deleted only with their project."""
+    cache = (summary or {}).get("cache")
+    if not isinstance(cache, dict):
+        return job_id, attempt
+    stored = cache.get("stored_as")
+    if (isinstance(stored, dict) and cache.get("project_id") == project_id
+            and isinstance(stored.get("job_id"), int) and isinstance(stored.get("attempt"), int)):
+        return int(stored["job_id"]), int(stored["attempt"])
+    return job_id, attempt
+
+
 def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:
     """Up to `length` bytes of `key` from `start`, and the object's size; (b"", 0) if absent."""
     s3 = client("s3")

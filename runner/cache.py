@@ -114,9 +114,13 @@ def settle(lookup: Lookup, log: LogStream) -> Lookup:
 
 
 def after_run(lookup: Lookup, job: Job, result: JobResult) -> None:
-    """Store the key of a completed run (not of a cache hit, which names its source)."""
+    """Store the key of a completed run (not of a cache hit, which names its source), and stamp
+    it on the run (`summary.cache = {hit: false, key}`): once the run's completion is recorded,
+    its pipeline hook stores the key again with the result (services/pipelines/runs.py), so
+    hits served when a pipeline starts need not read the run."""
     if lookup.key is None or lookup.result is not None or result.status != COMPLETED:
         return
+    result.summary = {**result.summary, "cache": {"hit": False, "key": lookup.key}}
     try:
         keys.remember(lookup.key, job.project_id, job.id)
     except Exception:  # noqa: BLE001 - an unstored key only costs a later run

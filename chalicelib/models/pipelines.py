@@ -8,6 +8,8 @@ Access patterns:
 - a job ends: GetItem pipelines[project_id, pipeline_id] (the job records both), then a
   PutItem conditioned on the version read (VersionAttribute): two jobs ending at once never
   lose each other's outcome, and a dependant job is started by exactly one of them
+- pipelines with entries waiting for a job slot, of one owner, oldest first: Query the sparse
+  GSI pipelines.waiting_by_owner[owner id] (a job of that owner ended in any project)
 - cached result of a job: GetItem jobcache[key]; written by every completed run (the newest
   run with a key is kept); the item `toolchain` holds the tool versions runners last published
 
@@ -22,7 +24,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import IdAttribute, table_name
@@ -34,6 +36,15 @@ class PipelinesByCommit(GlobalSecondaryIndex["Pipeline"]):
         projection = AllProjection()
 
     commit_key = UnicodeAttribute(hash_key=True)
+    id = IdAttribute(range_key=True)
+
+
+class PipelinesWaitingByOwner(GlobalSecondaryIndex["Pipeline"]):
+    class Meta:
+        index_name = "waiting_by_owner"
+        projection = KeysOnlyProjection()
+
+    waiting_owner = IdAttribute(hash_key=True)
     id = IdAttribute(range_key=True)
 
 
@@ -57,6 +68,10 @@ class Pipeline(Model):
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
     by_commit = PipelinesByCommit()
+    # Sparse: the owner (created_by) while an entry waits for a job slot, for the wake-up when
+    # a job of that owner ends in any project (runs.resume_waiting); absent otherwise.
+    waiting_owner = IdAttribute(null=True)
+    waiting_by_owner = PipelinesWaitingByOwner()
 
 
 class JobCache(Model):
@@ -70,3 +85,7 @@ class JobCache(Model):
     job_id = IdAttribute()
     created_at = UnicodeAttribute()
     versions = JSONAttribute(null=True)  # the `toolchain` item: tool -> version line
+    # What a hit is built from (steps, summary, artifacts, ... of the completed run), written
+    # once the run's completion is recorded (runs.on_job_ended); absent on older items and for
+    # results over cache.MAX_RESULT_BYTES, whose run is then read.
+    result = JSONAttribute(null=True)

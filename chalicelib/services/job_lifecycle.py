@@ -28,9 +28,9 @@ def _ended() -> list[Action]:
 
 
 def _ended_hook(job: Job) -> None:
-    """A job ended: its pipeline (if any) records the outcome and starts what needed it."""
-    if job.pipeline_id is not None:  # only pipeline jobs have a reaction today
-        hooks.job_ended(job)
+    """A job ended: its pipeline (if any) records the outcome and starts what needed it, and
+    pipeline jobs waiting for the queued-or-running slot it held (any job holds one) start."""
+    hooks.job_ended(job)
 
 
 def _update_if(job: Job, actions: list[Action], condition: Condition) -> bool:

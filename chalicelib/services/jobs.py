@@ -175,7 +175,8 @@ def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -
         raise Unprocessable("offset must be a non-negative integer")
     job = _load(project_id, job_id)
     # The log of the latest attempt (a retried job starts a new one).
-    key = storage.job_log_key(project_id, job_id, int(job.attempts or 0))
+    key = storage.job_log_key(project_id, *storage.job_stored_as(
+        project_id, job_id, int(job.attempts or 0), job.summary))
     data, total = storage.get_range(key, offset, MAX_LOG_CHUNK) if job.attempts else (b"", 0)
     start = min(offset, total) if total else 0
     next_offset = start + len(data)
@@ -216,7 +217,8 @@ def get_artifact(caller: Caller | None, project_id: int, job_id: int, name: str,
     found = next((a for a in job.artifacts or [] if a.get("name") == name), None)
     if found is None:
         raise NotFound("Artifact not found")
-    key = storage.job_artifact_key(project_id, job_id, int(job.attempts or 0), found["name"])
+    key = storage.job_artifact_key(project_id, *storage.job_stored_as(
+        project_id, job_id, int(job.attempts or 0), job.summary), found["name"])
     mime, size = str(found["mime_type"]), int(found["size_bytes"])
     if not presign and size <= INLINE_ARTIFACT_BYTES and mime.startswith(_INLINE_TYPES):
         return InlineArtifact(storage.get_bytes(key).decode("utf-8", errors="replace"), mime)

@@ -269,8 +269,8 @@ def push_log(conn: WsConnection, job: Job, post: Post) -> bool:
         return True  # sent already (by the greeting or another change)
     same = int(old.get("log_attempt", {}).get("N", -1)) == attempt
     start = int(old.get("log_offset", {}).get("N", 0)) if same else 0
-    data, _ = storage.get_range(storage.job_log_key(job.project_id, job.id, attempt), start,
-                                end - start)
+    stored = storage.job_stored_as(job.project_id, job.id, attempt, job.summary)
+    data, _ = storage.get_range(storage.job_log_key(job.project_id, *stored), start, end - start)
     for offset, chunk in _chunks(data, start):
         payload = {"log_line": chunk.decode("utf-8", errors="replace"), "offset": offset,
                    "next_offset": offset + len(chunk), "attempt": attempt}

@@ -369,6 +369,35 @@ def test_pipeline_jobs_wait_for_a_slot_under_the_job_caps(
         assert sum(e["job_id"] is not None for e in newer["jobs"]) == 0
 
 
+def test_a_job_ending_in_one_project_wakes_the_owners_waiting_pipeline_in_another(
+        api: Api, queue: Any) -> None:
+    from tests.conftest import make_user
+    from tests.settings_override import settings_env
+
+    lint = "jobs:\n  lint: {type: lint, config: {top: counter}}\n"
+    user = make_user(api)  # no jobs of earlier tests count against this user's cap
+    with settings_env(A6HUB_JOBS_MAX_ACTIVE_PER_USER=1):
+        # GIVEN the user's pipeline in project A holds their one job slot
+        a = _project_with_design(api, user)
+        make_file(api, user, a, ".a6hub.yml", lint)
+        [held] = _pipelines(api, user, a)[0]["jobs"]
+        assert held["job_id"] is not None
+        # AND their pipeline in project B waits for a slot
+        b = _project_with_design(api, user)
+        make_file(api, user, b, ".a6hub.yml", lint)
+        [waiting] = _pipelines(api, user, b)[0]["jobs"]
+        assert waiting["job_id"] is None and "waiting for a job slot" in waiting["error"]
+        assert "already has 1 queued or running jobs" in waiting["error"]
+        # WHEN A's job ends (cancelled: the completion path)
+        assert api.delete(f"{_p(a)}/jobs/{held['job_id']}", token=user.token).status == 200
+        # THEN B's waiting job starts: queued, pinned to B's commit
+        [pipeline] = _pipelines(api, user, b)
+        [started] = pipeline["jobs"]
+        assert started["job_id"] is not None and started["error"] is None, started
+        job = api.get(f"{_p(b)}/jobs/{started['job_id']}", token=user.token).json
+        assert job["status"] == "pending" and job["commit"] == pipeline["commit"]
+
+
 def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queue: Any) -> None:
     from chalicelib import storage
     from chalicelib.services import job_lifecycle
@@ -407,3 +436,87 @@ def test_a_cached_run_serves_its_own_project_only(api: Api, owner: UserCtx, queu
     newest = max(_pipelines(api, owner, pid), key=lambda p: p["id"])
     hit = api.get(f"{_p(pid)}/jobs/{newest['jobs'][0]['job_id']}", token=owner.token).json
     assert hit["status"] == "completed" and hit["summary"]["cache"]["job_id"] == job.id
+
+
+def _complete_as_a_runner(pid: int, job_id: int, versions: dict[str, str],
+                          reader: Any) -> str:
+    """Claim, finish completed with a log, an artifact and the key stamped on the summary, as a
+    runner does (the job's end stores the key with the result); returns the key."""
+    from chalicelib import storage
+    from chalicelib.schemas.jobs import ArtifactPublic
+    from chalicelib.services import job_lifecycle
+    from chalicelib.services.pipelines import cache as keys
+
+    job = job_lifecycle.load(pid, job_id)
+    assert job is not None and job_lifecycle.claim(job, "test-runner", 60)
+    names = keys.tools_of(job.job_type, dict(job.config))
+    assert names is not None
+    key = keys.cache_key(job.job_type, dict(job.config), {n: versions[n] for n in names},
+                         reader.paths, reader.read)
+    assert key is not None
+    log = f"ran job {job_id}\n".encode()
+    storage.put_bytes(storage.job_log_key(pid, job_id, 1), log, "text/plain")
+    storage.put_bytes(storage.job_artifact_key(pid, job_id, 1, "out.txt"),
+                      f"artifact of {job_id}".encode(), "text/plain")
+    assert job_lifecycle.finish(job, "test-runner", job_lifecycle.JobResult(
+        status="completed", error_message=None, exit_code=0, duration_s=0.1, inputs=[],
+        steps=[], tool_versions={}, log_bytes=len(log), log_truncated=False,
+        summary={"ran": job_id, "cache": {"hit": False, "key": key}},
+        artifacts=[ArtifactPublic(name="out.txt", kind="report", size_bytes=20,
+                                  mime_type="text/plain")]))
+    return key
+
+
+def test_a_tree_built_before_is_served_whole_from_the_cache_when_main_moves(
+        api: Api, owner: UserCtx, queue: Any) -> None:
+    from chalicelib.models.jobs import Job
+    from chalicelib.models.pipelines import JobCache, Pipeline
+    from chalicelib.services.pipelines import cache as keys
+    from chalicelib.services.pipelines import instant
+    from chalicelib.services.pipelines.runs import _commit_tree
+
+    # GIVEN a pipeline of three levels (lint -> sim -> synth) whose jobs all completed
+    versions = {"iverilog": "whole-tree-test", "vvp": "whole-tree-test", "yosys": "whole-tree-test"}
+    instant.publish_toolchain(versions)
+    pid = _project_with_design(api, owner)
+    text = "jobs:\n  lint:\n    type: lint\n    config: {tool: icarus, top: counter}\n" + \
+        PIPELINE.replace("jobs:\n", "").replace("    config: {testbench: tb.v}",
+                                               "    needs: [lint]\n    config: {testbench: tb.v}")
+    make_file(api, owner, pid, ".a6hub.yml", text)
+    [first] = _pipelines(api, owner, pid)
+    reader = instant.TreeReader(*_commit_tree(pid, first["commit"]))
+    for level in range(3):
+        entry = _pipelines(api, owner, pid)[0]["jobs"][level]
+        key = _complete_as_a_runner(pid, int(entry["job_id"]), versions, reader)
+        # the run's end stored its key with its result: a hit needs no read of the run
+        stored = JobCache.get(keys.scoped(pid, key), consistent_read=True)
+        assert stored.job_id == entry["job_id"] and stored.result["summary"]["ran"] == stored.job_id
+    [first] = _pipelines(api, owner, pid)
+    assert first["status"] == "passed", first
+    runs = {j["name"]: j["job_id"] for j in first["jobs"]}
+    queued_before = queue.depth()
+
+    # WHEN main moves to a commit that changes only the README
+    make_file(api, owner, pid, "README.md", "# counter\n")
+
+    # THEN by the end of that commit's request every job of the new pipeline is a completed
+    # cache hit of those runs, served when the pipeline started; nothing was queued
+    newest, _ = _pipelines(api, owner, pid)
+    assert newest["status"] == "passed", newest
+    assert [(j["name"], j["status"], j["cached"], j["cached_from"]) for j in newest["jobs"]] == [
+        (name, "passed", True, runs[name]) for name in ("lint", "sim", "synth")]
+    assert queue.depth() == queued_before
+    stored = Pipeline.get(pid, newest["id"], consistent_read=True)
+    assert stored.version == 1  # written once, with its jobs (one transaction)
+    for entry in newest["jobs"]:
+        job = Job.get(pid, entry["job_id"], consistent_read=True)
+        assert job.summary["cache"]["served"] == "pipeline"
+        assert job.summary["ran"] == runs[entry["name"]]
+        assert job.commit == newest["commit"] and job.pipeline_id == newest["id"]
+        assert {i["path"] for i in job.inputs} <= {"rtl/counter.v", "tb/tb.v"}
+        # AND its log and artifact are the run's own objects, read through the hit
+        logs = api.get(f"{_p(pid)}/jobs/{job.id}/logs", token=owner.token).json
+        assert logs["logs"] == f"ran job {runs[entry['name']]}\n" and logs["complete"]
+        artifact = api.get(f"{_p(pid)}/jobs/{job.id}/artifacts/out.txt", token=owner.token)
+        assert artifact.status == 200, artifact.body
+        assert f"artifact of {runs[entry['name']]}" in artifact.body.decode()

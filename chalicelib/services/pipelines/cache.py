@@ -38,9 +38,12 @@ def tools_of(job_type: str, config: dict[str, Any]) -> list[str] | None:
 
 
 def files_read(job_type: str, config: dict[str, Any], paths: Iterable[str],
-               read: Callable[[str], bytes | None]) -> dict[str, Any] | None:
+               read: Callable[[str], bytes | None],
+               models: dict[Any, Any] | None = None) -> dict[str, Any] | None:
     """{files, roots, include_dirs} the job's tools read, from the project model; None when the
-    model cannot say (the job would fail planning, or its type has no model): no key then."""
+    model cannot say (the job would fail planning, or its type has no model): no key then.
+    `models`, when given, keeps the parsed project models of these `paths` and `read` by parse
+    options (defines, include dirs, language): the jobs of one tree share them."""
     from chalicelib.hdl.project import (
         ProjectError,
         lint_set,
@@ -62,8 +65,14 @@ def files_read(job_type: str, config: dict[str, Any], paths: Iterable[str],
         return None
     if not isinstance(model, SimulationConfig | SynthesisConfig | LintConfig):
         return None
-    project = load_project(paths, read, defines={k: str(v) for k, v in model.defines.items()},
-                           include_dirs=model.include_dirs, verilog_2005=model.language == V2005)
+    defines = {k: str(v) for k, v in model.defines.items()}
+    options = (tuple(sorted(defines.items())), tuple(model.include_dirs), model.language == V2005)
+    project = models.get(options) if models is not None else None
+    if project is None:
+        project = load_project(paths, read, defines=defines, include_dirs=model.include_dirs,
+                               verilog_2005=model.language == V2005)
+        if models is not None:
+            models[options] = project
     try:
         if isinstance(model, SimulationConfig):
             tb_file = model.testbench_file
@@ -132,10 +141,38 @@ def lookup(project_id: int, key: str) -> tuple[int, int] | None:
     return entry.project_id, entry.job_id
 
 
-def remember(key: str, project_id: int, job_id: int) -> None:
-    """Record that the project's job `job_id` completed with `key` (the newest such run is kept)."""
+MAX_RESULT_BYTES = 64 * 1024  # a result kept on the cache item; larger ones are read from the run
+
+
+def remember(key: str, project_id: int, job_id: int,
+             result: dict[str, Any] | None = None) -> None:
+    """Record that the project's job `job_id` completed with `key` (the newest such run is kept),
+    with `result` (result_of: what a hit is built from) when given and small enough."""
     from chalicelib.models.base import utcnow_iso
     from chalicelib.models.pipelines import JobCache
 
+    if result is not None and len(json.dumps(result, default=str)) > MAX_RESULT_BYTES:
+        result = None
     JobCache(scoped(project_id, key), project_id=project_id, job_id=job_id,
-             created_at=utcnow_iso()).save()
+             created_at=utcnow_iso(), result=result).save()
+
+
+def result_of(job: Any) -> dict[str, Any]:
+    """The fields of a completed job (models.jobs.Job) a cache hit copies, as stored on its
+    cache item: attempts, exit_code, steps, tool_versions, artifacts, summary (without the
+    runner's timings and the cache mark), log_bytes, log_truncated."""
+    summary = {k: v for k, v in dict(job.summary or {}).items() if k not in ("runner", "cache")}
+    return {"attempts": int(job.attempts or 1),
+            "exit_code": None if job.exit_code is None else int(job.exit_code),
+            "steps": list(job.steps or []), "tool_versions": dict(job.tool_versions or {}),
+            "artifacts": list(job.artifacts or []), "summary": summary,
+            "log_bytes": int(job.log_bytes or 0), "log_truncated": bool(job.log_truncated)}
+
+
+def key_of_run(job: Any) -> str | None:
+    """The cache key a runner stamped on a run it did not take from the cache
+    (`summary.cache = {hit: false, key}`, runner/cache.py), or None."""
+    mark = (job.summary or {}).get("cache")
+    if isinstance(mark, dict) and not mark.get("hit") and isinstance(mark.get("key"), str):
+        return str(mark["key"])
+    return None
