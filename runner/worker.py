@@ -393,8 +393,8 @@ class Worker:
                 return _failed_result(str(e), [], log)
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
-            cached = (cache.before_run(job, root / "src", inputs, log) if self.caching
-                      else cache.Lookup(None))
+            cached = (cache.before_run(job, root / "src", inputs, log)
+                      if self.caching and not job.grading else cache.Lookup(None))
             if cached.result is not None:
                 return cached.result
             outcome = self.execute(job.job_type, dict(job.config or {}), root, self.limits,
@@ -417,6 +417,12 @@ class Worker:
             log.line("the project had no commit when the job was submitted: no files")
             return []
         log.line(f"files from commit {job.commit}")
+        if job.grading:  # the student's tree and the assignment's hidden files (no prefetch)
+            from runner.graded_tree import fetch_graded
+
+            log.line(f"hidden files from the assignment's commit "
+                     f"{job.grading.get('assignment_commit')}")
+            return fetch_graded(dict(job.grading), str(job.commit))
         if run.prefetch is not None:
             return run.prefetch.result()
         return commit_tree.fetch_commit(job.project_id, str(job.commit))

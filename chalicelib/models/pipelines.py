@@ -56,6 +56,7 @@ class Pipeline(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
+    grading = JSONAttribute(null=True)  # a graded pipeline (services/assignments/grading.py)
     by_commit = PipelinesByCommit()
 
 
