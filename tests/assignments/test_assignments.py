@@ -174,3 +174,46 @@ def test_a_copy_commit_starts_the_assignments_pipeline_in_the_assignments_projec
     assert [r["commit"] for r in results][0] == head and len(results) == 2
     assert all(r["late"] for r in results)
     assert "job_id" not in str(results)
+
+
+def test_who_may_do_what_on_the_assignment_routes(api: Api, queue: Any) -> None:
+    # GIVEN an assignment, a student and another student who accepted it, and a stranger
+    instructor, student, other, stranger = (make_user(api) for _ in range(4))
+    assignment = make_assignment(api, instructor)
+    aid, code = assignment["id"], assignment["invite_code"]
+    accept(api, student, assignment)
+    accept(api, other, assignment)
+    tokens = {"instructor": instructor.token, "student": student.token,
+              "other student": other.token, "stranger": stranger.token, "anonymous": None}
+    expected = {
+        # (method, path, body): status per caller
+        ("GET", f"{A}/{aid}", None): {"instructor": 200, "student": 200,
+                                      "other student": 200, "stranger": 404, "anonymous": 401},
+        ("GET", f"{A}/{aid}/grades", None): {"instructor": 200, "student": 404,
+                                             "other student": 404, "stranger": 404,
+                                             "anonymous": 401},
+        ("GET", f"{A}/{aid}/results", None): {"instructor": 404, "student": 200,
+                                              "other student": 200, "stranger": 404,
+                                              "anonymous": 401},
+        ("POST", f"{A}/{aid}/accept", "code"): {"instructor": 422, "student": 409,
+                                                "other student": 409, "stranger": 201,
+                                                "anonymous": 401},
+        ("POST", A, "create"): {"instructor": 201, "student": 404,
+                                "other student": 404, "stranger": 404, "anonymous": 401},
+    }
+    for (method, path, body), statuses in expected.items():
+        for who, status in statuses.items():
+            payload: Any = None
+            if body == "code":
+                payload = {"code": code}
+            elif body == "create":  # the instructor's assignment project, once more
+                payload = {"project_id": assignment["project_id"], "title": "again",
+                           "hidden_paths": ["hidden/"]}
+            reply = api.request(method, path, token=tokens[who], json_body=payload)
+            assert reply.status == status, (method, path, who, reply.body)
+    # THEN each student's results are their own: the other student's copy is not in them
+    mine = api.get(f"{A}/{aid}/results", token=student.token).json
+    theirs = api.get(f"{A}/{aid}/results", token=other.token).json
+    assert {r["id"] for r in mine}.isdisjoint({r["id"] for r in theirs})
+    grades = api.get(f"{A}/{aid}/grades", token=instructor.token).json
+    assert {g["student_id"] for g in grades} == {student.id, other.id, stranger.id}

@@ -12,6 +12,9 @@ from typing import Any
 
 MIN_HIDDEN_RUN = 12  # non-space characters of a hidden line that give it away
 MAX_MESSAGE_CHARS = 300  # what a student reads of one failure message
+# Hidden text scanned for runs; past this (test vectors, say) every message is withheld, so
+# the set of runs stays a few tens of MB at most in the API's memory.
+MAX_SCANNED_CHARS = 1_000_000
 WITHHELD = "(message withheld: it quotes the hidden tests)"
 _SPACE = re.compile(r"\s+")
 
@@ -79,26 +82,35 @@ def hidden_texts(store: Any, tree_id: bytes, hidden_paths: Sequence[str]) -> lis
             if is_hidden(path, hidden_paths)]
 
 
-def hidden_runs(texts: Iterable[bytes]) -> set[str]:
-    """The lines of the hidden files that give them away: those of at least MIN_HIDDEN_RUN
-    non-space characters, with their white space removed (so re-spacing hides nothing)."""
+def hidden_runs(texts: Iterable[bytes]) -> set[str] | None:
+    """Every run of MIN_HIDDEN_RUN consecutive non-space characters of the hidden files (white
+    space removed first, so re-spacing hides nothing). A message sharing any of them quotes the
+    hidden text: a source line, or a string the testbench printed (`$display`, an assert's
+    message), whose formatted output holds the literal's pieces, not the whole line. None when
+    the hidden text exceeds MAX_SCANNED_CHARS (then scrub withholds every message)."""
     runs: set[str] = set()
+    scanned = 0
     for text in texts:
-        for line in text.decode("utf-8", "replace").splitlines():
-            squeezed = _SPACE.sub("", line)
-            if len(squeezed) >= MIN_HIDDEN_RUN:
-                runs.add(squeezed)
+        squeezed = _SPACE.sub("", text.decode("utf-8", "replace"))
+        scanned += len(squeezed)
+        if scanned > MAX_SCANNED_CHARS:
+            return None
+        runs.update(squeezed[i:i + MIN_HIDDEN_RUN]
+                    for i in range(len(squeezed) - MIN_HIDDEN_RUN + 1))
     return runs
 
 
-def scrub(message: str | None, runs: set[str]) -> str | None:
+def scrub(message: str | None, runs: set[str] | None) -> str | None:
     """A message a student may read: None stays None; a message holding any hidden run (white
-    space ignored) is withheld whole; the rest is cut to MAX_MESSAGE_CHARS."""
+    space ignored) is withheld whole; the rest is cut to MAX_MESSAGE_CHARS. A message that
+    holds less than a run of the hidden text passes (pieces shorter than MIN_HIDDEN_RUN)."""
     if message is None:
         return None
+    if runs is None:
+        return WITHHELD
     squeezed = _SPACE.sub("", message)
-    if any(run in squeezed for run in runs):
+    if any(squeezed[i:i + MIN_HIDDEN_RUN] in runs
+           for i in range(len(squeezed) - MIN_HIDDEN_RUN + 1)):
         return WITHHELD
     cut = message[:MAX_MESSAGE_CHARS]
-    # A cut can leave a prefix of a hidden run at the end: check the cut text again.
     return cut if cut == message else cut + " ..."

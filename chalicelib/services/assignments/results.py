@@ -111,14 +111,14 @@ def results(caller: Caller, assignment_id: int, limit: int,
     submissions = list(result)
     pipelines = _pipelines(assignment.project_id, submissions)
     jobs = _jobs_of(list(pipelines.values()))
-    runs_of: dict[str, set[str]] = {}
+    runs_of: dict[str, set[str] | None] = {}
     out: list[SubmissionPublic] = []
     for submission in submissions:
         commit = str(submission.assignment_commit or "")
         if commit and commit not in runs_of:
             runs_of[commit] = _hidden_runs(assignment.project_id, commit,
                                            list(assignment.hidden_paths or []))
-        runs = runs_of.get(commit, set())
+        runs = runs_of[commit] if commit else set()
         pipeline = pipelines.get(int(submission.pipeline_id or 0))
         shown = SubmissionPublic(id=submission.id, commit=submission.commit,
                                  received_at=submission.received_at, late=bool(submission.late),
@@ -137,7 +137,7 @@ def results(caller: Caller, assignment_id: int, limit: int,
     return page_of(result, out)
 
 
-def _hidden_runs(project_id: int, commit: str, hidden_paths: list[str]) -> set[str]:
+def _hidden_runs(project_id: int, commit: str, hidden_paths: list[str]) -> set[str] | None:
     from chalicelib.services.git.store import open_repo
 
     store = open_repo(project_id).object_store
