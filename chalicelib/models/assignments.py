@@ -3,6 +3,7 @@ student's private copy) and submissions (each commit that moved a copy's main, g
 
 Access patterns:
 - an assignment by id: GetItem assignments[id]
+- is a project an assignment's (it may not be made public): Query assignments.by_project[id]
 - one student's acceptance (409 on a second): conditional PutItem acceptances[assignment_id,
   student_id]; the students of an assignment (grades): Query acceptances[assignment_id]
 - is a project a copy, and of what (main moved): Query acceptances.by_copy[copy_project_id]
@@ -13,10 +14,18 @@ Access patterns:
 from __future__ import annotations
 
 from pynamodb.attributes import BooleanAttribute, JSONAttribute, UnicodeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.models.base import IdAttribute, table_name
+
+
+class AssignmentsByProject(GlobalSecondaryIndex["Assignment"]):
+    class Meta:
+        index_name = "by_project"
+        projection = KeysOnlyProjection()
+
+    project_id = IdAttribute(hash_key=True)
 
 
 class Assignment(Model):
@@ -31,6 +40,7 @@ class Assignment(Model):
     deadline = UnicodeAttribute(null=True)  # ISO-8601 UTC
     created_at = UnicodeAttribute()
     invite_code = UnicodeAttribute()  # what a student accepts with (the instructor hands it out)
+    by_project = AssignmentsByProject()
 
 
 class AcceptancesByCopy(GlobalSecondaryIndex["Acceptance"]):

@@ -123,6 +123,10 @@ def test_accepting_gives_a_private_copy_without_the_hidden_files(
     assert files == {"rtl/counter.v", ".a6hub.yml"}
     [commit] = api.get(f"{_p(copy)}/git/commits", token=student.token).json
     assert commit["parents"] == []  # one commit: no history that ever held the hidden files
+    # AND the assignment's project cannot be made public any more
+    publish = api.put(_p(assignment["project_id"]), token=instructor.token,
+                      json_body={"visibility": "public"})
+    assert publish.status == 422 and "hidden tests" in publish.json["detail"]
     # AND a second accept is refused
     again = api.post(f"{A}/{assignment['id']}/accept", token=student.token,
                      json_body={"code": assignment["invite_code"]})
