@@ -176,6 +176,7 @@ def test_no_route_gives_a_student_the_hidden_tests(
     job_ids = [str(j["job_id"]) for j in graded["jobs"]]
     sim_log = api.get(f"{_p(apid)}/jobs/{job_ids[0]}/logs", token=instructor.token).json["logs"]
     assert MARKER in sim_log  # the hidden testbench ran, not the student's
+    assert "cache key" not in sim_log  # graded jobs neither look up nor store a cache key
     sim = api.get(f"{_p(apid)}/jobs/{job_ids[0]}", token=instructor.token).json
     assert "hidden/extra.v" not in {i["path"] for i in sim.get("inputs") or []}
     # AND the student's results say so, with the self-quoting message withheld

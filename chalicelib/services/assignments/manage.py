@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import stat
 
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
@@ -156,8 +157,10 @@ def _first_commit(caller: Caller, assignment: Assignment, copy_id: int) -> None:
     if head is None:
         return  # an empty project: the copy starts empty too
     files = tree_files(source.object_store, commit_tree_id(source.object_store, head.decode()))
+    # Regular files and links only (a submodule's commit is not in the store to copy).
     kept = {p: entry for p, entry in files.items()
-            if not is_hidden(p, list(assignment.hidden_paths or []))}
+            if not is_hidden(p, list(assignment.hidden_paths or []))
+            and (stat.S_ISREG(entry[0]) or stat.S_ISLNK(entry[0]))}
     repo = open_repo(copy_id)
     for _, sha in kept.values():
         repo.object_store.add_object(source.object_store[sha])
