@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 # event -> "module:function" of each reaction, called in order; a reaction must never raise.
 REACTIONS: dict[str, tuple[str, ...]] = {
-    "main_moved": ("chalicelib.services.pipelines.runs:on_main_moved",),
+    "main_moved": ("chalicelib.services.pipelines.runs:on_main_moved",
+                   "chalicelib.services.assignments.grading:on_main_moved"),
     "job_ended": ("chalicelib.services.pipelines.runs:on_job_ended",),
 }
 

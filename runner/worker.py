@@ -414,7 +414,7 @@ class Worker:
             run.timings["materialise_s"] = lap()
             log.line(f"{len(inputs)} project files in src/")
             cached = (cache.before_run(job, dirs.src, inputs, log, self._deferred(run))
-                      if self.caching else cache.Lookup(None))
+                      if self.caching and not job.grading else cache.Lookup(None))
             if cached.result is not None:
                 return cached.result
             outcome = self.execute(job.job_type, dict(job.config or {}), dirs, self.limits,
@@ -444,6 +444,12 @@ class Worker:
             log.line("the project had no commit when the job was submitted: no files")
             return []
         log.line(f"files from commit {job.commit}")
+        if job.grading:  # the student's tree and the assignment's hidden files (no prefetch)
+            from runner.graded_tree import fetch_graded
+
+            log.line(f"hidden files from the assignment's commit "
+                     f"{job.grading.get('assignment_commit')}")
+            return fetch_graded(dict(job.grading), str(job.commit))
         if run.prefetch is not None:
             return run.prefetch.result()
         return commit_tree.fetch_commit(job.project_id, str(job.commit))

@@ -113,6 +113,8 @@ class Job(Model):
     pipeline_id = IdAttribute(null=True)
     pipeline_job = UnicodeAttribute(null=True)
     no_cache = BooleanAttribute(null=True)  # run even when an identical run's result is cached
+    # A graded job (services/assignments/grading.py): the student's tree plus hidden files.
+    grading = JSONAttribute(null=True)
     by_id = JobsById()
     # Sparse index keys (see the access patterns above): present only while the job is active.
     active_user = UnicodeAttribute(null=True)

@@ -67,6 +67,7 @@ class Pipeline(Model):
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     version = VersionAttribute()
+    grading = JSONAttribute(null=True)  # a graded pipeline (services/assignments/grading.py)
     by_commit = PipelinesByCommit()
     # Sparse: the owner (created_by) while an entry waits for a job slot, for the wake-up when
     # a job of that owner ends in any project (runs.resume_waiting); absent otherwise.

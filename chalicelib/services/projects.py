@@ -30,6 +30,7 @@ from chalicelib.schemas.projects import (
 )
 from chalicelib.services import cleanup
 from chalicelib.services.accounts import find_user_id, username_key
+from chalicelib.services.assignments.guard import refuse_publishing
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, encode_cursor, page_of
 
@@ -220,6 +221,7 @@ def update_project(caller: Caller, project_id: int, data: ProjectUpdate) -> Proj
         raise BadRequest("visibility cannot be null")
     if changes.get("visibility") == "public" and project.visibility != "public":
         check_may_publish(caller, project.private_origin)
+        refuse_publishing(project.id)
     for field, value in changes.items():
         setattr(project, field, value)
     project.slug = slugify(project.name, project.id)

@@ -308,7 +308,7 @@ def _start(project_id: int, pipeline_id: int, names: list[str],
     while names:
         pipeline = Pipeline.get(project_id, pipeline_id, consistent_read=True)
         if reader is None:
-            reader = instant.TreeReader(*_commit_tree(project_id, pipeline.commit))
+            reader = _reader(pipeline)
         entries = copy.deepcopy(list(pipeline.jobs or []))
         plan = _plan(project_id, entries, reader, published)
         for attempt in range(ID_ATTEMPTS):
@@ -347,6 +347,17 @@ def _start(project_id: int, pipeline_id: int, names: list[str],
                                              set(to_run)))
 
 
+def _reader(pipeline: Pipeline) -> Any:
+    """The files the pipeline's jobs read: its commit's tree, or for a graded pipeline the
+    student's tree with the assignment's hidden files over it (services/assignments)."""
+    if pipeline.grading:
+        from chalicelib.services.assignments.hidden import GradedTree
+
+        return GradedTree(dict(pipeline.grading), pipeline.commit)
+    store, tree = _commit_tree(pipeline.project_id, pipeline.commit)
+    return instant.TreeReader(store, tree)
+
+
 def _record_started(created: dict[str, int], passed: dict[str, int], refused: dict[str, str],
                     waiting: dict[str, str], started: set[str], p: Pipeline) -> list[str]:
     for entry in p.jobs:
@@ -371,7 +382,7 @@ def _create_job(pipeline: Pipeline, entry: dict[str, Any], config: dict[str, Any
                   created_by=pipeline.created_by, created_at=utcnow_iso(), attempts=0,
                   active_user=str(pipeline.created_by), active_project=str(pipeline.project_id),
                   queued=QUEUED, pipeline_id=pipeline.id, pipeline_job=str(entry["name"]),
-                  no_cache=bool(entry.get("no_cache")) or None)
+                  no_cache=bool(entry.get("no_cache")) or None, grading=pipeline.grading)
         job.save(condition=Job.id.does_not_exist())
         return job
 
@@ -528,7 +539,7 @@ def cancel_older(project_id: int, newer_id: int, reason: str) -> int:
     cancelled = 0
     for older in Pipeline.query(project_id, Pipeline.id < newer_id, scan_index_forward=False,
                                 limit=RECENT_FOR_CANCEL):
-        if older.status in TERMINAL:
+        if older.status in TERMINAL or older.ref != MAIN:  # a graded pipeline is a student's
             continue
         cancelled += 1
         running: list[int] = []

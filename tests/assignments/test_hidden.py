@@ -1,0 +1,55 @@
+"""Which paths are hidden and what of a message a student may read (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.services.assignments.hidden import (
+    MAX_MESSAGE_CHARS,
+    WITHHELD,
+    hidden_runs,
+    is_hidden,
+    scrub,
+)
+
+pytestmark = pytest.mark.unit
+
+HIDDEN = b"""\
+module tb;
+  initial begin
+    if (count !== 4'd10) $fatal(1, "count is %0d, expected ten (SECRET_CHECK_42)", count);
+  end
+endmodule
+"""
+
+
+@pytest.mark.parametrize(("path", "hidden"), [
+    ("hidden/tb.v", True), ("hidden/a/b.py", True), ("hidden", True), ("secret.v", True),
+    ("hiddenx/tb.v", False), ("rtl/hidden/tb.v", False), ("secret.vh", False),
+])
+def test_a_path_is_hidden_when_it_is_or_lies_under_a_hidden_path(path: str, hidden: bool) -> None:
+    assert is_hidden(path, ["hidden/", "secret.v"]) is hidden
+
+
+@pytest.mark.parametrize("message", [
+    'if (count !== 4\'d10) $fatal(1, "count is %0d"',  # a source line
+    "count is 3, expected ten (SECRET_CHECK_42)",  # what the testbench printed, formatted
+    "expected   ten   (SECRET_CHECK_42)",  # re-spaced
+    HIDDEN.decode(),  # the whole file
+])
+def test_a_message_quoting_the_hidden_text_is_withheld(message: str) -> None:
+    assert scrub(message, hidden_runs([HIDDEN])) == WITHHELD
+
+
+def test_a_message_of_the_students_own_passes_capped() -> None:
+    runs = hidden_runs([HIDDEN])
+    assert scrub("assert 3 == 5", runs) == "assert 3 == 5"
+    assert scrub(None, runs) is None
+    long = "x y " * 500
+    assert scrub(long, runs) == long[:MAX_MESSAGE_CHARS] + " ..."
+
+
+def test_hidden_text_too_large_to_scan_withholds_every_message() -> None:
+    runs = hidden_runs([b"a" * 2_000_000])
+    assert runs is None
+    assert scrub("anything", runs) == WITHHELD
