@@ -98,6 +98,7 @@ MODULE_TIERS = {
     "test_formal": "integration",
     "test_pipeline_cache": "unit",
     "test_pipelines": "api",
+    "test_fork_pipelines": "api",
     "test_pipelines_e2e": "integration",
     "test_route_auth": "api",
     "test_settings": "unit",
