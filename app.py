@@ -21,6 +21,7 @@ from chalicelib.api import (
     projects,
     uploads,
     waveforms,
+    webhooks,
 )
 from chalicelib.logs import configure_logging
 
@@ -43,6 +44,7 @@ app.register_blueprint(waveforms.bp, url_prefix=PROJECTS)  # /{project_id}/jobs/
 app.register_blueprint(git.bp, url_prefix=PROJECTS)  # /{project_id}/git/*, fork; /import
 app.register_blueprint(modules.bp, url_prefix=PROJECTS)  # /{project_id}/modules, files/*/parse
 app.register_blueprint(pipelines.bp, url_prefix=PROJECTS)  # /{project_id}/pipelines*, badge.svg
+app.register_blueprint(webhooks.bp, url_prefix=PROJECTS)  # /{project_id}/webhooks*, deliveries
 app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")  # categories, topics, posts
 app.register_blueprint(builds.bp, url_prefix="/api/v1/builds")  # presets, pdks, /{project_id}/build*
 app.register_blueprint(live.bp)  # WebSocket $connect/$default/$disconnect, stream handlers
