@@ -397,3 +397,12 @@ def test_a_deleted_webhook_ends_its_queued_delivery(
                        token=owner.token).status == 404
         run_until(queue, lambda: queue.depth() == 0)
     assert rx.got == []
+
+
+def test_deleting_the_project_deletes_its_webhooks(api: Api, owner: UserCtx) -> None:
+    from chalicelib.models.webhooks import Webhook
+
+    pid = int(make_project(api, owner)["id"])
+    assert create(api, owner, pid, "https://93.184.215.14/hook").status == 201
+    assert api.delete(_p(pid), token=owner.token).status == 204
+    assert list(Webhook.query(pid, consistent_read=True)) == []
