@@ -101,6 +101,7 @@ MODULE_TIERS = {
     "test_fork_pipelines": "api",
     "test_webhooks": "api",
     "test_pipelines_e2e": "integration",
+    "test_webhooks_e2e": "integration",
     "test_route_auth": "api",
     "test_settings": "unit",
     "test_runner_settings": "unit",

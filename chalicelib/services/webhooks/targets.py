@@ -57,8 +57,6 @@ def check_url(url: str) -> url_guard.ImportURL:
     target = check_form(url)
     try:
         url_guard.resolve(target.host, target.port)
-    except WebhookRefused:
-        raise
     except url_guard.ImportRefused as e:
         raise WebhookRefused(f"url: {str(e.detail).replace('importing from', 'sending to')}"
                              ) from e
