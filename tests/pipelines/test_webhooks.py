@@ -48,7 +48,8 @@ class Received:
 @dataclass
 class Receiver:
     """An HTTP server on 127.0.0.1 answering POSTs per `mode`: ok (200), fail (500), hang (no
-    answer until the test ends), redirect (302 to /landed on itself)."""
+    answer until the test ends), redirect (302 to /landed on itself), flood (200 and a body
+    that never ends)."""
 
     mode: str
     url: str = ""
@@ -66,6 +67,15 @@ def receiver(mode: str) -> Iterator[Receiver]:
             state.got.append(Received(self.path, dict(self.headers.items()), body))
             if state.mode == "hang":
                 state.release.wait(30)
+                return
+            if state.mode == "flood":  # an answer that never ends
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    while not state.release.is_set():
+                        self.wfile.write(b"x" * 65536)
+                except OSError:
+                    pass  # the client hung up, as it should
                 return
             if state.mode == "redirect" and self.path != "/landed":
                 self.send_response(302)
@@ -343,6 +353,18 @@ def test_a_receiver_that_hangs_times_out_is_retried_then_marked_failed(
     assert len(rx.got) == MAX_ATTEMPTS
     assert (row["status"], row["attempts"], row["response_code"]) == ("failed", MAX_ATTEMPTS, None)
     assert "no answer" in row["error"] and "timed out" in row["error"].lower()
+
+
+def test_an_endless_answer_is_read_only_up_to_the_cap(
+        api: Api, owner: UserCtx, queue: Queues) -> None:
+    with settings_env(**PRIVATE_OK), receiver("flood") as rx:
+        pid = int(make_project(api, owner)["id"])
+        hook_id = create(api, owner, pid, rx.url).json["id"]
+        api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token)
+        [row] = run_until(queue, lambda: ended(api, owner, pid, hook_id))
+    # THEN the 200 delivered it; the attempt read a capped part of the body and hung up
+    assert (row["status"], row["attempts"], row["response_code"]) == ("delivered", 1, 200)
+    assert row["response_excerpt"] == "x" * 1024
 
 
 def test_a_redirect_is_not_followed(api: Api, owner: UserCtx, queue: Queues) -> None:

@@ -162,7 +162,7 @@ def send(url: str, secret: str, event: str, delivery_id: int, body: bytes,
         code = int(response.status)
         excerpt = _read_capped(response, deadline)
     finally:
-        response.release_conn()
+        response.close()  # never reused: the rest of a long answer is not read
         manager.clear()
     if 200 <= code < 300:
         return done(DELIVERED, code, excerpt)
