@@ -38,7 +38,7 @@ from aws_lambda_powertools import Logger
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
-from chalicelib.aws import client
+from chalicelib import jobqueue
 from chalicelib.config import get_settings
 from chalicelib.logs import SERVICE
 from chalicelib.models.base import condition_failed, utcnow_iso
@@ -106,9 +106,8 @@ def parse_message(raw: str) -> tuple[int, int, int] | None:
 
 def enqueue(webhook_id: int, delivery_id: int, attempt: int, delay: int = 0) -> None:
     """Queue attempt `attempt` of a delivery on the jobs queue, `delay` seconds from now."""
-    client("sqs").send_message(QueueUrl=get_settings().jobs_queue_url,
-                               MessageBody=message_body(webhook_id, delivery_id, attempt),
-                               DelaySeconds=max(0, min(delay, MAX_DELAY_SECONDS)))
+    jobqueue.send_other(get_settings().jobs_queue_url,
+                        message_body(webhook_id, delivery_id, attempt), delay)
 
 
 # --- one attempt ---------------------------------------------------------------------------------
