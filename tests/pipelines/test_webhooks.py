@@ -428,3 +428,29 @@ def test_deleting_the_project_deletes_its_webhooks(api: Api, owner: UserCtx) -> 
     assert create(api, owner, pid, "https://93.184.215.14/hook").status == 201
     assert api.delete(_p(pid), token=owner.token).status == 204
     assert list(Webhook.query(pid, consistent_read=True)) == []
+
+
+def test_an_attempt_whose_runner_died_is_taken_over_and_a_live_one_is_not(
+        api: Api, owner: UserCtx, queue: Queues) -> None:
+    from chalicelib.models.base import utcnow_iso
+    from chalicelib.models.webhooks import WebhookDelivery
+    from chalicelib.services.webhooks import delivery
+
+    with settings_env(**PRIVATE_OK), receiver("ok") as rx:
+        pid = int(make_project(api, owner)["id"])
+        hook_id = create(api, owner, pid, rx.url).json["id"]
+        ping = api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token).json
+        row = WebhookDelivery.get(hook_id, ping["id"], consistent_read=True)
+        # GIVEN attempt 1 started just now by another runner (its message comes back meanwhile)
+        row.update(actions=[WebhookDelivery.attempts.set(1),
+                            WebhookDelivery.updated_at.set(utcnow_iso())])
+        run_until(queue, lambda: queue.depth() == 0)
+        # THEN the duplicate message sends nothing
+        assert rx.got == [] and deliveries(api, owner, pid, hook_id)[0]["status"] == "pending"
+        # GIVEN instead that attempt started long ago (its runner died) and its message returns
+        row.update(actions=[WebhookDelivery.updated_at.set("2026-01-01T00:00:00.000Z")])
+        delivery.enqueue(hook_id, ping["id"], 1)
+        [done] = run_until(queue, lambda: ended(api, owner, pid, hook_id))
+    # THEN the returning message makes the attempt
+    assert len(rx.got) == 1
+    assert (done["status"], done["attempts"], done["response_code"]) == ("delivered", 1, 200)

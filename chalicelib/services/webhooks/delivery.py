@@ -21,7 +21,9 @@ read. 2xx delivers; 408, 429, 5xx, timeouts and connection errors are retried; o
 fail at once; an internal address is `refused` and never retried.
 
 A message names the attempt it asks for; the row's `attempts` is advanced by a write
-conditioned on the previous count, so a message the queue delivers twice sends once.
+conditioned on the previous count, so a message the queue delivers twice sends once. A runner
+that dies during an attempt leaves its message to come back after the queue's visibility
+timeout; the attempt is then taken over once it is older than twice the timeout plus 30 s.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ EXCERPT_CHARS = 1024
 MAX_DELAY_SECONDS = 900  # SQS's ceiling for DelaySeconds
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MESSAGE_KEY = "webhook_delivery"
+ABANDONED_MARGIN = 30  # seconds past an attempt's timeout before a redelivery takes it over
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -217,17 +220,8 @@ def handle_message(raw: str) -> str | None:
         row = WebhookDelivery.get(webhook_id, delivery_id, consistent_read=True)
     except WebhookDelivery.DoesNotExist:
         return "dropped"
-    if row.status != PENDING or int(row.attempts or 0) != attempt - 1:
+    if not _claim(row, attempt):
         return "duplicate"
-    try:
-        row.update(actions=[WebhookDelivery.attempts.set(attempt),
-                            WebhookDelivery.updated_at.set(utcnow_iso())],
-                   condition=(WebhookDelivery.attempts == attempt - 1)
-                   & (WebhookDelivery.status == PENDING))
-    except UpdateError as e:
-        if condition_failed(e):
-            return "duplicate"
-        raise
     try:
         hook = Webhook.get(row.project_id, webhook_id)
     except Webhook.DoesNotExist:
@@ -248,6 +242,38 @@ def handle_message(raw: str) -> str | None:
                                           "attempt": attempt, "status": outcome.status,
                                           "code": outcome.response_code})
     return "retrying" if delay is not None else outcome.status
+
+
+def _claim(row: WebhookDelivery, attempt: int) -> bool:
+    """Take attempt `attempt` of a pending delivery: the row must have made attempt - 1, or
+    have started this one so long ago that its runner died in it (a redelivered message then
+    takes it over). One conditional write; False when another message has it."""
+    made = int(row.attempts or 0)
+    if row.status != PENDING:
+        return False
+    if made == attempt - 1:
+        condition = WebhookDelivery.attempts == attempt - 1
+    elif made == attempt and _abandoned(row.updated_at):
+        condition = (WebhookDelivery.attempts == attempt) & (
+            WebhookDelivery.updated_at == row.updated_at)
+    else:
+        return False
+    try:
+        row.update(actions=[WebhookDelivery.attempts.set(attempt),
+                            WebhookDelivery.updated_at.set(utcnow_iso())],
+                   condition=condition & (WebhookDelivery.status == PENDING))
+    except UpdateError as e:
+        if condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def _abandoned(updated_at: str) -> bool:
+    """An attempt started at `updated_at` would have ended (recorded) by now."""
+    started = datetime.fromisoformat(updated_at.replace("Z", "+00:00"))
+    limit = timedelta(seconds=2 * get_settings().webhook_timeout_seconds + ABANDONED_MARGIN)
+    return datetime.now(UTC) - started > limit
 
 
 def _record(row: WebhookDelivery, outcome: Attempt, delay: int | None) -> None:
