@@ -35,10 +35,11 @@ def create_webhook(caller: Caller, project_id: int, body: WebhookCreate) -> Webh
 @route(bp, "/{project_id}/webhooks", doc=Doc(
     "List a project's webhooks (owner; never their secrets)", response=WebhookPublic,
     is_list=True))
-def list_webhooks(caller: Caller, project_id: int) -> list[WebhookPublic]:
+def list_webhooks(caller: Caller, project_id: int, limit: int,
+                  cursor: str | None) -> Page[WebhookPublic]:
     from chalicelib.services.webhooks import manage
 
-    return manage.list_webhooks(caller, project_id)
+    return manage.list_webhooks(caller, project_id, limit, cursor)
 
 
 @route(bp, "/{project_id}/webhooks/{webhook_id}", methods=["DELETE"], doc=Doc(

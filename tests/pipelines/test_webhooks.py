@@ -454,3 +454,13 @@ def test_an_attempt_whose_runner_died_is_taken_over_and_a_live_one_is_not(
     # THEN the returning message makes the attempt
     assert len(rx.got) == 1
     assert (done["status"], done["attempts"], done["response_code"]) == ("delivered", 1, 200)
+
+
+def test_the_webhooks_list_pages_with_a_cursor(api: Api, owner: UserCtx) -> None:
+    pid = int(make_project(api, owner)["id"])
+    made = [create(api, owner, pid, "https://93.184.215.14/hook").json["id"] for _ in range(3)]
+    first = api.get(f"{_p(pid)}/webhooks?limit=2", token=owner.token)
+    assert [h["id"] for h in first.json] == made[:2]
+    cursor = (first.header("Link") or "").split("cursor=", 1)[1].split(">", 1)[0]
+    rest = api.get(f"{_p(pid)}/webhooks?limit=2&cursor={cursor}", token=owner.token)
+    assert [h["id"] for h in rest.json] == made[2:]

@@ -73,10 +73,14 @@ def create_webhook(caller: Caller, project_id: int, data: WebhookCreate) -> Webh
     return WebhookCreated(**_public(hook).model_dump(), secret=secret)
 
 
-def list_webhooks(caller: Caller, project_id: int) -> list[WebhookPublic]:
-    """The project's webhooks, oldest first (never their secrets)."""
+def list_webhooks(caller: Caller, project_id: int, limit: int,
+                  cursor: str | None) -> Page[WebhookPublic]:
+    """The project's webhooks, oldest first, one page (never their secrets)."""
     authorize(caller, project_id, "admin")
-    return [_public(h) for h in Webhook.query(project_id, limit=MAX_PER_PROJECT)]
+    start = decode_cursor(cursor, {"project_id": project_id})
+    result = Webhook.query(project_id, limit=limit, page_size=limit, last_evaluated_key=start)
+    items = [_public(h) for h in result]
+    return Page(items=items, next_cursor=encode_cursor(result.last_evaluated_key))
 
 
 def _hook(caller: Caller, project_id: int, hook_id: int) -> Webhook:
