@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.jobs import COUNTER
+from bench.jobs import COUNTER_TB as TB
 from tests.conftest import Api, UserCtx, make_file, make_project
 from tests.fork_support import fork
-from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
+from tests.pipelines.test_pipelines import PIPELINE
 
 
 def _p(pid: int) -> str:

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from bench.jobs import COUNTER
 from devstack.emulator import free_port
 from tests.conftest import Api, UserCtx, make_file, make_project
 from tests.jobs_support import Queues, api_queue, make_queues, wait_for
-from tests.pipelines.test_pipelines import COUNTER
 from tests.settings_override import settings_env
 
 LINT_PIPELINE = "jobs:\n  lint:\n    type: lint\n    config: {top: counter}\n"

@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 import requests
 
+from bench.jobs import COUNTER
+from bench.jobs import COUNTER_TB as TB
 from tests.conftest import Api, UserCtx, make_project, serving_api
 from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, make_queues, wait_for
-from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
+from tests.pipelines.test_pipelines import PIPELINE
 from tests.pipelines.test_webhooks import Receiver, receiver, verify
 from tests.runner.test_jobs_e2e import RunnerProcess
 
@@ -87,7 +89,7 @@ def test_a_pushed_pipeline_ends_in_one_signed_delivery_per_commit(
         good = _push(git, work, "counter with a pipeline")
         passed = wait_for(lambda: _delivery_of(rx, good), timeout=240, every=0.5,
                           what=f"the webhook of {good}")
-        (work / "rtl" / "counter.v").write_text(COUNTER.replace("count + 4'd1;", "count + ;"))
+        (work / "rtl" / "counter.v").write_text(COUNTER.replace("q + 1;", "q + ;"))
         bad = _push(git, work, "break the counter")
         failed = wait_for(lambda: _delivery_of(rx, bad), timeout=240, every=0.5,
                           what=f"the webhook of {bad}")
