@@ -22,6 +22,7 @@ from chalicelib.api import (
     projects,
     uploads,
     waveforms,
+    webhooks,
 )
 from chalicelib.logs import configure_logging
 
@@ -45,6 +46,7 @@ app.register_blueprint(git.bp, url_prefix=PROJECTS)  # /{project_id}/git/*, fork
 app.register_blueprint(modules.bp, url_prefix=PROJECTS)  # /{project_id}/modules, files/*/parse
 app.register_blueprint(pipelines.bp, url_prefix=PROJECTS)  # /{project_id}/pipelines*, badge.svg
 app.register_blueprint(assignments.bp, url_prefix="/api/v1/assignments")  # accept, grades
+app.register_blueprint(webhooks.bp, url_prefix=PROJECTS)  # /{project_id}/webhooks*, deliveries
 app.register_blueprint(forum.bp, url_prefix="/api/v1/forum")  # categories, topics, posts
 app.register_blueprint(builds.bp, url_prefix="/api/v1/builds")  # presets, pdks, /{project_id}/build*
 app.register_blueprint(live.bp)  # WebSocket $connect/$default/$disconnect, stream handlers

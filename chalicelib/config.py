@@ -111,6 +111,10 @@ class Settings:
     import_max_pack_bytes: int  # compressed pack data one import may download
     import_max_per_hour: int  # imports a user may start per hour
     import_allow_private: bool  # imports may reach private addresses (local development only)
+    webhook_timeout_seconds: int  # one webhook delivery attempt, connect to last byte read
+    webhook_max_attempts: int  # attempts of one delivery before it is marked failed
+    webhook_retry_seconds: int  # the first retry's delay; doubled each time (at most 900)
+    public_url: str  # the API's public base URL, for links in webhook bodies ("" = paths only)
     waveform_cache_bytes: int  # FST the waveform reader keeps in /tmp
     ws_endpoint: str  # WebSocket management endpoint; "" = the event's own API
     jobs_stream_arn: str
@@ -169,6 +173,10 @@ def load_settings() -> Settings:
         import_max_pack_bytes=_int("A6HUB_IMPORT_MAX_PACK_BYTES", max_project_bytes, 1),
         import_max_per_hour=_int("A6HUB_IMPORT_MAX_PER_HOUR", 20, 1),
         import_allow_private=_bool("A6HUB_IMPORT_ALLOW_PRIVATE", False),
+        webhook_timeout_seconds=_int("A6HUB_WEBHOOK_TIMEOUT_SECONDS", 10, 1),
+        webhook_max_attempts=_int("A6HUB_WEBHOOK_MAX_ATTEMPTS", 4, 1),
+        webhook_retry_seconds=_int("A6HUB_WEBHOOK_RETRY_SECONDS", 30, 0),
+        public_url=_text("A6HUB_PUBLIC_URL", "").rstrip("/"),
         waveform_cache_bytes=_int("A6HUB_WAVEFORM_CACHE_BYTES", 384 * 1024 * 1024),  # /tmp: 512 MB
         ws_endpoint=_text("A6HUB_WS_ENDPOINT", "").rstrip("/"),
         jobs_stream_arn=_text("A6HUB_JOBS_STREAM_ARN", _STREAM_PLACEHOLDER.format("jobs")),

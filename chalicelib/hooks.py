@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chalicelib.models.jobs import Job
+    from chalicelib.models.pipelines import Pipeline
 
 # event -> "module:function" of each reaction, called in order; a reaction must never raise.
 REACTIONS: dict[str, tuple[str, ...]] = {
     "main_moved": ("chalicelib.services.pipelines.runs:on_main_moved",
                    "chalicelib.services.assignments.grading:on_main_moved"),
     "job_ended": ("chalicelib.services.pipelines.runs:on_job_ended",),
+    "pipeline_ended": ("chalicelib.services.webhooks.events:on_pipeline_ended",),
 }
 
 
@@ -37,3 +39,8 @@ def main_moved(project_id: int, commit: bytes) -> None:
 def job_ended(job: Job) -> None:
     """`job` reached completed, failed or cancelled (the write that ended it succeeded)."""
     _call("job_ended", job)
+
+
+def pipeline_ended(pipeline: Pipeline) -> None:
+    """`pipeline` reached passed, failed or cancelled (the write that ended it succeeded)."""
+    _call("pipeline_ended", pipeline)

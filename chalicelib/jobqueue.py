@@ -22,7 +22,7 @@ from chalicelib.schemas.jobs import JobMessage
 MAX_VISIBILITY = 43200  # SQS's ceiling for one ChangeMessageVisibility, in seconds
 
 __all__ = ["MAX_VISIBILITY", "Delivery", "JobMessage", "QueueShape", "check", "delete",
-           "queue_shape", "receive", "send_job", "set_visibility"]
+           "queue_shape", "receive", "send_job", "send_other", "set_visibility"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ def send_job(queue_url: str, project_id: int, job_id: int, commit: str | None) -
     """Ask a runner to run job `job_id` of `project_id` (on `commit`, a full sha, or None)."""
     body = JobMessage(project_id=project_id, job_id=job_id, commit=commit).model_dump_json()
     client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
+
+
+def send_other(queue_url: str, body: str, delay_seconds: int = 0) -> None:
+    """Send a message that is not a job's (a webhook attempt, services/webhooks/delivery.py, owns
+    its body) after `delay_seconds` (clamped to SQS's 0..900)."""
+    client("sqs").send_message(QueueUrl=queue_url, MessageBody=body,
+                               DelaySeconds=max(0, min(delay_seconds, 900)))
 
 
 def parse(raw: str) -> JobMessage | None:

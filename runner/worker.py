@@ -31,6 +31,7 @@ from chalicelib.models.jobs import CANCELLED, FAILED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage, StepPublic
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
+from chalicelib.services.webhooks import delivery as webhook_delivery
 from runner import cache, calls, commit_tree, importer, workspace
 from runner.deletes import BatchDeleter
 from runner.jobdirs import JobDirs
@@ -305,6 +306,11 @@ class Worker:
 
     def _handle(self, delivery: jobqueue.Delivery, count: calls.CallCount) -> str:
         receipt = delivery.receipt
+        if delivery.message is None:  # a webhook attempt shares the queue (services/webhooks)
+            sent = webhook_delivery.handle_message(delivery.raw)
+            if sent is not None:
+                self._delete(receipt)
+                return f"webhook {sent}"
         body = self._message_body(delivery)
         # Claim first (the common case costs one write, which returns the whole record); read
         # only when the claim is refused, to tell a duplicate from a job held elsewhere.

@@ -1,5 +1,5 @@
 """Removal of everything that hangs off a deleted project: members, stars, files (rows and path
-guards), jobs, modules, git refs, S3 objects."""
+guards), jobs, modules, webhooks, git refs, S3 objects."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from chalicelib.models.files import File
 from chalicelib.models.git import GitRef
 from chalicelib.models.modules import Module
 from chalicelib.models.projects import Member, Star
+from chalicelib.models.webhooks import Webhook
 
 M = TypeVar("M", bound=Model)
 
@@ -39,6 +40,7 @@ def purge_project(project_id: int) -> None:
     _delete_all(Job, project_id)
     _delete_all(BuildSettings, project_id)
     _delete_all(Module, project_id)
+    _delete_all(Webhook, project_id)  # their deliveries expire (TTL)
     storage.delete_prefix(storage.project_prefix(project_id))
     storage.delete_prefix(f"jobs/{project_id}/")
     _delete_all(GitRef, project_id)

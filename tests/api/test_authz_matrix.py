@@ -42,7 +42,8 @@ NEED = {"read": 1, "write": 2, "admin": 3}
 MODULES = {"chalicelib.api.accounts", "chalicelib.api.projects", "chalicelib.api.files",
            "chalicelib.api.git", "chalicelib.api.uploads", "chalicelib.api.modules",
            "chalicelib.api.forum", "chalicelib.api.waveforms", "chalicelib.api.jobs",
-           "chalicelib.api.builds", "chalicelib.api.pipelines", "chalicelib.api.assignments"}
+           "chalicelib.api.builds", "chalicelib.api.pipelines", "chalicelib.api.assignments",
+           "chalicelib.api.webhooks"}
 COVERED_ELSEWHERE = {
     # Assignments: instructor / student / other student / stranger / anonymous, and every GET
     # route of the app swept for the hidden tests, in tests/assignments/test_leaks.py.
@@ -89,7 +90,7 @@ class World:
 
     def complete(self) -> World:
         """Everything made now (what reads and refused writes of the shared worlds see)."""
-        for name in ("file_id", "upload_id", "module_id", "job_id", "pending_job_id"):
+        for name in ("file_id", "upload_id", "module_id", "job_id", "pending_job_id", "webhook_id"):
             getattr(self, name)
         return self
 
@@ -134,6 +135,14 @@ class World:
         """A completed simulation with a waveform."""
         vcd, fst = small_waveform()
         return store_waveform_job(self.project_id, self._owner.id, vcd, fst)
+
+    @functools.cached_property
+    def webhook_id(self) -> int:
+        """A webhook of the owner's to a global address (an IP literal: no DNS needed)."""
+        made = self._api.post(f"/api/v1/projects/{self.project_id}/webhooks",
+                              token=self._owner.token, json_body={"url": WEBHOOK_URL})
+        assert made.status == 201, made.body
+        return int(made.json["id"])
 
     @functools.cached_property
     def pending_job_id(self) -> int:
@@ -192,6 +201,7 @@ def _jobs(w: World) -> str:
 
 
 LINT = {"job_type": "lint", "config": {}}
+WEBHOOK_URL = "https://93.184.215.14/a6hub-hook"
 
 
 # Where a route template's ids come from in a World ({user_id} is the member's).
@@ -268,6 +278,23 @@ PROJECT_ROUTES = [
                                    {"content": "jobs:\n  lint: {type: lint}\n"})),
     ProjectRoute("GET", "/api/v1/projects/{project_id}/badge.svg", "read", 200,
                  lambda w, u: Call("GET", f"{_p(w)}/badge.svg?ref=main")),
+    # Webhooks: the owner only (a URL may carry the receiver's token; deliveries show its
+    # answers); creating one answers its secret once.
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/webhooks", "admin", 201,
+                 lambda w, u: Call("POST", f"{_p(w)}/webhooks", {"url": WEBHOOK_URL}),
+                 check=lambda r, w: len(r.json["secret"]) >= 32),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/webhooks", "admin", 200,
+                 lambda w, u: Call("GET", f"{_p(w)}/webhooks"), login=True,
+                 check=lambda r, w: [h["id"] for h in r.json] == [w.webhook_id]
+                 and all("secret" not in h for h in r.json)),
+    ProjectRoute("DELETE", "/api/v1/projects/{project_id}/webhooks/{webhook_id}", "admin", 204,
+                 lambda w, u: Call("DELETE", f"{_p(w)}/webhooks/{w.webhook_id}")),
+    ProjectRoute("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/ping", "admin", 202,
+                 lambda w, u: Call("POST", f"{_p(w)}/webhooks/{w.webhook_id}/ping"),
+                 check=lambda r, w: r.json["status"] == "pending"),
+    ProjectRoute("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries", "admin",
+                 200, lambda w, u: Call("GET", f"{_p(w)}/webhooks/{w.webhook_id}/deliveries"),
+                 login=True),
     # A job's waveform: readers of the project, as for the job (public ones without a token).
     ProjectRoute("GET", "/api/v1/projects/{project_id}/jobs/{job_id}/waveform", "read", 200,
                  lambda w, u: Call("GET", f"{_wave(w)}")),
@@ -364,9 +391,11 @@ def snapshot(api: Api, owner: UserCtx, w: World) -> dict[str, Any]:
     body = api.get(f"{_p(w)}/files/{w.file_id}", token=owner.token)
     modules = api.get(f"{_p(w)}/modules", token=owner.token)
     jobs = api.get(f"{_p(w)}/jobs", token=owner.token)
+    hooks = api.get(f"{_p(w)}/webhooks", token=owner.token)
+    deliveries = api.get(f"{_p(w)}/webhooks/{w.webhook_id}/deliveries", token=owner.token)
     return {"project": (project.status, project.json), "members": members.json,
             "files": files.json, "file": (body.status, body.json), "modules": modules.json,
-            "jobs": jobs.json}
+            "jobs": jobs.json, "webhooks": hooks.json, "deliveries": deliveries.json}
 
 
 def send(api: Api, call: Call, token: str | None) -> Any:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from chalicelib import storage
+from chalicelib import hooks, storage
 from chalicelib.errors import TooManyRequests
 from chalicelib.models.git import GitRef
 from chalicelib.models.projects import Project
@@ -26,7 +26,7 @@ from chalicelib.schemas.git import ForkRequest
 from chalicelib.schemas.projects import ProjectCreate, ProjectPublic, Visibility
 from chalicelib.services import projects, ratelimit
 from chalicelib.services.git import imports, quota
-from chalicelib.services.git.store import io_pool, objects_prefix, open_repo
+from chalicelib.services.git.store import DEFAULT_BRANCH, io_pool, objects_prefix, open_repo
 from chalicelib.services.git.sync import sync_files
 from chalicelib.services.identity import Caller
 
@@ -147,3 +147,8 @@ def _copy_repository(source_id: int, target_id: int, refs: list[GitRef], shas: l
     if head is not None:
         commit = repo.object_store[head]
         sync_files(repo, None, commit.tree)  # type: ignore[attr-defined]
+        # The fork's main is a new commit on main, as an import's is (the store announces those
+        # itself; these refs were batch-written). A retried job whose refs were already written
+        # does not start a second pipeline for the same head.
+        if mine.get(DEFAULT_BRANCH.decode()) != head.decode("ascii"):
+            hooks.main_moved(target_id, head)

@@ -36,6 +36,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pynamodb.exceptions import PutError
 
+from chalicelib import hooks
 from chalicelib.errors import Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, with_new_id
 from chalicelib.logs import SERVICE
@@ -159,6 +160,7 @@ def _change(project_id: int, pipeline_id: int,
     written item and the job names `edit` marked to start."""
     for _ in range(MAX_CHANGE_ATTEMPTS):
         pipeline = Pipeline.get(project_id, pipeline_id, consistent_read=True)
+        before = pipeline.status
         entries = [dict(e) for e in pipeline.jobs or []]
         pipeline.jobs = entries
         to_start = edit(pipeline)
@@ -172,6 +174,8 @@ def _change(project_id: int, pipeline_id: int,
             if e.cause_response_code == "ConditionalCheckFailedException":
                 continue
             raise
+        if before not in TERMINAL and pipeline.status in TERMINAL:  # one writer ends it
+            hooks.pipeline_ended(pipeline)
         return pipeline, to_start
     raise RuntimeError(f"pipeline {pipeline_id} kept changing; gave up after "
                        f"{MAX_CHANGE_ATTEMPTS} attempts")
@@ -450,6 +454,8 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
         except Exception as e:  # noqa: BLE001 - classified: an id collision draws again
             if not _id_collided(e) or attempt == ID_ATTEMPTS - 1:
                 raise
+    if pipeline.status in TERMINAL:  # failed at birth (a refused pipeline file) or all cached
+        hooks.pipeline_ended(pipeline)
     if spec is not None and spec.cancel_previous:
         cancel_older(project_id, pipeline.id, f"superseded by commit {commit[:12]}")
     if to_run:
