@@ -159,8 +159,13 @@ def stop_all(runner: subprocess.Popen[bytes] | None, dispatcher: subprocess.Pope
 
 
 def run(args: argparse.Namespace) -> int:
-    from devstack.server import serve
+    from devstack.server import PortInUse, claim_port, serve
 
+    try:  # before anything starts: a busy port fails the start at once
+        claim = claim_port(args.host, args.port)
+    except PortInUse as e:
+        say(f"cannot serve the API: {e}")
+        return 1
     state_dir = Path(args.state_dir).resolve()
     if args.fresh:
         reset_state(state_dir)
@@ -176,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         runner = start_runner() if not args.no_runner else None
         say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
             "Ctrl-C stops everything")
-        serve(args.host, args.port)
+        serve(args.host, args.port, claim=claim)
         say("API stopped")
     finally:
         stop_all(runner, dispatcher, emulator)
@@ -210,9 +215,13 @@ def up(args: argparse.Namespace) -> int:
 
 def serve_only(args: argparse.Namespace) -> int:
     """Serve the API with the environment as it is (the tests and benchmarks use this)."""
-    from devstack.server import serve
+    from devstack.server import PortInUse, serve
 
-    serve(args.host, args.port, workers=args.workers)
+    try:
+        serve(args.host, args.port, workers=args.workers)
+    except PortInUse as e:
+        say(f"cannot serve the API: {e}")
+        return 1
     return 0
 
 
