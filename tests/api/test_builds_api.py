@@ -214,3 +214,28 @@ def test_progress_of_a_running_build_follows_the_commands_in_its_log() -> None:
         {"name": "synthesis", "argv": [], "exit_code": 0, "duration_s": 1.0},
         {"name": "place_route", "argv": [], "exit_code": 255, "duration_s": 0.5}])
     assert _progress(failed, log) == (["synthesis"], "place_route")
+
+
+def test_status_follows_a_build_sent_to_the_jobs_route(api: Api, owner: UserCtx,
+                                                       build_queue: Queues) -> None:
+    pid = blinky_project(api, owner)
+    config = {"family": "ice40", "device": "up5k", "package": "sg48", "top": "blinky",
+              "constraints": "board/icebreaker.pcf"}
+    # A simulation is not a build: still no build.
+    make_file(api, owner, pid, "tb/blinky_tb.v", "module blinky_tb; initial $finish; endmodule\n")
+    sim = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                   json_body={"job_type": "simulation", "config": {"testbench": "tb/blinky_tb.v"}})
+    assert sim.status == 201, sim.body
+    assert api.get(f"{base(pid)}/status", token=owner.token).status == 404
+    first = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                     json_body={"job_type": "build", "config": config})
+    assert first.status == 201, first.body
+    status = api.get(f"{base(pid)}/status", token=owner.token)
+    assert status.status == 200, status.body
+    assert status.json["job_id"] == first.json["id"] and status.json["status"] == "pending"
+    # THEN a form build, then another jobs-route build: status names the newest each time
+    by_form = api.post(base(pid), token=owner.token, json_body={"config": FORM}).json["id"]
+    assert api.get(f"{base(pid)}/status", token=owner.token).json["job_id"] == by_form
+    latest = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                      json_body={"job_type": "build", "config": config}).json["id"]
+    assert api.get(f"{base(pid)}/status", token=owner.token).json["job_id"] == latest
