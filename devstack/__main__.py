@@ -169,7 +169,11 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).resolve()
     if args.fresh:
         reset_state(state_dir)
-    emulator = start_emulator(args.emulator_port, state_dir)
+    try:
+        emulator = start_emulator(args.emulator_port, state_dir)
+    except RuntimeError as e:  # it exited or never answered: its log says why
+        say(f"cannot start the AWS store: {e}")
+        return 1
     runner = dispatcher = None
     try:
         provision(emulator, args.stage, state_dir)

@@ -52,3 +52,16 @@ def test_run_fails_before_starting_anything_when_the_port_is_held(tmp_path: Path
     assert done.returncode == 1
     assert "cannot serve the API" in done.stdout
     assert "started the embedded AWS store" not in done.stdout
+
+
+def test_a_store_that_exits_at_start_shows_the_end_of_its_log(tmp_path: Path) -> None:
+    port, emulator_port = free_port(), free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", emulator_port))
+        other.listen(1)
+        done = _start("run", "--port", str(port), "--emulator-port", str(emulator_port),
+                      "--state-dir", str(tmp_path), env=_NO_AWS)
+    assert done.returncode == 1
+    assert "cannot start the AWS store" in done.stdout
+    assert f"the end of its log {tmp_path / 'store.log'}" in done.stdout
+    assert "Address already in use" in done.stdout  # the store's own words, from its log
