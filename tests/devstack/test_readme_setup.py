@@ -18,3 +18,15 @@ def test_make_run_passes_the_ports_it_is_given() -> None:
     command = next(line for line in done.stdout.splitlines() if "-m devstack run" in line)
     assert command.split()[-4:] == ["--port", "8140", "--emulator-port", "5140"]
     assert "make run PORT=8140 EMULATOR_PORT=5140" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_names_every_debian_package_install_system_installs() -> None:
+    script = (ROOT / "devstack" / "install-system.sh").read_text()
+    listed = re.search(r"^packages=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed is not None
+    packages = listed.group(1).split()
+    readme = (ROOT / "README.md").read_text()
+    bullet = readme[readme.index("- installs Debian packages that are missing"):]
+    bullet = bullet[:bullet.index(";")]
+    named = set(re.findall(r"[\w.+-]+", bullet))
+    assert packages and [p for p in packages if p not in named] == []
