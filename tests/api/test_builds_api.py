@@ -64,7 +64,7 @@ def test_settings_are_validated_saved_and_read_back(api: Api, owner: UserCtx) ->
     assert default.status == 200 and default.json["verilog_files"] == ["rtl/blinky.v"]
     bad = api.put(f"{base(pid)}/config", token=owner.token, json_body={**FORM, "design_name": "a b"})
     assert bad.status == 422
-    assert "config.design_name: Value error, must be a Verilog identifier" in bad.json["detail"]
+    assert "config.design_name: must be a Verilog identifier" in bad.json["detail"]
     saved = api.put(f"{base(pid)}/config", token=owner.token,
                     json_body={**default.json, **FORM, "constraints": "board/icebreaker.pcf"})
     assert saved.status == 200, saved.body
