@@ -76,10 +76,19 @@ def provision(emulator: Emulator, stage: str, state_dir: Path | None = None) -> 
         override = f"AWS_ENDPOINT_URL_{service.upper()}"
         if override in os.environ:
             env[override] = os.environ[override]
-    from chalicelib.services.forum import seed_categories
+    from chalicelib.services.forum import DEFAULT_CATEGORIES, seed_categories
 
-    say(f"forum: {seed_categories()} default categories created (the others existed)")
+    say(forum_line(seed_categories(), len(DEFAULT_CATEGORIES)))
     return env
+
+
+def forum_line(created: int, defaults: int) -> str:
+    """What start-up says about the forum's default categories."""
+    if created == defaults:
+        return f"forum: the {defaults} default categories created"
+    if created == 0:
+        return f"forum: the {defaults} default categories exist"
+    return f"forum: {created} of the {defaults} default categories created (the others existed)"
 
 
 def notifications(stage: str) -> bool:

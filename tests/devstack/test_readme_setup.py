@@ -1,4 +1,4 @@
-"""What the README's set-up section promises matches the Makefile and install-system.sh."""
+"""The set-up as the README describes it: make run's options, its Debian packages, what start-up says."""
 
 from __future__ import annotations
 
@@ -30,3 +30,11 @@ def test_the_readme_names_every_debian_package_install_system_installs() -> None
     bullet = bullet[:bullet.index(";")]
     named = set(re.findall(r"[\w.+-]+", bullet))
     assert packages and [p for p in packages if p not in named] == []
+
+
+def test_start_up_says_the_others_existed_only_when_some_did() -> None:
+    from devstack.__main__ import forum_line
+
+    assert forum_line(7, 7) == "forum: the 7 default categories created"
+    assert forum_line(0, 7) == "forum: the 7 default categories exist"
+    assert forum_line(2, 7) == "forum: 2 of the 7 default categories created (the others existed)"
