@@ -239,3 +239,16 @@ def test_status_follows_a_build_sent_to_the_jobs_route(api: Api, owner: UserCtx,
     latest = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
                       json_body={"job_type": "build", "config": config}).json["id"]
     assert api.get(f"{base(pid)}/status", token=owner.token).json["job_id"] == latest
+
+
+def test_a_build_naming_a_constraints_file_the_commit_lacks_is_refused_at_submit(
+        api: Api, owner: UserCtx, build_queue: Queues) -> None:
+    pid = blinky_project(api, owner)
+    config = {"family": "ice40", "device": "up5k", "package": "sg48", "top": "blinky",
+              "constraints": "board/nope.pcf"}
+    reply = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                     json_body={"job_type": "build", "config": config})
+    assert reply.status == 422, reply.body
+    assert reply.json["detail"] == ("config.constraints: 'board/nope.pcf' is not a file of the "
+                                    "project at the job's commit")
+    assert api.get(f"/api/v1/projects/{pid}/jobs", token=owner.token).json == []
