@@ -147,3 +147,10 @@ def test_job_submission_documents_each_job_types_config_and_its_429(
     assert branches["simulation"]["required"] == ["testbench"]
     # AND the per-user / per-project caps' 429 is there with its Retry-After
     assert "Retry-After" in submit["responses"]["429"]["headers"]
+
+
+def test_git_routes_taking_a_revision_or_path_parameter_document_their_422(
+        document: dict[str, Any]) -> None:
+    for path in ("/api/v1/projects/{project_id}/git/diff",
+                 "/api/v1/projects/{project_id}/git/commits/{sha}/content"):
+        assert "422" in document["paths"][path]["get"]["responses"], path
