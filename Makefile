@@ -18,9 +18,10 @@ system:
 
 deps: system $(STAMP)
 
-# make run FRESH=1 starts from empty state (removes .local/store/store.pickle first).
+# make run FRESH=1 starts from empty state (removes .local/store/store.pickle first);
+# make run PORT=8140 EMULATOR_PORT=5140 serves the API and the store on other ports.
 run: deps
-	@$(PY) -m devstack run $(if $(FRESH),--fresh,)
+	@$(PY) -m devstack run $(if $(FRESH),--fresh) $(if $(PORT),--port $(PORT)) $(if $(EMULATOR_PORT),--emulator-port $(EMULATOR_PORT))
 
 lint: deps
 	@echo "[a6hub] ruff"

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+# Pydantic prefixes a validator's own message with its exception kind ("Value error, must not
+# contain '..'"): noise to an API caller, who reads the message after the field's location.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def validation_message(item: Mapping[str, object]) -> str:
+    """The message of one Pydantic error (an item of `ValidationError.errors()`), without the
+    "Value error, " / "Assertion failed, " prefix Pydantic adds to a validator's message."""
+    message = str(item.get("msg", "invalid"))
+    for prefix in _PYDANTIC_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
 
 
 class DomainError(Exception):

@@ -76,10 +76,19 @@ def provision(emulator: Emulator, stage: str, state_dir: Path | None = None) -> 
         override = f"AWS_ENDPOINT_URL_{service.upper()}"
         if override in os.environ:
             env[override] = os.environ[override]
-    from chalicelib.services.forum import seed_categories
+    from chalicelib.services.forum import DEFAULT_CATEGORIES, seed_categories
 
-    say(f"forum: {seed_categories()} default categories created (the others existed)")
+    say(forum_line(seed_categories(), len(DEFAULT_CATEGORIES)))
     return env
+
+
+def forum_line(created: int, defaults: int) -> str:
+    """What start-up says about the forum's default categories."""
+    if created == defaults:
+        return f"forum: the {defaults} default categories created"
+    if created == 0:
+        return f"forum: the {defaults} default categories exist"
+    return f"forum: {created} of the {defaults} default categories created (the others existed)"
 
 
 def notifications(stage: str) -> bool:
@@ -159,12 +168,21 @@ def stop_all(runner: subprocess.Popen[bytes] | None, dispatcher: subprocess.Pope
 
 
 def run(args: argparse.Namespace) -> int:
-    from devstack.server import serve
+    from devstack.server import PortInUse, claim_port, serve
 
+    try:  # before anything starts: a busy port fails the start at once
+        claim = claim_port(args.host, args.port)
+    except PortInUse as e:
+        say(f"cannot serve the API: {e}")
+        return 1
     state_dir = Path(args.state_dir).resolve()
     if args.fresh:
         reset_state(state_dir)
-    emulator = start_emulator(args.emulator_port, state_dir)
+    try:
+        emulator = start_emulator(args.emulator_port, state_dir)
+    except RuntimeError as e:  # it exited or never answered: its log says why
+        say(f"cannot start the AWS store: {e}")
+        return 1
     runner = dispatcher = None
     try:
         provision(emulator, args.stage, state_dir)
@@ -176,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         runner = start_runner() if not args.no_runner else None
         say(f"serving the API on http://{args.host}:{args.port} (docs: /docs, health: /health); "
             "Ctrl-C stops everything")
-        serve(args.host, args.port)
+        serve(args.host, args.port, claim=claim)
         say("API stopped")
     finally:
         stop_all(runner, dispatcher, emulator)
@@ -210,9 +228,13 @@ def up(args: argparse.Namespace) -> int:
 
 def serve_only(args: argparse.Namespace) -> int:
     """Serve the API with the environment as it is (the tests and benchmarks use this)."""
-    from devstack.server import serve
+    from devstack.server import PortInUse, serve
 
-    serve(args.host, args.port, workers=args.workers)
+    try:
+        serve(args.host, args.port, workers=args.workers)
+    except PortInUse as e:
+        say(f"cannot serve the API: {e}")
+        return 1
     return 0
 
 

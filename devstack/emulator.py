@@ -89,8 +89,21 @@ def _start(command: list[str], port: int | None, log_path: str | None) -> Emulat
     url = f"http://127.0.0.1:{chosen}"
     try:
         wait_until_up(url, process=process)
-    except RuntimeError:
+    except RuntimeError as e:
         process.kill()
         process.wait()
+        if log_path:
+            raise RuntimeError(f"{e}; the end of its log {log_path}:\n{log_tail(log_path)}") from e
         raise
     return Emulator(url=url, process=process)
+
+
+def log_tail(path: str | Path, lines: int = 15, max_bytes: int = 8192) -> str:
+    """The last `lines` lines of a log file (read from its last `max_bytes`), indented."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"  (unreadable: {e.strerror})"
+    return "\n".join(f"  {line}" for line in text.splitlines()[-lines:])

@@ -7,6 +7,11 @@ reads 0, so asyncio never sets TCP_NODELAY and each keep-alive response waits ~4
 ACK; and one shared listening socket lets the first event loop to wake accept a whole burst of
 connections. Here each worker listens on its own SO_REUSEPORT socket (the kernel spreads the
 connections), created as TCP so asyncio sets TCP_NODELAY; the parent holds the port bound.
+
+SO_REUSEPORT lets any socket of the same user (any root socket) share the port, so the parent
+first claims it (`claim_port`): a bind without SO_REUSEPORT fails if anything holds the port, and
+an abstract Unix socket named after the port keeps a second a6hub server starting at the same
+moment out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +35,53 @@ RESTART_PAUSE_SECONDS = 1.0
 
 def worker_count(workers: int | None = None) -> int:
     return workers or int(os.environ.get("A6HUB_API_WORKERS", 0)) or max(2, (os.cpu_count() or 1) * 2)
+
+
+class PortInUse(RuntimeError):
+    """The API's port is held by another program or another a6hub server."""
+
+
+@dataclass
+class Claim:
+    """The port, held until `close`: `sock` bound with SO_REUSEPORT (never listening) and the lock."""
+    sock: socket.socket
+    lock: socket.socket
+
+    def close(self) -> None:
+        self.sock.close()
+        self.lock.close()
+
+
+def claim_port(host: str, port: int) -> Claim:
+    """Hold host:port for this server's workers, or raise PortInUse at once.
+
+    Linux shares a SO_REUSEPORT port among the sockets of one effective user (socket(7)), so a
+    second server of the same user (or root) would bind and take half the connections. A plain
+    bind first fails with EADDRINUSE if any socket holds the port; the lock, an abstract Unix
+    socket (released by the kernel when this process dies), covers two servers starting together
+    in the moment between that probe and the SO_REUSEPORT bind."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0a6hub-api-{host}:{port}")
+    except OSError as e:
+        lock.close()
+        raise PortInUse(f"port {port} on {host} is in use by another a6hub API server "
+                        "(starting or serving)") from e
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as e:
+        lock.close()
+        raise PortInUse(f"port {port} on {host} is in use by another program ({e.strerror}); "
+                        "choose another with --port (make run PORT=...)") from e
+    finally:
+        probe.close()
+    try:
+        return Claim(_bind(host, port), lock)
+    except OSError:
+        lock.close()
+        raise
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -62,11 +115,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None,
+          claim: Claim | None = None) -> None:
     """Run until SIGINT/SIGTERM, replacing a worker that dies. One request at a time per worker,
-    as in Lambda: the Chalice app keeps the current request on the app object."""
-    # Bound, never listening: fails at once if another program holds the port, and keeps it.
-    sock = _bind(host, port)
+    as in Lambda: the Chalice app keeps the current request on the app object.
+
+    `claim`: the port already claimed by the caller (`claim_port`); else claimed here, raising
+    PortInUse if another program or a6hub server holds it."""
+    held = claim or claim_port(host, port)
     # Both stop the server, even where the shell started us with SIGINT ignored (`cmd &`).
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     running = [_spawn(host, port) for _ in range(worker_count(workers))]
@@ -84,7 +140,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int | None = None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _stop(running)
-        sock.close()
+        held.close()
 
 
 def run_worker(host: str, port: int) -> None:

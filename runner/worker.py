@@ -541,11 +541,15 @@ class Worker:
             run.cancelled.set()
 
     def _heartbeat(self, run: Run) -> None:
-        self._change_visibility(run.receipt, self.settings.visibility_seconds)
+        # The lease first: it is what says the job is ours. A message that bounced meanwhile (to
+        # the DLQ, where its receipt is no longer valid) must not stop the renewal, or the DLQ
+        # check fails a job that runs fine here once the lease lapses.
         if not job_lifecycle.renew_lease(run.job, self.settings.runner_id,
                                          self.settings.lease_seconds):
             run.lost = True
             run.cancelled.set()
+            return
+        self._change_visibility(run.receipt, self.settings.visibility_seconds)
 
     # -- dead letters ----------------------------------------------------------------------
 

@@ -168,7 +168,7 @@ def get_commit(caller: Caller | None, project_id: int, sha: str) -> CommitDetail
 
 
 @route(bp, "/{project_id}/git/commits/{sha}/content", doc=Doc(
-    "A file's content at a commit", response=FileAtCommit, auth="optional",
+    "A file's content at a commit", response=FileAtCommit, auth="optional", errors=(422,),
     params=(Param("path", required=True, description="project path, e.g. rtl/top.v"),)))
 def file_at_commit(caller: Caller | None, project_id: int, sha: str) -> FileAtCommit:
     return log.file_at(caller, project_id, sha, query_required(bp.current_request, "path"))
@@ -176,7 +176,7 @@ def file_at_commit(caller: Caller | None, project_id: int, sha: str) -> FileAtCo
 
 @route(bp, "/{project_id}/git/diff", doc=Doc(
     "Diff between two commits (unified, per file)", response=DiffPublic, auth="optional",
-    params=(Param("base", required=True, description="older commit (sha, branch, tag, ...)"),
+    errors=(422,), params=(Param("base", required=True, description="older commit (sha, branch, tag, ...)"),
             Param("head", required=True, description="newer commit (sha, branch, tag, HEAD, ...)"))))
 def diff(caller: Caller | None, project_id: int) -> DiffPublic:
     request = bp.current_request

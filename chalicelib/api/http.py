@@ -21,7 +21,13 @@ from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.config import get_settings
-from chalicelib.errors import BadRequest, DomainError, PayloadTooLarge, Unprocessable
+from chalicelib.errors import (
+    BadRequest,
+    DomainError,
+    PayloadTooLarge,
+    Unprocessable,
+    validation_message,
+)
 from chalicelib.ids import parse_number_id
 from chalicelib.logs import SERVICE
 from chalicelib.openapi import DOC_ATTRIBUTE, Doc
@@ -71,7 +77,7 @@ def _validation_detail(err: ValidationError) -> tuple[str, list[dict[str, Any]]]
     parts = []
     for item in err.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in item.get("loc", ()))
-        msg = item.get("msg", "invalid")
+        msg = validation_message(item)
         errors.append({"loc": list(item.get("loc", ())), "msg": msg, "type": item.get("type")})
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts) or "invalid request", errors

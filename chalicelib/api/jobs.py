@@ -28,8 +28,8 @@ SINCE_STATUS = Param("since_status", "query", "With wait: the status to wait for
 
 
 @route(bp, "/{project_id}/jobs", methods=["POST"],
-       doc=Doc("Submit a job (editors and owners)", JobCreate, JobPublic, status=201,
-               errors=(503,)))
+       doc=Doc("Submit a job (editors and owners); `config` follows the job type's model",
+               JobCreate, JobPublic, status=201, errors=(429, 503)))
 def submit_job(caller: Caller, project_id: int, body: JobCreate) -> JobPublic:
     return jobs.submit_job(caller, project_id, body)
 

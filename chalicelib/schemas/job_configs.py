@@ -11,9 +11,17 @@ import re
 import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from chalicelib.errors import Unprocessable
+from chalicelib.errors import Unprocessable, validation_message
 from chalicelib.schemas.common import RequestModel
 
 # Compile units the tools are given; headers (.vh/.svh) are found through include directories.
@@ -307,14 +315,23 @@ class BuildConfig(_JobConfig):
     timing_allow_fail: bool = False
     seed: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, value: str, info: ValidationInfo) -> str:
+        """A project path with the family's suffix (a fault named at config.constraints)."""
+        from chalicelib.fpga_targets import CONSTRAINT_SUFFIX
+
+        _project_path(value)
+        family = info.data.get("family")  # absent when the family itself was refused
+        if family in CONSTRAINT_SUFFIX and not value.endswith(CONSTRAINT_SUFFIX[family]):
+            raise ValueError(f"must be a {CONSTRAINT_SUFFIX[family]} file for {family}")
+        return value
+
     @model_validator(mode="after")
     def _target(self) -> BuildConfig:
-        from chalicelib.fpga_targets import CONSTRAINT_SUFFIX, check_device
+        from chalicelib.fpga_targets import check_device
 
         check_device(self.family, self.device, self.package)
-        _project_path(self.constraints)
-        if not self.constraints.endswith(CONSTRAINT_SUFFIX[self.family]):
-            raise ValueError(f"constraints must be a {CONSTRAINT_SUFFIX[self.family]} file for {self.family}")
         return self
 
 
@@ -367,5 +384,5 @@ def _describe(err: ValidationError) -> str:
     parts = []
     for item in err.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in ("config", *item.get("loc", ())))
-        parts.append(f"{loc}: {item.get('msg', 'invalid')}")
+        parts.append(f"{loc}: {validation_message(item)}")
     return "; ".join(parts) or "config is invalid"

@@ -13,7 +13,20 @@ JobType = Literal["simulation", "synthesis", "lint", "formal", "cocotb", "build"
 JobStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 
 
+def _config_per_job_type(schema: dict[str, Any]) -> None:
+    """Document `config` per job type: one `oneOf` branch per type, its config model's schema
+    (chalicelib/schemas/job_configs.py, what parse_job_config validates with) inlined."""
+    from chalicelib.schemas.job_configs import CONFIG_MODELS
+
+    schema["oneOf"] = [
+        {"title": f"{job_type} job", "required": ["job_type"],
+         "properties": {"job_type": {"const": job_type}, "config": model.model_json_schema()}}
+        for job_type, model in CONFIG_MODELS.items()]
+
+
 class JobCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_config_per_job_type)
+
     job_type: JobType
     # Validated per job type by chalicelib.schemas.job_configs.parse_job_config.
     config: dict[str, Any] = Field(default_factory=dict)

@@ -164,16 +164,15 @@ def start_build(caller: Caller, project_id: int, form: BuildFlowConfig) -> JobPu
 
 
 def build_status(caller: Caller | None, project_id: int) -> BuildStatus:
-    """The latest build's status, steps and log (readers); 404 when the project has none."""
+    """The latest build's status, steps and log (readers); 404 when the project has none.
+
+    The latest build is the newest job with job_type "build", whether this form started it or it
+    was sent to POST .../jobs (or run by a pipeline)."""
     authorize(caller, project_id, "read")
-    row = _settings(project_id)
-    job_id = row.last_job_id if row is not None else None
-    if job_id is None or not is_number_id(job_id):
+    job = _latest_build(project_id)
+    if job is None:
         raise NotFound("No build jobs found for this project")
-    try:
-        job = Job.get(project_id, job_id)
-    except Job.DoesNotExist as e:
-        raise NotFound("No build jobs found for this project") from e
+    job_id = job.id
     logs = jobs.get_logs(caller, project_id, job_id, 0).logs if job.attempts else ""
     completed, current = _progress(job, logs)
     summary = dict(job.summary or {})
@@ -184,6 +183,17 @@ def build_status(caller: Caller | None, project_id: int) -> BuildStatus:
             current_step=current or "", completed_steps=completed, steps_info=list(STEPS),
             progress_percent=100 if job.status == "completed" else 100 * len(completed) // len(STEPS)),
         logs=logs, error_message=job.error_message, result=summary.get("build"))
+
+
+def _latest_build(project_id: int) -> Job | None:
+    """The project's newest build job. Ids are time-ordered, so it is the first build of a
+    descending Query; the one this form started last bounds the read when there is one."""
+    row = _settings(project_id)
+    remembered = row.last_job_id if row is not None else None
+    since = Job.id >= remembered if remembered is not None and is_number_id(remembered) else None
+    found = Job.query(project_id, range_key_condition=since, scan_index_forward=False,
+                      filter_condition=Job.job_type == "build", limit=1)
+    return next(iter(found), None)
 
 
 def _progress(job: Job, logs: str) -> tuple[list[str], str | None]:

@@ -88,6 +88,14 @@ def resolve_testbench(config: dict[str, Any], paths: list[str]) -> dict[str, Any
     return {**config, "testbench": matches[0]}
 
 
+def check_constraints(config: dict[str, Any], paths: list[str]) -> None:
+    """422 when a build's `constraints` is not a file of the commit it runs on (the runner would
+    fail it after queueing: 'constraint file not found in the project')."""
+    if config["constraints"] not in paths:
+        raise Unprocessable(f"config.constraints: {config['constraints']!r} is not a file of the "
+                            "project at the job's commit")
+
+
 def _project_paths(project_id: int, commit: str | None) -> list[str]:
     """The paths a job will read: its commit's tree (none before the project's first commit)."""
     if not commit:
@@ -129,6 +137,8 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         config = resolve_testbench(config, _project_paths(project_id, commit))
     elif data.job_type == "cocotb":
         resolve_test_modules(config["test_modules"], _project_paths(project_id, commit))
+    elif data.job_type == "build":
+        check_constraints(config, _project_paths(project_id, commit))
     job_quotas.check_can_submit(caller.id, project_id)
 
     def create(job_id: int) -> Job:

@@ -108,11 +108,14 @@ def failure_message(output: str, where: str) -> str | None:
         if not parts and no_fit:
             parts = [f"not enough {no_fit.group(1)}"]
         return f"the design does not fit {where}: " + "; ".join(parts)
-    timing = _TIMING.findall(output)
+    # nextpnr reports each clock after placement (Info) and again after routing (ERROR): the
+    # last report of a clock is the routed design's.
+    timing = {net: (got, want) for net, got, want in _TIMING.findall(output)}
     if timing:
         return "timing not met: " + "; ".join(
             f"clock '{_clock_name(net)}' reaches {got} MHz, constraint {want} MHz"
-            for net, got, want in timing) + " (set timing_allow_fail to get the bitstream anyway)"
+            for net, (got, want) in timing.items()) + (
+            " (set timing_allow_fail to get the bitstream anyway)")
     return None
 
 

@@ -64,7 +64,7 @@ def test_settings_are_validated_saved_and_read_back(api: Api, owner: UserCtx) ->
     assert default.status == 200 and default.json["verilog_files"] == ["rtl/blinky.v"]
     bad = api.put(f"{base(pid)}/config", token=owner.token, json_body={**FORM, "design_name": "a b"})
     assert bad.status == 422
-    assert "config.design_name: Value error, must be a Verilog identifier" in bad.json["detail"]
+    assert "config.design_name: must be a Verilog identifier" in bad.json["detail"]
     saved = api.put(f"{base(pid)}/config", token=owner.token,
                     json_body={**default.json, **FORM, "constraints": "board/icebreaker.pcf"})
     assert saved.status == 200, saved.body
@@ -214,3 +214,41 @@ def test_progress_of_a_running_build_follows_the_commands_in_its_log() -> None:
         {"name": "synthesis", "argv": [], "exit_code": 0, "duration_s": 1.0},
         {"name": "place_route", "argv": [], "exit_code": 255, "duration_s": 0.5}])
     assert _progress(failed, log) == (["synthesis"], "place_route")
+
+
+def test_status_follows_a_build_sent_to_the_jobs_route(api: Api, owner: UserCtx,
+                                                       build_queue: Queues) -> None:
+    pid = blinky_project(api, owner)
+    config = {"family": "ice40", "device": "up5k", "package": "sg48", "top": "blinky",
+              "constraints": "board/icebreaker.pcf"}
+    # A simulation is not a build: still no build.
+    make_file(api, owner, pid, "tb/blinky_tb.v", "module blinky_tb; initial $finish; endmodule\n")
+    sim = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                   json_body={"job_type": "simulation", "config": {"testbench": "tb/blinky_tb.v"}})
+    assert sim.status == 201, sim.body
+    assert api.get(f"{base(pid)}/status", token=owner.token).status == 404
+    first = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                     json_body={"job_type": "build", "config": config})
+    assert first.status == 201, first.body
+    status = api.get(f"{base(pid)}/status", token=owner.token)
+    assert status.status == 200, status.body
+    assert status.json["job_id"] == first.json["id"] and status.json["status"] == "pending"
+    # THEN a form build, then another jobs-route build: status names the newest each time
+    by_form = api.post(base(pid), token=owner.token, json_body={"config": FORM}).json["id"]
+    assert api.get(f"{base(pid)}/status", token=owner.token).json["job_id"] == by_form
+    latest = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                      json_body={"job_type": "build", "config": config}).json["id"]
+    assert api.get(f"{base(pid)}/status", token=owner.token).json["job_id"] == latest
+
+
+def test_a_build_naming_a_constraints_file_the_commit_lacks_is_refused_at_submit(
+        api: Api, owner: UserCtx, build_queue: Queues) -> None:
+    pid = blinky_project(api, owner)
+    config = {"family": "ice40", "device": "up5k", "package": "sg48", "top": "blinky",
+              "constraints": "board/nope.pcf"}
+    reply = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token,
+                     json_body={"job_type": "build", "config": config})
+    assert reply.status == 422, reply.body
+    assert reply.json["detail"] == ("config.constraints: 'board/nope.pcf' is not a file of the "
+                                    "project at the job's commit")
+    assert api.get(f"/api/v1/projects/{pid}/jobs", token=owner.token).json == []

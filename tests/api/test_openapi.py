@@ -130,3 +130,27 @@ def test_a_route_without_a_doc_entry_is_caught() -> None:
 def test_servers_follow_the_api_gateway_stage(context_path: str, expected: str) -> None:
     request: Any = SimpleNamespace(context={"path": context_path}, path="/openapi.json")
     assert meta._stage_prefix(request) == expected
+
+
+def test_job_submission_documents_each_job_types_config_and_its_429(
+        document: dict[str, Any]) -> None:
+    from chalicelib.schemas.job_configs import CONFIG_MODELS
+
+    # GIVEN POST .../jobs in the document
+    submit = document["paths"]["/api/v1/projects/{project_id}/jobs"]["post"]
+    ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    job_create = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    # THEN config is documented per job type by the model that validates it
+    branches = {b["properties"]["job_type"]["const"]: b["properties"]["config"]
+                for b in job_create["oneOf"]}
+    assert branches == {t: m.model_json_schema() for t, m in CONFIG_MODELS.items()}
+    assert branches["simulation"]["required"] == ["testbench"]
+    # AND the per-user / per-project caps' 429 is there with its Retry-After
+    assert "Retry-After" in submit["responses"]["429"]["headers"]
+
+
+def test_git_routes_taking_a_revision_or_path_parameter_document_their_422(
+        document: dict[str, Any]) -> None:
+    for path in ("/api/v1/projects/{project_id}/git/diff",
+                 "/api/v1/projects/{project_id}/git/commits/{sha}/content"):
+        assert "422" in document["paths"][path]["get"]["responses"], path

@@ -223,3 +223,31 @@ def test_content_at_a_commit_under_a_file_path_is_404(api: Api, owner: UserCtx) 
     reply = api.get(f"/api/v1/projects/{pid}/git/commits/HEAD/content?path=rtl/top.v/x",
                     token=owner.token)
     assert reply.status == 404, reply.body
+
+
+def test_a_revision_in_a_parameter_that_names_nothing_is_422_and_in_the_path_404(
+        api: Api, owner: UserCtx) -> None:
+    # GIVEN a project with history
+    pid = make_project(api, owner)["id"]
+    make_file(api, owner, pid, "rtl/a.v", "// a\n")
+    head = _commits(api, owner, pid)[0]["id"]
+    base = f"/api/v1/projects/{pid}"
+    # WHEN a query or body parameter names no commit / THEN 422 naming the parameter, as a
+    # job's commit and pipelines/compare answer
+    cases = {
+        f"{base}/git/diff?base=zzz&head=HEAD": "base: 'zzz' is not a commit, branch or tag",
+        f"{base}/git/diff?base={head}&head=nosuch": "head: 'nosuch' is not a commit, branch or tag",
+    }
+    for url, detail in cases.items():
+        reply = api.get(url, token=owner.token)
+        assert (reply.status, reply.json["detail"][:len(detail)]) == (422, detail), url
+    restore = api.post(f"{base}/git/restore", token=owner.token,
+                       json_body={"commit": "f" * 40})
+    assert restore.status == 422 and restore.json["detail"].startswith("commit: "), restore.body
+    # AND a path with '..' is refused by the files API's guard (422), not looked up (404)
+    for reply in (api.get(f"{base}/git/commits/{head}/content?path=rtl/../a.v", token=owner.token),
+                  api.post(f"{base}/git/restore", token=owner.token,
+                           json_body={"commit": head, "path": "rtl/../a.v"})):
+        assert reply.status == 422 and reply.json["detail"].startswith("path: "), reply.body
+    # AND a revision in the path that names nothing stays 404 (the resource does not exist)
+    assert api.get(f"{base}/git/commits/{'e' * 40}", token=owner.token).status == 404

@@ -216,13 +216,16 @@ def test_a_push_stores_only_what_its_refs_reach(api: Api, owner: UserCtx) -> Non
     sha = junk.id.decode()  # type: ignore[attr-defined]
     content = api.get(f"/api/v1/projects/{pid}/git/commits/{sha}/content?path=x/.git/config",
                       token=owner.token)
+    assert content.status == 422, content.body  # the files API's path guard refuses '.git'
+    content = api.get(f"/api/v1/projects/{pid}/git/commits/{sha}/content?path=top.v",
+                      token=owner.token)
     assert content.status == 404, content.body
     job = api.post(f"/api/v1/projects/{pid}/jobs", token=owner.token, json_body={
         "job_type": "lint", "commit": sha, "config": {}})
     assert job.status == 422, job.body
     restore = api.post(f"/api/v1/projects/{pid}/git/restore", token=owner.token,
                        json_body={"commit": sha, "path": "x"})
-    assert restore.status == 404, restore.body
+    assert restore.status == 422 and restore.json["detail"].startswith("commit: "), restore.body
     assert _head(api, owner, pid) == head
 
 
@@ -275,10 +278,11 @@ def test_a_folder_restore_is_validated_before_main_moves(api: Api, owner: UserCt
     listed = api.get(f"/api/v1/projects/{pid}/files?limit=100", token=owner.token).json
     assert [f["filepath"] for f in listed] == ["top.v"]
     # AND the content route does not serve the symlink or the .git folder of that commit
-    for path in ("x/link", "x/.git/config", "x/GIT~1/config"):
+    # (a path the files API refuses is a 422 before any lookup)
+    for path, status in (("x/link", 404), ("x/.git/config", 422), ("x/GIT~1/config", 422)):
         got = api.get(f"/api/v1/projects/{pid}/git/commits/{sha}/content?path={path}",
                       token=owner.token)
-        assert got.status == 404, (path, got.body)
+        assert got.status == status, (path, got.body)
 
 
 def test_a_folder_restore_counts_toward_the_file_limit(api: Api, owner: UserCtx) -> None:

@@ -108,8 +108,8 @@ def test_a_missing_constraint_file_fails_before_any_tool_runs(tmp_path: Path) ->
     ({**BLINKY, "device": "up9k"}, "device 'up9k' is not an ice40 device nextpnr knows"),
     ({**BLINKY, "package": "ct256"}, "package 'ct256' does not exist for up5k; packages: sg48, uwg30"),
     ({**BLINKY, "family": "ecp5", "constraints": "b.lpf"}, "family 'ecp5' is not built by this deployment"),
-    ({**BLINKY, "constraints": "blinky.lpf"}, "constraints must be a .pcf file for ice40"),
-    ({**BLINKY, "constraints": "../etc/passwd.pcf"}, "must not contain '.' or '..' segments"),
+    ({**BLINKY, "constraints": "blinky.lpf"}, "config.constraints: must be a .pcf file for ice40"),
+    ({**BLINKY, "constraints": "../etc/passwd.pcf"}, "config.constraints: must not contain '.' or '..'"),
     ({**BLINKY, "top": "blinky; shell"}, "must be a Verilog identifier"),
     ({**BLINKY, "frequency_mhz": 0}, "greater than 0"),
 ])

@@ -256,9 +256,12 @@ def simulations_on_own_queue(api: Api, owner: UserCtx, tb_path: str, tb: str, co
 
 def test_a_runner_killed_mid_job_leaves_it_recoverable(
         api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
-    # GIVEN a runner (on its own queue) in the middle of a few-seconds simulation
+    # GIVEN a runner (on its own queue) in the middle of a few-seconds simulation. The lease
+    # (the visibility timeout) must outlast the new runner's way from receive to its first
+    # heartbeat, several emulator calls that take seconds each on a loaded host: with 2 s the
+    # message bounced to the DLQ and the job was failed while the second runner ran it.
     queues, project, [job_id] = simulations_on_own_queue(api, owner, "tb/slow_tb.v", SLOW_TB,
-                                                         visibility=2)
+                                                         visibility=8)
     first = RunnerProcess(queues, tmp_path / "first.log")
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")

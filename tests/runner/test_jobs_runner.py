@@ -535,3 +535,27 @@ def test_a_stop_is_honoured_while_storage_is_unreachable(
         Job._connection = None
     # AND the job is still visible as held by that runner until its lease lapses
     assert get_job(api, owner, project, job_id)["status"] == "running"
+
+
+def test_a_heartbeat_renews_the_lease_even_when_the_message_is_gone(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.services import job_lifecycle
+    from runner.worker import Run
+
+    # GIVEN a job this worker claimed, whose queue message went to the DLQ meanwhile (the runner
+    # stalled past the visibility timeout on a loaded host): its receipt is no longer valid
+    job_id = submit(api, owner, project)
+    worker = make_worker(queues, FakeExecute())
+    job = job_lifecycle.load(int(project["id"]), job_id)
+    assert job is not None and job_lifecycle.claim(job, worker.settings.runner_id, 2)
+    claimed_until = float(job.lease_expires_at)
+    time.sleep(0.05)
+    run = Run(job=job, receipt="not-a-receipt-any-more")
+    # WHEN the heartbeat runs / THEN the visibility call fails, but the lease was renewed first
+    with pytest.raises(ClientError):
+        worker._heartbeat(run)
+    fresh = job_lifecycle.load(int(project["id"]), job_id)
+    assert fresh is not None and float(fresh.lease_expires_at) > claimed_until
+    assert not run.lost

@@ -178,18 +178,19 @@ def restore(caller: Caller, project_id: int, data: RestoreRequest) -> CommitPubl
 
     Returns None when the project already matches. The files table follows the new tree.
     """
-    from chalicelib.services.git.rules import tree_diff, validate
+    from chalicelib.services.git.log import resolve_param
+    from chalicelib.services.git.rules import path_error, tree_diff, validate
     from chalicelib.services.git.store import open_repo
     from chalicelib.services.git.sync import sync_files
 
     access = authorize(caller, project_id, "write")
-    repo = open_repo(project_id)
-    try:
-        target = revisions.commit(repo, revisions.resolve(repo, data.commit))
-    except revisions.UnknownRevision as e:
-        raise NotFound(f"Commit not found: {e}") from e
-    target_tree = tree_of(repo, target.id)
     path = data.path.strip("/") if data.path else None
+    problem = path_error(path) if path is not None else None
+    if problem:  # the files API's path guard, and its answer
+        raise Unprocessable(f"path: {problem}")
+    repo = open_repo(project_id)
+    target = resolve_param(repo, data.commit, "commit")
+    target_tree = tree_of(repo, target.id)
 
     def build(base: Tree) -> list[tuple[bytes, int | None, bytes | None]]:
         # Everything this restore would write, against the head it builds on, is held to the

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from chalicelib.config import get_settings
-from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge
+from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.schemas.git import (
     ChangeKind,
     CommitDetail,
@@ -51,6 +51,17 @@ def resolve(repo: ProjectRepo, rev: str) -> Commit:
         return revisions.commit(repo, revisions.resolve(repo, rev))
     except revisions.UnknownRevision as e:
         raise NotFound(f"Commit not found: {e}") from e
+
+
+def resolve_param(repo: ProjectRepo, rev: str, name: str) -> Commit:
+    """The commit a query or body parameter `name` names; Unprocessable (422) naming the
+    parameter otherwise. A revision in the path (`commits/{sha}`) names the resource itself and
+    answers 404 (`resolve`); one in a parameter is a bad argument, as a job's `commit` and
+    pipelines/compare's `base`/`head` are (422)."""
+    try:
+        return revisions.commit(repo, revisions.resolve(repo, rev))
+    except revisions.UnknownRevision as e:
+        raise Unprocessable(f"{name}: {e}") from e
 
 
 def _iso(timestamp: int, offset: int) -> str:
@@ -145,6 +156,9 @@ def file_at(caller: Caller | None, project_id: int, sha: str, path: str) -> File
     from chalicelib.services.git.store import open_repo
 
     authorize(caller, project_id, "read")
+    problem = path_error(path.strip("/"))
+    if problem:  # the files API's path guard, and its answer
+        raise Unprocessable(f"path: {problem}")
     repo = open_repo(project_id)
     commit = resolve(repo, sha)
     found = lookup(repo, tree_of(repo, commit.id), path.strip("/"))
@@ -171,8 +185,8 @@ def diff(caller: Caller | None, project_id: int, base: str, head: str) -> DiffPu
 
     authorize(caller, project_id, "read")
     repo = open_repo(project_id)
-    old = resolve(repo, base)
-    new = resolve(repo, head)
+    old = resolve_param(repo, base, "base")
+    new = resolve_param(repo, head, "head")
     files: list[DiffFile] = []
     budget = MAX_DIFF_BYTES
     input_budget = MAX_DIFF_TOTAL_INPUT_BYTES

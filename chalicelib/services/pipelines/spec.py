@@ -298,7 +298,7 @@ def _config(doc: _Doc, path: Path, job_type: str, config: dict[str, Any],
     """The job's config checked by the same models as POST .../jobs, each fault at its line."""
     from pydantic import ValidationError
 
-    from chalicelib.errors import Unprocessable
+    from chalicelib.errors import Unprocessable, validation_message
     from chalicelib.schemas.job_configs import CONFIG_MODELS, parse_job_config
 
     try:
@@ -306,7 +306,7 @@ def _config(doc: _Doc, path: Path, job_type: str, config: dict[str, Any],
     except ValidationError as e:
         for item in e.errors(include_url=False, include_input=False):
             loc = tuple(item.get("loc", ()))
-            message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+            message = validation_message(item)
             fault((*path, "config", *loc), message)
         return None
     try:  # the rules outside the model (simulator support) and the normalisation
