@@ -4,9 +4,9 @@ set -euo pipefail
 # With arguments: those packages instead (make client-e2e: chromium).
 # python3.11 + libpython3.11: the interpreter cocotb testbenches run with inside the sandbox;
 # z3: the formal jobs' solver; graphviz: synthesis schematics; nextpnr-ice40 + fpga-icestorm
-# (icepack): FPGA builds.
+# (icepack): FPGA builds; jq: the README's curl examples.
 packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz python3.11 libpython3.11
-          nextpnr-ice40 fpga-icestorm)
+          nextpnr-ice40 fpga-icestorm jq)
 [ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
