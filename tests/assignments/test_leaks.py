@@ -20,10 +20,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.assignments.test_assignments import COUNTER, HIDDEN_TB, MARKER, A, accept, make_assignment
-from tests.conftest import Api, UserCtx, make_user, serving_api
+from tests.conftest import Api, UserCtx, make_user
 from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, api_queue, make_queues, wait_for
 from tests.runner.test_jobs_e2e import RunnerProcess
+from tests.stack_support import api_on, runner_on
 
 pytestmark = [
     pytest.mark.integration,
@@ -84,16 +85,14 @@ def queues(emulator: Any) -> Iterator[Queues]:
 
 @pytest.fixture(scope="module")
 def server(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("assign-server") / "server.log"
-    with serving_api(log, {"A6HUB_JOBS_QUEUE_URL": queues.url}) as url:
+    with api_on(queues, tmp_path_factory, "assign") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def runner(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
-    process = RunnerProcess(queues, tmp_path_factory.mktemp("assign-runner") / "runner.log")
-    yield process
-    assert process.stop() == 0, process.output()[-3000:]
+    with runner_on(queues, tmp_path_factory, "assign") as process:
+        yield process
 
 
 def _p(pid: int) -> str:

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Api, UserCtx, make_project, serving_api
+from tests.conftest import Api, UserCtx, make_project
 from tests.git.test_git_http import Git, api_token, commit_all, remote
 from tests.jobs_support import Queues, make_queues, wait_for
-from tests.pipelines.test_pipelines import COUNTER, PIPELINE, TB
+from tests.pipelines.test_pipelines import COUNTER, PIPELINE
 from tests.runner.test_jobs_e2e import RunnerProcess
+from tests.stack_support import api_on, push, runner_on, write_counter_project
 
 BROKEN_COUNTER = COUNTER.replace("q + 1;", "q + ;")  # a syntax error
 assert BROKEN_COUNTER != COUNTER
@@ -41,17 +42,14 @@ def queues(emulator: Any) -> Queues:
 @pytest.fixture(scope="module")
 def server(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m devstack serve` enqueueing on this module's queue."""
-    log = tmp_path_factory.mktemp("pipeline-server") / "server.log"
-    with serving_api(log, {"A6HUB_JOBS_QUEUE_URL": queues.url}) as url:
+    with api_on(queues, tmp_path_factory, "pipeline") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def runner(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
-    process = RunnerProcess(queues, tmp_path_factory.mktemp("pipeline-runner") / "runner.log",
-                            A6HUB_JOBS_QUEUE_URL=queues.url)
-    yield process
-    assert process.stop() == 0, process.output()[-3000:]
+    with runner_on(queues, tmp_path_factory, "pipeline") as process:
+        yield process
 
 
 def _get(server: str, path: str, token: str | None = None) -> requests.Response:
@@ -76,11 +74,6 @@ def _wait_pipeline(server: str, pid: int, token: str, sha: str,
     return found
 
 
-def _push(git: Git, work: Path, message: str) -> str:
-    commit_all(git, work, message)
-    git.run("push", "-q", "origin", "main", cwd=work)
-    return git.run("rev-parse", "HEAD", cwd=work).stdout.strip()
-
 
 def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
         api: Api, owner: UserCtx, server: str, runner: RunnerProcess, tmp_path: Path) -> None:
@@ -89,14 +82,10 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     git = Git(tmp_path / "home")
     git.run("clone", "-q", remote(server, str(pid), api_token(api, owner)), "work")
     work = git.home / "work"
-    (work / "rtl").mkdir()
-    (work / "tb").mkdir()
-    (work / "rtl" / "counter.v").write_text(COUNTER)
-    (work / "tb" / "tb.v").write_text(TB)
-    (work / ".a6hub.yml").write_text(PIPELINE)
+    write_counter_project(work, PIPELINE)
 
     # WHEN the design and its pipeline file are pushed
-    sha = _push(git, work, "counter with a pipeline")
+    sha = push(git, work, "counter with a pipeline")
 
     # THEN the pipeline runs both jobs, the synthesis after the simulation, and passes
     pipeline = _wait_pipeline(server, pid, owner.token, sha, runner)
@@ -116,7 +105,7 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
 
     # WHEN only the README changes
     (work / "README.md").write_text("# counter\n")
-    readme = _push(git, work, "docs")
+    readme = push(git, work, "docs")
     # THEN the new commit's jobs complete from the cache: no tool ran, the source is named
     pipeline = _wait_pipeline(server, pid, owner.token, readme, runner)
     assert pipeline["status"] == "passed", pipeline
@@ -148,7 +137,7 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
 
     # WHEN a change that breaks the design is pushed
     (work / "rtl" / "counter.v").write_text(BROKEN_COUNTER)
-    broken = _push(git, work, "break the counter")
+    broken = push(git, work, "break the counter")
 
     # THEN its pipeline fails at the simulation, the synthesis is not run, the badge says so
     pipeline = _wait_pipeline(server, pid, owner.token, broken, runner)
@@ -171,7 +160,7 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
 
     # WHEN the break is reverted, the tree read by the jobs is the first one again
     (work / "rtl" / "counter.v").write_text(COUNTER)
-    fixed = _push(git, work, "fix the counter")
+    fixed = push(git, work, "fix the counter")
     pipeline = _wait_pipeline(server, pid, owner.token, fixed, runner)
     # THEN both jobs are cache hits of the first runs
     assert pipeline["status"] == "passed", pipeline

@@ -17,13 +17,13 @@ import pytest
 import requests
 
 from bench.jobs import COUNTER
-from bench.jobs import COUNTER_TB as TB
-from tests.conftest import Api, UserCtx, make_project, serving_api
-from tests.git.test_git_http import Git, api_token, commit_all, remote
+from tests.conftest import Api, UserCtx, make_project
+from tests.git.test_git_http import Git, api_token, remote
 from tests.jobs_support import Queues, make_queues, wait_for
 from tests.pipelines.test_pipelines import PIPELINE
 from tests.pipelines.test_webhooks import Receiver, receiver, verify
 from tests.runner.test_jobs_e2e import RunnerProcess
+from tests.stack_support import api_on, push, runner_on, write_counter_project
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,23 +40,15 @@ def queues(emulator: Any) -> Queues:
 
 @pytest.fixture(scope="module")
 def server(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("webhook-server") / "server.log"
-    with serving_api(log, {"A6HUB_JOBS_QUEUE_URL": queues.url, **ENV}) as url:
+    with api_on(queues, tmp_path_factory, "webhook", **ENV) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def runner(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
-    process = RunnerProcess(queues, tmp_path_factory.mktemp("webhook-runner") / "runner.log",
-                            A6HUB_JOBS_QUEUE_URL=queues.url, **ENV)
-    yield process
-    assert process.stop() == 0, process.output()[-3000:]
+    with runner_on(queues, tmp_path_factory, "webhook", **ENV) as process:
+        yield process
 
-
-def _push(git: Git, work: Path, message: str) -> str:
-    commit_all(git, work, message)
-    git.run("push", "-q", "origin", "main", cwd=work)
-    return git.run("rev-parse", "HEAD", cwd=work).stdout.strip()
 
 
 def _delivery_of(rx: Receiver, sha: str) -> dict[str, Any] | None:
@@ -80,17 +72,13 @@ def test_a_pushed_pipeline_ends_in_one_signed_delivery_per_commit(
         git = Git(tmp_path / "home")
         git.run("clone", "-q", remote(server, str(pid), api_token(api, owner)), "work")
         work = git.home / "work"
-        (work / "rtl").mkdir()
-        (work / "tb").mkdir()
-        (work / "rtl" / "counter.v").write_text(COUNTER)
-        (work / "tb" / "tb.v").write_text(TB)
-        (work / ".a6hub.yml").write_text(PIPELINE)
+        write_counter_project(work, PIPELINE)
         # WHEN the design and its pipeline are pushed, and later a change that breaks it
-        good = _push(git, work, "counter with a pipeline")
+        good = push(git, work, "counter with a pipeline")
         passed = wait_for(lambda: _delivery_of(rx, good), timeout=240, every=0.5,
                           what=f"the webhook of {good}")
         (work / "rtl" / "counter.v").write_text(COUNTER.replace("q + 1;", "q + ;"))
-        bad = _push(git, work, "break the counter")
+        bad = push(git, work, "break the counter")
         failed = wait_for(lambda: _delivery_of(rx, bad), timeout=240, every=0.5,
                           what=f"the webhook of {bad}")
     # THEN each pipeline's end was delivered once, signed, with every job's outcome
