@@ -19,7 +19,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from chalicelib.ids import new_number_id, with_new_id
 from chalicelib.models.accounts import Unique
-from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.base import condition_failed, transaction_connection, utcnow_iso
 from chalicelib.models.forum import BOARD, ForumCategory, ForumPost, ForumTopic, listing_key
 from chalicelib.schemas.forum import (
     CategoryCreate,
@@ -260,7 +260,7 @@ def view_topic(topic_id: int) -> TopicPublic:
     try:
         topic.update(actions=[ForumTopic.views_count.add(1)], condition=ForumTopic.id.exists())
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             raise NotFound("Topic not found") from e
         raise
     return topic_public(topic, _category_name(int(topic.category_id)))
@@ -296,7 +296,7 @@ def update_topic(caller: Caller, topic_id: int, data: TopicUpdate) -> TopicPubli
         # The listing key is derived from last_post_at: refuse if a reply moved it meanwhile.
         topic.update(actions=actions, condition=ForumTopic.last_post_at == topic.last_post_at)
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             raise Conflict("The topic changed meanwhile; retry") from e
         raise
     return topic_public(topic, _category_name(int(topic.category_id)))
@@ -413,7 +413,7 @@ def update_post(caller: Caller, post_id: int, data: PostUpdate) -> PostPublic:
                              ForumPost.edited_at.set(now), ForumPost.updated_at.set(now)],
                     condition=ForumPost.id.exists())
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             raise NotFound("Post not found") from e
         raise
     return post_public(post)

@@ -17,7 +17,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from chalicelib import hooks
-from chalicelib.models.base import utcnow_iso
+from chalicelib.models.base import condition_failed, utcnow_iso
 from chalicelib.models.jobs import CANCELLED, FAILED, PENDING, QUEUED, RUNNING, Job
 from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, StepPublic
 
@@ -39,7 +39,7 @@ def _update_if(job: Job, actions: list[Action], condition: Condition) -> bool:
     try:
         job.update(actions=actions, condition=condition)
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             return False
         raise
     return True

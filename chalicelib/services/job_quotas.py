@@ -14,6 +14,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import TooManyRequests
+from chalicelib.models.base import condition_failed
 from chalicelib.models.jobs import QUEUED, Job
 from chalicelib.models.projects import Project
 from chalicelib.services import ratelimit
@@ -85,7 +86,7 @@ def reserve_artifact_bytes(project_id: int, size: int) -> bool:
             condition=Project.id.exists() & (Project.artifact_bytes.does_not_exist()
                                              | (Project.artifact_bytes <= quota - size)))
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             return False
         raise
     return True

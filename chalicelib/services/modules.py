@@ -34,7 +34,7 @@ from chalicelib import storage
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, is_number_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.base import condition_failed, transaction_connection, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.modules import Module
 from chalicelib.schemas.modules import (
@@ -160,7 +160,7 @@ def update_module(caller: Caller, project_id: int, module_id: int,
         record.update(actions=[description, Module.updated_at.set(now)],
                       condition=Module.id.exists())
     except Exception as e:
-        if _condition_failed(e):
+        if condition_failed(e):
             raise NotFound("Module not found") from e
         raise
     return module_public(record)
@@ -172,11 +172,6 @@ def delete_module(caller: Caller, project_id: int, module_id: int) -> None:
     record = _load(project_id, module_id)
     record.delete()
 
-
-def _condition_failed(e: Exception) -> bool:
-    cause = getattr(e, "cause", None)
-    return isinstance(cause, ClientError) and \
-        cause.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 # --- parse on request ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
 from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.models.accounts import Unique, User
-from chalicelib.models.base import fetch_many, transaction_connection, utcnow_iso
+from chalicelib.models.base import condition_failed, fetch_many, transaction_connection, utcnow_iso
 from chalicelib.models.projects import PUBLIC_FEED, Member, Project
 from chalicelib.schemas.projects import (
     DEFAULT_BRANCH,
@@ -345,7 +345,7 @@ def add_member(caller: Caller, project_id: int, data: MemberAdd) -> MemberPublic
     try:
         member.save(condition=Member.user_id.does_not_exist())
     except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             raise Conflict("User is already a member of this project") from e
         raise
     return _member_public(member)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.models.accounts import RateCounter
+from chalicelib.models.base import condition_failed
 
 
 def client_key(address: str) -> str:
@@ -51,7 +52,7 @@ def acquire(windows: list[Window], now: float | None = None) -> int:
                 condition=RateCounter.hits.does_not_exist() | (RateCounter.hits < window.limit),
             )
         except UpdateError as e:
-            if e.cause_response_code != "ConditionalCheckFailedException":
+            if not condition_failed(e):
                 raise
             release(taken, at)
             return max(1, ends - int(at))
@@ -68,7 +69,7 @@ def release(windows: list[Window], now: float | None = None) -> None:
             RateCounter(key).update(actions=[RateCounter.hits.add(-1)],
                                     condition=RateCounter.hits > 0)
         except UpdateError as e:
-            if e.cause_response_code != "ConditionalCheckFailedException":
+            if not condition_failed(e):
                 raise
 
 

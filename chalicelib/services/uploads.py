@@ -24,7 +24,7 @@ from chalicelib.errors import Conflict, DomainError, NotFound, PayloadTooLarge
 from chalicelib.ids import is_number_id, parse_number_id, with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.accounts import Unique, User
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.base import condition_failed, id_taken, utcnow_iso
 from chalicelib.models.files import File
 from chalicelib.models.uploads import (
     PENDING,
@@ -142,7 +142,7 @@ def _claim(intent: UploadIntent) -> bool:
         intent.update(actions=[UploadIntent.status.set(REGISTERING),
                                UploadIntent.claimed_at.set(now)], condition=condition)
     except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             intent.refresh()
             return False
         raise

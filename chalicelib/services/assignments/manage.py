@@ -14,7 +14,7 @@ from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.ids import with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.assignments import Acceptance, Assignment
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.base import condition_failed, id_taken, utcnow_iso
 from chalicelib.models.projects import Member, Project
 from chalicelib.schemas.assignments import AcceptancePublic, AssignmentCreate, AssignmentPublic
 from chalicelib.schemas.projects import ProjectCreate
@@ -109,7 +109,7 @@ def accept(caller: Caller, assignment_id: int, code: str) -> AcceptancePublic:
     try:
         row.save(condition=Acceptance.student_id.does_not_exist())
     except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
+        if condition_failed(e):
             raise Conflict("You have already accepted this assignment") from e
         raise
     made: list[int] = []

@@ -16,6 +16,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.config import get_settings
 from chalicelib.errors import PayloadTooLarge
+from chalicelib.models.base import condition_failed
 from chalicelib.models.projects import Project
 
 
@@ -41,7 +42,7 @@ def reserve(project_id: int, size: int) -> None:
             condition=Project.id.exists() & (Project.git_bytes.does_not_exist()
                                              | (Project.git_bytes <= quota - size)))
     except UpdateError as e:
-        if e.cause_response_code != "ConditionalCheckFailedException":
+        if not condition_failed(e):
             raise
         try:
             used = int(Project.get(project_id, consistent_read=True).git_bytes or 0)

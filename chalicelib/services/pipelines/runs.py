@@ -40,7 +40,7 @@ from chalicelib import hooks
 from chalicelib.errors import Unprocessable
 from chalicelib.ids import ID_ATTEMPTS, distinct_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import fetch_many, id_taken, utcnow_iso
+from chalicelib.models.base import condition_failed, fetch_many, id_taken, utcnow_iso
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, PENDING, QUEUED, RUNNING, Job
 from chalicelib.models.pipelines import Pipeline
 from chalicelib.services.pipelines import cache as keys
@@ -171,7 +171,7 @@ def _change(project_id: int, pipeline_id: int,
         try:
             pipeline.save()  # conditioned on the version read (VersionAttribute)
         except PutError as e:
-            if e.cause_response_code == "ConditionalCheckFailedException":
+            if condition_failed(e):
                 continue
             raise
         if before not in TERMINAL and pipeline.status in TERMINAL:  # one writer ends it
