@@ -118,12 +118,18 @@ def http_git_server(root: Path, redirect_to: str | None = None,
     served = Served(url="")
     handler = type("Bridge", (_CGIBridge,), {"root": root, "served": served,
                                              "redirect_to": redirect_to, "delay": delay})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
+        served.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield served
+
+
+@contextmanager
+def serving(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    """`server` answering on a daemon thread until the block ends, then shut down and closed."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield served
+        yield server
     finally:
         server.shutdown()
         server.server_close()

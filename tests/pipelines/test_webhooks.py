@@ -26,6 +26,7 @@ import pytest
 from bench.jobs import COUNTER
 from devstack.emulator import free_port
 from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.git_server import serving
 from tests.jobs_support import Queues, api_queue, make_queues, wait_for
 from tests.settings_override import settings_env
 
@@ -95,14 +96,11 @@ def receiver(mode: str) -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(server):
+        try:
+            yield state
+        finally:
+            state.release.set()  # before the shutdown: a hanging handler would hold it
 
 
 def verify(secret: str, received: Received) -> bool:
