@@ -6,10 +6,13 @@ import pytest
 
 from chalicelib.services.assignments.hidden import (
     MAX_MESSAGE_CHARS,
+    UNNAMED,
     WITHHELD,
+    defined_names,
     hidden_runs,
     is_hidden,
     scrub,
+    show_name,
 )
 
 pytestmark = pytest.mark.unit
@@ -53,3 +56,13 @@ def test_hidden_text_too_large_to_scan_withholds_every_message() -> None:
     runs = hidden_runs([b"a" * 2_000_000])
     assert runs is None
     assert scrub("anything", runs) == WITHHELD
+
+
+def test_a_student_sees_only_test_names_the_hidden_files_define() -> None:
+    module = b"import cocotb\n\n@cocotb.test()\nasync def counts_up(dut):\n    pass\n" \
+             b"def  helper (x):\n    return x\n# def in_a_comment(\n"
+    names = defined_names([module, HIDDEN])
+    assert names == {"counts_up", "helper"}
+    assert show_name("counts_up", names) == "counts_up"
+    # a name the design printed into the log (hex of the hidden text) is not shown
+    assert show_name(b"SECRET_CHECK_42".hex(), names) == UNNAMED

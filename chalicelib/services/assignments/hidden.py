@@ -16,7 +16,10 @@ MAX_MESSAGE_CHARS = 300  # what a student reads of one failure message
 # the set of runs stays a few tens of MB at most in the API's memory.
 MAX_SCANNED_CHARS = 1_000_000
 WITHHELD = "(message withheld: it quotes the hidden tests)"
+UNNAMED = "(name withheld: not a test function of the hidden files)"
 _SPACE = re.compile(r"\s+")
+# A Python function's definition (cocotb tests are `async def name(dut)` under @cocotb.test()).
+_DEF = re.compile(rb"^[ \t]*(?:async[ \t]+)?def[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*\(", re.M)
 
 
 def is_hidden(path: str, hidden_paths: Sequence[str]) -> bool:
@@ -98,6 +101,20 @@ def hidden_runs(texts: Iterable[bytes]) -> set[str] | None:
         runs.update(squeezed[i:i + MIN_HIDDEN_RUN]
                     for i in range(len(squeezed) - MIN_HIDDEN_RUN + 1))
     return runs
+
+
+def defined_names(texts: Iterable[bytes]) -> set[str]:
+    """The names of the Python functions the hidden files define: the only test names a
+    student is shown. A test name is otherwise free text: when cocotb writes no results file
+    the runner reads the tests from the step's log (runner/kinds/cocotb.results_from_log),
+    where the student's design can print `cocotb.regression <anything> passed` lines, e.g. the
+    hidden files hex-encoded, which no run of `scrub` matches."""
+    return {m.group(1).decode("ascii") for text in texts for m in _DEF.finditer(text)}
+
+
+def show_name(name: str, names: set[str]) -> str:
+    """A test's name as a student sees it: UNNAMED unless the hidden files define it."""
+    return name if name in names else UNNAMED
 
 
 def scrub(message: str | None, runs: set[str] | None) -> str | None:

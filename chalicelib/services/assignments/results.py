@@ -111,14 +111,14 @@ def results(caller: Caller, assignment_id: int, limit: int,
     submissions = list(result)
     pipelines = _pipelines(assignment.project_id, submissions)
     jobs = _jobs_of(list(pipelines.values()))
-    runs_of: dict[str, set[str] | None] = {}
+    runs_of: dict[str, tuple[set[str] | None, set[str]]] = {}
     out: list[SubmissionPublic] = []
     for submission in submissions:
         commit = str(submission.assignment_commit or "")
         if commit and commit not in runs_of:
             runs_of[commit] = _hidden_runs(assignment.project_id, commit,
                                            list(assignment.hidden_paths or []))
-        runs = runs_of[commit] if commit else set()
+        runs, names = runs_of[commit] if commit else (set(), set())
         pipeline = pipelines.get(int(submission.pipeline_id or 0))
         shown = SubmissionPublic(id=submission.id, commit=submission.commit,
                                  received_at=submission.received_at, late=bool(submission.late),
@@ -130,16 +130,20 @@ def results(caller: Caller, assignment_id: int, limit: int,
                 name=str(entry["name"]), status=_status(entry, job),
                 message=hidden.scrub(entry.get("error") or (job.error_message if job else None),
                                      runs),
-                tests=[TestOutcome(name=str(t.get("name"))[:200], outcome=str(t.get("outcome")),
+                tests=[TestOutcome(name=hidden.show_name(str(t.get("name")), names),
+                                   outcome=str(t.get("outcome")),
                                    message=hidden.scrub(t.get("message"), runs))
                        for t in _tests(job)]))
         out.append(shown)
     return page_of(result, out)
 
 
-def _hidden_runs(project_id: int, commit: str, hidden_paths: list[str]) -> set[str] | None:
+def _hidden_runs(project_id: int, commit: str,
+                 hidden_paths: list[str]) -> tuple[set[str] | None, set[str]]:
+    """The hidden files' runs (hidden.hidden_runs) and the functions they define (the test
+    names a student may read)."""
     from chalicelib.services.git.store import open_repo
 
     store = open_repo(project_id).object_store
-    return hidden.hidden_runs(hidden.hidden_texts(store, hidden.commit_tree_id(store, commit),
-                                                  hidden_paths))
+    texts = hidden.hidden_texts(store, hidden.commit_tree_id(store, commit), hidden_paths)
+    return hidden.hidden_runs(texts), hidden.defined_names(texts)
