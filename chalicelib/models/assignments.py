@@ -40,6 +40,7 @@ class Assignment(Model):
     deadline = UnicodeAttribute(null=True)  # ISO-8601 UTC
     created_at = UnicodeAttribute()
     invite_code = UnicodeAttribute()  # what a student accepts with (the instructor hands it out)
+    student_messages = UnicodeAttribute(null=True)  # outcome (None) | scrubbed: results.py
     by_project = AssignmentsByProject()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -10,6 +11,9 @@ from chalicelib.schemas.common import PublicModel, RequestModel
 
 MAX_HIDDEN_PATHS = 20
 MAX_HIDDEN_PATH_CHARS = 255
+
+# What a student reads of a failed graded job (AssignmentCreate.student_messages).
+StudentMessages = Literal["outcome", "scrubbed"]
 
 
 def _hidden_path(path: str) -> str:
@@ -32,6 +36,13 @@ class AssignmentCreate(RequestModel):
     # Files or folders ("hidden/") of the project that students never get: the hidden tests.
     hidden_paths: list[str] = Field(min_length=1, max_length=MAX_HIDDEN_PATHS)
     deadline: str | None = Field(default=None, max_length=64)  # ISO-8601 with a time zone
+    student_messages: StudentMessages = Field(
+        default="outcome",
+        description="What a student reads of a failed graded job: `outcome` (default) only the "
+                    "failing step and its exit code or limit; `scrubbed` also the tools' "
+                    "messages, capped and with runs of the hidden files' text withheld. The "
+                    "student's design runs beside the hidden tests and can print them encoded "
+                    "(hex, say) into those messages, so `scrubbed` trusts the class.")
 
     @field_validator("hidden_paths")
     @classmethod
@@ -58,6 +69,7 @@ class AssignmentPublic(PublicModel):
     title: str
     deadline: str | None = None
     created_at: str
+    student_messages: StudentMessages = "outcome"
     # Shown to the instructor only (a student sees the assignment, not where its tests are).
     project_id: int | None = None
     owner_id: int | None = None

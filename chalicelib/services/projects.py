@@ -334,8 +334,20 @@ def list_members(caller: Caller | None, project_id: int, limit: int,
     return page_of(result, (_member_public(m) for m in result))
 
 
+def _not_a_graded_copy(project_id: int) -> None:
+    """A student's copy of an assignment keeps the members accepting made (the student, the
+    instructor as viewer): 403 otherwise, so a student cannot drop the instructor or let others
+    push graded commits under their name (services/assignments)."""
+    from chalicelib.models.assignments import Acceptance
+
+    if next(iter(Acceptance.by_copy.query(project_id, limit=1)), None) is not None:
+        raise Forbidden("The members of a student's copy of an assignment are set by the "
+                        "assignment")
+
+
 def add_member(caller: Caller, project_id: int, data: MemberAdd) -> MemberPublic:
     authorize(caller, project_id, "admin")
+    _not_a_graded_copy(project_id)
     user_id = find_user_id(username_key(data.username or ""))
     user = User.get(user_id) if user_id else None
     if user is None:
@@ -360,6 +372,7 @@ def _existing_member(project_id: int, user_id: int) -> Member:
 
 def update_member(caller: Caller, project_id: int, user_id: int, data: MemberUpdate) -> MemberPublic:
     authorize(caller, project_id, "admin")
+    _not_a_graded_copy(project_id)
     member = _existing_member(project_id, user_id)
     if member.role == "owner":
         raise BadRequest("The owner's role cannot be changed")
@@ -371,6 +384,8 @@ def remove_member(caller: Caller, project_id: int, user_id: int) -> None:
     # A member may leave on their own; otherwise only the owner removes people.
     need: Need = "read" if caller.id == user_id else "admin"
     authorize(caller, project_id, need)
+    if caller.id != user_id:
+        _not_a_graded_copy(project_id)
     member = _existing_member(project_id, user_id)
     if member.role == "owner":
         raise BadRequest("The owner cannot be removed from the project")

@@ -59,7 +59,8 @@ def queue(emulator: Any) -> Iterator[Any]:
 
 def make_assignment(api: Api, instructor: UserCtx, *, deadline: str | None = None,
                     pipeline: str = PIPELINE, hidden_tb: str = HIDDEN_TB,
-                    extra: dict[str, str] | None = None) -> dict[str, Any]:
+                    extra: dict[str, str] | None = None,
+                    student_messages: str | None = None) -> dict[str, Any]:
     """An instructor's private project (design skeleton, pipeline, hidden testbench) made an
     assignment with hidden_paths ["hidden/"]."""
     pid = int(make_project(api, instructor)["id"])
@@ -71,6 +72,8 @@ def make_assignment(api: Api, instructor: UserCtx, *, deadline: str | None = Non
     body: dict[str, Any] = {"project_id": pid, "title": "Counter", "hidden_paths": ["hidden/"]}
     if deadline:
         body["deadline"] = deadline
+    if student_messages:
+        body["student_messages"] = student_messages
     reply = api.post(A, token=instructor.token, json_body=body)
     assert reply.status == 201, reply.body
     return dict(reply.json)
@@ -144,6 +147,27 @@ def test_accepting_gives_a_private_copy_without_the_hidden_files(
     assert seen["copy_project_id"] == copy
     assert seen["hidden_paths"] is None and seen["project_id"] is None
     assert seen["invite_code"] is None
+    assert seen["student_messages"] == "outcome"  # the default: no tool text for students
+
+
+def test_a_student_cannot_change_who_is_on_their_copy(api: Api, queue: Any) -> None:
+    # GIVEN a student's copy, on which the instructor is a viewer
+    instructor, student, friend = make_user(api), make_user(api), make_user(api)
+    copy = accept(api, student, make_assignment(api, instructor))
+    members = f"{_p(copy)}/members"
+    # WHEN the student drops the instructor, changes their role, or adds a friend to push
+    dropped = api.delete(f"{members}/{instructor.id}", token=student.token)
+    changed = api.put(f"{members}/{instructor.id}", token=student.token,
+                      json_body={"role": "editor"})
+    added = api.post(members, token=student.token,
+                     json_body={"username": friend.username, "role": "editor"})
+    # THEN each is refused and the members are still the student and the instructor (viewer)
+    assert [r.status for r in (dropped, changed, added)] == [403, 403, 403], \
+        [r.body for r in (dropped, changed, added)]
+    roles = {m["user_id"]: m["role"] for m in api.get(members, token=student.token).json}
+    assert roles == {student.id: "owner", instructor.id: "viewer"}
+    # AND the instructor may still leave on their own
+    assert api.delete(f"{members}/{instructor.id}", token=instructor.token).status == 204
 
 
 def test_a_copy_commit_starts_the_assignments_pipeline_in_the_assignments_project(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.models.jobs import Job
 from chalicelib.services.assignments.hidden import (
     MAX_MESSAGE_CHARS,
     UNNAMED,
@@ -14,6 +15,7 @@ from chalicelib.services.assignments.hidden import (
     scrub,
     show_name,
 )
+from chalicelib.services.assignments.results import step_outcome
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +68,22 @@ def test_a_student_sees_only_test_names_the_hidden_files_define() -> None:
     assert show_name("counts_up", names) == "counts_up"
     # a name the design printed into the log (hex of the hidden text) is not shown
     assert show_name(b"SECRET_CHECK_42".hex(), names) == UNNAMED
+
+
+def _job(steps: list[dict[str, object]]) -> Job:
+    return Job(1, 1, steps=steps)
+
+
+@pytest.mark.parametrize(("status", "steps", "said"), [
+    ("passed", [{"name": "simulate", "exit_code": 0}], None),
+    ("failed", [{"name": "compile", "exit_code": 0}, {"name": "simulate", "exit_code": 1}],
+     "step 'simulate' exited with 1"),
+    ("failed", [{"name": "compile", "exit_code": None,
+                 "limit": "CPU time limit of 10 s exceeded"}],
+     "step 'compile': CPU time limit of 10 s exceeded"),
+    ("failed", [], "failed before its tools ran"),
+    ("cancelled", [], "cancelled (a job it needs did not pass, or the pipeline was cancelled)"),
+])
+def test_a_failure_in_outcome_mode_is_told_in_the_runners_words_only(
+        status: str, steps: list[dict[str, object]], said: str | None) -> None:
+    assert step_outcome(status, _job(steps)) == said

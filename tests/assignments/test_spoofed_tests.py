@@ -5,7 +5,9 @@ takes the test list from the step's log (runner/kinds/cocotb.results_from_log), 
 whatever the design under test `$display`s. The student's design reads the hidden test module
 (it runs in the same simulation, with the hidden files in its cwd), prints its first line hex
 encoded as a `cocotb.regression <name> passed` line and stops the simulator: the "test name"
-carries the hidden text past hidden.scrub (hex shares no run with it).
+carries the hidden text past hidden.scrub (hex shares no run with it). It then stops with the
+same line hex encoded in its `$fatal` message, which reaches the job's failure message: with the
+assignment's default `student_messages: outcome` a student reads only which step failed.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ module counter(input clk, input rst, output reg [3:0] count);
     fd = $fopen("hidden/test_counter.py", "r");
     n = $fgets(line, fd);
     $display("cocotb.regression leak.x%h passed", line);
-    $fatal(1, "stop");
+    $fatal(1, "%h", line);
   end
 endmodule
 """
@@ -88,3 +90,6 @@ def test_a_design_cannot_name_tests_with_the_hidden_text(
     # the hidden module's real tests keep their names; the planted one is shown unnamed
     assert {"counts_up", "reveals_itself"} <= names, names
     assert "(name withheld: not a test function of the hidden files)" in names, names
+    [unit] = latest["jobs"]
+    assert unit["message"].startswith("step '") and " exited with " in unit["message"], unit
+    assert all(t["message"] is None for t in unit["tests"]), unit

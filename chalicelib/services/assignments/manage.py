@@ -48,6 +48,8 @@ def public(assignment: Assignment, *, instructor: bool,
     and the invite code students accept with."""
     seen = AssignmentPublic(id=assignment.id, title=assignment.title,
                             deadline=assignment.deadline, created_at=assignment.created_at,
+                            student_messages=("scrubbed" if assignment.student_messages
+                                              == "scrubbed" else "outcome"),
                             copy_project_id=copy_project_id)
     if instructor:
         seen.project_id, seen.owner_id = assignment.project_id, assignment.owner_id
@@ -73,7 +75,8 @@ def create_assignment(caller: Caller, data: AssignmentCreate) -> AssignmentPubli
         assignment = Assignment(assignment_id, project_id=project.id, owner_id=caller.id,
                                 title=data.title, hidden_paths=list(data.hidden_paths),
                                 deadline=data.deadline, created_at=utcnow_iso(),
-                                invite_code=secrets.token_urlsafe(INVITE_BYTES))
+                                invite_code=secrets.token_urlsafe(INVITE_BYTES),
+                                student_messages=data.student_messages)
         assignment.save(condition=Assignment.id.does_not_exist())
         return assignment
 

@@ -1,9 +1,17 @@
 """What grading shows: the instructor's table of students x tests (each student's latest
 commit), and a student's own submissions with outcomes and scrubbed, capped messages.
 
-A student never gets a graded job's id, log, artifacts or summary: only each job's outcome,
-its failure message and its cocotb tests' outcomes and messages, each passed through
-hidden.scrub against the hidden files of the assignment commit it was graded with.
+A student never gets a graded job's id, log, artifacts or summary: only each job's outcome
+and its cocotb tests' names (those the hidden files define) and outcomes. What a failure says
+depends on the assignment's `student_messages`:
+
+- `outcome` (the default): which step failed and how (its exit code or the limit it hit), from
+  the runner's own step records; no tool text. The student's design runs beside the hidden
+  tests, so it can read them and print them encoded (hex, say) into any message a tool or a
+  testbench writes, which no scrub of the hidden text can recognise.
+- `scrubbed`: the job's and the tests' messages too, capped and passed through hidden.scrub
+  against the hidden files of the assignment commit it was graded with. For a class the
+  instructor trusts with that channel.
 """
 
 from __future__ import annotations
@@ -29,6 +37,27 @@ from chalicelib.services.pipelines.runs import job_outcome
 from chalicelib.services.pipelines.views import _jobs_of
 
 MAX_TESTS_SHOWN = 200
+NOT_GRADED = "the commit could not be graded; your instructor can see why"
+
+
+def step_outcome(status: str, job: Job | None) -> str | None:
+    """A failed graded job in the runner's own words only: the first step that failed and how
+    ("step 'simulate' exited with 1", "step 'compile': CPU time limit of 10 s exceeded"); None
+    unless the job failed or was cancelled. Step names come from the runner's plans (compile, simulate,
+    ...), exit codes and limits from its sandbox: nothing the student's design prints."""
+    if status not in ("failed", "cancelled"):
+        return None
+    if status == "cancelled":
+        return "cancelled (a job it needs did not pass, or the pipeline was cancelled)"
+    for step in (job.steps if job is not None else None) or []:
+        if not isinstance(step, dict):
+            continue
+        name, code, limit = str(step.get("name")), step.get("exit_code"), step.get("limit")
+        if limit:
+            return f"step '{name}': {limit}"
+        if code not in (0, None):
+            return f"step '{name}' exited with {int(code)}"
+    return "failed before its tools ran" if job is None or not job.steps else "failed"
 
 
 def _pipelines(project_id: int, submissions: list[Submission]) -> dict[int, Pipeline]:
@@ -109,6 +138,7 @@ def results(caller: Caller, assignment_id: int, limit: int,
     result = Submission.query(accepted.copy_project_id, scan_index_forward=False, limit=limit,
                               page_size=limit, last_evaluated_key=start)
     submissions = list(result)
+    tools_text = assignment.student_messages == "scrubbed"
     pipelines = _pipelines(assignment.project_id, submissions)
     jobs = _jobs_of(list(pipelines.values()))
     runs_of: dict[str, tuple[set[str] | None, set[str]]] = {}
@@ -123,16 +153,19 @@ def results(caller: Caller, assignment_id: int, limit: int,
         shown = SubmissionPublic(id=submission.id, commit=submission.commit,
                                  received_at=submission.received_at, late=bool(submission.late),
                                  status=pipeline.status if pipeline else "failed",
-                                 error=hidden.scrub(submission.error, runs))
+                                 error=(hidden.scrub(submission.error, runs) if tools_text
+                                        else NOT_GRADED if submission.error else None))
         for entry in pipeline.jobs if pipeline is not None else []:
             job = jobs.get(int(entry["job_id"])) if entry.get("job_id") else None
+            status = _status(entry, job)
             shown.jobs.append(GradedJob(
-                name=str(entry["name"]), status=_status(entry, job),
-                message=hidden.scrub(entry.get("error") or (job.error_message if job else None),
-                                     runs),
+                name=str(entry["name"]), status=status,
+                message=(hidden.scrub(entry.get("error") or (job.error_message if job else None),
+                                      runs) if tools_text else step_outcome(status, job)),
                 tests=[TestOutcome(name=hidden.show_name(str(t.get("name")), names),
                                    outcome=str(t.get("outcome")),
-                                   message=hidden.scrub(t.get("message"), runs))
+                                   message=hidden.scrub(t.get("message"), runs) if tools_text
+                                   else None)
                        for t in _tests(job)]))
         out.append(shown)
     return page_of(result, out)
