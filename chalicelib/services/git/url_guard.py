@@ -92,8 +92,26 @@ class ImportURL:
     path: str
 
 
-def parse_url(url: str) -> ImportURL:
-    """Check the URL's form (scheme, no credentials, port, no query); no network."""
+@dataclass(frozen=True)
+class URLPolicy:
+    """What one kind of outbound request accepts beyond the common form (parse_url)."""
+
+    schemes: dict[str, int]  # scheme -> its default port
+    schemes_hint: str  # the refusal when the scheme is not one of them
+    low_ports: frozenset[int]  # ports under 1024 allowed (above: any)
+    credentials_hint: str  # why credentials in the URL are refused
+    allow_query: bool = False  # kept as part of `path` when allowed
+
+
+IMPORTS = URLPolicy(
+    schemes=SCHEMES, schemes_hint="only https://, http:// and git:// URLs can be imported",
+    low_ports=ALLOWED_LOW_PORTS,
+    credentials_hint="only public repositories can be imported")
+
+
+def parse_url(url: str, policy: URLPolicy = IMPORTS) -> ImportURL:
+    """Check the URL's form (length, scheme, no credentials, a host, port, no fragment, a query
+    only where the policy allows one); no network. Raises ImportRefused with the reason."""
     if len(url) > MAX_URL_LENGTH or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise ImportRefused("the URL is too long or contains spaces or control characters")
     try:
@@ -102,20 +120,23 @@ def parse_url(url: str) -> ImportURL:
     except ValueError as e:
         raise ImportRefused(f"the URL is not valid: {e}") from e
     scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise ImportRefused("only https://, http:// and git:// URLs can be imported")
+    if scheme not in policy.schemes:
+        raise ImportRefused(policy.schemes_hint)
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise ImportRefused("credentials in the URL are not accepted: only public repositories "
-                            "can be imported")
+        raise ImportRefused(f"credentials in the URL are not accepted: {policy.credentials_hint}")
     host = parts.hostname or ""
     if not host:
         raise ImportRefused("the URL has no host")
-    if parts.query or parts.fragment:
-        raise ImportRefused("the URL must not have a query or a fragment")
-    port = port or SCHEMES[scheme]
-    if port < 1024 and port not in ALLOWED_LOW_PORTS:
-        raise ImportRefused(f"port {port} is not allowed: use 80, 443, 9418 or a port above 1023")
-    return ImportURL(url=url, scheme=scheme, host=host, port=port, path=parts.path or "/")
+    if parts.fragment or (parts.query and not policy.allow_query):
+        raise ImportRefused("the URL must not have a fragment" if policy.allow_query
+                            else "the URL must not have a query or a fragment")
+    port = port or policy.schemes[scheme]
+    if port < 1024 and port not in policy.low_ports:
+        allowed = ", ".join(str(p) for p in sorted(policy.low_ports))
+        raise ImportRefused(f"port {port} is not allowed: use {allowed} or a port above 1023")
+    path = parts.path or "/"
+    return ImportURL(url=url, scheme=scheme, host=host, port=port,
+                     path=path + (f"?{parts.query}" if parts.query else ""))
 
 
 def resolve(host: str, port: int) -> list[tuple[int, Any]]:

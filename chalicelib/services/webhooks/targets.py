@@ -11,8 +11,6 @@ Unlike an import URL, a query string is allowed (receivers often carry a routing
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from chalicelib.services.git import url_guard
 
 
@@ -25,31 +23,17 @@ def check_form(url: str) -> url_guard.ImportURL:
 
     Raises WebhookRefused with the reason.
     """
-    if len(url) > url_guard.MAX_URL_LENGTH or any(ord(c) < 33 or ord(c) == 127 for c in url):
-        raise WebhookRefused("url: too long, or contains spaces or control characters")
+    private = url_guard.allow_private()
+    policy = url_guard.URLPolicy(
+        schemes={"https": 443, **({"http": 80} if private else {})},
+        schemes_hint="webhooks are sent over https:// only", low_ports=frozenset({80, 443}),
+        credentials_hint="deliveries are signed with the webhook's secret "
+                         "(X-A6hub-Signature-256)",
+        allow_query=True)
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as e:
-        raise WebhookRefused(f"url: not a valid URL: {e}") from e
-    scheme = parts.scheme.lower()
-    allowed = ("https", "http") if url_guard.allow_private() else ("https",)
-    if scheme not in allowed:
-        raise WebhookRefused("url: webhooks are sent over https:// only")
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise WebhookRefused("url: credentials in the URL are not accepted; deliveries are "
-                             "signed with the webhook's secret (X-A6hub-Signature-256)")
-    host = parts.hostname or ""
-    if not host:
-        raise WebhookRefused("url: the URL has no host")
-    if parts.fragment:
-        raise WebhookRefused("url: the URL must not have a fragment")
-    port = port or url_guard.SCHEMES[scheme]
-    if port < 1024 and port not in (80, 443):
-        raise WebhookRefused(f"url: port {port} is not allowed: use 443 or a port above 1023")
-    path = parts.path or "/"
-    return url_guard.ImportURL(url=url, scheme=scheme, host=host, port=port,
-                               path=path + (f"?{parts.query}" if parts.query else ""))
+        return url_guard.parse_url(url, policy)
+    except url_guard.ImportRefused as e:
+        raise WebhookRefused(f"url: {e.detail}") from e
 
 
 def check_url(url: str) -> url_guard.ImportURL:
