@@ -46,19 +46,24 @@ def job_artifact_key(project_id: int, job_id: int, attempt: int, name: str) -> s
 
 
 def job_stored_as(project_id: int, job_id: int, attempt: int,
-                  summary: dict[str, Any] | None) -> tuple[int, int]:
-    """(job id, attempt) under whose keys a job's log and artifacts are stored: the job's own, or
-    for a cache hit served when its pipeline started, those of the completed run of the same
-    project it reuses (`summary.cache.stored_as = {job_id, attempt}`; services/pipelines/
-    instant.py). Sharing is safe because job bytes are deleted only with their project."""
+                  summary: dict[str, Any] | None) -> tuple[int, int, int]:
+    """(project id, job id, attempt) under whose keys a job's log and artifacts are stored: the
+    job's own, or for a cache hit served when its pipeline started, those of the completed run
+    it reuses (`summary.cache.stored_as = {project_id, job_id, attempt}`; services/pipelines/
+    instant.py): a run of the same project, or for a fork, of the project it was forked from
+    (older hits name no project_id: their own). Job bytes are deleted only with their project,
+    so a fork's hit outlives its bytes only when the source project is deleted."""
     cache = (summary or {}).get("cache")
-    if not isinstance(cache, dict):
-        return job_id, attempt
+    if not isinstance(cache, dict) or cache.get("hit") is not True:
+        return project_id, job_id, attempt
     stored = cache.get("stored_as")
-    if (isinstance(stored, dict) and cache.get("project_id") == project_id
-            and isinstance(stored.get("job_id"), int) and isinstance(stored.get("attempt"), int)):
-        return int(stored["job_id"]), int(stored["attempt"])
-    return job_id, attempt
+    if not (isinstance(stored, dict) and isinstance(stored.get("job_id"), int)
+            and isinstance(stored.get("attempt"), int)):
+        return project_id, job_id, attempt
+    source = stored.get("project_id", project_id)
+    if not isinstance(source, int):
+        return project_id, job_id, attempt
+    return source, int(stored["job_id"]), int(stored["attempt"])
 
 
 def get_range(key: str, start: int, length: int) -> tuple[bytes, int]:

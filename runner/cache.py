@@ -4,7 +4,9 @@ The key (chalicelib/services/pipelines/cache.py) is computed from the materialis
 versions of this runner's tools and the job's normalised config. On a hit no tool runs: the
 earlier run's steps, tool versions, summary, log and artifacts (copied to this job's keys, so
 they live and are deleted with it) become this job's, with `summary.cache = {hit: true, key,
-job_id, project_id}`. A job with `no_cache` runs anyway; every completed run stores its key.
+job_id, project_id}`. The run is the project's own or, for a fork that misses, one of the
+project it was forked from while the fork's owner can read it (services/pipelines/forks.py).
+A job with `no_cache` runs anyway; every completed run stores its key.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, StepPublic
 from chalicelib.services import job_lifecycle, job_quotas
 from chalicelib.services.job_lifecycle import JobResult
 from chalicelib.services.pipelines import cache as keys
-from chalicelib.services.pipelines import instant
+from chalicelib.services.pipelines import forks, instant
 from runner.logstream import LogStream
 
 logger = Logger(service=SERVICE, child=True)
@@ -86,9 +88,10 @@ def before_run(job: Job, src: Path, inputs: list[InputFilePublic], log: LogStrea
     if job.no_cache:
         log.line("no_cache: running the tools even if an identical run is cached")
         return Lookup(key)
-    found = keys.lookup(job.project_id, key)
+    found = forks.lookup(job.project_id, key, grading=bool(job.grading))
     source = job_lifecycle.load(*found) if found else None
-    if source is None or source.status != COMPLETED or source.id == job.id:
+    if (source is None or source.status != COMPLETED
+            or (source.project_id, source.id) == (job.project_id, job.id)):
         return Lookup(key)
     log.line(f"cache hit: the result of job {source.id} (same files read, tools and config); "
              "no tool ran")

@@ -99,6 +99,7 @@ MODULE_TIERS = {
     "test_pipeline_cache": "unit",
     "test_pipelines": "api",
     "test_fork_pipelines": "api",
+    "test_fork_cache": "api",
     "test_webhooks": "api",
     "test_pipelines_e2e": "integration",
     "test_webhooks_e2e": "integration",

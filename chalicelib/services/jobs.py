@@ -179,14 +179,31 @@ def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
     return job_public(_load(project_id, job_id), with_position=True)
 
 
+def stored_as(project_id: int, job_id: int, attempt: int,
+              summary: dict[str, Any] | None) -> tuple[int, int, int]:
+    """storage.job_stored_as, checked: a fork's cache hit whose source project (the run it
+    reuses) was deleted since has no bytes left, a 404 saying so (one GetItem, only then)."""
+    from chalicelib.models.projects import Project
+
+    stored = storage.job_stored_as(project_id, job_id, attempt, summary)
+    if stored[0] != project_id:
+        try:
+            Project.get(stored[0])
+        except Project.DoesNotExist:
+            raise NotFound("This job was served from the cache of the project this one was "
+                           "forked from, which has been deleted: its log and artifacts are "
+                           "gone") from None
+    return stored
+
+
 def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -> JobLogs:
     authorize(caller, project_id, "read")
     if offset < 0:
         raise Unprocessable("offset must be a non-negative integer")
     job = _load(project_id, job_id)
     # The log of the latest attempt (a retried job starts a new one).
-    key = storage.job_log_key(project_id, *storage.job_stored_as(
-        project_id, job_id, int(job.attempts or 0), job.summary))
+    key = storage.job_log_key(*stored_as(project_id, job_id, int(job.attempts or 0),
+                                         job.summary))
     data, total = storage.get_range(key, offset, MAX_LOG_CHUNK) if job.attempts else (b"", 0)
     start = min(offset, total) if total else 0
     next_offset = start + len(data)
@@ -227,8 +244,8 @@ def get_artifact(caller: Caller | None, project_id: int, job_id: int, name: str,
     found = next((a for a in job.artifacts or [] if a.get("name") == name), None)
     if found is None:
         raise NotFound("Artifact not found")
-    key = storage.job_artifact_key(project_id, *storage.job_stored_as(
-        project_id, job_id, int(job.attempts or 0), job.summary), found["name"])
+    key = storage.job_artifact_key(*stored_as(project_id, job_id, int(job.attempts or 0),
+                                              job.summary), found["name"])
     mime, size = str(found["mime_type"]), int(found["size_bytes"])
     if not presign and size <= INLINE_ARTIFACT_BYTES and mime.startswith(_INLINE_TYPES):
         return InlineArtifact(storage.get_bytes(key).decode("utf-8", errors="replace"), mime)

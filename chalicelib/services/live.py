@@ -270,7 +270,7 @@ def push_log(conn: WsConnection, job: Job, post: Post) -> bool:
     same = int(old.get("log_attempt", {}).get("N", -1)) == attempt
     start = int(old.get("log_offset", {}).get("N", 0)) if same else 0
     stored = storage.job_stored_as(job.project_id, job.id, attempt, job.summary)
-    data, _ = storage.get_range(storage.job_log_key(job.project_id, *stored), start, end - start)
+    data, _ = storage.get_range(storage.job_log_key(*stored), start, end - start)
     for offset, chunk in _chunks(data, start):
         payload = {"log_line": chunk.decode("utf-8", errors="replace"), "offset": offset,
                    "next_offset": offset + len(chunk), "attempt": attempt}

@@ -90,8 +90,8 @@ def trace_of(caller: Caller | None, project_id: int, job_id: int) -> Trace:
     fst = next((a for a in job.artifacts if a.kind == FST_KIND), None)
     if fst is None:
         raise NotFound(_no_waveform_reason(job))
-    key = storage.job_artifact_key(project_id, *storage.job_stored_as(
-        project_id, job_id, job.attempts, job.summary), fst.name)
+    key = storage.job_artifact_key(*jobs.stored_as(project_id, job_id, job.attempts,
+                                                   job.summary), fst.name)
     path = _cached(key, fst.size_bytes)
     start, end = _fst_time_range(path)
     return Trace(job=job, path=path, start_time=start, end_time=end)

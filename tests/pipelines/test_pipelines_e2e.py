@@ -120,7 +120,8 @@ def test_a_pushed_pipeline_runs_and_its_status_shows_on_commits_and_the_badge(
     assert cached_sim["summary"]["cache"]["served"] == "pipeline"
     assert cached_sim["created_at"] == cached_sim["started_at"]
     # its log and artifacts are the cached run's own objects, not copies
-    assert cached_sim["summary"]["cache"]["stored_as"] == {"job_id": sim["job_id"], "attempt": 1}
+    assert cached_sim["summary"]["cache"]["stored_as"] == {
+        "project_id": pid, "job_id": sim["job_id"], "attempt": 1}
     log = _get(server, f"/api/v1/projects/{pid}/jobs/{cached_sim['id']}/logs",
                owner.token).json()["logs"]
     source_log = _get(server, f"/api/v1/projects/{pid}/jobs/{sim['job_id']}/logs",

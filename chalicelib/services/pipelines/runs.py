@@ -215,11 +215,13 @@ class _Plan:
 
 
 def _plan(project_id: int, entries: list[dict[str, Any]], reader: instant.TreeReader,
-          published: instant.Published | Callable[[], instant.Published]) -> _Plan:
+          published: instant.Published | Callable[[], instant.Published],
+          fork: instant.Fork = None) -> _Plan:
     """Resolve every unstarted entry's config and look all their keys up at once (the hits of a
     job whose needs may not pass are found and left unused: one BatchGetItem whatever the
     pipeline's depth, two when a cache item lacks its result, against a lookup per job and a
-    wave of writes per level of `needs`)."""
+    wave of writes per level of `needs`). `fork`: the project, for a fork's lookups in its
+    source's cache (instant.find_hits)."""
     from chalicelib.services.jobs import resolve_testbench
 
     plan = _Plan()
@@ -236,7 +238,7 @@ def _plan(project_id: int, entries: list[dict[str, Any]], reader: instant.TreeRe
         plan.configs[name] = config
     wanted = {n: (str(e["job_type"]), plan.configs[n]) for e in entries
               if (n := str(e["name"])) in plan.configs and not e.get("no_cache")}
-    plan.hits = instant.find_hits(project_id, wanted, published, reader)
+    plan.hits = instant.find_hits(project_id, wanted, published, reader, fork)
     return plan
 
 
@@ -305,16 +307,19 @@ def _start(project_id: int, pipeline_id: int, names: list[str],
     created fails its entry (and so cancels its dependants)."""
     import copy
 
+    from chalicelib.models.projects import Project
     from chalicelib.services.job_quotas import active_slot_problem
     from chalicelib.services.jobs import enqueue
 
-    published = instant.toolchain()
+    project, toolchain = fetch_many(Project(project_id), instant.toolchain_key())
+    published = instant.toolchain_of(toolchain)
     while names:
         pipeline = Pipeline.get(project_id, pipeline_id, consistent_read=True)
         if reader is None:
             reader = _reader(pipeline)
         entries = copy.deepcopy(list(pipeline.jobs or []))
-        plan = _plan(project_id, entries, reader, published)
+        plan = _plan(project_id, entries, reader, published,
+                     None if pipeline.grading else project)
         for attempt in range(ID_ATTEMPTS):
             walked = copy.deepcopy(entries)
             served, to_run = _walk(pipeline, walked, names, plan, set())
@@ -432,7 +437,7 @@ def start_pipeline(project_id: int, commit: str) -> Pipeline | None:
                for j in (spec.jobs if spec else ())]
     reader = instant.TreeReader(store, tree)
     plan = _plan(project_id, entries, reader,
-                 lambda: instant.toolchain_of(first.result()[1]))
+                 lambda: instant.toolchain_of(first.result()[1]), lambda: first.result()[0])
     project, _ = first.result()
     if project is None:
         raise KeyError(f"project {project_id} is gone")
