@@ -21,10 +21,10 @@ import pytest
 
 from tests.assignments.test_assignments import COUNTER, HIDDEN_TB, MARKER, A, accept, make_assignment
 from tests.conftest import Api, UserCtx, make_user
-from tests.git.test_git_http import Git, api_token, commit_all, remote
+from tests.git.test_git_http import Git, api_token, remote
 from tests.jobs_support import Queues, api_queue, make_queues, wait_for
 from tests.runner.test_jobs_e2e import RunnerProcess
-from tests.stack_support import api_on, runner_on
+from tests.stack_support import api_on, push, runner_on
 
 pytestmark = [
     pytest.mark.integration,
@@ -95,6 +95,33 @@ def runner(queues: Queues, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield process
 
 
+def student_push(api: Api, student: UserCtx, server: str, copy: int, tmp_path: Path,
+                 files: dict[str, str], message: str) -> tuple[Git, Path, str]:
+    """Clone the student's copy with the real git client (it holds nothing hidden), write
+    `files` ({path: text}) into it, commit and push main; the client, its work tree and the
+    pushed commit's sha."""
+    git = Git(tmp_path / "home")
+    work = tmp_path / "work"
+    git.run("clone", "-q", remote(server, str(copy), api_token(api, student)), str(work))
+    assert not (work / "hidden").exists()
+    for path, text in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(text)
+    return git, work, push(git, work, message)
+
+
+def graded_row_of(api: Api, instructor: UserCtx, aid: int, head: str,
+           runner: RunnerProcess) -> dict[str, Any]:
+    """The instructor's grades row once `head` is graded (the runner's output on a timeout)."""
+    try:
+        row: dict[str, Any] = wait_for(lambda: _graded_row(api, instructor, aid, head),
+                                       timeout=300, every=1,
+                                       what="the graded pipeline of the student's push")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{runner.output()[-4000:]}") from e
+    return row
+
+
 def _p(pid: int) -> str:
     return f"/api/v1/projects/{pid}"
 
@@ -152,23 +179,11 @@ def test_no_route_gives_a_student_the_hidden_tests(
     accept(api, other, assignment)
     # WHEN the student clones the copy with the real git client, fixes the counter, tries to
     # plant their own hidden/tb.v and hidden/extra.v, and pushes
-    git = Git(tmp_path / "home")
-    work = tmp_path / "work"
-    git.run("clone", "-q", remote(server, str(copy), api_token(api, student)), str(work))
-    assert not (work / "hidden").exists()
-    (work / "rtl/counter.v").write_text(COUNTER)
-    (work / "hidden").mkdir()
-    (work / "hidden/tb.v").write_text("module tb; initial $finish; endmodule\n")
-    (work / "hidden/extra.v").write_text("module extra; endmodule\n")
-    commit_all(git, work, "fix the counter")
-    git.run("push", "-q", "origin", "main", cwd=work)
-    head = git.run("rev-parse", "HEAD", cwd=work).stdout.strip()
+    git, work, head = student_push(api, student, server, copy, tmp_path, {
+        "rtl/counter.v": COUNTER, "hidden/tb.v": "module tb; initial $finish; endmodule\n",
+        "hidden/extra.v": "module extra; endmodule\n"}, "fix the counter")
     # THEN the assignment's pipeline grades it with the hidden files (the student's tb.v lost)
-    try:
-        row = wait_for(lambda: _graded_row(api, instructor, aid, head), timeout=300, every=1,
-                       what="the graded pipeline of the student's push")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{runner.output()[-4000:]}") from e
+    row = graded_row_of(api, instructor, aid, head, runner)
     assert row["jobs"] == {"sim": "passed", "unit": "failed"}, row
     assert row["tests"] == {"unit/counts_up": "passed", "unit/reveals_itself": "failed"}
     assert row["late"] is False

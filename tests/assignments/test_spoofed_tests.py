@@ -21,14 +21,13 @@ import pytest
 from tests.assignments.test_assignments import MARKER, A, accept, make_assignment
 from tests.assignments.test_leaks import (  # noqa: F401 - the module's fixtures
     HIDDEN_COCOTB,
-    _graded_row,
+    graded_row_of,
     queues,
     runner,
     server,
+    student_push,
 )
 from tests.conftest import Api, make_user
-from tests.git.test_git_http import Git, api_token, commit_all, remote
-from tests.jobs_support import wait_for
 from tests.runner.test_jobs_e2e import RunnerProcess
 
 pytestmark = [
@@ -67,18 +66,9 @@ def test_a_design_cannot_name_tests_with_the_hidden_text(
                                  extra={"hidden/test_counter.py": HIDDEN_COCOTB})
     aid = int(assignment["id"])
     copy = accept(api, student, assignment)
-    git = Git(tmp_path / "home")
-    work = tmp_path / "work"
-    git.run("clone", "-q", remote(server, str(copy), api_token(api, student)), str(work))
-    (work / "rtl/counter.v").write_text(SPY)
-    commit_all(git, work, "a counter that reads the hidden tests")
-    git.run("push", "-q", "origin", "main", cwd=work)
-    head = git.run("rev-parse", "HEAD", cwd=work).stdout.strip()
-    try:
-        row = wait_for(lambda: _graded_row(api, instructor, aid, head), timeout=300, every=1,
-                       what="the graded pipeline of the student's push")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\n{runner.output()[-4000:]}") from e
+    _, _, head = student_push(api, student, server, copy, tmp_path, {"rtl/counter.v": SPY},
+                              "a counter that reads the hidden tests")
+    row = graded_row_of(api, instructor, aid, head, runner)
     assert row["jobs"] == {"unit": "failed"}, row
     reply = api.get(f"{A}/{aid}/results", token=student.token)
     assert reply.status == 200, reply.body

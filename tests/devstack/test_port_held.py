@@ -42,25 +42,26 @@ def test_a_second_server_on_the_port_of_a_running_one_exits(live_server: str) ->
     assert requests.get(f"{live_server}/health", timeout=10).status_code in (200, 503)
 
 
-def test_run_fails_before_starting_anything_when_the_port_is_held(tmp_path: Path) -> None:
+def _run_with_a_port_held(tmp_path: Path, held: str) -> subprocess.CompletedProcess[str]:
+    """`python -m devstack run` while another program holds its API port (`held` "api") or
+    its store's ("store")."""
     port, emulator_port = free_port(), free_port()
     with socket.socket() as other:
-        other.bind(("127.0.0.1", port))
+        other.bind(("127.0.0.1", port if held == "api" else emulator_port))
         other.listen(1)
-        done = _start("run", "--port", str(port), "--emulator-port", str(emulator_port),
+        return _start("run", "--port", str(port), "--emulator-port", str(emulator_port),
                       "--state-dir", str(tmp_path), env=_NO_AWS)
+
+
+def test_run_fails_before_starting_anything_when_the_port_is_held(tmp_path: Path) -> None:
+    done = _run_with_a_port_held(tmp_path, "api")
     assert done.returncode == 1
     assert "cannot serve the API" in done.stdout
     assert "started the embedded AWS store" not in done.stdout
 
 
 def test_a_store_that_exits_at_start_shows_the_end_of_its_log(tmp_path: Path) -> None:
-    port, emulator_port = free_port(), free_port()
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", emulator_port))
-        other.listen(1)
-        done = _start("run", "--port", str(port), "--emulator-port", str(emulator_port),
-                      "--state-dir", str(tmp_path), env=_NO_AWS)
+    done = _run_with_a_port_held(tmp_path, "store")
     assert done.returncode == 1
     assert "cannot start the AWS store" in done.stdout
     assert f"the end of its log {tmp_path / 'store.log'}" in done.stdout

@@ -338,15 +338,23 @@ def test_a_receiver_that_fails_is_retried_then_marked_failed_and_the_job_is_unaf
     assert api.get(f"{_p(pid)}/pipelines", token=owner.token).json[0]["status"] == "passed"
 
 
-def test_a_receiver_that_hangs_times_out_is_retried_then_marked_failed(
-        api: Api, owner: UserCtx, queue: Queues) -> None:
-    with settings_env(**PRIVATE_OK), receiver("hang") as rx:
+def _pinged(api: Api, owner: UserCtx, queue: Queues, mode: str,
+            timeout: float = 60) -> tuple[dict[str, Any], Receiver]:
+    """A webhook to a `mode` receiver on a new project, pinged, and its delivery row once the
+    runner has ended it (the ping answers 202 before anything reaches the receiver)."""
+    with settings_env(**PRIVATE_OK), receiver(mode) as rx:
         pid = int(make_project(api, owner)["id"])
         hook_id = create(api, owner, pid, rx.url).json["id"]
-        # WHEN a ping is queued (the API answers without waiting for the receiver)
         ping = api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token)
         assert ping.status == 202 and rx.got == []
-        [row] = run_until(queue, lambda: ended(api, owner, pid, hook_id), timeout=90)
+        [row] = run_until(queue, lambda: ended(api, owner, pid, hook_id), timeout=timeout)
+    return row, rx
+
+
+def test_a_receiver_that_hangs_times_out_is_retried_then_marked_failed(
+        api: Api, owner: UserCtx, queue: Queues) -> None:
+    # WHEN a ping is queued (the API answers without waiting for the receiver)
+    row, rx = _pinged(api, owner, queue, "hang", timeout=90)
     # THEN each attempt was cut by the timeout and the delivery failed after the last one
     assert len(rx.got) == MAX_ATTEMPTS
     assert (row["status"], row["attempts"], row["response_code"]) == ("failed", MAX_ATTEMPTS, None)
@@ -355,22 +363,14 @@ def test_a_receiver_that_hangs_times_out_is_retried_then_marked_failed(
 
 def test_an_endless_answer_is_read_only_up_to_the_cap(
         api: Api, owner: UserCtx, queue: Queues) -> None:
-    with settings_env(**PRIVATE_OK), receiver("flood") as rx:
-        pid = int(make_project(api, owner)["id"])
-        hook_id = create(api, owner, pid, rx.url).json["id"]
-        api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token)
-        [row] = run_until(queue, lambda: ended(api, owner, pid, hook_id))
+    row, rx = _pinged(api, owner, queue, "flood")
     # THEN the 200 delivered it; the attempt read a capped part of the body and hung up
     assert (row["status"], row["attempts"], row["response_code"]) == ("delivered", 1, 200)
     assert row["response_excerpt"] == "x" * 1024
 
 
 def test_a_redirect_is_not_followed(api: Api, owner: UserCtx, queue: Queues) -> None:
-    with settings_env(**PRIVATE_OK), receiver("redirect") as rx:
-        pid = int(make_project(api, owner)["id"])
-        hook_id = create(api, owner, pid, rx.url).json["id"]
-        api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token)
-        [row] = run_until(queue, lambda: ended(api, owner, pid, hook_id))
+    row, rx = _pinged(api, owner, queue, "redirect")
     # THEN only /hook was asked; the 302 failed the delivery at once (no retry)
     assert [g.path for g in rx.got] == ["/hook"]
     assert (row["status"], row["attempts"], row["response_code"]) == ("failed", 1, 302)
