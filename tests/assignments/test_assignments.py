@@ -107,6 +107,13 @@ def test_a_public_project_or_someone_elses_cannot_be_an_assignment(api: Api) -> 
         "project_id": private, "title": "x", "hidden_paths": ["h/"],
         "deadline": "2026-12-01T12:00:00"})
     assert reply.status in (400, 422) and "time zone" in reply.body.decode()
+    reply = api.post(A, token=instructor.token, json_body={
+        "project_id": private, "title": "x", "hidden_paths": ["h/"], "student_messages": "all"})
+    assert reply.status in (400, 422)
+    # AND nothing was stored from any refused request: neither project is an assignment
+    from chalicelib.models.assignments import Assignment
+
+    assert [list(Assignment.by_project.query(pid)) for pid in (public, private)] == [[], []]
 
 
 def test_accepting_gives_a_private_copy_without_the_hidden_files(
