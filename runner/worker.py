@@ -563,6 +563,9 @@ class Worker:
 
     def _dead_letter(self, delivery: jobqueue.Delivery) -> int:
         receipt, dlq = delivery.receipt, self.settings.dlq_url
+        if delivery.message is None and webhook_delivery.dead_lettered(delivery.raw):
+            self._delete(receipt, dlq)
+            return 0
         job = self._job_of(delivery)
         if job is not None and job_lifecycle.lease_is_live(job):
             # A duplicate that bounced while its job runs fine elsewhere: decide after the lease.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import boto3
 import pytest
 
 from bench.jobs import COUNTER
@@ -417,6 +418,30 @@ def test_a_deleted_webhook_ends_its_queued_delivery(
                        token=owner.token).status == 404
         run_until(queue, lambda: queue.depth() == 0)
     assert rx.got == []
+
+
+def test_a_delivery_whose_message_was_dead_lettered_ends_failed(
+        api: Api, owner: UserCtx, queue: Queues) -> None:
+    from runner.worker import RunnerSettings, Worker
+
+    with settings_env(**PRIVATE_OK), receiver("ok") as rx:
+        pid = int(make_project(api, owner)["id"])
+        hook_id = create(api, owner, pid, rx.url).json["id"]
+        ping = api.post(f"{_p(pid)}/webhooks/{hook_id}/ping", token=owner.token).json
+        # GIVEN the ping's queue message ended in the dead-letter queue (every runner that
+        # received it died): moved there by hand, as the queue's redrive would
+        sqs = boto3.client("sqs")
+        [message] = sqs.receive_message(QueueUrl=queue.url, WaitTimeSeconds=1)["Messages"]
+        sqs.send_message(QueueUrl=queue.dlq_url, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        worker = Worker(dataclasses.replace(RunnerSettings.from_queue(queue.url), wait_seconds=1))
+        # WHEN the runner checks the dead-letter queue
+        assert worker.drain_dead_letters() == 0  # no job failed: it was a delivery
+        [row] = deliveries(api, owner, pid, hook_id)
+    # THEN the delivery is failed with the reason, not pending forever, and nothing was sent
+    assert row["id"] == ping["id"] and row["status"] == "failed", row
+    assert "dead-letter queue" in row["error"] and row["next_attempt_at"] is None
+    assert rx.got == [] and queue.depth(queue.dlq_url) == 0 and queue.depth() == 0
 
 
 def test_deleting_the_project_deletes_its_webhooks(api: Api, owner: UserCtx) -> None:

@@ -244,6 +244,44 @@ def handle_message(raw: str) -> str | None:
     return "retrying" if delay is not None else outcome.status
 
 
+def dead_lettered(raw: str) -> bool:
+    """End the delivery whose queue message the queue gave up on (it went to the dead-letter
+    queue after the queue's maximum receives, each taken by a runner that died or could not
+    reach storage): a still pending row becomes `failed` with the reason, so it does not stay
+    `pending` forever. False when `raw` is not a delivery message (the caller handles it).
+
+    A row that a later attempt's message has moved on (its `attempts` past this message's) or
+    that has ended is left alone; the caller deletes the message in every case. Storage errors
+    propagate (the message then stays in the dead-letter queue for the next check).
+    """
+    parsed = parse_message(raw)
+    if parsed is None:
+        return False
+    webhook_id, delivery_id, attempt = parsed
+    try:
+        row = WebhookDelivery.get(webhook_id, delivery_id, consistent_read=True)
+    except WebhookDelivery.DoesNotExist:
+        return True
+    made = int(row.attempts or 0)
+    if row.status != PENDING or made > attempt:
+        return True
+    reason = ("gave up: the delivery's queue message went to the dead-letter queue (the runner "
+              "taking it crashed, was killed or could not reach storage each time)")
+    try:
+        row.update(actions=[WebhookDelivery.status.set(FAILED), WebhookDelivery.error.set(reason),
+                            WebhookDelivery.next_attempt_at.remove(),
+                            WebhookDelivery.updated_at.set(utcnow_iso())],
+                   condition=(WebhookDelivery.status == PENDING)
+                   & (WebhookDelivery.attempts == made))
+    except UpdateError as e:
+        if not condition_failed(e):
+            raise
+    logger.warning("webhook delivery dead-lettered", extra={"webhook_id": webhook_id,
+                                                            "delivery_id": delivery_id,
+                                                            "attempt": attempt})
+    return True
+
+
 def _claim(row: WebhookDelivery, attempt: int) -> bool:
     """Take attempt `attempt` of a pending delivery: the row must have made attempt - 1, or
     have started this one so long ago that its runner died in it (a redelivered message then
