@@ -141,6 +141,7 @@ def patch_moto() -> None:
     ddb_models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     _patch_query()
     _patch_sqs_retention()
+    _patch_routing()
 
 
 def _patch_sqs_retention() -> None:
@@ -158,6 +159,29 @@ def _patch_sqs_retention() -> None:
 
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
         is_message_valid_based_on_retention_period)
+
+
+def _patch_routing() -> None:
+    """Routing answers that cannot change while the server runs are computed once.
+
+    - moto looks a request's host up in `list_of_moto_modules()`, which lists moto's package
+      directory and stats every entry (~250 `isdir` calls) on every request, under the
+      dispatcher's global lock: 7 % of the store's CPU serving GetItem (py-spy). The package
+      does not change at run time; the list is read once.
+    - `BaseResponse.call_action` finds the action's method with `inspect.getmembers` on the
+      handler class on every request (3 %); the names of a class's functions are cached per
+      class (the patches above replace methods but add none).
+    """
+    import functools
+
+    from moto import backends
+    from moto.core import responses as core_responses
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    original = core_responses.method_names_from_class
+    core_responses.method_names_from_class = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
+        lambda clazz: frozenset(original(clazz)))
 
 
 def request_handler() -> type:
