@@ -26,6 +26,7 @@ that started the store dies, the store saves and exits.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import io
@@ -142,6 +143,7 @@ def patch_moto() -> None:
     _patch_query()
     _patch_sqs_retention()
     _patch_routing()
+    _patch_dynamodb_serializer()
 
 
 def _patch_sqs_retention() -> None:
@@ -182,6 +184,147 @@ def _patch_routing() -> None:
     original = core_responses.method_names_from_class
     core_responses.method_names_from_class = functools.lru_cache(maxsize=None)(  # type: ignore[assignment]
         lambda clazz: frozenset(original(clazz)))
+
+
+# DynamoDB operations whose answers are items and counts (no timestamps): the ones a6hub calls on
+# every job, served by the plain serializer below.
+_PLAIN_DYNAMODB_OPS = frozenset({
+    "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+    "BatchWriteItem", "TransactGetItems", "TransactWriteItems"})
+
+
+class _NotPlain(Exception):
+    """The value needs moto's general serializer (an alias, a timestamp, a None, a non-dict)."""
+
+
+def _structure_aliases(shape: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """(member names, every other key moto's attribute picker might look a member up under)."""
+    from botocore import xform_name
+
+    found = shape.__dict__.get("_a6hub_aliases")
+    if found is None:
+        members = frozenset(shape.members)
+        aliases = set()
+        for key, member in shape.members.items():
+            aliases.update({xform_name(key), member.name, xform_name(member.name),
+                            member.serialization.get("name", key)})
+            if key.lower().startswith(shape.name.lower()):
+                aliases.add(key[len(shape.name):])
+        found = members, frozenset(aliases - members)
+        shape.__dict__["_a6hub_aliases"] = found
+    return found
+
+
+def _plain(value: Any, shape: Any) -> Any:
+    """`value` (plain dicts, lists, str, numbers, bytes) serialised for `shape` as moto's JSON
+    serializer would, walking the output shape once without its per-member alias search; raises
+    _NotPlain wherever that search or a conversion could give something else."""
+    convert = _PLAIN_BY_TYPE.get(shape.type_name)
+    if convert is None:
+        raise _NotPlain  # timestamps, and anything unexpected
+    return convert(value, shape)
+
+
+def _plain_structure(value: Any, shape: Any) -> dict[str, Any]:
+    if type(value) is not dict or shape.is_document_type:
+        raise _NotPlain
+    members, aliases = _structure_aliases(shape)
+    out = {}
+    for key, item in value.items():
+        if key not in members or key in aliases:
+            raise _NotPlain
+        if item is not None:
+            member = shape.members[key]
+            if "name" in member.serialization:
+                raise _NotPlain
+            out[key] = _plain(item, member)
+    return out
+
+
+def _plain_map(value: Any, shape: Any) -> dict[str, Any]:
+    if type(value) is not dict or None in value.values():
+        raise _NotPlain
+    return {k: _plain(v, shape.value) for k, v in value.items()}
+
+
+def _plain_list(value: Any, shape: Any) -> list[Any]:
+    if type(value) is not list or None in value:
+        raise _NotPlain
+    return [_plain(v, shape.member) for v in value]
+
+
+def _plain_of(kind: type) -> Callable[[Any, Any], Any]:
+    def convert(value: Any, shape: Any) -> Any:
+        if type(value) is not kind:
+            raise _NotPlain
+        return value
+    return convert
+
+
+def _plain_blob(value: Any, shape: Any) -> str:
+    if type(value) is not bytes:
+        raise _NotPlain
+    return base64.b64encode(value).decode()
+
+
+_PLAIN_BY_TYPE: dict[str, Callable[[Any, Any], Any]] = {
+    "structure": _plain_structure, "map": _plain_map, "list": _plain_list,
+    "string": _plain_of(str), "boolean": _plain_of(bool), "blob": _plain_blob,
+    "integer": lambda value, shape: int(value), "long": lambda value, shape: int(value),
+    "float": lambda value, shape: float(value), "double": lambda value, shape: float(value)}
+
+
+def _patch_dynamodb_serializer() -> None:
+    """DynamoDB's item operations answer through a plain walk of the output shape.
+
+    moto serialises every answer by walking the operation's output shape and, for each member
+    of each structure (every attribute value of every item is one), trying up to a dozen alias
+    keys with `botocore.xform_name`: 55-60 % of the store's CPU serving GetItem (py-spy). The
+    results of the item operations are plain dicts in wire form already (`dynamo_to_dict`), so
+    `_plain` looks each key up directly; it gives up (and moto's serializer runs) on anything
+    where the alias search could pick another key, and on timestamps, None values, non-dicts.
+    tests/test_store.py compares the answers with moto's own serializer's."""
+    import json as json_module
+
+    from botocore.model import OperationNotFoundError
+    from moto import settings
+    from moto.core.responses import get_service_model
+    from moto.core.serialize import get_serializer_class
+    from moto.dynamodb import responses as ddb_responses
+
+    original = ddb_responses.DynamoHandler.serialized
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        if (isinstance(result, Exception) or settings.PRETTIFY_RESPONSES
+                or self.RESPONSE_KEY_PATH_TO_TRANSFORMER):
+            return original(self, action_result)
+        action = self._get_action()
+        if action not in _PLAIN_DYNAMODB_OPS:
+            return original(self, action_result)
+        service_model = get_service_model(self.boto3_service_name)
+        try:
+            operation_model = service_model.operation_model(action)
+        except OperationNotFoundError:
+            return original(self, action_result)
+        protocol = self.determine_response_protocol(service_model)
+        output_shape = operation_model.output_shape
+        if protocol != "json" or output_shape is None:
+            return original(self, action_result)
+        try:
+            body = _plain(result, output_shape)
+        except _NotPlain:
+            return original(self, action_result)
+        serializer = get_serializer_class(service_model.service_name, protocol)(
+            operation_model=operation_model, pretty_print=False, value_picker=None)
+        resp = serializer._create_default_response()
+        resp["body"] = json_module.dumps(body)
+        resp["headers"]["Content-Type"] = serializer._get_protocol_specific_content_type()  # type: ignore[attr-defined]
+        headers = resp["headers"]
+        headers.update(self.response_headers)
+        return resp["status_code"], headers, resp["body"]
+
+    ddb_responses.DynamoHandler.serialized = serialized  # type: ignore[method-assign]
 
 
 def request_handler() -> type:

@@ -78,6 +78,7 @@ MODULE_TIERS = {
     "test_live_updates": "integration",
     "test_security_git": "integration",
     "test_store": "integration",
+    "test_store_answers": "integration",
     "test_waveforms": "integration",
     # bench
     "test_bench": "bench",
