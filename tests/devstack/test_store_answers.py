@@ -202,3 +202,51 @@ def test_item_operations_answer_as_moto_does(emulator: Emulator, plain_moto: Emu
     finally:
         for recorder in recorders:
             recorder.client.delete_table(TableName=table)
+
+
+def sqs_story(sqs: Any, tag: str) -> list[Any]:
+    """Sends, receives, visibility and receipt handles on a standard and a FIFO queue (with
+    content-based deduplication); what a client can compare across servers (no ids)."""
+    seen: list[Any] = []
+    counts = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+              "ApproximateNumberOfMessagesDelayed"]
+    plain = sqs.create_queue(QueueName=f"plain-{tag}")["QueueUrl"]
+    fifo = sqs.create_queue(QueueName=f"fifo-{tag}.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=plain, MessageBody=f"job {n}")
+    sqs.send_message(QueueUrl=plain, MessageBody="later", DelaySeconds=60)
+    sqs.send_message_batch(QueueUrl=plain, Entries=[{"Id": str(n), "MessageBody": f"b {n}"}
+                                                    for n in range(2)])
+    got = sqs.receive_message(QueueUrl=plain, MaxNumberOfMessages=2, VisibilityTimeout=60)
+    handles = [m["ReceiptHandle"] for m in got["Messages"]]
+    seen.append(sorted(m["Body"] for m in got["Messages"]))
+    seen.append(sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=counts)["Attributes"])
+    sqs.delete_message(QueueUrl=plain, ReceiptHandle=handles[0])
+    sqs.change_message_visibility(QueueUrl=plain, ReceiptHandle=handles[1], VisibilityTimeout=0)
+    seen.append(sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=counts)["Attributes"])
+    rest = sqs.receive_message(QueueUrl=plain, MaxNumberOfMessages=10, VisibilityTimeout=60)
+    seen.append(sorted(m["Body"] for m in rest["Messages"]))
+    for body in ("same", "same", "other"):  # the second "same" is a duplicate: dropped
+        sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId="g")
+    seen.append(sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]
+                ["ApproximateNumberOfMessages"])
+    first = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)
+    seen.append([m["Body"] for m in first["Messages"]])
+    return seen
+
+
+def test_sqs_sends_count_receive_and_deduplicate_as_moto_does(emulator: Emulator,
+                                                              plain_moto: Emulator) -> None:
+    # GIVEN an SQS client on the store and one on moto's server
+    clients = [boto3.client("sqs", endpoint_url=e.url, region_name="us-east-1")
+               for e in (emulator, plain_moto)]
+    tag = uuid.uuid4().hex[:8]
+    # WHEN the same story runs on both
+    store, moto = (sqs_story(sqs, tag) for sqs in clients)
+    # THEN the store's counts, visibility and FIFO deduplication are moto's
+    assert store == moto
+    assert store[1] == {"ApproximateNumberOfMessages": "3",
+                        "ApproximateNumberOfMessagesNotVisible": "2",
+                        "ApproximateNumberOfMessagesDelayed": "1"}
+    assert store[4] == "2"
