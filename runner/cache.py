@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,12 @@ def key_for(job: Job, src: Path) -> str | None:
     paths = tools.project_paths(src)
     _publish_toolchain()
     versions = {name: tools.tool_version(name) for name in names}
-    return keys.cache_key(job.job_type, config, versions, paths, tools.project_reader(src, paths))
+    read = tools.project_reader(src, paths)
+    shared = tools.shared_models(src)  # the plan's models: the HDL is parsed once per job
+    with shared.lock if shared is not None else nullcontext():
+        reads = keys.files_read(job.job_type, config, paths, read,
+                                shared.by_options if shared is not None else None)
+    return None if reads is None else keys.key_of(job.job_type, config, versions, reads, read)
 
 
 @functools.cache

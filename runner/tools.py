@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from chalicelib.hdl.project import CompileSet, Project, ProjectError, load_project
 from chalicelib.schemas.job_configs import SV, V2005, _JobConfig
@@ -81,14 +84,65 @@ def project_reader(src: Path, paths: list[str]) -> Callable[[str], bytes | None]
     return read
 
 
+@dataclass
+class StageModels:
+    """The project models parsed from one job stage's src/, by parse options (the key
+    chalicelib/services/pipelines/cache.files_read uses: sorted defines, include dirs,
+    Verilog-2005), shared by the job's cache key and its plan so the HDL is parsed once.
+    `lock` is held while a model is looked up or parsed: the other one waits for it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    by_options: dict[Any, Project] = field(default_factory=dict)
+
+
+_stage_models: dict[str, StageModels] = {}
+_stage_models_lock = threading.Lock()
+
+
+@contextmanager
+def sharing_models(src: Path) -> Iterator[StageModels]:
+    """Within the block, the models parsed from `src` (written, then read-only to the runner)
+    are kept for every reader of `src` (`load`, runner/cache.key_for); dropped on exit."""
+    key = str(src)
+    models = StageModels()
+    with _stage_models_lock:
+        _stage_models[key] = models
+    try:
+        yield models
+    finally:
+        with _stage_models_lock:
+            _stage_models.pop(key, None)
+
+
+def shared_models(src: Path) -> StageModels | None:
+    """The models shared for `src` (see `sharing_models`), or None outside such a block."""
+    with _stage_models_lock:
+        return _stage_models.get(str(src))
+
+
+def parse_options(defines: dict[str, str], include_dirs: list[str], verilog_2005: bool) -> Any:
+    """The key of a parsed model in StageModels: as pipelines/cache.files_read keys its models."""
+    return (tuple(sorted(defines.items())), tuple(include_dirs), verilog_2005)
+
+
 def load(src: Path, config: _JobConfig) -> Project:
-    """The project model of the files in `src`, parsed with the job's defines and include dirs."""
+    """The project model of the files in `src`, parsed with the job's defines and include dirs
+    (once per stage and options inside `sharing_models(src)`)."""
     paths = project_paths(src)
     if any(p == BUILD_DIR or p.startswith(BUILD_DIR + "/") for p in paths):
         raise JobInputError(f"the project has a top-level {BUILD_DIR!r} entry: the runner builds there")
-    return load_project(paths, project_reader(src, paths),
-                        defines={k: str(v) for k, v in config.defines.items()},
-                        include_dirs=config.include_dirs, verilog_2005=config.language == V2005)
+    defines = {k: str(v) for k, v in config.defines.items()}
+    verilog_2005 = config.language == V2005
+    shared = shared_models(src)
+    with shared.lock if shared is not None else nullcontext():
+        options = parse_options(defines, config.include_dirs, verilog_2005)
+        project = shared.by_options.get(options) if shared is not None else None
+        if project is None:
+            project = load_project(paths, project_reader(src, paths), defines=defines,
+                                   include_dirs=config.include_dirs, verilog_2005=verilog_2005)
+            if shared is not None:
+                shared.by_options[options] = project
+    return project
 
 
 def check_files(project: Project, wanted: list[str] | None) -> None:

@@ -32,7 +32,7 @@ from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage,
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
 from chalicelib.services.webhooks import delivery as webhook_delivery
-from runner import cache, calls, commit_tree, importer, workspace
+from runner import cache, calls, commit_tree, importer, tools, workspace
 from runner.deletes import BatchDeleter
 from runner.jobdirs import JobDirs
 from runner.limits import Limits
@@ -408,7 +408,8 @@ class Worker:
             clock.append(time.monotonic())
             return round(clock[-1] - clock[-2], 4)
 
-        with JobDirs.staged() as dirs:
+        # The cache key and the plan read the same files: one parse of the HDL serves both.
+        with JobDirs.staged() as dirs, tools.sharing_models(dirs.src):
             try:
                 files = self._commit_files(run, log)
                 rows = (run.rows.result() if run.rows is not None

@@ -62,6 +62,7 @@ MODULE_TIERS = {
     "test_runner_bounds": "runner",
     "test_runner_sandbox": "runner",
     "test_runner_concurrency": "runner",
+    "test_runner_path": "runner",
     # integration
     "test_concurrency": "integration",
     "test_cors": "integration",
@@ -84,6 +85,7 @@ MODULE_TIERS = {
     "test_bench": "bench",
     "test_bench_burst": "bench",
     "test_bench_completion": "bench",
+    "test_bench_timeline": "bench",
     "test_bench_jobs": "bench",
     "test_bench_throughput": "bench",
     "test_bench_store": "bench",

@@ -1,0 +1,69 @@
+"""The runner's work around the tools, with a real in-process runner, the emulator and the real
+tools: the HDL of a job is parsed once (its cache key and its plan share the project model)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, UserCtx, make_file, make_project
+from tests.jobs_support import api_queue, make_queues
+
+TB = 'module tb; initial begin $display("parsed %0d", 3); $finish; end endmodule\n'
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The files of each project model parsed in this process (the runner's and the key's)."""
+    import chalicelib.hdl.project as project
+    import runner.tools as tools
+
+    seen: list[str] = []
+    original = project.load_project
+
+    def counted(paths: Any, *args: Any, **kwargs: Any) -> Any:
+        paths = list(paths)
+        seen.append(",".join(sorted(paths)))
+        return original(paths, *args, **kwargs)
+
+    monkeypatch.setattr(project, "load_project", counted)
+    monkeypatch.setattr(tools, "load_project", counted)
+    yield seen
+
+
+def run_one(api: Api, user: UserCtx, project_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit a job on a private queue and let an in-process runner run it; the job's record."""
+    from runner.worker import RunnerSettings, Worker
+
+    queues = make_queues(max_receives=2, visibility=30)
+    with api_queue(queues.url):
+        reply = api.post(f"/api/v1/projects/{project_id}/jobs", token=user.token, json_body=body)
+        assert reply.status == 201, reply.body
+        settings = dataclasses.replace(RunnerSettings.from_queue(queues.url), wait_seconds=1,
+                                       log_flush_seconds=0.2, cancel_poll_seconds=0.2)
+        assert Worker(settings).poll_once(wait_seconds=1) == 1
+    job = api.get(f"/api/v1/projects/{project_id}/jobs/{reply.json['id']}", token=user.token)
+    return dict(job.json)
+
+
+@pytest.mark.parametrize("no_cache", [False, True], ids=["cached", "no_cache"])
+def test_a_job_parses_its_hdl_once_for_its_key_and_its_plan(
+        api: Api, owner: UserCtx, parses: list[str], no_cache: bool) -> None:
+    # GIVEN a project with a testbench (the key is computed before the tools, or beside them)
+    project = make_project(api, owner, name=f"parse once {no_cache}")
+    make_file(api, owner, project["id"], "tb.v", TB)
+    config = {"testbench": "tb.v", "defines": {"WIDTH": 4}}
+    # WHEN a runner runs a simulation of it
+    job = run_one(api, owner, project["id"],
+                  {"job_type": "simulation", "config": config, "no_cache": no_cache})
+    # THEN it completed with its cache key, and the project was parsed once, not twice
+    assert job["status"] == "completed", job
+    assert job["summary"]["cache"] == {"hit": False, "key": job["summary"]["cache"]["key"]}
+    assert parses == ["tb.v"], parses
+    # AND the key is the one a later identical job finds (the shared model keys the same files)
+    parses.clear()
+    again = run_one(api, owner, project["id"], {"job_type": "simulation", "config": config})
+    assert again["summary"]["cache"]["hit"] is True and again["summary"]["cache"]["job_id"] == job["id"]
