@@ -118,6 +118,8 @@ class Run:
     rows: Future[dict[str, tuple[int, int, str]]] | None = None  # the files table, prefetched
     call_count: calls.CallCount = field(default_factory=calls.CallCount)  # AWS calls for it
     remember: Future[None] | None = None  # the cache key being stored, beside the log's last PUT
+    log_closed: Future[None] | None = None  # the log's last PUT, started once the tools ended
+    dirs: JobDirs | None = None  # the job's stage: removed once the job's end is recorded
 
 
 class Worker:
@@ -398,7 +400,11 @@ class Worker:
             run.done.set()
             watcher.join()
         result_duration = time.monotonic() - started
-        return self._settle(run, log, result, result_duration)
+        try:
+            return self._settle(run, log, result, result_duration)
+        finally:
+            if run.dirs is not None:  # off the path to `completed`: after the finish
+                run.dirs.remove_stage()
 
     def _execute_tools(self, run: Run, log: LogStream) -> JobResult:
         job = run.job
@@ -408,8 +414,10 @@ class Worker:
             clock.append(time.monotonic())
             return round(clock[-1] - clock[-2], 4)
 
+        # The stage outlives this method: run() removes it once the job's end is recorded.
+        dirs = run.dirs = JobDirs.create()
         # The cache key and the plan read the same files: one parse of the HDL serves both.
-        with JobDirs.staged() as dirs, tools.sharing_models(dirs.src):
+        with tools.sharing_models(dirs.src):
             try:
                 files = self._commit_files(run, log)
                 rows = (run.rows.result() if run.rows is not None
@@ -430,6 +438,9 @@ class Worker:
             run.timings["execute_s"] = lap()
             if run.lost:  # the new owner uploads under the same keys; ours would overwrite them
                 return _failed_result("job taken over by another runner", inputs, log)
+            # The tools have ended: the log's last PUT goes now, beside the artifacts' uploads
+            # (_settle waits for it and PUTs again only if a line was added since).
+            run.log_closed = self._prefetcher.submit(calls.bound(log.close, run.call_count))
             artifacts = workspace.upload_artifacts(job.project_id, job.id, int(job.attempts or 1),
                                                    dirs.out, list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
@@ -464,11 +475,18 @@ class Worker:
     def _settle(self, run: Run, log: LogStream, result: JobResult | None,
                 duration: float) -> str:
         job = run.job
+        closing_failed: BaseException | None = None
+        if run.log_closed is not None:  # never two PUTs of the log at once: wait for the first
+            try:
+                run.log_closed.result()
+            except TRANSIENT as e:
+                closing_failed = e
         if run.lost:
             # Taken over (or deleted with its project): the new owner writes the same log key.
             log.abandon()
             return "lost"
         if run.releasing and (result is None or result.status == CANCELLED) and not run.user_cancel:
+            closing_failed = None  # releasing: the log is a courtesy (_close_quietly below)
             log.line("runner stopping: job released back to the queue" if result is not None
                      else "storage unreachable: job released back to the queue")
             _close_quietly(log)  # storage may be what failed; releasing matters more
@@ -485,9 +503,11 @@ class Worker:
             logger.info(f"job {job.id} released back to the queue", extra={"job_id": job.id})
             return "released"
         assert result is not None
+        if closing_failed is not None:
+            raise closing_failed  # as a failed last PUT: the message stays, redelivery decides
         result.duration_s = duration
         flush_started = time.monotonic()
-        log.close()
+        log.close()  # after the early close (if any): PUTs again only the lines added since
         if run.remember is not None:
             run.remember.result()  # after_run logs its own failures; it raises nothing
         run.timings["log_flush_s"] = round(time.monotonic() - flush_started, 4)

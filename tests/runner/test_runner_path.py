@@ -67,3 +67,38 @@ def test_a_job_parses_its_hdl_once_for_its_key_and_its_plan(
     parses.clear()
     again = run_one(api, owner, project["id"], {"job_type": "simulation", "config": config})
     assert again["summary"]["cache"]["hit"] is True and again["summary"]["cache"]["job_id"] == job["id"]
+
+
+def test_a_line_logged_after_the_tools_end_is_in_the_stored_log(
+        api: Api, owner: UserCtx) -> None:
+    from runner.worker import RunnerSettings, Worker
+    from tests.jobs_support import FakeArtifact, FakeExecute, FakeOutcome
+
+    class SkippedArtifact(FakeExecute):
+        """The fake tool, plus an artifact the upload refuses (its note comes after the tools)."""
+
+        def __call__(self, *args: Any) -> FakeOutcome:
+            outcome = super().__call__(*args)
+            outcome.artifacts.append(FakeArtifact("../escape", outcome.artifacts[0].path,
+                                                  "report", "application/json"))
+            return outcome
+
+    # GIVEN a job whose tools end with an artifact the runner will skip
+    project = make_project(api, owner, name="late log line")
+    make_file(api, owner, project["id"], "top.v", "module top; endmodule\n")
+    queues = make_queues(max_receives=2, visibility=30)
+    with api_queue(queues.url):
+        reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
+                         json_body={"job_type": "lint", "config": {}})
+        assert reply.status == 201, reply.body
+        settings = dataclasses.replace(RunnerSettings.from_queue(queues.url), wait_seconds=1,
+                                       log_flush_seconds=0.2, cancel_poll_seconds=0.2)
+        # WHEN a runner runs it (the log's last PUT starts as soon as the tools end)
+        assert Worker(settings, execute=SkippedArtifact()).poll_once(wait_seconds=1) == 1
+    base = f"/api/v1/projects/{project['id']}/jobs/{reply.json['id']}"
+    job = api.get(base, token=owner.token).json
+    logs = api.get(f"{base}/logs", token=owner.token).json
+    # THEN the stored log holds the note written after that PUT, and is the whole log
+    assert job["status"] == "completed", job
+    assert "artifact '../escape' skipped" in logs["logs"], logs["logs"]
+    assert logs["complete"] and logs["size_bytes"] == job["log_bytes"]
