@@ -122,18 +122,26 @@ def settle(lookup: Lookup, log: LogStream) -> Lookup:
     return Lookup(key)
 
 
-def after_run(lookup: Lookup, job: Job, result: JobResult) -> None:
-    """Store the key of a completed run (not of a cache hit, which names its source), and stamp
-    it on the run (`summary.cache = {hit: false, key}`): once the run's completion is recorded,
-    its pipeline hook stores the key again with the result (services/pipelines/runs.py), so
-    hits served when a pipeline starts need not read the run."""
-    if lookup.key is None or lookup.result is not None or result.status != COMPLETED:
+def after_run(lookup: Lookup, job: Job, status: str) -> None:
+    """Store the key of a run whose tools completed (not of a cache hit, which names its source)
+    as the project's run for it; logs its failures, raises nothing. Called once the tools ended,
+    beside the log's last PUT: a hit needs the run's record to say completed (`before_run`), so
+    an entry stored before the finish only serves once the finish is written."""
+    if lookup.key is None or lookup.result is not None or status != COMPLETED:
         return
-    result.summary = {**result.summary, "cache": {"hit": False, "key": lookup.key}}
     try:
         keys.remember(lookup.key, job.project_id, job.id)
     except Exception:  # noqa: BLE001 - an unstored key only costs a later run
         logger.exception("cache key not stored", extra={"job_id": job.id})
+
+
+def stamp(lookup: Lookup, result: JobResult) -> None:
+    """Stamp the key on a completed run (`summary.cache = {hit: false, key}`): once the run's
+    completion is recorded, its pipeline hook stores the key again with the result
+    (services/pipelines/runs.py), so hits served when a pipeline starts need not read the run."""
+    if lookup.key is None or lookup.result is not None or result.status != COMPLETED:
+        return
+    result.summary = {**result.summary, "cache": {"hit": False, "key": lookup.key}}
 
 
 def _result_from(job: Job, source: Job, key: str, inputs: list[InputFilePublic],

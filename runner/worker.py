@@ -438,17 +438,18 @@ class Worker:
             run.timings["execute_s"] = lap()
             if run.lost:  # the new owner uploads under the same keys; ours would overwrite them
                 return _failed_result("job taken over by another runner", inputs, log)
-            # The tools have ended: the log's last PUT goes now, beside the artifacts' uploads
-            # (_settle waits for it and PUTs again only if a line was added since).
+            # The tools have ended: the log's last PUT and the cache key's PutItem go now, beside
+            # the artifacts' uploads (_settle waits for both before the finish, so a client that
+            # sees `completed` has the whole log and can already hit the cache; it PUTs the log
+            # again only if a line was added since).
             run.log_closed = self._prefetcher.submit(calls.bound(log.close, run.call_count))
+            run.remember = self._prefetcher.submit(calls.bound(cache.after_run, run.call_count),
+                                                   cached, job, outcome.status)
             artifacts = workspace.upload_artifacts(job.project_id, job.id, int(job.attempts or 1),
                                                    dirs.out, list(outcome.artifacts), log.line)
             run.timings["upload_s"] = lap()
         result = _result_of(outcome, inputs, artifacts, run.timings["execute_s"], log, run)
-        # The key's PutItem goes beside the log's last PUT (_settle waits for both before the
-        # finish, so a client that sees `completed` can already hit the cache).
-        run.remember = self._prefetcher.submit(calls.bound(cache.after_run, run.call_count),
-                                               cached, job, result)
+        cache.stamp(cached, result)
         return result
 
     def _deferred(self, run: Run) -> cache.Defer:
