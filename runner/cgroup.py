@@ -24,6 +24,7 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from aws_lambda_powertools import Logger
@@ -80,22 +81,32 @@ def _v2_ready(base: Path) -> bool:
 
 
 def hierarchies() -> list[_Hierarchy] | None:
-    """Where this runner can create job cgroups, or None when it cannot."""
+    """Where this runner can create job cgroups, or None when it cannot.
+
+    Found once per process and setting (A6HUB_RUNNER_CGROUP): the cgroup mounts and the
+    runner's own cgroup do not change under it, and re-reading /proc/self/mountinfo cost every
+    step about a millisecond. Should a base vanish anyway, `JobCgroup.create` fails its mkdir and
+    the step runs without a cgroup, as where there is none (logged)."""
     env = runner_env()
-    if env.cgroup_mode == "off":
+    found = _find(env.cgroup_mode, env.cgroup.strip())
+    return list(found) if found is not None else None
+
+
+@lru_cache(maxsize=4)
+def _find(mode: str, explicit: str) -> tuple[_Hierarchy, ...] | None:
+    if mode == "off":
         return None
-    explicit = env.cgroup.strip()
-    if env.cgroup_mode == "path":
-        return [_Hierarchy(2, "", Path(explicit))] if _v2_ready(Path(explicit)) else None
+    if mode == "path":
+        return (_Hierarchy(2, "", Path(explicit)),) if _v2_ready(Path(explicit)) else None
     mounts, own = _mounts(), _own_paths()
     v1 = [found for controller in ("memory", "pids") if (found := _v1(controller, mounts, own))]
     if len(v1) == 2:
-        return v1
+        return tuple(v1)
     for point, fstype, _options in mounts:
         if fstype == "cgroup2" and "" in own:
             base = Path(point) / own[""].lstrip("/")
             if _v2_ready(base):
-                return [_Hierarchy(2, "", base)]
+                return (_Hierarchy(2, "", base),)
     return None
 
 
@@ -147,6 +158,10 @@ class JobCgroup:
         self._procs_fds = [os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
                            for _, path in self.dirs]
 
+    def procs_files(self) -> list[str]:
+        """The cgroup.procs files a process writes its pid to, as root, to join."""
+        return [str(path / "cgroup.procs") for _, path in self.dirs]
+
     def join(self) -> None:
         """Move the calling process into the cgroup (called in the child between fork and exec;
         only os.write on descriptors opened by `open_for_join`)."""
@@ -173,9 +188,13 @@ class JobCgroup:
                         return int(value)
         return 0
 
-    def remove(self) -> None:
-        """Kill anything left in the cgroup and delete it; never raises (logs instead)."""
+    def remove(self) -> bool:
+        """Kill anything left in the cgroup and delete it; never raises (logs instead).
+
+        True when every directory is gone: the kernel refuses to remove a cgroup that still has
+        a live process (EBUSY), so no process of the step is left (zombies are not members)."""
         self.close_join_fds()
+        emptied = True
         for _hierarchy, path in self.dirs:
             for _ in range(50):
                 try:
@@ -186,7 +205,9 @@ class JobCgroup:
                 except OSError:
                     _kill_members(path)
             else:
+                emptied = False
                 logger.warning("job cgroup could not be removed", extra={"path": str(path)})
+        return emptied
 
 
 def _configure(hierarchy: _Hierarchy, path: Path, memory_bytes: int, max_pids: int) -> None:

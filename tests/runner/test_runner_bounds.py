@@ -151,6 +151,96 @@ def test_job_cgroups_are_removed_after_each_step(tmp_path: Path,
     assert [path for path in made if path.exists()] == []
 
 
+# --- the two ways a step starts (runner/sandbox.py Sandbox.launch) ------------------------------
+
+PRIVILEGES = ("grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status; "
+              "grep -E '^Max (cpu time|file size|address space|processes"
+              "|core file size) ' /proc/self/limits")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a job uid of its own needs a root runner")
+@pytest.mark.parametrize("launch", ["exec", "preexec"])
+def test_both_launches_give_a_step_its_uid_rlimits_and_no_capabilities(tmp_path: Path,
+                                                                       launch: str) -> None:
+    # GIVEN odd limits (a file size no multiple of a block) and a job uid
+    limits = Limits(cpu_seconds=7, memory_bytes=300 * MIB, file_bytes=5 * MIB + 3, processes=9,
+                    wall_seconds=30)
+    uid = 200_000 + os.getpid() % 60_000
+    (tmp_path / "src").mkdir()
+    box = Sandbox(stage_of(tmp_path), limits, sandboxed=True, uid=uid, launch=launch)  # type: ignore[arg-type]
+    out: list[bytes] = []
+    # WHEN a step prints its ids, capabilities, uid map and limits
+    try:
+        result = box.run(["/bin/sh", "-c", PRIVILEGES], LogBudget(65536, sink=out.append),
+                         threading.Event())
+    finally:
+        box.dirs.remove_stage()
+    log = b"".join(out).decode()
+    fields = {line.split(":")[0]: line.split(":", 1)[1].split() for line in log.splitlines()
+              if ":" in line}
+    limit_lines = {" ".join(line.split()[:-3]): line.split()[-3:-1] for line in log.splitlines()
+                   if line.startswith("Max ")}
+    # THEN it runs as uid 1000 inside (the job's uid outside: see the cgroup test), no groups,
+    # no capability at all, and every rlimit exactly as set, soft and hard
+    assert result.exit_code == 0, log
+    assert fields["Uid"] == ["1000"] * 4 and fields["Gid"] == ["1000"] * 4, log
+    assert fields["Groups"] == [], log
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(fields[cap][0], 16) == 0, (cap, log)
+    assert limit_lines == {"Max cpu time": ["7", "8"],
+                           "Max file size": [str(5 * MIB + 3)] * 2,
+                           "Max address space": [str(300 * MIB)] * 2,
+                           "Max processes": ["11", "11"],
+                           "Max core file size": ["0", "0"]}, log
+
+
+@pytest.mark.skipif(cgroup.hierarchies() is None, reason="the host gives the runner no cgroup")
+@pytest.mark.parametrize("launch", ["exec", "preexec"])
+def test_every_process_of_a_step_is_in_its_cgroup(tmp_path: Path, launch: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a note of the step's cgroup, and a step that forks two children and waits
+    groups: list[cgroup.JobCgroup] = []
+    create = cgroup.JobCgroup.create.__func__
+
+    def noting(cls: type, memory_bytes: int, max_pids: int) -> cgroup.JobCgroup | None:
+        group = create(cls, memory_bytes, max_pids)
+        groups.extend([group] if group is not None else [])
+        return group
+
+    monkeypatch.setattr(cgroup.JobCgroup, "create", classmethod(noting))
+    uid = 200_000 + (os.getpid() + 1) % 60_000
+    (tmp_path / "src").mkdir()
+    box = Sandbox(stage_of(tmp_path), Limits(wall_seconds=60), sandboxed=True, uid=uid,
+                  launch=launch)  # type: ignore[arg-type]
+    out: list[bytes] = []
+    cancel = threading.Event()
+    results: list[CommandResult] = []
+    step = threading.Thread(target=lambda: results.append(box.run(
+        ["/bin/sh", "-c", "sleep 60 & sleep 60 & echo ready; wait"],
+        LogBudget(65536, sink=out.append), cancel)))
+    step.start()
+    try:
+        # WHEN it is running
+        deadline = time.monotonic() + 30
+        while b"ready" not in b"".join(out) and time.monotonic() < deadline and step.is_alive():
+            time.sleep(0.02)
+        assert groups, "the step had no cgroup"
+        from runner.watch import _pids_of
+        of_uid = set(_pids_of(uid))
+        members = [{int(pid) for pid in Path(path).read_text().split()}
+                   for path in groups[0].procs_files()]
+    finally:
+        cancel.set()
+        step.join(30)
+        box.dirs.remove_stage()
+    # THEN every process of the job's uid (bwrap, the sandbox's init, sh, both sleeps) is in
+    # each of the step's cgroups: the first process joined before anything forked
+    assert len(of_uid) >= 4, (of_uid, b"".join(out))
+    for found in members:
+        assert of_uid <= found, (of_uid, found)
+    assert results and results[0].cancelled
+
+
 # --- finding 3: deep trees ----------------------------------------------------------------------
 
 DEEP_TREE = f"""
