@@ -241,6 +241,70 @@ def test_every_process_of_a_step_is_in_its_cgroup(tmp_path: Path, launch: str,
     assert results and results[0].cancelled
 
 
+FORGER = """
+import os, signal, sys, time
+if os.fork():
+    while not os.path.exists("heartbeat"):  # leave once the forger runs
+        time.sleep(0.005)
+    print("left behind", flush=True)
+    os._exit(0)
+os.setsid()
+null = os.open("/dev/null", os.O_WRONLY)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+end = time.time() + 30
+while time.time() < end:
+    with open("heartbeat", "a") as beat:
+        beat.write(f"{time.time()}\\n")
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = open(f"/proc/{name}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"step" + b"-two" in cmdline:  # the next step (not this script): forge it, or kill it
+            for fd in os.listdir(f"/proc/{name}/fd"):
+                try:
+                    with open(f"/proc/{name}/fd/{fd}", "w") as out:
+                        out.write("forged: exit 0\\n")
+                except OSError:
+                    pass
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass
+    time.sleep(0.005)
+"""
+
+
+def test_a_step_cannot_forge_the_next_steps_result(tmp_path: Path) -> None:
+    # GIVEN a first step that leaves a process behind, which watches for the next step's
+    # processes to write into their pipes and kill them
+    (tmp_path / "src").mkdir()
+    box = Sandbox(stage_of(tmp_path), Limits(wall_seconds=60), sandboxed=True,
+                  uid=runner.sandbox.sandbox_uid())
+    logs: list[list[bytes]] = [[], []]
+    try:
+        first = box.run(["/usr/bin/python3", "-c", FORGER], LogBudget(65536, sink=logs[0].append),
+                        threading.Event())
+        second_started = time.time()
+        # WHEN the next step runs (and fails on its own: exit 3)
+        second = box.run(["/bin/sh", "-c", "echo step-two; sleep 0.5; exit 3"],
+                         LogBudget(65536, sink=logs[1].append), threading.Event())
+        beats = [float(line) for line in (box.dirs.work / "heartbeat").read_text().split()]
+    finally:
+        box.dirs.remove_stage()
+    log = b"".join(logs[1]).decode()
+    # THEN its exit status, its output and its end are its own: the first step's processes were
+    # gone before it started (their last heartbeat is older than it)
+    assert first.exit_code == 0 and b"left behind" in b"".join(logs[0]), logs[0]
+    assert beats, "the forger never ran"
+    assert max(beats) < second_started, (max(beats), second_started)
+    assert second.exit_code == 3 and second.limit is None, (second, log)
+    assert log == "step-two\n", log
+
+
 # --- finding 3: deep trees ----------------------------------------------------------------------
 
 DEEP_TREE = f"""
