@@ -35,6 +35,7 @@ from runner.settings import runner_env
 logger = Logger(service=SERVICE, child=True)
 
 PREFIX = "a6hub-job-"
+REMOVE_WAIT_SECONDS = 0.5  # how long `remove` waits for a cgroup's members to go
 _unavailable_logged: list[str] = []
 
 
@@ -196,17 +197,24 @@ class JobCgroup:
         self.close_join_fds()
         emptied = True
         for _hierarchy, path in self.dirs:
-            for _ in range(50):
+            # Right after a step the kernel may still count an exiting process for a moment
+            # (EBUSY in about one step of five): retry soon, backing off, killing what is alive.
+            pause, waited = 0.0005, 0.0
+            while True:
                 try:
                     path.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
+                    if waited >= REMOVE_WAIT_SECONDS:
+                        emptied = False
+                        logger.warning("job cgroup could not be removed", extra={"path": str(path)})
+                        break
                     _kill_members(path)
-            else:
-                emptied = False
-                logger.warning("job cgroup could not be removed", extra={"path": str(path)})
+                    time.sleep(pause)
+                    waited += pause
+                    pause = min(pause * 2, 0.01)
         return emptied
 
 
@@ -232,7 +240,6 @@ def _kill_members(path: Path) -> None:
         for line in (path / "cgroup.procs").read_text().split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(line), signal.SIGKILL)
-    time.sleep(0.01)
 
 
 def remove_stale(max_age_s: float) -> int:
