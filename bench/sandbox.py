@@ -68,7 +68,8 @@ def _step(box: Sandbox, argv: list[str]) -> Callable[[], None]:
         output: list[bytes] = []
         result = box.run(argv, LogBudget(1 << 20, sink=output.append), threading.Event())
         if not result.ok:
-            raise RuntimeError(f"{argv[0]} failed in the sandbox: {b''.join(output)[-500:]!r}")
+            raise RuntimeError(f"{argv[0]} failed in the sandbox ({result.limit or result.exit_code}): "
+                               f"{b''.join(output)[-500:]!r}")
     return once
 
 
@@ -93,7 +94,8 @@ def interleaved(variants: dict[str, Callable[[], None]], runs: int) -> dict[str,
 
 
 def bench(runs: int) -> list[Row]:
-    limits = Limits()
+    # A Sandbox's wall limit counts from its creation, across its steps: these live all run.
+    limits = Limits(wall_seconds=24 * 3600)
     rows: list[Row] = []
     with JobDirs.staged() as dirs:
         for name, text in picorv32_sources().items():
