@@ -19,6 +19,7 @@ and the cancel flag, killing the whole tree when one trips.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import secrets
@@ -52,6 +53,7 @@ __all__ = ["INSIDE_ROOT", "CommandResult", "JobDirs", "LogBudget", "Sandbox", "S
 INSIDE_ROOT = "/job"
 SANDBOX_UID = 1000  # the tool's uid inside its user namespace
 TOOL_PATH = "/usr/bin:/bin"
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
 
 # Output that tells an allocation failed (RLIMIT_AS reports no signal of its own).
@@ -127,6 +129,21 @@ def sandbox_uid() -> int | None:
     return secrets.SystemRandom().randint(first, last)
 
 
+@lru_cache(maxsize=1)
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER), once: orphans of
+    its descendants, such as the init of a sandbox whose bubblewrap has exited, are then
+    reparented to it rather than to the host's PID 1, so Watch reaps them and counts their CPU
+    time. Without it they stay zombies of the job's uid wherever PID 1 does not reap (the
+    runner's own container: it is PID 1), counting against RLIMIT_NPROC and the pid space.
+    False where the kernel refuses (not Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 @dataclass(frozen=True)
 class StepExtras:
     """What one step adds to the sandbox: environment variables, read-only mounts (host path,
@@ -162,6 +179,8 @@ class Sandbox:
         self.sandboxed = sandboxed
         self.uid = uid if sandboxed else None
         self.launch: Launch = launch or ("exec" if _launch_tools() else "preexec")
+        if sandboxed:
+            become_subreaper()
         if self.uid is not None:
             os.chown(dirs.work, self.uid, self.uid)
         # Wall time counts for the whole job, across its steps.

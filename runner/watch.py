@@ -88,6 +88,7 @@ class Watch:
         self.deadline = deadline
         self.result = CommandResult(exit_code=None)
         self.tail = bytearray()
+        self._init_pid: int | None = None  # 0: bubblewrap reported none
 
     def follow(self) -> CommandResult:
         assert self.proc.stdout is not None
@@ -112,6 +113,7 @@ class Watch:
         if self.result.limit or self.result.cancelled:
             self._kill()
         self._reap(0)
+        self._reap_init()
         if not (self.result.limit or self.result.cancelled):
             # A tool may fill the disk faster than the periodic check, and an OOM kill of one
             # child leaves the others (and a zero exit status) behind.
@@ -188,13 +190,43 @@ class Watch:
             time.sleep(0.01)
 
     def _sandbox_init_pid(self) -> int | None:
-        os.set_blocking(self.info_fd, False)
-        try:
-            info = os.read(self.info_fd, 65536)
-        except OSError:
-            return None
-        match = re.search(rb'"child-pid"\s*:\s*(\d+)', info)
-        return int(match[1]) if match else None
+        """The host pid of the sandbox's init, as bubblewrap reported it (read once)."""
+        if self._init_pid is None and self.info_fd >= 0:
+            os.set_blocking(self.info_fd, False)
+            try:
+                info = os.read(self.info_fd, 65536)
+            except OSError:
+                info = b""
+            match = re.search(rb'"child-pid"\s*:\s*(\d+)', info)
+            self._init_pid = int(match[1]) if match else 0
+        return self._init_pid or None
+
+    def _reap_init(self) -> None:
+        """Reap the sandbox's init and add its CPU time (the tools', which it waited for).
+
+        bubblewrap's monitor exits as soon as the init reports the tool's exit status, without
+        waiting for it: the init is orphaned, and its CPU time was in no rusage the runner saw.
+        The runner is a child subreaper (runner/sandbox.py), so the init is its child by the
+        time the monitor has been reaped; one that lingers is killed. Where the init is not the
+        runner's child (no subreaper), nothing is added."""
+        init = self._sandbox_init_pid()
+        if init is None:
+            return
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        pause = 0.0005
+        while True:
+            try:
+                pid, _status, usage = os.wait4(init, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == init:
+                self.result.cpu_s += usage.ru_utime + usage.ru_stime
+                return
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(init, signal.SIGKILL)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     def _reap(self, flags: int) -> bool:
         if self.proc.returncode is not None:

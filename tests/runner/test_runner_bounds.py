@@ -241,6 +241,46 @@ def test_every_process_of_a_step_is_in_its_cgroup(tmp_path: Path, launch: str,
     assert results and results[0].cancelled
 
 
+def _of_uid(uid: int) -> list[tuple[int, str]]:
+    """(pid, state) of every process of `uid` on the host, zombies included."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        found.append((int(name), f.read().rsplit(b")", 1)[-1].split()[0].decode()))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a job uid of its own needs a root runner")
+def test_steps_leave_no_process_not_even_a_zombie_and_count_the_tools_cpu(tmp_path: Path) -> None:
+    # GIVEN one job uid and a process limit of 8 (bubblewrap's own two on top)
+    uid = 200_000 + (os.getpid() + 2) % 60_000
+    (tmp_path / "src").mkdir()
+    box = Sandbox(stage_of(tmp_path), Limits(wall_seconds=120, processes=8), sandboxed=True,
+                  uid=uid)
+    try:
+        # WHEN 20 steps run back to back (each bubblewrap's init outlives its monitor), then
+        # a step that spends 0.3 s of CPU by its own clock
+        left = []
+        for _ in range(20):
+            result = box.run(["/bin/true"], LogBudget(4096), threading.Event())
+            assert result.ok, result
+            left += _of_uid(uid)
+        burn = box.run(["/usr/bin/python3", "-c", "import time\nt = time.process_time()\n"
+                        "while time.process_time() - t < 0.3: pass"],
+                       LogBudget(4096), threading.Event())
+    finally:
+        box.dirs.remove_stage()
+    # THEN none left a process of the job's uid behind, not even a zombie that would count
+    # against the next step's process limit, and the step's CPU time is the tool's
+    assert left == []
+    assert burn.ok and burn.cpu_s >= 0.3, burn
+
+
 FORGER = """
 import os, signal, sys, time
 if os.fork():
