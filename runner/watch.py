@@ -212,9 +212,10 @@ class Watch:
         init = self._sandbox_init_pid()
         if init is None:
             return
-        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        kill_at = time.monotonic() + KILL_WAIT_SECONDS
+        give_up_at = kill_at + KILL_WAIT_SECONDS  # a process stuck in the kernel stays a zombie
         pause = 0.0005
-        while True:
+        while time.monotonic() < give_up_at:
             try:
                 pid, _status, usage = os.wait4(init, os.WNOHANG)
             except ChildProcessError:
@@ -222,7 +223,7 @@ class Watch:
             if pid == init:
                 self.result.cpu_s += usage.ru_utime + usage.ru_stime
                 return
-            if time.monotonic() > deadline:
+            if time.monotonic() > kill_at:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(init, signal.SIGKILL)
             time.sleep(pause)
