@@ -33,7 +33,7 @@ import runner.worker  # noqa: F401 - a runner-sized process: what a fork has to 
 from bench.jobs import picorv32_sources
 from bench.report import Row, format_table
 from runner.limits import Limits
-from runner.sandbox import JobDirs, LogBudget, Sandbox, sandbox_problem, sandbox_uid
+from runner.sandbox import JobDirs, LogBudget, Sandbox, become_subreaper, sandbox_problem, sandbox_uid
 
 LAUNCHES = ("exec", "preexec")
 TESTBENCH = "testbench_ez.v"
@@ -83,7 +83,7 @@ def _by_hand(argv: list[str], cwd: Path) -> Callable[[], None]:
 
 def _bwrap_alone(argv: list[str], cwd: Path) -> Callable[[], None]:
     """bwrap by hand; then reap its init, which outlives bwrap and (this process being a child
-    subreaper once it made a Sandbox) is this process's child: the bench has no other child
+    subreaper) is this process's child: the bench has no other child
     at that moment, so waiting for any child waits for that init only."""
     run = _by_hand(argv, cwd)
 
@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"bench.sandbox: no sandbox here: {problem}", file=sys.stderr)
         return 1
+    become_subreaper()  # as `python -m runner` is: each sandbox's init is reaped, its CPU counted
     runs = args.runs or (3 if args.quick else 31)
     started = time.monotonic()
     load = os.getloadavg()[0]

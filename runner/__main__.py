@@ -11,6 +11,7 @@ from types import FrameType
 
 from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.logs import configure_logging
+from runner.sandbox import become_subreaper
 from runner.settings import RunnerConfigError, runner_env
 from runner.worker import RunnerSettings, Worker
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit after running this many jobs (1: one job per task); 0: never")
     args = parser.parse_args(argv)
     hide_from_same_uid()
+    become_subreaper()  # each sandbox's init is then reaped by the runner (runner/sandbox.py)
     logger = configure_logging()
     try:
         runner_env()  # every setting checked before anything else happens

@@ -133,10 +133,11 @@ def sandbox_uid() -> int | None:
 def become_subreaper() -> bool:
     """Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER), once: orphans of
     its descendants, such as the init of a sandbox whose bubblewrap has exited, are then
-    reparented to it rather than to the host's PID 1, so Watch reaps them and counts their CPU
-    time. Without it they stay zombies of the job's uid wherever PID 1 does not reap (the
-    runner's own container: it is PID 1), counting against RLIMIT_NPROC and the pid space.
-    False where the kernel refuses (not Linux)."""
+    reparented to it rather than to PID 1, so Watch reaps them by pid and counts their CPU time
+    (a runner that is PID 1, as in its container, gets them anyway). Called by `python -m
+    runner` at start and by the sandbox bench: a process that also starts other process trees
+    and waits only for its own children (a test session) must not call it, or the orphans of
+    those trees stay its zombies. False where the kernel refuses (not Linux)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
@@ -179,8 +180,6 @@ class Sandbox:
         self.sandboxed = sandboxed
         self.uid = uid if sandboxed else None
         self.launch: Launch = launch or ("exec" if _launch_tools() else "preexec")
-        if sandboxed:
-            become_subreaper()
         if self.uid is not None:
             os.chown(dirs.work, self.uid, self.uid)
         # Wall time counts for the whole job, across its steps.

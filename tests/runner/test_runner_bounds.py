@@ -8,8 +8,11 @@ exactly as the tools are run (bubblewrap, the job's uid, rlimits, cgroup).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +25,7 @@ from runner import cgroup, fstree, workspace
 from runner.commit_tree import CommitFile, MaterialiseError
 from runner.limits import MIB, Limits
 from runner.sandbox import CommandResult, JobDirs, LogBudget, Sandbox
+from tests.conftest import ROOT
 from tests.jobs_support import stage_of
 
 DEEP = 3000
@@ -255,30 +259,41 @@ def _of_uid(uid: int) -> list[tuple[int, str]]:
     return found
 
 
+BACK_TO_BACK = """
+import json, sys, threading
+from runner.limits import Limits
+from runner.sandbox import JobDirs, LogBudget, Sandbox, become_subreaper
+from tests.runner.test_runner_bounds import _of_uid
+uid = int(sys.argv[1])
+assert become_subreaper()  # as python -m runner does at start
+with JobDirs.staged() as dirs:
+    box = Sandbox(dirs, Limits(wall_seconds=120, processes=8), sandboxed=True, uid=uid)
+    failed, left = [], []
+    for _ in range(20):
+        result = box.run(["/bin/true"], LogBudget(4096), threading.Event())
+        failed += [] if result.ok else [result.limit or result.exit_code]
+        left += _of_uid(uid)
+    burn = box.run(["/usr/bin/python3", "-c", "import time\\nt = time.process_time()\\n"
+                    "while time.process_time() - t < 0.3: pass"], LogBudget(4096), threading.Event())
+print(json.dumps({"failed": failed, "left": left, "burn_ok": burn.ok, "burn_cpu_s": burn.cpu_s}))
+"""
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a job uid of its own needs a root runner")
-def test_steps_leave_no_process_not_even_a_zombie_and_count_the_tools_cpu(tmp_path: Path) -> None:
-    # GIVEN one job uid and a process limit of 8 (bubblewrap's own two on top)
+def test_steps_leave_no_process_not_even_a_zombie_and_count_the_tools_cpu() -> None:
+    # GIVEN a process that is a child subreaper as `python -m runner` is (not this test session:
+    # it would keep the orphans of other tests' process trees), one job uid, a process limit of 8
     uid = 200_000 + (os.getpid() + 2) % 60_000
-    (tmp_path / "src").mkdir()
-    box = Sandbox(stage_of(tmp_path), Limits(wall_seconds=120, processes=8), sandboxed=True,
-                  uid=uid)
-    try:
-        # WHEN 20 steps run back to back (each bubblewrap's init outlives its monitor), then
-        # a step that spends 0.3 s of CPU by its own clock
-        left = []
-        for _ in range(20):
-            result = box.run(["/bin/true"], LogBudget(4096), threading.Event())
-            assert result.ok, result
-            left += _of_uid(uid)
-        burn = box.run(["/usr/bin/python3", "-c", "import time\nt = time.process_time()\n"
-                        "while time.process_time() - t < 0.3: pass"],
-                       LogBudget(4096), threading.Event())
-    finally:
-        box.dirs.remove_stage()
-    # THEN none left a process of the job's uid behind, not even a zombie that would count
-    # against the next step's process limit, and the step's CPU time is the tool's
-    assert left == []
-    assert burn.ok and burn.cpu_s >= 0.3, burn
+    # WHEN 20 steps run back to back (each bubblewrap's init outlives its monitor), then a step
+    # that spends 0.3 s of CPU by its own clock
+    done = subprocess.run([sys.executable, "-c", BACK_TO_BACK, str(uid)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # THEN none failed or left a process of the job's uid behind, not even a zombie that would
+    # count against the next step's process limit, and the step's CPU time is the tool's
+    assert found["failed"] == [] and found["left"] == [], found
+    assert found["burn_ok"] and found["burn_cpu_s"] >= 0.3, found
 
 
 FORGER = """
