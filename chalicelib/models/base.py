@@ -72,11 +72,12 @@ def transaction_connection() -> Connection:
     return Connection()
 
 
-def fetch_many(*keys: Model) -> list[Any]:
+def fetch_many(*keys: Model, consistent: bool = False) -> list[Any]:
     """GetItem for several items of any tables in one BatchGetItem; None where an item is absent.
 
     Each argument is a model instance holding just its key attributes; the result is in the same
-    order, each a full instance of that model (or None).
+    order, each a full instance of that model (or None). `consistent`: strongly consistent reads
+    for every table of the batch (BatchGetItem's per-table ConsistentRead; twice the read units).
     """
     by_table: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for index, key in enumerate(keys):
@@ -85,7 +86,8 @@ def fetch_many(*keys: Model) -> list[Any]:
         by_table.setdefault(key.Meta.table_name, []).append(
             (index, {name: raw[name] for name in names}))
     results: list[Any] = [None] * len(keys)
-    pending = {table: {"Keys": [k for _, k in entries]} for table, entries in by_table.items()}
+    pending = {table: {"Keys": [k for _, k in entries], "ConsistentRead": consistent}
+               for table, entries in by_table.items()}
     while pending:
         response = client("dynamodb").batch_get_item(RequestItems=pending)
         for table, items in response.get("Responses", {}).items():

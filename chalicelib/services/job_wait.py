@@ -12,13 +12,18 @@ limits.html) and the function's own `lambda_timeout` is 29 (.chalice/config.json
 
 How it waits: the API's Lambda cannot follow the jobs table's stream per request (a stream is
 read by one event-source mapping, services/live.py's pusher, not by a request handler), so it
-re-reads the job's `status` alone (GetItem, strongly consistent, a projection) on a backoff:
-every FAST_POLL_SECONDS for the first FAST_PHASE_SECONDS -- where the short simulations end,
-so their completion is seen within ~20 ms -- then each pause 1.5x the previous up to
-MAX_POLL_SECONDS. A full 25 s wait is at most ~55 reads (25 fast, then 30 slow), against ~1,250
-for a loop without pauses at the local emulator's ~20 ms per read. The job record has no
-`updated_at` (the runner's writes set `status`, `log_bytes`, lease times), so `status` is
-what is compared.
+re-reads the job (GetItem, strongly consistent, the whole item) on a backoff: every
+FAST_POLL_SECONDS for the first FAST_PHASE_SECONDS -- where the short simulations end, so
+their completion is seen within ~20 ms -- then each pause 1.5x the previous up to
+MAX_POLL_SECONDS. The first read is the authorisation's BatchGetItem (project, membership and
+job in one round trip) and the answer is the read that saw the change, so an answer costs no
+read beyond the polls. Reading the whole item rather than a `status` projection costs the same:
+DynamoDB charges read units by the item's size, whatever a projection returns
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+Expressions.ProjectionExpressions.html), and it saves the final re-read. A full 25 s wait is
+at most ~55 reads (25 fast, then 30 slow), against ~1,250 for a loop without pauses at the
+local emulator's ~20 ms per read. The job record has no `updated_at` (the runner's writes set
+`status`, `log_bytes`, lease times), so `status` is what is compared.
 
 Cost of waiting (us-east-1 list prices, https://aws.amazon.com/lambda/pricing/ and
 https://aws.amazon.com/api-gateway/pricing/, read 2026-11): Lambda bills the whole wait,
@@ -47,11 +52,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chalicelib.errors import NotFound, Unprocessable
-from chalicelib.ids import is_number_id
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import JobPublic
-from chalicelib.services.jobs import job_public
-from chalicelib.services.projects import authorize
+from chalicelib.services.jobs import authorized_job, job_public
 
 if TYPE_CHECKING:
     from chalicelib.services.identity import Caller
@@ -105,19 +108,11 @@ def pauses() -> Callable[[], float]:
 
 
 def _job(project_id: int, job_id: int) -> Job:
+    """The whole job (one strongly consistent GetItem); 404 once the job is gone."""
     try:
         return Job.get(project_id, job_id, consistent_read=True)
     except Job.DoesNotExist as e:
         raise NotFound("Job not found") from e
-
-
-def _status(project_id: int, job_id: int) -> str:
-    """The job's current status (one strongly consistent GetItem); 404 once the job is gone."""
-    try:
-        job = Job.get(project_id, job_id, consistent_read=True, attributes_to_get=["status"])
-    except Job.DoesNotExist as e:
-        raise NotFound("Job not found") from e
-    return str(job.status)
 
 
 def wait_for_job(caller: Caller | None, project_id: int, job_id: int, wait: float,
@@ -128,19 +123,17 @@ def wait_for_job(caller: Caller | None, project_id: int, job_id: int, wait: floa
     `wait` seconds unchanged. Readers of the project only (404/403/401 as GET, before any wait).
 
     `sleep` and `clock` are the time source (tests pass a fake one); the job is read from
-    DynamoDB each time. Raises NotFound when the job does not exist or is deleted meanwhile.
+    DynamoDB each time, whole, and the answer is the read that saw the change. Raises NotFound
+    when the job does not exist or is deleted meanwhile.
     """
-    authorize(caller, project_id, "read")
-    if not is_number_id(job_id):
-        raise NotFound("Job not found")
     deadline = clock() + wait
-    job = _job(project_id, job_id)
+    job = authorized_job(caller, project_id, job_id, consistent=True)
     baseline = since_status or job.status
-    if job.status != baseline or job.status in TERMINAL:
-        return job_public(job, with_position=True)
     next_pause = pauses()
-    while (remaining := deadline - clock()) > 0:
-        sleep(min(next_pause(), remaining))
-        if _status(project_id, job_id) != baseline:
+    while job.status == baseline and job.status not in TERMINAL:
+        remaining = deadline - clock()
+        if remaining <= 0:
             break
-    return job_public(_job(project_id, job_id), with_position=True)
+        sleep(min(next_pause(), remaining))
+        job = _job(project_id, job_id)
+    return job_public(job, with_position=True)

@@ -29,7 +29,7 @@ from chalicelib.services.cocotb_modules import resolve_test_modules
 from chalicelib.services.git import job_commits
 from chalicelib.services.identity import Caller
 from chalicelib.services.paging import Page, decode_cursor, page_of
-from chalicelib.services.projects import authorize
+from chalicelib.services.projects import Need, authorize
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -124,6 +124,22 @@ def _load(project_id: int, job_id: int) -> Job:
         raise NotFound("Job not found") from e
 
 
+def authorized_job(caller: Caller | None, project_id: int, job_id: int, need: Need = "read",
+                   consistent: bool = False) -> Job:
+    """The job, for a caller who needs `need` on its project: the project, the caller's
+    membership (and user record) and the job in one BatchGetItem (`consistent`: a strongly
+    consistent one). The authorisation is decided first (its 401/403/404 whatever the job);
+    then NotFound when the job id is not a number or no such job exists."""
+    if not is_number_id(job_id):
+        authorize(caller, project_id, need)
+        raise NotFound("Job not found")
+    job = authorize(caller, project_id, need, also=Job(project_id, job_id),
+                    consistent=consistent).also
+    if job is None:
+        raise NotFound("Job not found")
+    return job
+
+
 def enqueue(job: Job) -> None:
     jobqueue.send_job(get_settings().jobs_queue_url, job.project_id, job.id, job.commit)
 
@@ -175,8 +191,7 @@ def list_jobs(caller: Caller | None, project_id: int, limit: int,
 
 
 def get_job(caller: Caller | None, project_id: int, job_id: int) -> JobPublic:
-    authorize(caller, project_id, "read")
-    return job_public(_load(project_id, job_id), with_position=True)
+    return job_public(authorized_job(caller, project_id, job_id), with_position=True)
 
 
 def stored_as(project_id: int, job_id: int, attempt: int,
@@ -197,10 +212,10 @@ def stored_as(project_id: int, job_id: int, attempt: int,
 
 
 def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -> JobLogs:
-    authorize(caller, project_id, "read")
     if offset < 0:
+        authorize(caller, project_id, "read")
         raise Unprocessable("offset must be a non-negative integer")
-    job = _load(project_id, job_id)
+    job = authorized_job(caller, project_id, job_id)
     # The log of the latest attempt (a retried job starts a new one).
     key = storage.job_log_key(*stored_as(project_id, job_id, int(job.attempts or 0),
                                          job.summary))
@@ -217,8 +232,7 @@ def get_logs(caller: Caller | None, project_id: int, job_id: int, offset: int) -
 
 def cancel_job(caller: Caller, project_id: int, job_id: int) -> JobPublic:
     """Pending jobs end `cancelled` at once; running ones are flagged and the runner stops them."""
-    authorize(caller, project_id, "write")
-    job = _load(project_id, job_id)
+    job = authorized_job(caller, project_id, job_id, "write")
     for _ in range(3):  # the status may move under us (claimed, finished): re-read and retry
         if job.status in TERMINAL:
             raise Conflict(f"the job has already ended ({job.status})")
@@ -239,8 +253,7 @@ class InlineArtifact:
 
 def get_artifact(caller: Caller | None, project_id: int, job_id: int, name: str,
                  presign: bool) -> ArtifactLink | InlineArtifact:
-    authorize(caller, project_id, "read")
-    job = _load(project_id, job_id)
+    job = authorized_job(caller, project_id, job_id)
     found = next((a for a in job.artifacts or [] if a.get("name") == name), None)
     if found is None:
         raise NotFound("Artifact not found")

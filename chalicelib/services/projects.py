@@ -73,8 +73,8 @@ def project_public(project: Project) -> ProjectPublic:
     )
 
 
-def _load(caller: Caller | None, project_id: int,
-          also: Model | None = None) -> tuple[Project | None, Member | None, Any]:
+def _load(caller: Caller | None, project_id: int, also: Model | None = None,
+          consistent: bool = False) -> tuple[Project | None, Member | None, Any]:
     """The project, the caller's membership and `also` (any item, or None), checking the caller
     first.
 
@@ -89,7 +89,7 @@ def _load(caller: Caller | None, project_id: int,
             keys.append(Member(project_id, caller.claimed_id))
         if unverified:
             keys.append(User(caller.claimed_id))  # type: ignore[union-attr]
-        found = fetch_many(*keys, *([also] if also is not None else []))
+        found = fetch_many(*keys, *([also] if also is not None else []), consistent=consistent)
         if caller is not None and unverified:
             caller.accept(found[2])  # raises Unauthorized before anything is decided on it
         return found[0], found[1] if caller is not None else None, found[-1] if also else None
@@ -106,16 +106,17 @@ def _load(caller: Caller | None, project_id: int,
 
 
 def authorize(caller: Caller | None, project_id: int, need: Need,
-              also: Model | None = None) -> Access:
+              also: Model | None = None, consistent: bool = False) -> Access:
     """Load a project for a caller who needs `need`; private projects are 404 to outsiders.
 
     `also` (an item's key) is read in the same round trip; `Access.also` is the item or None.
+    `consistent`: with `also`, that round trip is a strongly consistent read.
     """
     if not is_number_id(project_id):
         if caller is not None:
             caller.accept(caller.user)  # a revoked token is a 401 whatever it asks for
         raise NotFound("Project not found")
-    project, member, extra = _load(caller, project_id, also)
+    project, member, extra = _load(caller, project_id, also, consistent)
     if project is None:
         raise NotFound("Project not found")
     role: str | None = None
