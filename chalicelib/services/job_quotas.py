@@ -7,7 +7,9 @@ submitter could queue everyone else out (25 jobs were accepted in 1.8 s).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
@@ -27,21 +29,42 @@ def _count(index_query: Iterable[Any]) -> int:
     return sum(1 for _ in index_query)
 
 
-def check_can_submit(user_id: int, project_id: int) -> None:
+@functools.lru_cache(maxsize=1)
+def _reads() -> ThreadPoolExecutor:
+    """Threads for the two counts of `active_counts`, which need not wait for each other."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="job-quota-read")
+
+
+def active_counts(user_id: int, project_id: int) -> Callable[[], tuple[int, int]]:
+    """Start counting the user's and the project's queued + running jobs (two Queries at once,
+    each capped at its limit); the returned function waits for (user's, project's)."""
+    settings = get_settings()
+    per_user, per_project = (settings.jobs_max_active_per_user,
+                             settings.jobs_max_active_per_project)
+    user = _reads().submit(lambda: _count(Job.active_by_user.query(str(user_id), limit=per_user)))
+    project = _reads().submit(
+        lambda: _count(Job.active_by_project.query(str(project_id), limit=per_project)))
+    return lambda: (user.result(), project.result())
+
+
+def check_can_submit(user_id: int, project_id: int,
+                     counts: Callable[[], tuple[int, int]] | None = None) -> None:
     """Raise TooManyRequests (with Retry-After) when the user or the project already has the
     maximum of queued + running jobs, or the user submitted too many in the last minute.
 
-    The counts come from sparse GSIs (eventually consistent: a burst within their replication
-    lag could pass the cap); the per-minute window is a conditional counter and bounds bursts
-    strictly.
+    `counts`: the `active_counts` started earlier for this user and project (started here
+    otherwise). The counts come from sparse GSIs (eventually consistent: a burst within their
+    replication lag could pass the cap); the per-minute window is a conditional counter and
+    bounds bursts strictly.
     """
     settings = get_settings()
     per_user = settings.jobs_max_active_per_user
-    if _count(Job.active_by_user.query(str(user_id), limit=per_user)) >= per_user:
+    per_project = settings.jobs_max_active_per_project
+    users, projects = (counts or active_counts(user_id, project_id))()
+    if users >= per_user:
         raise TooManyRequests(f"You already have {per_user} queued or running jobs; wait for "
                               "one to end", retry_after=RETRY_AFTER_SECONDS)
-    per_project = settings.jobs_max_active_per_project
-    if _count(Job.active_by_project.query(str(project_id), limit=per_project)) >= per_project:
+    if projects >= per_project:
         raise TooManyRequests(f"This project already has {per_project} queued or running jobs; "
                               "wait for one to end", retry_after=RETRY_AFTER_SECONDS)
     window = ratelimit.Window(f"jobs#user#{user_id}", settings.jobs_max_submits_per_minute, 60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +41,15 @@ PRESIGN_SECONDS = 300
 _INLINE_TYPES = ("text/", "application/json")
 
 
-def job_public(job: Job, with_position: bool = False) -> JobPublic:
-    """The job as the API shows it; `with_position`: count its place in the queue (one Query)."""
+@functools.lru_cache(maxsize=1)
+def _reads() -> ThreadPoolExecutor:
+    """Threads for a read that need not wait for the call the request makes meanwhile."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="job-read")
+
+
+def job_public(job: Job, with_position: bool = False, position: int | None = None) -> JobPublic:
+    """The job as the API shows it; `with_position`: count its place in the queue (one Query,
+    pending jobs only), or `position`: that count, made already."""
     return JobPublic(
         id=job.id, project_id=job.project_id, job_type=job.job_type,
         status=job.status,  # type: ignore[arg-type]
@@ -62,7 +71,7 @@ def job_public(job: Job, with_position: bool = False) -> JobPublic:
         tests=(job.summary or {}).get("tests"),
         log_bytes=int(job.log_bytes or 0),
         log_truncated=bool(job.log_truncated),
-        queue_position=job_quotas.queue_position(job) if with_position else None,
+        queue_position=job_quotas.queue_position(job) if with_position else position,
     )
 
 
@@ -145,17 +154,27 @@ def enqueue(job: Job) -> None:
 
 
 def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
-    authorize(caller, project_id, "write")
+    """Validate, check the caps, store the pending job and queue its message.
+
+    Round trips in order (each waits for the one before): the authorisation's BatchGetItem,
+    which also reads main's ref when no commit is asked for; the two active-job counts at once
+    (with the commit's tree, when the job type needs its paths); the per-minute window's
+    UpdateItem; the job's PutItem; then SendMessage and the queue position's Query at once.
+    Nothing is written before the caps pass; a job whose message cannot be sent ends failed.
+    """
+    main_ref = None if data.commit else job_commits.main_ref_key(project_id)
+    access = authorize(caller, project_id, "write", also=main_ref, consistent=True)
     config = _validated_config(data.job_type, data.config)
+    counts = job_quotas.active_counts(caller.id, project_id)
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
-              else job_commits.head_of_main(project_id))
+              else job_commits.target_of(access.also))
     if data.job_type == "simulation":
         config = resolve_testbench(config, _project_paths(project_id, commit))
     elif data.job_type == "cocotb":
         resolve_test_modules(config["test_modules"], _project_paths(project_id, commit))
     elif data.job_type == "build":
         check_constraints(config, _project_paths(project_id, commit))
-    job_quotas.check_can_submit(caller.id, project_id)
+    job_quotas.check_can_submit(caller.id, project_id, counts)
 
     def create(job_id: int) -> Job:
         job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
@@ -167,6 +186,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         return job
 
     job = with_new_id(create, id_taken)
+    position = _reads().submit(job_quotas.queue_position, job)
     try:
         enqueue(job)
     except (BotoCoreError, ClientError) as e:
@@ -178,7 +198,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         raise ServiceUnavailable(f"{reason} (job {job.id}); try again",
                                  headers={"Retry-After": "5"}) from e
     metrics.job_submitted(job.job_type)
-    return job_public(job, with_position=True)
+    return job_public(job, position=position.result())
 
 
 def list_jobs(caller: Caller | None, project_id: int, limit: int,

@@ -17,6 +17,17 @@ def head_of_main(project_id: int) -> str | None:
         return None
 
 
+def main_ref_key(project_id: int) -> GitRef:
+    """The key of the project's main ref, to read it in another read's round trip
+    (`authorize(..., also=...)`; strongly consistent there too, as `head_of_main`)."""
+    return GitRef(project_id, DEFAULT_BRANCH.decode())
+
+
+def target_of(ref: GitRef | None) -> str | None:
+    """The commit a main ref read with `main_ref_key` names, None while there is no history."""
+    return str(ref.target) if ref is not None else None
+
+
 def resolve(project_id: int, rev: str) -> str:
     """A commit sha for `rev` (HEAD, main, a branch, a tag, a full or abbreviated sha); 422 if none."""
     from chalicelib.services.git.store import open_repo
