@@ -8,15 +8,17 @@ submitter could queue everyone else out (25 jobs were accepted in 1.8 s).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
 from chalicelib.errors import TooManyRequests
-from chalicelib.models.base import condition_failed
+from chalicelib.models.base import cancelled_by_condition, condition_failed, transaction_connection
 from chalicelib.models.jobs import QUEUED, Job
 from chalicelib.models.projects import Project
 from chalicelib.services import ratelimit
@@ -50,12 +52,12 @@ def active_counts(user_id: int, project_id: int) -> Callable[[], tuple[int, int]
 def check_can_submit(user_id: int, project_id: int,
                      counts: Callable[[], tuple[int, int]] | None = None) -> None:
     """Raise TooManyRequests (with Retry-After) when the user or the project already has the
-    maximum of queued + running jobs, or the user submitted too many in the last minute.
+    maximum of queued + running jobs.
 
     `counts`: the `active_counts` started earlier for this user and project (started here
     otherwise). The counts come from sparse GSIs (eventually consistent: a burst within their
-    replication lag could pass the cap); the per-minute window is a conditional counter and
-    bounds bursts strictly.
+    replication lag could pass the cap); the per-minute window (`submit_window`, counted in the
+    job's own write by `save_counted`) is a conditional counter and bounds bursts strictly.
     """
     settings = get_settings()
     per_user = settings.jobs_max_active_per_user
@@ -67,10 +69,47 @@ def check_can_submit(user_id: int, project_id: int,
     if projects >= per_project:
         raise TooManyRequests(f"This project already has {per_project} queued or running jobs; "
                               "wait for one to end", retry_after=RETRY_AFTER_SECONDS)
-    window = ratelimit.Window(f"jobs#user#{user_id}", settings.jobs_max_submits_per_minute, 60)
-    wait = ratelimit.acquire([window])
-    if wait:
-        raise TooManyRequests("Too many jobs submitted in the last minute", retry_after=wait)
+
+
+def submit_window(user_id: int) -> ratelimit.Window:
+    """The user's submissions per minute (A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE)."""
+    return ratelimit.Window(f"jobs#user#{user_id}", get_settings().jobs_max_submits_per_minute, 60)
+
+
+CONFLICT_RETRIES = 5
+
+
+def save_counted(job: Job, window: ratelimit.Window) -> None:
+    """Store a new job and count it in `window`, in one TransactWriteItems: both or neither.
+
+    Raises TooManyRequests (nothing written) when the window is full; TransactWriteError when
+    the job's id exists (`id_collided` tells) or DynamoDB refused otherwise. A transaction that
+    only lost a race with another on the same counter (the user's concurrent submissions:
+    TransactionConflict) is tried again, up to CONFLICT_RETRIES times.
+    """
+    for attempt in range(CONFLICT_RETRIES):
+        at = time.time()
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                tx.save(job, condition=Job.id.does_not_exist())
+                wait = ratelimit.count_in(tx, window, at)
+            return
+        except TransactWriteError as e:
+            # the request's items: the put (the job), then the update (the counter)
+            failed = cancelled_by_condition(e)
+            if len(failed) > 1 and failed[1]:
+                raise TooManyRequests("Too many jobs submitted in the last minute",
+                                      retry_after=wait) from None
+            conflict = any(r is not None and r.code == "TransactionConflict"
+                           for r in e.cancellation_reasons or [])
+            if not conflict or any(failed) or attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+
+
+def id_collided(e: Exception) -> bool:
+    """`save_counted` failed because the job's drawn id exists (with_new_id's predicate)."""
+    return isinstance(e, TransactWriteError) and cancelled_by_condition(e)[:1] == [True]
 
 
 def active_slot_problem(user_id: int, project_id: int) -> str | None:

@@ -15,7 +15,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from chalicelib.ids import is_number_id, with_new_id
 from chalicelib.logs import SERVICE
-from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.base import utcnow_iso
 from chalicelib.models.jobs import PENDING, QUEUED, RUNNING, TERMINAL, Job
 from chalicelib.schemas.jobs import (
     ArtifactLink,
@@ -158,9 +158,10 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
 
     Round trips in order (each waits for the one before): the authorisation's BatchGetItem,
     which also reads main's ref when no commit is asked for; the two active-job counts at once
-    (with the commit's tree, when the job type needs its paths); the per-minute window's
-    UpdateItem; the job's PutItem; then SendMessage and the queue position's Query at once.
-    Nothing is written before the caps pass; a job whose message cannot be sent ends failed.
+    (with the commit's tree, when the job type needs its paths); the job's PutItem and the
+    per-minute window's count in one TransactWriteItems; then SendMessage and the queue
+    position's Query at once. Nothing is written before the caps pass, nor unless the window
+    has room; a job whose message cannot be sent ends failed.
     """
     main_ref = None if data.commit else job_commits.main_ref_key(project_id)
     access = authorize(caller, project_id, "write", also=main_ref, consistent=True)
@@ -175,6 +176,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     elif data.job_type == "build":
         check_constraints(config, _project_paths(project_id, commit))
     job_quotas.check_can_submit(caller.id, project_id, counts)
+    window = job_quotas.submit_window(caller.id)
 
     def create(job_id: int) -> Job:
         job = Job(project_id, job_id, job_type=data.job_type, status=PENDING, config=config,
@@ -182,10 +184,10 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
                   created_by=caller.id, created_at=utcnow_iso(), attempts=0,
                   active_user=str(caller.id), active_project=str(project_id), queued=QUEUED,
                   no_cache=data.no_cache or None)
-        job.save(condition=Job.id.does_not_exist())
+        job_quotas.save_counted(job, window)
         return job
 
-    job = with_new_id(create, id_taken)
+    job = with_new_id(create, job_quotas.id_collided)
     position = _reads().submit(job_quotas.queue_position, job)
     try:
         enqueue(job)

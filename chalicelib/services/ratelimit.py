@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.models.accounts import RateCounter
 from chalicelib.models.base import condition_failed
@@ -58,6 +59,17 @@ def acquire(windows: list[Window], now: float | None = None) -> int:
             return max(1, ends - int(at))
         taken.append(window)
     return 0
+
+
+def count_in(tx: TransactWrite, window: Window, at: float) -> int:
+    """Add `acquire`'s conditional count of one attempt in `window` to the transaction `tx`, so
+    the attempt is counted only with the write it allows (both or neither). Returns how long the
+    caller must wait when the transaction is cancelled on this count (the window is full)."""
+    key, ends = window.bucket(at)
+    tx.update(RateCounter(key),
+              actions=[RateCounter.hits.add(1), RateCounter.expires_at.set(ends)],
+              condition=RateCounter.hits.does_not_exist() | (RateCounter.hits < window.limit))
+    return max(1, ends - int(at))
 
 
 def release(windows: list[Window], now: float | None = None) -> None:

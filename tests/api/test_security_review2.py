@@ -7,6 +7,8 @@ emails in public history, registration confirming addresses).
 
 from __future__ import annotations
 
+import time
+
 from chalicelib.errors import BadRequest, TooManyRequests
 from tests.api.test_security_review import private_project_with_a_viewer
 from tests.conftest import Api, UserCtx, add_member, make_file, make_project, make_user, unique
@@ -158,6 +160,30 @@ def test_queued_and_running_jobs_are_limited_per_project(api: Api) -> None:
     with settings_env(A6HUB_JOBS_MAX_ACTIVE_PER_USER=100, A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT=2):
         statuses = [_submit(api, u, pid).status for u in (owner, editor, editor)]  # type: ignore[attr-defined]
     assert statuses == [201, 201, 429]
+
+
+def test_submissions_per_minute_are_limited_and_a_refused_one_stores_nothing(api: Api) -> None:
+    # GIVEN a limit of 2 job submissions per user per minute (the caps on active jobs far off)
+    limits = {"A6HUB_JOBS_MAX_SUBMITS_PER_MINUTE": 2, "A6HUB_JOBS_MAX_ACTIVE_PER_USER": 100,
+              "A6HUB_JOBS_MAX_ACTIVE_PER_PROJECT": 100}
+    for _ in range(3):  # a fresh user and minute if the three fell across a minute's boundary
+        user = make_user(api)
+        pid = make_project(api, user)["id"]
+        make_file(api, user, pid)
+        with settings_env(**limits):
+            # WHEN they submit three jobs within the same minute
+            minute = int(time.time()) // 60
+            replies = [_submit(api, user, pid) for _ in range(3)]
+            if int(time.time()) // 60 == minute:
+                break
+    # THEN two are accepted, the third is 429 with Retry-After and no job is stored for it
+    statuses = [r.status for r in replies]  # type: ignore[attr-defined]
+    assert statuses == [201, 201, 429], [r.body for r in replies]  # type: ignore[attr-defined]
+    refused = replies[2]
+    assert 1 <= int(refused.header("Retry-After") or 0) <= 60  # type: ignore[attr-defined]
+    assert "last minute" in refused.json["detail"]  # type: ignore[attr-defined]
+    jobs = api.get(f"/api/v1/projects/{pid}/jobs", token=user.token).json
+    assert sorted(j["id"] for j in jobs) == sorted(r.json["id"] for r in replies[:2])  # type: ignore[attr-defined]
 
 
 def test_a_pending_job_shows_its_queue_position(api: Api) -> None:
