@@ -14,8 +14,9 @@ Channels:
   (pending -> running -> completed is up to two answers).
 - websocket: connect to /api/v1/ws/jobs/{id}/updates after the POST, read until `complete`
   (the greeting carries `complete` when the job ended before the socket was up). Locally the
-  stream pusher reads the emulator's streams every 0.1 s when idle (devstack/events.py); Lambda
-  polls a DynamoDB stream's shards four times a second, so expect more in AWS.
+  stream pusher reads the emulator's streams every 20 ms for 10 s after a record, every 0.1 s
+  when idle (devstack/events.py); Lambda polls a DynamoDB stream's shards four times a second,
+  so expect more in AWS.
 """
 
 from __future__ import annotations

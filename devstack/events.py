@@ -150,8 +150,24 @@ class StreamFollower:
         return handled
 
 
-def follow_streams(stage: str, stop: threading.Event | None = None, pause: float = 0.1) -> None:
-    """Feed the jobs and wsconnections streams to the app's pusher until `stop` is set."""
+#: pause between polls of the streams while a record came within BUSY_SECONDS, and otherwise
+BUSY_PAUSE_SECONDS = 0.02
+IDLE_PAUSE_SECONDS = 0.1
+BUSY_SECONDS = 10.0
+
+
+def follow_streams(stage: str, stop: threading.Event | None = None,
+                   pause: float = IDLE_PAUSE_SECONDS, busy_pause: float = BUSY_PAUSE_SECONDS,
+                   busy_seconds: float = BUSY_SECONDS) -> None:
+    """Feed the jobs and wsconnections streams to the app's pusher until `stop` is set.
+
+    Polls again at once after a batch, every `busy_pause` seconds for `busy_seconds` after the
+    last record (a job's records come in bursts: created, claimed, log progress, finished; a
+    socket's greeting follows its connect), and every `pause` seconds when idle. Each poll is
+    one GetRecords per open shard of the two tables (2 calls locally), so a busy follower makes
+    ~100 calls a second against ~20 idle; Lambda's event-source mapping polls a stream's shards
+    four times a second, so AWS adds ~125 ms on average where this adds ~10 ms while busy.
+    """
     from aws_lambda_powertools import Logger
 
     from app import app
@@ -159,10 +175,14 @@ def follow_streams(stage: str, stop: threading.Event | None = None, pause: float
     logger = Logger(service="a6hub", child=True)
     followers = [StreamFollower(f"a6hub-{stage}-{table}", app.handler_map[name])
                  for table, name in STREAM_HANDLERS.items()]
+    last_record = float("-inf")
     while stop is None or not stop.is_set():
         try:
-            if not sum(f.poll_once() for f in followers):
-                time.sleep(pause)
+            if sum(f.poll_once() for f in followers):
+                last_record = time.monotonic()
+                continue
+            busy = time.monotonic() - last_record < busy_seconds
+            time.sleep(busy_pause if busy else pause)
         except Exception:  # noqa: BLE001 - keep following; the batch is read again
             logger.exception("stream delivery failed")
             time.sleep(1)
