@@ -4,9 +4,10 @@ set -euo pipefail
 # With arguments: those packages instead (make client-e2e: chromium).
 # python3.11 + libpython3.11: the interpreter cocotb testbenches run with inside the sandbox;
 # z3: the formal jobs' solver; graphviz: synthesis schematics; nextpnr-ice40 + fpga-icestorm
-# (icepack): FPGA builds; jq: the README's curl examples.
+# (icepack): FPGA builds; jq: the README's curl examples; util-linux (essential on Debian, so
+# normally present): prlimit and setpriv, through which the runner starts a sandboxed step.
 packages=(git iverilog yosys verilator g++ make bubblewrap wrk gtkwave z3 graphviz python3.11 libpython3.11
-          nextpnr-ice40 fpga-icestorm jq)
+          nextpnr-ice40 fpga-icestorm jq util-linux)
 [ $# -eq 0 ] || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
