@@ -11,7 +11,7 @@ from types import FrameType
 
 from chalicelib.config import ConfigurationError, get_settings
 from chalicelib.logs import configure_logging
-from runner.sandbox import become_subreaper
+from runner.sandbox import become_subreaper, sandbox_problem
 from runner.settings import RunnerConfigError, runner_env
 from runner.worker import RunnerSettings, Worker
 
@@ -46,6 +46,18 @@ def _install_signals(worker: Worker) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+def reap_sandbox_inits() -> bool:
+    """Make the runner a child subreaper (runner/sandbox.become_subreaper) where its steps run
+    in bubblewrap, so that Watch reaps each sandbox's init by pid; True when it became one.
+
+    Called after the sandbox probe (`Worker.check_ready`). Sandboxed, every orphan a step leaves
+    is its sandbox's init (the pid namespace's init reaps the tools' own orphans). Unsandboxed
+    (A6HUB_RUNNER_UNSANDBOXED=1, or bubblewrap broken) the runner stays no subreaper: a tool's
+    orphans (a double fork, `(cmd &)`) would become the runner's children, which nothing waits
+    for, one zombie each for the runner's lifetime; they go to PID 1 instead."""
+    return sandbox_problem() is None and become_subreaper()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runner")
     parser.add_argument("--queue-url", default=None, help="default: A6HUB_JOBS_QUEUE_URL")
@@ -53,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit after running this many jobs (1: one job per task); 0: never")
     args = parser.parse_args(argv)
     hide_from_same_uid()
-    become_subreaper()  # each sandbox's init is then reaped by the runner (runner/sandbox.py)
     logger = configure_logging()
     try:
         runner_env()  # every setting checked before anything else happens
@@ -64,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = RunnerSettings.from_queue(args.queue_url)
     worker = Worker(settings, max_jobs=args.max_jobs)
     worker.check_ready()
+    reap_sandbox_inits()
     _install_signals(worker)
     logger.info("runner starting", extra={"runner_id": settings.runner_id,
                                           "queue": settings.queue_url, "dlq": settings.dlq_url,

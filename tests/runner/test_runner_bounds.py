@@ -296,6 +296,45 @@ def test_steps_leave_no_process_not_even_a_zombie_and_count_the_tools_cpu() -> N
     assert found["burn_ok"] and found["burn_cpu_s"] >= 0.3, found
 
 
+UNSANDBOXED_ORPHANS = """
+import json, os, sys, threading
+import runner.sandbox
+from runner.__main__ import reap_sandbox_inits
+from runner.limits import Limits
+from runner.sandbox import JobDirs, LogBudget, Sandbox
+runner.sandbox._probe["result"] = "bubblewrap cannot run here (this test)"
+became = reap_sandbox_inits()  # as python -m runner does after its sandbox probe
+with JobDirs.staged() as dirs:
+    box = Sandbox(dirs, Limits(wall_seconds=60), sandboxed=False)
+    # each `(cmd &)` orphans cmd as its subshell exits, before the step ends
+    result = box.run(["sh", "-c", "for i in 1 2 3; do (sleep 2 &); (true &); done"],
+                     LogBudget(4096), threading.Event())
+children = []
+for name in os.listdir("/proc"):
+    try:
+        with open(f"/proc/{name}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        continue
+    if name.isdigit() and int(fields[1]) == os.getpid():
+        children.append(fields[0].decode())
+print(json.dumps({"became": became, "ok": result.ok, "children": children}))
+"""
+
+
+def test_an_unsandboxed_runner_is_left_no_orphan_of_a_tool() -> None:
+    # GIVEN a runner process whose sandbox probe failed (A6HUB_RUNNER_UNSANDBOXED=1 development)
+    # WHEN a step double-forks six processes, three of which outlive it
+    done = subprocess.run([sys.executable, "-c", UNSANDBOXED_ORPHANS], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # THEN the runner did not become their reaper: as a subreaper it would hold every one that
+    # ended as a zombie nobody waits for (a pid each, for the runner's lifetime)
+    assert found["ok"] and not found["became"], found
+    assert found["children"] == [], found
+
+
 FORGER = """
 import os, signal, sys, time
 if os.fork():
