@@ -198,6 +198,36 @@ def test_both_launches_give_a_step_its_uid_rlimits_and_no_capabilities(tmp_path:
                            "Max core file size": ["0", "0"]}, log
 
 
+@pytest.mark.parametrize("sandboxed", [True, False])
+@pytest.mark.parametrize("launch", ["exec", "preexec"])
+def test_argv_reaches_the_tool_verbatim_through_either_launch(tmp_path: Path, launch: str,
+                                                              sandboxed: bool) -> None:
+    # GIVEN argv values shaped like a project's file names an attacker picks: shell code, the
+    # exec chain's own "--" sentinel, a cgroup.procs path, options of prlimit/setpriv/bwrap
+    marker = tmp_path / "pwned"
+    hostile = [f"$(touch {marker})", f"`touch {marker}`", f"; touch {marker}", "--",
+               "/sys/fs/cgroup/pids/cgroup.procs", "--as=1", "--reuid=0", "--bind", "/", "/job",
+               "a\nb'\"c", "-", ""]
+    (tmp_path / "src").mkdir()
+    if sandboxed and runner.sandbox.sandbox_problem() is not None:
+        pytest.skip("bubblewrap cannot run here")
+    uid = runner.sandbox.sandbox_uid() if sandboxed else None
+    box = Sandbox(stage_of(tmp_path), Limits(wall_seconds=30), sandboxed=sandboxed, uid=uid,
+                  launch=launch)  # type: ignore[arg-type]
+    out: list[bytes] = []
+    # WHEN a tool that prints its arguments is run with them
+    try:
+        result = box.run(["/usr/bin/python3", "-c", "import json, sys; print(json.dumps(sys.argv[1:]))",
+                          *hostile], LogBudget(65536, sink=out.append), threading.Event())
+    finally:
+        box.dirs.remove_stage()
+    # THEN the tool got every value unchanged, and no shell ran any of them
+    log = b"".join(out).decode()
+    assert result.exit_code == 0, log
+    assert json.loads(log.strip().splitlines()[-1]) == hostile, log
+    assert not marker.exists()
+
+
 @pytest.mark.skipif(cgroup.hierarchies() is None, reason="the host gives the runner no cgroup")
 @pytest.mark.parametrize("launch", ["exec", "preexec"])
 def test_every_process_of_a_step_is_in_its_cgroup(tmp_path: Path, launch: str,
