@@ -135,7 +135,8 @@ def become_subreaper() -> bool:
     its descendants, such as the init of a sandbox whose bubblewrap has exited, are then
     reparented to it rather than to PID 1, so Watch reaps them by pid and counts their CPU time
     (a runner that is PID 1, as in its container, gets them anyway). Called by `python -m
-    runner` at start and by the sandbox bench: a process that also starts other process trees
+    runner` once its sandbox probe passed (runner/__main__.reap_sandbox_inits) and by the
+    sandbox bench: a process that also starts other process trees
     and waits only for its own children (a test session) must not call it, or the orphans of
     those trees stay its zombies. False where the kernel refuses (not Linux)."""
     try:
