@@ -89,6 +89,7 @@ MODULE_TIERS = {
     "test_bench_jobs": "bench",
     "test_bench_throughput": "bench",
     "test_bench_store": "bench",
+    "test_bench_store_ops": "bench",
     "test_bench_waveform": "bench",
     "test_bench_sandbox": "bench",
     # modules added by branches in flight when the tiers came (so their merge collects)
