@@ -205,6 +205,18 @@ def _read_capped(response: Any, deadline: float) -> str | None:
 # --- the runner's side -----------------------------------------------------------------------------
 
 
+def _message_row(raw: str) -> tuple[tuple[int, int, int], WebhookDelivery | None] | None:
+    """((webhook_id, delivery_id, attempt), the delivery's row read strongly consistent, or None
+    once it is gone) for a delivery message; None for any other body."""
+    parsed = parse_message(raw)
+    if parsed is None:
+        return None
+    try:
+        return parsed, WebhookDelivery.get(parsed[0], parsed[1], consistent_read=True)
+    except WebhookDelivery.DoesNotExist:
+        return parsed, None
+
+
 def handle_message(raw: str) -> str | None:
     """Run the attempt a queue message asks for; None when `raw` is not a delivery message.
 
@@ -212,13 +224,11 @@ def handle_message(raw: str) -> str | None:
     "dropped"); the caller deletes the message in every case. Storage errors propagate (the
     message then stays in flight and comes back).
     """
-    parsed = parse_message(raw)
-    if parsed is None:
+    found = _message_row(raw)
+    if found is None:
         return None
-    webhook_id, delivery_id, attempt = parsed
-    try:
-        row = WebhookDelivery.get(webhook_id, delivery_id, consistent_read=True)
-    except WebhookDelivery.DoesNotExist:
+    (webhook_id, delivery_id, attempt), row = found
+    if row is None:
         return "dropped"
     if not _claim(row, attempt):
         return "duplicate"
@@ -254,13 +264,11 @@ def dead_lettered(raw: str) -> bool:
     that has ended is left alone; the caller deletes the message in every case. Storage errors
     propagate (the message then stays in the dead-letter queue for the next check).
     """
-    parsed = parse_message(raw)
-    if parsed is None:
+    found = _message_row(raw)
+    if found is None:
         return False
-    webhook_id, delivery_id, attempt = parsed
-    try:
-        row = WebhookDelivery.get(webhook_id, delivery_id, consistent_read=True)
-    except WebhookDelivery.DoesNotExist:
+    (webhook_id, delivery_id, attempt), row = found
+    if row is None:
         return True
     made = int(row.attempts or 0)
     if row.status != PENDING or made > attempt:
