@@ -32,9 +32,10 @@ def _count(index_query: Iterable[Any]) -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _reads() -> ThreadPoolExecutor:
-    """Threads for the two counts of `active_counts`, which need not wait for each other."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="job-quota-read")
+def read_pool() -> ThreadPoolExecutor:
+    """The process's threads for a job POST's reads that need not wait for one another (the two
+    counts of `active_counts`; services/jobs.py's queue position beside the SendMessage)."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="job-read")
 
 
 def active_counts(user_id: int, project_id: int) -> Callable[[], tuple[int, int]]:
@@ -43,8 +44,8 @@ def active_counts(user_id: int, project_id: int) -> Callable[[], tuple[int, int]
     settings = get_settings()
     per_user, per_project = (settings.jobs_max_active_per_user,
                              settings.jobs_max_active_per_project)
-    user = _reads().submit(lambda: _count(Job.active_by_user.query(str(user_id), limit=per_user)))
-    project = _reads().submit(
+    user = read_pool().submit(lambda: _count(Job.active_by_user.query(str(user_id), limit=per_user)))
+    project = read_pool().submit(
         lambda: _count(Job.active_by_project.query(str(project_id), limit=per_project)))
     return lambda: (user.result(), project.result())
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +37,6 @@ MAX_LOG_CHUNK = 1024 * 1024  # bytes one logs response carries at most
 INLINE_ARTIFACT_BYTES = 64 * 1024  # small text artifacts are answered inline
 PRESIGN_SECONDS = 300
 _INLINE_TYPES = ("text/", "application/json")
-
-
-@functools.lru_cache(maxsize=1)
-def _reads() -> ThreadPoolExecutor:
-    """Threads for a read that need not wait for the call the request makes meanwhile."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="job-read")
 
 
 def job_public(job: Job, with_position: bool = False, position: int | None = None) -> JobPublic:
@@ -188,7 +180,7 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
         return job
 
     job = with_new_id(create, job_quotas.id_collided)
-    position = _reads().submit(job_quotas.queue_position, job)
+    position = job_quotas.read_pool().submit(job_quotas.queue_position, job)
     try:
         enqueue(job)
     except (BotoCoreError, ClientError) as e:
