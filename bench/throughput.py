@@ -13,6 +13,7 @@ duplicated or stuck.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -146,6 +147,43 @@ def tools_rate(jobs: int, parallel: int) -> float:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def sandboxed_tools_rate(jobs: int, parallel: int) -> float | None:
+    """The floor of any sandboxed runner: the same two tools, each in its own bubblewrap with
+    the runner's own bwrap arguments (`Sandbox.command`), `jobs` times through `xargs -P
+    parallel`; jobs per minute, or None where bubblewrap cannot run.
+
+    Nothing else of a job is here (no queue, record, cgroup, rlimits, uid change, watch or
+    upload), so no runner that launches one sandbox per step can do more jobs per minute."""
+    from runner.jobdirs import JobDirs
+    from runner.limits import Limits
+    from runner.sandbox import Sandbox, sandbox_problem
+
+    if sandbox_problem() is not None:
+        return None
+    stages = []
+    try:
+        for _ in range(jobs):
+            dirs = JobDirs.create()
+            stages.append(dirs)
+            (dirs.src / "counter.v").write_text(COUNTER)
+            (dirs.src / "counter_tb.v").write_text(COUNTER_TB)
+            box = Sandbox(dirs, Limits(), sandboxed=True)
+            compile_ = box.command(["iverilog", "-g2012", "-o", "sim.vvp",
+                                    box.inside("src", "counter_tb.v"), box.inside("src", "counter.v")])
+            run = box.command(["vvp", "-n", "sim.vvp"])
+            (dirs.gen / "steps.sh").write_text(
+                f"{shlex.join(compile_)} && {shlex.join(run)} >/dev/null\n")
+        argv = ["xargs", "-P", str(parallel), "-n", "1", "sh"]
+        listing = "\n".join(str(dirs.gen / "steps.sh") for dirs in stages) + "\n"
+        subprocess.run(argv, input=listing.encode(), check=True)  # warm the page cache
+        started = time.perf_counter()
+        subprocess.run(argv, input=listing.encode(), check=True)
+        return jobs / (time.perf_counter() - started) * 60
+    finally:
+        for dirs in stages:
+            shutil.rmtree(dirs.stage, ignore_errors=True)
+
+
 def queue_depth() -> int:
     """Messages left in the jobs queue and its dead-letter queue (visible or in flight)."""
     from chalicelib.aws import client
@@ -215,6 +253,7 @@ def run(stack: Stack, jobs: int) -> list[Row]:
         settings = [(1, 1), (1, n), (2, n)]
         results = {s: measure(stack, client, project_id, jobs, *s) for s in settings}
         by_hand = {p: tools_rate(jobs, p) for p in sorted({1, n, 2 * n})}
+        boxed = sandboxed_tools_rate(jobs, n)
         one = results[(1, n)]["rate"]
         for (count, slots), r in results.items():
             hand = by_hand[count * slots]
@@ -241,6 +280,12 @@ def run(stack: Stack, jobs: int) -> list[Row]:
                             ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_ms"].items()),
                             f"sum {total:.0f} ms: at most {n * 60000 / max(total, 1):,.0f} jobs/min "
                             f"on {n} idle cores"))
+        if boxed is not None:
+            rows.append(Row(
+                f"floor: the same tools, one bubblewrap per step (the runner's arguments), "
+                f"xargs -P {n}, jobs/min", f"{boxed:,.0f}",
+                f"{boxed / by_hand[n]:.0%} of xargs -P {n} without bubblewrap: no runner that "
+                f"launches a sandbox per step can do more"))
     finally:
         client.http.close()
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runner.sandbox import sandbox_problem
 from tests.bench.quick_run import quick_table
 
 
@@ -17,3 +18,5 @@ def test_quick_throughput_bench_prints_its_rows_and_loses_nothing() -> None:
         assert setting in table, table
     checks = [line for line in table.splitlines() if "nothing lost" in line]
     assert len(checks) == 3 and all(line.rstrip().endswith("ok") for line in checks), table
+    # AND where bubblewrap runs, the floor of any sandboxed runner is measured beside them
+    assert ("floor: the same tools" in table) == (sandbox_problem() is None), table
