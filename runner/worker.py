@@ -32,7 +32,7 @@ from chalicelib.schemas.jobs import ArtifactPublic, InputFilePublic, JobMessage,
 from chalicelib.services import job_lifecycle
 from chalicelib.services.job_lifecycle import JobResult
 from chalicelib.services.webhooks import delivery as webhook_delivery
-from runner import cache, calls, commit_tree, importer, tools, workspace
+from runner import cache, calls, clients, commit_tree, importer, tools, workspace
 from runner.deletes import BatchDeleter
 from runner.jobdirs import JobDirs
 from runner.limits import Limits
@@ -179,8 +179,10 @@ class Worker:
             return next(iter(self.running.values()), None)
 
     def check_ready(self) -> None:
-        """Load the executor now so a runner without its sandbox refuses to start."""
+        """Load the executor now so a runner without its sandbox refuses to start, and make the
+        AWS clients a job uses (runner/clients.py) so that the first job does not pay for them."""
         _ = self.execute
+        clients.warm()
         from runner.sandbox import SandboxUnavailable, sandbox_problem, unsandboxed_allowed
 
         problem = sandbox_problem()  # runs /bin/true in a sandbox once: installed AND working

@@ -102,3 +102,49 @@ def test_a_line_logged_after_the_tools_end_is_in_the_stored_log(
     assert job["status"] == "completed", job
     assert "artifact '../escape' skipped" in logs["logs"], logs["logs"]
     assert logs["complete"] and logs["size_bytes"] == job["log_bytes"]
+
+
+def test_a_warmed_runner_makes_no_aws_client_for_its_job(
+        api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.session
+
+    from runner import clients
+
+    # GIVEN a runner process whose job tables have no client yet, warmed as `check_ready` does
+    project = make_project(api, owner, name="warm clients")
+    make_file(api, owner, project["id"], "tb.v", TB)
+    for model in clients.MODELS:
+        monkeypatch.setattr(model, "_connection", None)
+    assert clients.warm() == len(clients.MODELS)
+    # THEN those clients come from one botocore session (the service model is parsed once)
+    made = [model._get_connection().connection.client for model in clients.MODELS]
+    assert len({id(client._loader) for client in made}) == 1
+    # AND a second warm-up makes nothing
+    assert clients.warm() == 0
+    # WHEN the runner runs a job (a cached run, then a hit: every table of a job's path)
+    from runner.worker import Worker
+
+    created: list[str] = []
+    running: list[bool] = []  # the runner's own part (the test's queues make their own client)
+    original, poll_once = botocore.session.Session.create_client, Worker.poll_once
+
+    def counted(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        if running:
+            created.append(service)
+        return original(self, service, *args, **kwargs)
+
+    def polling(worker: Worker, *args: Any, **kwargs: Any) -> int:
+        running.append(True)
+        try:
+            return poll_once(worker, *args, **kwargs)
+        finally:
+            running.clear()
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counted)
+    monkeypatch.setattr(Worker, "poll_once", polling)
+    config = {"testbench": "tb.v"}
+    first = run_one(api, owner, project["id"], {"job_type": "simulation", "config": config})
+    hit = run_one(api, owner, project["id"], {"job_type": "simulation", "config": config})
+    # THEN both completed and no client was made on the way
+    assert first["status"] == "completed" and hit["summary"]["cache"]["hit"] is True, hit
+    assert created == [], created
