@@ -81,7 +81,11 @@ def execute_job(job_type: str, config: dict[str, Any], dirs: JobDirs, limits: Li
     if not isinstance(model, kind.config):  # the registry and job_configs.py disagree: a bug
         raise TypeError(f"{job_type} config parsed as {type(model).__name__}, "
                         f"kind expects {kind.config.__name__}")
-    return JobRun(kind, Sandbox.for_job(dirs, limits), limits, log, cancelled).execute(model)
+    sandbox = Sandbox.for_job(dirs, limits)
+    try:
+        return JobRun(kind, sandbox, limits, log, cancelled).execute(model)
+    finally:
+        sandbox.release()  # every step has been cleaned up: no process of the job's uid is left
 
 
 class JobRun:

@@ -10,7 +10,7 @@ writable: none of the tools use POSIX shared memory). Those two are the only wri
 and both count in the job's disk limit: /tmp by its size cap, /job/work by the runner's check.
 It has no network, no environment beyond PATH/HOME/LANG, its own pid/ipc/uts/cgroup namespaces,
 cannot create user namespaces, and runs as uid 1000 inside; on the host it is a fresh
-unprivileged uid per job when the runner is root (see sandbox_uid), so RLIMIT_NPROC counts that
+unprivileged uid per job when the runner is root (see job_uid), so RLIMIT_NPROC counts that
 job only. Limits: rlimits on every process (CPU, address space, file size, processes), a cgroup
 per step bounding the memory and the processes of all of them together where the host allows
 one (runner/cgroup.py), and the runner watches wall time, output size, disk use of the work dir
@@ -41,6 +41,7 @@ from runner.cgroup import JobCgroup, remove_stale
 from runner.jobdirs import JobDirs, SandboxUnavailable, remove_stale_stages
 from runner.limits import Limits
 from runner.settings import job_limits, runner_env
+from runner.uids import UidLease, hold_uid
 from runner.watch import CommandResult, LogBudget, Watch, reap_uid, size_text, tmp_bytes
 
 logger = Logger(service=SERVICE, child=True)
@@ -48,13 +49,14 @@ logger = Logger(service=SERVICE, child=True)
 # JobDirs, CommandResult, LogBudget and remove_stale_stages live in runner/jobdirs.py and
 # runner/watch.py; they are re-exported for callers that hold a Sandbox.
 __all__ = ["INSIDE_ROOT", "CommandResult", "JobDirs", "LogBudget", "Sandbox", "SandboxUnavailable",
-           "remove_stale_stages", "sandbox_problem", "sandbox_uid", "unsandboxed_allowed"]
+           "remove_stale_stages", "job_uid", "sandbox_problem", "sandbox_uid", "unsandboxed_allowed"]
 
 INSIDE_ROOT = "/job"
 SANDBOX_UID = 1000  # the tool's uid inside its user namespace
 TOOL_PATH = "/usr/bin:/bin"
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the host's /tmp
+NO_UID = UidLease(None, -1)  # a runner that is not root holds none
 
 # Output that tells an allocation failed (RLIMIT_AS reports no signal of its own).
 MEMORY_MARKERS = (b"out of memory", b"bad_alloc", b"cannot allocate memory", b"memory exhausted",
@@ -99,8 +101,8 @@ def _run_probe() -> str | None:
         removed = 0
     if removed:
         logger.info(f"removed {removed} stale job stages and cgroups")
-    with JobDirs.staged() as dirs:
-        box = Sandbox(dirs, Limits(wall_seconds=30), sandboxed=True, uid=sandbox_uid())
+    with JobDirs.staged() as dirs, job_uid() as lease:
+        box = Sandbox(dirs, Limits(wall_seconds=30), sandboxed=True, uid=lease.uid)
         output: list[bytes] = []
         result = box.run(["/bin/true"], LogBudget(4096, sink=output.append), threading.Event())
     if result.ok:
@@ -114,12 +116,8 @@ def unsandboxed_allowed() -> bool:
 
 
 def sandbox_uid() -> int | None:
-    """A host uid for one job's tools when the runner is root; None when it is not root.
-
-    Each job draws its own uid from A6HUB_RUNNER_SANDBOX_UIDS ("first-last", default
-    200000-265535) so that RLIMIT_NPROC counts that job's processes only and concurrent jobs
-    cannot signal one another. A6HUB_RUNNER_SANDBOX_UID pins one uid instead.
-    """
+    """A uid of A6HUB_RUNNER_SANDBOX_UIDS drawn at random, held by nothing (the tests' and the
+    sandbox bench's one-off sandboxes); None when not root. Jobs hold theirs: `job_uid`."""
     if os.geteuid() != 0:
         return None
     env = runner_env()
@@ -127,6 +125,22 @@ def sandbox_uid() -> int | None:
         return env.sandbox_uid
     first, last = env.uid_range
     return secrets.SystemRandom().randint(first, last)
+
+
+def job_uid() -> UidLease:
+    """The host uid of one job's tools, held until `release` (runner/uids.py): a uid of
+    A6HUB_RUNNER_SANDBOX_UIDS ("first-last", default 200000-265535) that no other running job on
+    this host holds, so RLIMIT_NPROC counts that job's processes only and concurrent jobs cannot
+    signal, or reap, one another's. uid None (nothing held) when the runner is not root;
+    A6HUB_RUNNER_SANDBOX_UID pins one uid instead, not held (it forces one job per runner).
+    Raises UidsExhausted, or OSError when A6HUB_RUNNER_UID_LOCK_DIR is unusable."""
+    if os.geteuid() != 0:
+        return NO_UID
+    env = runner_env()
+    if env.sandbox_uid is not None:
+        return UidLease(env.sandbox_uid, -1)
+    first, last = env.uid_range
+    return hold_uid(first, last, env.uid_lock_dir)
 
 
 @lru_cache(maxsize=1)
@@ -175,8 +189,9 @@ class Sandbox:
     which forks the whole runner (about 8 ms more per step for a runner-sized process)."""
 
     def __init__(self, dirs: JobDirs, limits: Limits, *, sandboxed: bool, uid: int | None = None,
-                 launch: Launch | None = None) -> None:
+                 launch: Launch | None = None, lease: UidLease | None = None) -> None:
         self.dirs = dirs
+        self.lease = lease  # the job's hold on its uid (for_job), released by `release`
         self.limits = limits
         self.sandboxed = sandboxed
         self.uid = uid if sandboxed else None
@@ -188,10 +203,16 @@ class Sandbox:
 
     @classmethod
     def for_job(cls, dirs: JobDirs, limits: Limits) -> Sandbox:
-        """Check bubblewrap (or the explicit development opt-out) and take the job's stage."""
+        """Check bubblewrap (or the explicit development opt-out), take the job's stage and hold
+        its uid (`job_uid`) until `release`."""
         problem = sandbox_problem()
         if problem is None:
-            return cls(dirs, limits, sandboxed=True, uid=sandbox_uid())
+            lease = job_uid()
+            try:
+                return cls(dirs, limits, sandboxed=True, uid=lease.uid, lease=lease)
+            except BaseException:
+                lease.release()
+                raise
         if not unsandboxed_allowed():
             raise SandboxUnavailable(
                 f"{problem}; refusing to run untrusted HDL tools. Install the Debian package "
@@ -200,6 +221,12 @@ class Sandbox:
             )
         logger.warning(f"A6HUB_RUNNER_UNSANDBOXED=1: running tools WITHOUT a sandbox ({problem})")
         return cls(dirs, limits, sandboxed=False)
+
+    def release(self) -> None:
+        """Give the job's uid back (for_job holds it): call once its last step has ended, which
+        leaves no process of the uid (each step's cgroup removed, or the uid reaped)."""
+        if self.lease is not None:
+            self.lease.release()
 
     def inside(self, name: str, *parts: str) -> str:
         """Path of job dir `name` ("src", "gen", "work") as the tool sees it."""

@@ -38,8 +38,9 @@ class RunnerEnv(BaseModel):
     processes, log_bytes, disk_bytes.
     Sandbox: sandbox_dir [$TMPDIR/a6hub-sandbox] where job stages live; unsandboxed [false] runs
     tools without bubblewrap (only behind another boundary); sandbox_uid pins the tools' host uid,
-    else one is drawn per job from sandbox_uids ["200000-265535"]; cgroup ["" = find one,
-    "off" = none, or a cgroup v2 directory].
+    else each job holds one of sandbox_uids ["200000-265535"] that no other running job on the
+    host holds, through a lock file per uid in uid_lock_dir ["/run/lock/a6hub-uids"] (runner/uids.py);
+    cgroup ["" = find one, "off" = none, or a cgroup v2 directory].
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,6 +66,7 @@ class RunnerEnv(BaseModel):
     unsandboxed: bool = False
     sandbox_uid: int | None = Field(default=None, gt=0)
     sandbox_uids: str = Field(default="200000-265535", pattern=r"^\d+(-\d+)?$")
+    uid_lock_dir: str = "/run/lock/a6hub-uids"
     cgroup: str = ""
 
     @model_validator(mode="after")

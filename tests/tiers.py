@@ -111,6 +111,7 @@ MODULE_TIERS = {
     "test_route_auth": "api",
     "test_settings": "unit",
     "test_runner_settings": "unit",
+    "test_runner_uids": "unit",
     "test_import_graph": "unit",
 }
 
