@@ -8,17 +8,14 @@ Pipeline) and so paid about 0.3 s of CPU for clients before its first `completed
 per task (Fargate), that is every job. `warm()` makes those clients at start-up from one shared
 session, whose loader parses the service model once (about 7 ms per further client).
 
-The shared session is handed to each connection only on the calling thread (the connections'
-sessions are thread-local), so no two threads ever use it; a client made later on another
-thread (a model not listed here) is made as before. The clients themselves are what PynamoDB
-shares between threads anyway (`Connection._client`).
+The shared session is chalicelib.aws's, the one every model class (chalicelib.models.base.Model)
+and every chalicelib.aws client of the process is made from, under its lock; `warm()` only makes
+those clients early, the API makes them on first use.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import botocore.session
 
 from chalicelib import aws
 from chalicelib.models.files import File
@@ -33,19 +30,16 @@ SERVICES = ("dynamodb", "s3", "sqs")  # chalicelib.aws clients: raw DynamoDB cal
 
 
 def warm(models: tuple[Any, ...] = MODELS, services: tuple[str, ...] = SERVICES) -> int:
-    """Make the botocore clients of `models` (PynamoDB Model classes) from one shared session,
-    and the `chalicelib.aws` clients of `services`; returns how many model clients were made.
-    A model whose client exists already is left as it is. Raises what botocore raises for a
-    bad region or endpoint setting (nothing is sent: making a client makes no request)."""
-    shared = botocore.session.get_session()
+    """Make the botocore clients of `models` (chalicelib.models.base.Model classes) and the
+    `chalicelib.aws` clients of `services`, all from the process's shared botocore session;
+    returns how many model clients were made. A model whose client exists already is left as it
+    is. Raises what botocore raises for a bad region or endpoint setting (nothing is sent:
+    making a client makes no request)."""
     made = 0
     for model in models:
-        connection = model._get_connection().connection
-        if connection._client is None:
-            # PynamoDB reads `_local.session` (this thread's) when it builds its client.
-            connection._local.session = shared
-            _ = connection.client
-            made += 1
+        fresh = model._connection is None or model._connection.connection._client is None
+        model._get_connection()  # makes the client from the shared session (share_session)
+        made += fresh
     for service in services:
         aws.client(service)
     return made

@@ -33,6 +33,7 @@ MODULE_TIERS = {
     "test_bench_pipeline_by_hand": "unit",
     # api
     "test_accounts": "api",
+    "test_aws_sessions": "api",
     "test_authz_matrix": "api",
     "test_bad_input": "api",
     "test_client_contract": "api",
@@ -90,6 +91,7 @@ MODULE_TIERS = {
     "test_bench_throughput": "bench",
     "test_bench_store": "bench",
     "test_bench_store_ops": "bench",
+    "test_bench_coldstart": "bench",
     "test_bench_waveform": "bench",
     "test_bench_sandbox": "bench",
     # modules added by branches in flight when the tiers came (so their merge collects)

@@ -10,9 +10,8 @@ One row per project, written by its editors; the job itself lives in the jobs ta
 from __future__ import annotations
 
 from pynamodb.attributes import JSONAttribute, UnicodeAttribute
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 
 class BuildSettings(Model):

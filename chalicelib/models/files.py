@@ -9,10 +9,9 @@ Access patterns:
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, VersionAttribute
-from pynamodb.models import Model
 
 from chalicelib.models.accounts import Unique
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 
 class File(Model):

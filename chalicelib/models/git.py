@@ -9,9 +9,8 @@ Access patterns:
 from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 
 class GitRef(Model):

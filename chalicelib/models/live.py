@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 
 class ConnectionsByJob(GlobalSecondaryIndex["WsConnection"]):

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 PUBLIC_FEED = "public"
 

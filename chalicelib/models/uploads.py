@@ -8,9 +8,8 @@ Access patterns:
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 PENDING = "pending"  # URL issued, nothing arrived yet
 REGISTERING = "registering"  # an event handler is validating and storing it

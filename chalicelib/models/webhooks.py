@@ -18,9 +18,8 @@ no route ever returns it after creation.
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.models import Model
 
-from chalicelib.models.base import IdAttribute, table_name
+from chalicelib.models.base import IdAttribute, Model, table_name
 
 DELIVERY_TTL_DAYS = 30
 

@@ -97,10 +97,11 @@ def management_endpoint(domain_name: str | None = None, stage: str | None = None
 def _management(endpoint: str) -> Any:
     with _clients_lock:
         if endpoint not in _clients:
-            import boto3
             from botocore.config import Config
 
-            _clients[endpoint] = boto3.session.Session().client(
+            from chalicelib import aws
+
+            _clients[endpoint] = aws.make_client(
                 "apigatewaymanagementapi", endpoint_url=endpoint,
                 config=Config(retries={"mode": "standard"}, connect_timeout=3, read_timeout=5))
         return _clients[endpoint]
