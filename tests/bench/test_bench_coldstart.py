@@ -15,4 +15,4 @@ def test_quick_coldstart_bench_prints_cold_and_warm_requests_next_to_the_baselin
     table = quick_table("bench.coldstart", "API cold start")
     for request in ("login", "project list", "file GET", "job POST"):
         assert f"{request}, cold" in table and f"{request}, warm" in table, table
-    assert table.count("unshared sessions: ") == 13, table
+    assert table.count("unshared sessions: ") == 12, table
