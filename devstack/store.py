@@ -1,7 +1,7 @@
 """The embedded AWS store: moto server made correct under concurrent writers, bounded, durable.
 
 `python -m devstack.store --port P [--state-dir DIR] [--save-every S]` runs moto's server
-(DynamoDB, S3, SQS, CloudFormation, ...) with three changes, applied here rather than by forking
+(DynamoDB, S3, SQS, CloudFormation, ...) with four changes, applied here rather than by forking
 moto (issue 11 measured each problem on moto 5.2.5):
 
 - **Serialisable DynamoDB.** Every DynamoDB request runs under one lock, so a conditional write
@@ -17,6 +17,11 @@ moto (issue 11 measured each problem on moto 5.2.5):
   something changed, on SIGTERM, and on `POST /_a6hub/store/save`. A snapshot is taken under an
   exclusive lock (no request half-applied), written to a temporary file, fsynced and renamed
   over the old one, so a crash leaves either the previous snapshot or the new one.
+
+- **Waits for a write.** `GET /_a6hub/store/changes` answers as soon as a DynamoDB table, or
+  one of its items, is written after a given time (`Writes`; client: devstack/changes.py), so
+  the API's long poll and the stream pusher wait for the write rather than poll. AWS has no
+  such call; there both poll.
 
 It also serves calls for less CPU (routing read once, a plain serializer for DynamoDB's item
 answers, Query over the span its key condition selects, cheap index projections, SQS sends and
@@ -100,6 +105,125 @@ DYNAMODB_LOCK = threading.RLock()
 _patched = False
 
 
+def item_key(key: dict[str, Any]) -> str:
+    """A DynamoDB key ({"id": {"N": "7"}, ...}) as one string, the same however its numbers are
+    spelled ("7", "7.0") and its attributes ordered."""
+    from decimal import Decimal, InvalidOperation
+
+    def value(typed: Any) -> Any:
+        if isinstance(typed, dict) and set(typed) == {"N"}:
+            try:
+                return {"N": str(Decimal(str(typed["N"])).normalize())}
+            except InvalidOperation:
+                return typed
+        return typed
+
+    return json.dumps({name: value(v) for name, v in key.items()}, sort_keys=True)
+
+
+class Writes:
+    """When each DynamoDB item and table was last written, on CLOCK_MONOTONIC (one clock for
+    every process of this machine), and a wait for the next write.
+
+    This is what lets a local reader wait for a change instead of polling (the API's long poll,
+    devstack/changes.py; the stream pusher, devstack/events.py). DynamoDB has no such call: in
+    AWS those readers poll. Items are remembered up to MAX_ITEMS, least recently written
+    forgotten first; asked about a forgotten item, `wait` answers "written" at once whenever
+    anything forgotten was written after `since` (a spurious wake, never a missed one)."""
+
+    MAX_ITEMS = 100_000
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self._cond = threading.Condition()
+        self._tables: dict[str, float] = {}
+        self._items: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._forgotten = float("-inf")
+
+    def wrote(self, writes: Iterable[tuple[str, str | None]]) -> None:
+        """Record writes now: (table, item_key(...)), or (table, None) for the table itself."""
+        now = time.monotonic()
+        with self._cond:
+            for table, key in writes:
+                self._tables[table] = now
+                if key is not None:
+                    self._items[(table, key)] = now
+                    self._items.move_to_end((table, key))
+            while len(self._items) > self.MAX_ITEMS:
+                _, at = self._items.popitem(last=False)
+                self._forgotten = max(self._forgotten, at)
+            self._cond.notify_all()
+
+    def _written(self, targets: list[tuple[str, str | None]], since: float) -> bool:
+        for table, key in targets:
+            if key is None:
+                at = self._tables.get(table, float("-inf"))
+            else:
+                at = self._items.get((table, key), self._forgotten)
+            if at >= since:
+                return True
+        return False
+
+    def wait(self, targets: list[tuple[str, str | None]], since: float, timeout: float) -> bool:
+        """Whether any target (a table, or one of its items) was written at or after `since`
+        (time.monotonic() seconds), waiting up to `timeout` seconds for it."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._written(targets, since), timeout)
+
+
+WRITES = Writes()
+# Read-only DynamoDB actions (no write to note); anything else names the tables it may change.
+_DYNAMODB_READS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "Describe",
+                   "List", "ExecuteStatement")
+
+
+def _note_writes(handler: Any) -> None:
+    """Note in WRITES the items (and tables) a DynamoDB request may have written, once it ran
+    (whether it succeeded or not: a refused write only wakes a waiter for nothing)."""
+    try:
+        action = handler._get_action()
+        body = handler.body
+        if action.startswith(_DYNAMODB_READS) or not isinstance(body, dict):
+            return
+        WRITES.wrote(_written_keys(handler.dynamodb_backend, action, body))
+    except Exception:  # noqa: BLE001, S110 - noting is best effort; the request has its answer
+        pass
+
+
+def _batch_write_ops(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    ops = []
+    for table, requests in (body.get("RequestItems") or {}).items():
+        for request in requests:
+            if "PutRequest" in request:
+                ops.append(("Put", {"TableName": table, **request["PutRequest"]}))
+            if "DeleteRequest" in request:
+                ops.append(("Delete", {"TableName": table, **request["DeleteRequest"]}))
+    return ops
+
+
+def _written_keys(backend: Any, action: str, body: dict[str, Any]
+                  ) -> list[tuple[str, str | None]]:
+    def keyed(op_type: str, op: dict[str, Any]) -> tuple[str, str | None] | None:
+        found = _key_of(backend, op_type, op)
+        if found is None:
+            name = op.get("TableName")
+            return (str(name), None) if name else None
+        return found[0], item_key(found[1])
+
+    ops: list[tuple[str, dict[str, Any]]] = []
+    if action in ("PutItem", "UpdateItem", "DeleteItem"):
+        ops.append((action[:-4], body))
+    elif action == "TransactWriteItems":
+        for entry in body.get("TransactItems") or []:
+            ops += [(t, op) for t, op in entry.items() if t in ("Put", "Update", "Delete")]
+    elif action == "BatchWriteItem":
+        ops += _batch_write_ops(body)
+    elif body.get("TableName"):
+        return [(str(body["TableName"]), None)]
+    return [w for w in (keyed(t, op) for t, op in ops) if w is not None]
+
+
 def patch_moto() -> None:
     """Apply the lock, the per-item rollback and the tracking switch-off to the loaded moto."""
     global _patched
@@ -120,7 +244,10 @@ def patch_moto() -> None:
 
     def locked_call(self: Any) -> Any:
         with DYNAMODB_LOCK:
-            return original_call(self)
+            try:
+                return original_call(self)
+            finally:
+                _note_writes(self)
 
     ddb_responses.DynamoHandler.call_action = locked_call  # type: ignore[method-assign]
 
@@ -802,12 +929,43 @@ class Store:
                 "saved_changes": self.saved_changes, "last_save": self.last_save}
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"].endswith("/changes"):
+            return self._changes(environ, start_response)
         if environ.get("REQUEST_METHOD") == "POST" and environ["PATH_INFO"].endswith("/save"):
             self.save()
-        body = json.dumps(self.status()).encode()
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
+        return _json(start_response, "200 OK", self.status())
+
+    @staticmethod
+    def _changes(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """GET CONTROL_PATH/changes?table=T[&table=U...][&key=JSON]&since=S&timeout=W: answers
+        {"written": true} as soon as table T (or U...; with `key`, T's item of that key) is
+        written at or after S (time.monotonic() seconds), or {"written": false} after W seconds
+        (at most MAX_CHANGES_WAIT). Outside the snapshot lock: it holds nothing while it waits."""
+        from urllib.parse import parse_qs
+
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            tables = query["table"]
+            since = float(query["since"][0])
+            timeout = min(MAX_CHANGES_WAIT, max(0.0, float(query.get("timeout", ["0"])[0])))
+            key = query.get("key")
+            if key and len(tables) != 1:
+                raise ValueError("key needs exactly one table")
+            targets: list[tuple[str, str | None]] = (
+                [(tables[0], item_key(json.loads(key[0])))] if key else [(t, None) for t in tables])
+        except (KeyError, ValueError, AttributeError) as e:
+            return _json(start_response, "400 Bad Request", {"detail": f"bad changes query: {e}"})
+        return _json(start_response, "200 OK", {"written": WRITES.wait(targets, since, timeout)})
+
+
+MAX_CHANGES_WAIT = 30.0
+
+
+def _json(start_response: Callable[..., Any], status: str, value: Any) -> list[bytes]:
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _save_periodically(store: Store, every: float, stop: threading.Event, parent: int) -> None:

@@ -81,6 +81,7 @@ MODULE_TIERS = {
     "test_security_git": "integration",
     "test_store": "integration",
     "test_store_answers": "integration",
+    "test_store_changes": "integration",
     "test_waveforms": "integration",
     # bench
     "test_bench": "bench",
