@@ -167,19 +167,31 @@ def follow_streams(stage: str, stop: threading.Event | None = None,
     one GetRecords per open shard of the two tables (2 calls locally), so a busy follower makes
     ~100 calls a second against ~20 idle; Lambda's event-source mapping polls a stream's shards
     four times a second, so AWS adds ~125 ms on average where this adds ~10 ms while busy.
+
+    Against devstack's store (devstack/changes.py) the pause is instead a wait for a write to
+    either table, at most `pause` long: a record is read as soon as its write lands (the
+    store writes stream records with the item, in the same request), and a follower with
+    nothing to read makes ~30 calls a second (two GetRecords and the wait per `pause`).
     """
     from aws_lambda_powertools import Logger
 
     from app import app
+    from devstack.changes import store_changes
 
     logger = Logger(service="a6hub", child=True)
-    followers = [StreamFollower(f"a6hub-{stage}-{table}", app.handler_map[name])
-                 for table, name in STREAM_HANDLERS.items()]
+    tables = [f"a6hub-{stage}-{table}" for table in STREAM_HANDLERS]
+    followers = [StreamFollower(table, app.handler_map[name])
+                 for table, name in zip(tables, STREAM_HANDLERS.values(), strict=True)]
+    changes = store_changes()
     last_record = float("-inf")
     while stop is None or not stop.is_set():
         try:
+            polled_at = time.monotonic()
             if sum(f.poll_once() for f in followers):
                 last_record = time.monotonic()
+                continue
+            if changes is not None:
+                changes.wait(tables, polled_at, pause)
                 continue
             busy = time.monotonic() - last_record < busy_seconds
             time.sleep(busy_pause if busy else pause)

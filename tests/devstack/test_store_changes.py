@@ -147,3 +147,37 @@ def test_the_long_poll_pauses_on_the_jobs_write(api: Api, queues: Queues, owner:
     # job's write (`written`), not at the end of its timeout
     assert job.status == "cancelled"
     assert waits and waits[-1] is True
+
+
+def test_the_stream_pusher_reads_a_record_when_its_write_lands(
+        api: Api, queues: Queues, owner: UserCtx, changes: StoreChanges,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the local stream pusher with pauses far longer than the test waits (30 s), its
+    # jobs-stream handler recording what it is handed
+    from app import app
+    from devstack import events
+
+    handed = threading.Event()
+    monkeypatch.setitem(app.handler_map, "on_job_changes",
+                        lambda event, context: handed.set() if event["Records"] else None)
+    stop = threading.Event()
+    pusher = threading.Thread(target=events.follow_streams, args=("test", stop),
+                              kwargs={"pause": 30, "busy_pause": 30, "busy_seconds": 0},
+                              daemon=True)
+    project = make_project(api, owner)
+    make_file(api, owner, project["id"])
+    pusher.start()
+    try:
+        time.sleep(1)  # it has read the streams once and found nothing (most likely)
+        # WHEN a job is submitted (its item written, a record on the jobs stream)
+        reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
+                         json_body={"job_type": "lint", "config": {}})
+        assert reply.status == 201, reply.body
+        # THEN the record reaches the handler well before a 30 s pause would have ended
+        assert handed.wait(timeout=20)
+    finally:
+        stop.set()
+        # a write ends the pusher's pause, and it sees `stop`
+        api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
+                 json_body={"job_type": "lint", "config": {}})
+        pusher.join(timeout=40)
