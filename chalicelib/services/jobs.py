@@ -149,16 +149,19 @@ def submit_job(caller: Caller, project_id: int, data: JobCreate) -> JobPublic:
     """Validate, check the caps, store the pending job and queue its message.
 
     Round trips in order (each waits for the one before): the authorisation's BatchGetItem,
-    which also reads main's ref when no commit is asked for; the two active-job counts at once
-    (with the commit's tree, when the job type needs its paths); the job's PutItem and the
-    per-minute window's count in one TransactWriteItems; then SendMessage and the queue
-    position's Query at once. Nothing is written before the caps pass, nor unless the window
-    has room; a job whose message cannot be sent ends failed.
+    which also reads main's ref when no commit is asked for, with the two active-job counts
+    beside it (the commit's tree after it, when the job type needs its paths); the job's
+    PutItem and the per-minute window's count in one TransactWriteItems; then SendMessage and
+    the queue position's Query at once. The counts are started for the token's claimed user
+    before the authorisation decides, and read only once it passed: a refused caller's request
+    costs their two Queries (each at most its cap's keys) and answers as before (401/403/404,
+    then 422, then 429). Nothing is written before the caps pass, nor unless the window has
+    room; a job whose message cannot be sent ends failed.
     """
+    counts = job_quotas.active_counts(caller.claimed_id, project_id)
     main_ref = None if data.commit else job_commits.main_ref_key(project_id)
     access = authorize(caller, project_id, "write", also=main_ref, consistent=True)
     config = _validated_config(data.job_type, data.config)
-    counts = job_quotas.active_counts(caller.id, project_id)
     commit = (job_commits.resolve(project_id, data.commit) if data.commit
               else job_commits.target_of(access.also))
     if data.job_type == "simulation":
