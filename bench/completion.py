@@ -11,9 +11,8 @@ nothing was lost, duplicated or stuck: every job completed with attempts = 1, th
 Channels:
 - poll: GET the job every POLL_SECONDS (20 ms, what bench/jobs.py's client does) until it ends.
 - long-poll: GET ?wait=20&since_status=<last seen>, again with the new status until it ends
-  (pending -> running -> completed is up to two answers). Locally the API's pause ends when the
-  store notes the job's write (devstack/changes.py); in AWS it polls every 20 ms for the first
-  0.5 s (services/job_wait.py), so expect ~10 ms more there on average, plus AWS's GetItem time.
+  (pending -> running -> completed is up to two answers). The API polls the job every 20 ms for
+  the first 0.5 s (services/job_wait.py), locally as in AWS.
 - websocket: connect to /api/v1/ws/jobs/{id}/updates after the POST, read until `complete`
   (the greeting carries `complete` when the job ended before the socket was up). Locally the
   stream pusher reads the emulator's streams when the store notes a write to the jobs or

@@ -16,10 +16,8 @@ Phases (ms after the client sent the POST; median over the runs):
 - log written: the log's last PUT returned (LogStream.close).
 - completed in the record: the finish UpdateItem returned (job_lifecycle.finish, before its
   hook that wakes waiting pipelines).
-- seen by the long poll: `GET .../jobs/{id}?wait=` answered with `completed`. Locally the long
-  poll wakes when the store applies the finish write (devstack/changes.py), before the runner
-  has the UpdateItem's answer, so this can come before "completed in the record" (a negative
-  step); in AWS the long poll polls every 20 ms.
+- seen by the long poll: `GET .../jobs/{id}?wait=` answered with `completed` (it polls the job
+  every 20 ms, locally as in AWS).
 Also the CPU this process spent per job (the in-process runner, plus the client's few requests;
 the tools run as child processes and are not counted). The last row is the overhead the issue
 bounds: seen minus the tools by hand (target <= 50 ms).

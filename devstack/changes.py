@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -78,22 +77,3 @@ def store_changes() -> StoreChanges | None:
         return None
     changes = StoreChanges(url)
     return changes if changes.available() else None
-
-
-def job_item_wait(changes: StoreChanges) -> Any:
-    """The long poll's item wait (chalicelib/services/job_wait.use_item_wait) on `changes`."""
-    from chalicelib.models.jobs import Job
-
-    table = Job.Meta.table_name
-
-    def wait(job: Job, since: float, timeout: float) -> bool:
-        """Whether the job's item was written (False: `timeout` passed, or the store is gone
-        and this slept instead; the read after this says what happened)."""
-        key = {"project_id": {"N": str(job.project_id)}, "id": {"N": str(job.id)}}
-        try:
-            return changes.wait([table], since, timeout, key)
-        except OSError:
-            time.sleep(timeout)
-            return False
-
-    return wait

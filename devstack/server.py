@@ -150,15 +150,10 @@ def run_worker(host: str, port: int) -> None:
     # The pusher and $default post to sockets through this server's Management API stand-in.
     os.environ.setdefault("A6HUB_WS_ENDPOINT", f"http://{host}:{port}")
     from app import app
-    from chalicelib.services import job_wait
     from chalicelib.services.live import job_id_from_path
-    from devstack.changes import job_item_wait, store_changes
     from devstack.gateway import GatewayAsgi
     from devstack.sockets import Sockets, worker_socket_path
 
-    changes = store_changes()  # the long poll waits for the job's write on our store
-    if changes is not None:
-        job_wait.use_item_wait(job_item_wait(changes))
     sock = _bind(host, port)
     sock.listen(1024)
     # Posts for sockets this worker holds arrive here from the other workers (devstack/sockets.py).

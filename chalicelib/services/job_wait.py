@@ -39,14 +39,6 @@ account's regional default is 1,000 concurrent executions), so 500 students long
 deadline hold 500 of them -- the WebSocket updates (services/live.py) hold none and are the
 better channel for the web client; the long poll is for scripts and CLIs.
 
-Locally the pause is a wait for the job's item to be written: devstack's store notes every
-DynamoDB write and answers a wait for one (devstack/changes.py), and its API server installs
-that wait here (`use_item_wait`). The loop keeps its shape -- pause, then the same strongly
-consistent GetItem -- but a pause ends when the runner's write lands, and lasts at most
-MAX_POLL_SECONDS without one. DynamoDB has no such call, so in AWS the loop sleeps its backoff:
-a job that ends within the fast phase is seen on average FAST_POLL_SECONDS / 2 (~10 ms) plus
-one GetItem after its `completed` write, where locally it is one GetItem.
-
 Locally (devstack/server.py) a worker process serves one request at a time, as one Lambda
 instance does, so each waiting client holds one of the `A6HUB_API_WORKERS` (default 2 x cores)
 workers for up to `wait` seconds: more concurrent long polls than workers delay everyone else's
@@ -73,18 +65,6 @@ FAST_PHASE_SECONDS = 0.5
 MAX_POLL_SECONDS = 1.0
 BACKOFF = 1.5
 STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
-
-#: (job, since, timeout): return once the job's item was written at or after `since`
-#: (time.monotonic() seconds) or after `timeout` seconds. None: pause on the backoff.
-ItemWait = Callable[[Job, float, float], object]
-_item_wait: ItemWait | None = None
-
-
-def use_item_wait(wait: ItemWait | None) -> None:
-    """Pause the long poll on `wait` instead of its backoff (devstack's store; None: the backoff,
-    as in AWS, where DynamoDB offers no wait for a write)."""
-    global _item_wait
-    _item_wait = wait
 
 
 def parse_wait(raw: str | None) -> float | None:
@@ -138,21 +118,15 @@ def _job(project_id: int, job_id: int) -> Job:
 def wait_for_job(caller: Caller | None, project_id: int, job_id: int, wait: float,
                  since_status: str | None = None, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic,
-                 item_wait: ItemWait | None = None) -> JobPublic:
+                 clock: Callable[[], float] = time.monotonic) -> JobPublic:
     """The job once its status differs from `since_status` (default: its status now), or after
     `wait` seconds unchanged. Readers of the project only (404/403/401 as GET, before any wait).
 
-    `sleep` and `clock` are the time source (tests pass a fake one); `item_wait` the pause
-    (default: the one `use_item_wait` installed unless `sleep` is given, else `sleep` on the
-    backoff). The job is read
-    from DynamoDB each time, whole, and the answer is the read that saw the change. Raises
-    NotFound when the job does not exist or is deleted meanwhile.
+    `sleep` and `clock` are the time source (tests pass a fake one); the job is read from
+    DynamoDB each time, whole, and the answer is the read that saw the change. Raises NotFound
+    when the job does not exist or is deleted meanwhile.
     """
-    if item_wait is None and sleep is time.sleep:  # a caller's own `sleep` is used as given
-        item_wait = _item_wait
     deadline = clock() + wait
-    read_at = time.monotonic()
     job = authorized_job(caller, project_id, job_id, consistent=True)
     baseline = since_status or job.status
     next_pause = pauses()
@@ -160,10 +134,6 @@ def wait_for_job(caller: Caller | None, project_id: int, job_id: int, wait: floa
         remaining = deadline - clock()
         if remaining <= 0:
             break
-        if item_wait is None:
-            sleep(min(next_pause(), remaining))
-        else:  # a write at or after the last read started ends the pause
-            item_wait(job, read_at, min(MAX_POLL_SECONDS, remaining))
-        read_at = time.monotonic()
+        sleep(min(next_pause(), remaining))
         job = _job(project_id, job_id)
     return job_public(job, with_position=True)

@@ -19,15 +19,10 @@ import boto3
 import pytest
 import requests
 
-from chalicelib.services import identity, job_wait
-from devstack.changes import StoreChanges, job_item_wait, store_changes
-from tests.conftest import Api, UserCtx, make_file, make_project
-from tests.jobs_support import Queues, queues_fixture
+from devstack.changes import StoreChanges, store_changes
 
 pytestmark = pytest.mark.skipif(os.environ.get("A6HUB_TEST_EMULATOR") == "moto",
                                 reason="moto's own server has no changes endpoint")
-
-queues = queues_fixture()
 
 
 def key(n: int) -> dict[str, Any]:
@@ -113,71 +108,3 @@ def test_a_bad_changes_query_is_a_400_with_a_detail(emulator: Any) -> None:
         # THEN it is refused with the reason
         assert reply.status_code == 400
         assert "detail" in reply.json()
-
-
-def test_the_long_poll_pauses_on_the_jobs_write(api: Api, queues: Queues, owner: UserCtx,
-                                               changes: StoreChanges) -> None:
-    # GIVEN a pending job, and the long poll pausing on the store's wait (as devstack serve does)
-    project = make_project(api, owner)
-    make_file(api, owner, project["id"])
-    reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
-                     json_body={"job_type": "lint", "config": {}})
-    assert reply.status == 201, reply.body
-    job_id = reply.json["id"]
-    waits: list[bool] = []
-    item_wait = job_item_wait(changes)
-
-    def recorded(job: Any, since: float, timeout: float) -> bool:
-        woken = item_wait(job, since, timeout)
-        waits.append(bool(woken))
-        return woken
-
-    def cancel_soon() -> None:
-        time.sleep(0.3)  # the reader is (most likely) in its pause by then
-        gone = api.delete(f"/api/v1/projects/{project['id']}/jobs/{job_id}", token=owner.token)
-        assert gone.status == 200, gone.body
-
-    canceller = threading.Thread(target=cancel_soon)
-    canceller.start()
-    caller = identity.authenticate(f"Bearer {owner.token}", required=True)
-    # WHEN the owner long-polls it while it is cancelled
-    job = job_wait.wait_for_job(caller, project["id"], job_id, 20, item_wait=recorded)
-    canceller.join(timeout=60)
-    # THEN the answer is the cancelled job, and the pause that preceded that read ended on the
-    # job's write (`written`), not at the end of its timeout
-    assert job.status == "cancelled"
-    assert waits and waits[-1] is True
-
-
-def test_the_stream_pusher_reads_a_record_when_its_write_lands(
-        api: Api, queues: Queues, owner: UserCtx, changes: StoreChanges,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN the local stream pusher with pauses far longer than the test waits (30 s), its
-    # jobs-stream handler recording what it is handed
-    from app import app
-    from devstack import events
-
-    handed = threading.Event()
-    monkeypatch.setitem(app.handler_map, "on_job_changes",
-                        lambda event, context: handed.set() if event["Records"] else None)
-    stop = threading.Event()
-    pusher = threading.Thread(target=events.follow_streams, args=("test", stop),
-                              kwargs={"pause": 30, "busy_pause": 30, "busy_seconds": 0},
-                              daemon=True)
-    project = make_project(api, owner)
-    make_file(api, owner, project["id"])
-    pusher.start()
-    try:
-        time.sleep(1)  # it has read the streams once and found nothing (most likely)
-        # WHEN a job is submitted (its item written, a record on the jobs stream)
-        reply = api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
-                         json_body={"job_type": "lint", "config": {}})
-        assert reply.status == 201, reply.body
-        # THEN the record reaches the handler well before a 30 s pause would have ended
-        assert handed.wait(timeout=20)
-    finally:
-        stop.set()
-        # a write ends the pusher's pause, and it sees `stop`
-        api.post(f"/api/v1/projects/{project['id']}/jobs", token=owner.token,
-                 json_body={"job_type": "lint", "config": {}})
-        pusher.join(timeout=40)
