@@ -54,6 +54,10 @@ class Project(Model):
     artifact_bytes = NumberAttribute(null=True)
     # Bytes of git objects stored for the project (services/git/quota.py).
     git_bytes = NumberAttribute(null=True)
+    # The project's webhooks, moved in the same transaction as each create and delete, so the
+    # cap holds under concurrent creates (services/webhooks/manage.py). None on a project whose
+    # webhooks predate the counter: the next create counts them first.
+    webhook_count = NumberAttribute(null=True)
     # Set on a project created by an import (POST /projects/import): where from, the job
     # that clones it, and importing -> completed | failed (the job has the log and reason).
     import_url = UnicodeAttribute(null=True)

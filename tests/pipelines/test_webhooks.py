@@ -10,6 +10,7 @@ tests of refusals leave it unset. Deliveries go through the jobs queue: an in-pr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -231,6 +233,55 @@ def test_a_short_or_odd_secret_and_too_many_webhooks_are_refused(
     sixth = create(api, owner, pid, url)
     assert sixth.status == 409 and "at most 5" in sixth.json["detail"]
     assert len(api.get(f"{_p(pid)}/webhooks", token=owner.token).json) == 5
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_concurrent_creates_over_http_never_pass_the_cap(
+        api: Api, owner: UserCtx, tmp_path: Path) -> None:
+    import requests
+
+    from tests.api.test_concurrency import bearer, race
+    from tests.conftest import serving_api
+
+    url = "https://93.184.215.14/hook"
+    with serving_api(tmp_path / "server.log", workers=6) as server:
+        for _ in range(4):  # a race is not lost every time: several rounds
+            # GIVEN a project with 4 webhooks (room for 1 more)
+            pid = int(make_project(api, owner)["id"])
+            for _ in range(4):
+                assert create(api, owner, pid, url).status == 201
+            # WHEN 6 creates race each other, one per server process (as 6 Lambda instances)
+            post = functools.partial(requests.post, f"{server}{_p(pid)}/webhooks", timeout=60,
+                                     json={"url": url}, headers=bearer(owner))
+            replies = race(*[post] * 6)
+            # THEN exactly 1 was created and the other 5 refused with the cap named; 5 exist
+            codes = sorted(r.status_code for r in replies)
+            assert codes == [201] + [409] * 5, [r.text for r in replies]
+            assert all("at most 5" in r.json()["detail"] for r in replies if r.status_code == 409)
+            hooks = api.get(f"{_p(pid)}/webhooks", token=owner.token).json
+            assert len(hooks) == 5
+    # AND a delete frees one slot, for one create only
+    assert api.delete(f"{_p(pid)}/webhooks/{hooks[0]['id']}", token=owner.token).status == 204
+    assert create(api, owner, pid, url).status == 201
+    assert create(api, owner, pid, url).status == 409
+
+
+def test_webhooks_made_before_the_count_existed_are_counted(api: Api, owner: UserCtx) -> None:
+    from chalicelib.models.projects import Project
+
+    # GIVEN a project with 4 webhooks and no `webhook_count` (as one from before it existed)
+    pid = int(make_project(api, owner)["id"])
+    url = "https://93.184.215.14/hook"
+    for _ in range(4):
+        assert create(api, owner, pid, url).status == 201
+    Project(pid).update(actions=[Project.webhook_count.remove()], add_version_condition=False)
+    assert Project.get(pid, consistent_read=True).webhook_count is None
+    # WHEN two more are created
+    # THEN the first fills the cap and the second is refused: the 4 were counted
+    assert create(api, owner, pid, url).status == 201
+    assert create(api, owner, pid, url).status == 409
+    assert Project.get(pid, consistent_read=True).webhook_count == 5
 
 
 # --- deliveries ----------------------------------------------------------------------------------------

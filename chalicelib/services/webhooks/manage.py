@@ -8,13 +8,22 @@ token, and its deliveries show what the receiver answered, so editors and viewer
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import DeleteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import Conflict, NotFound, TooManyRequests
 from chalicelib.ids import with_new_id
-from chalicelib.models.base import condition_failed, id_taken, utcnow_iso
+from chalicelib.models.base import (
+    cancelled_by_condition,
+    condition_failed,
+    transaction_connection,
+    utcnow_iso,
+)
+from chalicelib.models.projects import Project
 from chalicelib.models.webhooks import Webhook, WebhookDelivery
 from chalicelib.schemas.webhooks import (
     WebhookCreate,
@@ -31,6 +40,7 @@ from chalicelib.services.webhooks import events, targets
 MAX_PER_PROJECT = 5
 SECRET_BYTES = 32  # secrets.token_urlsafe: 43 characters, 256 bits
 PINGS_PER_MINUTE = 10  # per webhook: each makes a runner POST to the URL
+CONFLICT_RETRIES = 5  # a transaction that only lost a race for the project item is tried again
 EVENTS = [events.PIPELINE_EVENT]
 
 
@@ -56,21 +66,74 @@ def create_webhook(caller: Caller, project_id: int, data: WebhookCreate) -> Webh
 
     Errors: 404/403 (not the owner), 422 (URL refused by the SSRF guard: form, https, internal
     address; the detail says why), 409 past MAX_PER_PROJECT webhooks. Nothing is stored then.
+    The webhook is written in one transaction with the project's `webhook_count`, on the
+    condition that the count is below the cap, so concurrent creates cannot pass it.
     """
-    authorize(caller, project_id, "admin")
+    project = authorize(caller, project_id, "admin").project
     targets.check_url(data.url)
-    if len(list(Webhook.query(project_id, limit=MAX_PER_PROJECT + 1))) >= MAX_PER_PROJECT:
-        raise Conflict(f"a project has at most {MAX_PER_PROJECT} webhooks; delete one first")
+    _count_existing(project)
     secret = data.secret or secrets.token_urlsafe(SECRET_BYTES)
 
     def create(hook_id: int) -> Webhook:
         hook = Webhook(project_id, hook_id, url=data.url, secret=secret, created_by=caller.id,
                        created_at=utcnow_iso())
-        hook.save(condition=Webhook.id.does_not_exist())
+
+        def write(tx: TransactWrite) -> None:
+            tx.save(hook, condition=Webhook.id.does_not_exist())
+            tx.update(Project(project_id), actions=[Project.webhook_count.add(1)],
+                      condition=Project.webhook_count < MAX_PER_PROJECT,
+                      add_version_condition=False)
+
+        try:
+            _transact(write)
+        except TransactWriteError as e:
+            # the request's items: the put (the webhook), then the update (the project's count)
+            if (cancelled_by_condition(e) + [False, False])[1]:
+                raise Conflict(f"a project has at most {MAX_PER_PROJECT} webhooks; "
+                               "delete one first") from None
+            raise
         return hook
 
-    hook = with_new_id(create, id_taken)
+    hook = with_new_id(create, _id_taken)
     return WebhookCreated(**_public(hook).model_dump(), secret=secret)
+
+
+def _id_taken(e: Exception) -> bool:
+    """The create's transaction failed only on the webhook's drawn id (with_new_id's predicate)."""
+    return isinstance(e, TransactWriteError) and cancelled_by_condition(e)[:1] == [True]
+
+
+def _transact(write: Callable[[TransactWrite], None]) -> None:
+    """One TransactWriteItems, again while it only lost a race with another transaction on the
+    same items (TransactionConflict: DynamoDB cancels rather than waits)."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                write(tx)
+            return
+        except TransactWriteError as e:
+            conflict = any(r is not None and r.code == "TransactionConflict"
+                           for r in e.cancellation_reasons or [])
+            if not conflict or any(cancelled_by_condition(e)) or attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+
+
+def _count_existing(project: Project) -> None:
+    """Give a project whose webhooks predate `webhook_count` its count, once: a Query of its
+    webhooks and a write conditioned on the count still being absent (of two racing first
+    creates, one sets it and the other's identical count is refused)."""
+    if project.webhook_count is not None:
+        return
+    existing = sum(1 for _ in Webhook.query(project.id, attributes_to_get=["id"]))
+    try:
+        Project(project.id).update(actions=[Project.webhook_count.set(existing)],
+                                   condition=Project.id.exists()
+                                   & Project.webhook_count.does_not_exist(),
+                                   add_version_condition=False)
+    except UpdateError as e:
+        if not condition_failed(e):
+            raise
 
 
 def list_webhooks(caller: Caller, project_id: int, limit: int,
@@ -92,12 +155,20 @@ def _hook(caller: Caller, project_id: int, hook_id: int) -> Webhook:
 
 
 def delete_webhook(caller: Caller, project_id: int, hook_id: int) -> None:
-    """Remove a webhook; queued attempts then end as failed ("the webhook was deleted")."""
-    authorize(caller, project_id, "admin")
+    """Remove a webhook and take it off the project's `webhook_count` in one transaction; queued
+    attempts then end as failed ("the webhook was deleted"). 404 for an unknown webhook."""
+    project = authorize(caller, project_id, "admin").project
+
+    def write(tx: TransactWrite) -> None:
+        tx.delete(Webhook(project_id, hook_id), condition=Webhook.id.exists())
+        if project.webhook_count is not None:
+            tx.update(Project(project_id), actions=[Project.webhook_count.add(-1)],
+                      condition=Project.webhook_count > 0, add_version_condition=False)
+
     try:
-        Webhook(project_id, hook_id).delete(condition=Webhook.id.exists())
-    except DeleteError as e:
-        if condition_failed(e):
+        _transact(write)
+    except TransactWriteError as e:
+        if (cancelled_by_condition(e) + [False])[0]:
             raise NotFound("Webhook not found") from None
         raise
 
