@@ -271,8 +271,8 @@ def serving_api(log: Path, env: dict[str, str] | None = None, workers: int = 2) 
         try:
             if requests.get(f"{url}/health", timeout=5).status_code in (200, 503):
                 break
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or a worker still starting on a busy machine
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"API server did not start:\n{log.read_text()}")
