@@ -9,6 +9,7 @@ import dataclasses
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -53,20 +54,37 @@ def get_job(api: Api, user: UserCtx, project: dict[str, Any], job_id: str) -> di
     return dict(reply.json)
 
 
+_serving: list[tuple[Any, threading.Thread]] = []
+
+
 def in_thread(worker: Any) -> threading.Thread:
     thread = threading.Thread(target=worker.serve, daemon=True)
     thread.start()
+    _serving.append((worker, thread))
     return thread
+
+
+@pytest.fixture(autouse=True)
+def _stop_serving_runners() -> Iterator[None]:
+    """Stop every runner a test left serving (a failed assertion skips the test's own stop):
+    its job's thread would otherwise block forever, and the interpreter waits for it at exit."""
+    yield
+    while _serving:
+        worker, thread = _serving.pop()
+        worker.stop(0)
+        thread.join(10)
 
 
 def running_forever(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues
                     ) -> tuple[int, Any, threading.Thread, FakeExecute]:
     """A submitted job whose (fake) tool runs until cancelled or its `block` event is set, taken
-    by a runner serving in a thread; returns once the tool started: (job id, the runner, its
-    thread, the fake tool)."""
+    by a one-slot runner serving in a thread; returns once the tool started: (job id, the runner,
+    its thread, the fake tool)."""
     job_id = submit(api, owner, project)
     execute = FakeExecute(block=threading.Event())
-    worker = make_worker(queues, execute)
+    # One slot: a runner busy with the job asks the queue for nothing more (with a second slot
+    # it would receive the test's own duplicates and other runners' messages meanwhile).
+    worker = make_worker(queues, execute, concurrency=1)
     thread = in_thread(worker)
     wait_for(execute.started.is_set, what="the job to start")
     return job_id, worker, thread, execute
@@ -147,9 +165,13 @@ def _receive_all(queues: Queues, count: int) -> list[Any]:
 
 
 def test_two_runners_share_the_queue_and_a_duplicate_waits_for_the_lease(
-        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
-    # GIVEN runner A busy with a job, and a duplicate of its message in the queue
-    job_id, a, thread_a, slow = running_forever(api, owner, project, queues)
+        api: Api, owner: UserCtx, project: dict[str, Any], emulator: Any) -> None:
+    # GIVEN runner A busy with a job, and a duplicate of its message in the queue (a 6 s
+    # visibility and lease: A's heartbeats every 2 s keep both on a slow machine, where the
+    # module's 2 s let the original message come back to this test's receive below)
+    queues = make_queues(max_receives=2, visibility=6)
+    with api_queue(queues.url):
+        job_id, a, thread_a, slow = running_forever(api, owner, project, queues)
     job = get_job(api, owner, project, job_id)
     boto3.client("sqs").send_message(
         QueueUrl=queues.url,
