@@ -557,7 +557,8 @@ class Worker:
             run.releasing = True
             run.cancelled.set()
         fresh = job_lifecycle.load(run.job.project_id, run.job.id)
-        if fresh is None or fresh.status != RUNNING or fresh.runner_id != self.settings.runner_id:
+        if (fresh is None or fresh.status != RUNNING or fresh.runner_id != self.settings.runner_id
+                or fresh.attempts != run.job.attempts):  # a later claim, maybe from our own slot
             run.lost = True
             run.cancelled.set()
         elif fresh.cancel_requested:

@@ -6,7 +6,8 @@ Access patterns:
 - jobs of a project, newest first: Query jobs[project_id] descending (ids are time-ordered)
 - claim by a runner: UpdateItem with the condition
   `status = pending OR (status = running AND lease_expires_at < now)`
-- lease renewal / finish: UpdateItem conditioned on `status = running AND runner_id = me`
+- lease renewal / finish: UpdateItem conditioned on `status = running AND runner_id = me AND
+  attempts = the claim's` (a runner that took over its own lapsed claim fences the older one)
 - cancel: UpdateItem conditioned on the status it expects (pending -> cancelled, or
   running -> cancel_requested)
 - queued-or-running jobs of a user / of a project (quotas): Query the sparse GSIs

@@ -68,24 +68,31 @@ def claim(job: Job, runner_id: str, lease_seconds: float) -> bool:
     ], claimable)
 
 
-def _mine(runner_id: str) -> Any:
-    return (Job.status == RUNNING) & (Job.runner_id == runner_id)
+def _mine(job: Job, runner_id: str) -> Any:
+    """The job is still running under this claim: ours (`runner_id`) and the same attempt. The
+    attempt matters where one runner takes over its own lapsed claim (a redelivered message in
+    another of its slots): the runner id is the same, and only the attempt tells the two apart,
+    so the older one can no longer renew, log or finish over the newer."""
+    return ((Job.status == RUNNING) & (Job.runner_id == runner_id)
+            & (Job.attempts == int(job.attempts or 0)))
 
 
 def renew_lease(job: Job, runner_id: str, lease_seconds: float) -> bool:
-    """Extend our lease; False when the job is no longer ours (taken over, or gone)."""
-    return _update_if(job, [Job.lease_expires_at.set(time.time() + lease_seconds)], _mine(runner_id))
+    """Extend our lease; False when the job is no longer ours (taken over, even by another slot
+    of this runner, or gone). `job` is the claimed one: its `attempts` names the claim."""
+    return _update_if(job, [Job.lease_expires_at.set(time.time() + lease_seconds)],
+                      _mine(job, runner_id))
 
 
 def record_log_progress(job: Job, runner_id: str, size: int) -> None:
     """Record how much of the log is in storage (`log_bytes`) while the job runs: the change on
     the job's stream is what pushes the new lines to live-update sockets (services/live.py).
     A separate instance, so the caller's (used by another thread) is not refreshed under it."""
-    _update_if(Job(job.project_id, job.id), [Job.log_bytes.set(size)], _mine(runner_id))
+    _update_if(Job(job.project_id, job.id), [Job.log_bytes.set(size)], _mine(job, runner_id))
 
 
 def mark_log_truncated(job: Job, runner_id: str) -> None:
-    _update_if(job, [Job.log_truncated.set(True)], _mine(runner_id))
+    _update_if(job, [Job.log_truncated.set(True)], _mine(job, runner_id))
 
 
 @dataclass
@@ -120,7 +127,7 @@ def finish(job: Job, runner_id: str, result: JobResult) -> bool:
                    else Job.error_message.remove())
     actions.append(Job.exit_code.set(result.exit_code) if result.exit_code is not None
                    else Job.exit_code.remove())
-    if not _update_if(job, actions, _mine(runner_id)):
+    if not _update_if(job, actions, _mine(job, runner_id)):
         return False
     _ended_hook(job)
     return True
@@ -136,7 +143,7 @@ def release(job: Job, runner_id: str) -> bool:
     return _update_if(job, [
         Job.status.set(PENDING), Job.runner_id.remove(), Job.lease_expires_at.remove(),
         Job.started_at.remove(), Job.queued.set(QUEUED),
-    ], _mine(runner_id))
+    ], _mine(job, runner_id))
 
 
 def cancel_pending(job: Job, reason: str) -> bool:

@@ -484,6 +484,74 @@ def test_a_runner_whose_job_was_taken_over_writes_nothing_more(
     assert logs["logs"] == "runner B's log\n"
 
 
+def test_a_runner_that_takes_over_its_own_lapsed_claim_fences_the_older_attempt(
+        api: Api, owner: UserCtx, project: dict[str, Any], emulator: Any) -> None:
+    from chalicelib.models.jobs import Job
+    from chalicelib.services import job_lifecycle
+
+    # GIVEN a runner running a job in one slot (a 30 s visibility: its first heartbeat is 10 s
+    # away, so nothing renews the lease during the test)
+    queues = make_queues(max_receives=3, visibility=30)
+    with api_queue(queues.url):
+        job_id = submit(api, owner, project)
+    slow = FakeExecute(block=threading.Event())
+    runner = make_worker(queues, slow)
+    first: list[str] = []
+    message = _receive_all(queues, 1)[0]
+    older = threading.Thread(target=lambda: first.append(runner.handle(message)), daemon=True)
+    older.start()
+    wait_for(slow.started.is_set, what="the job to start")
+    # WHEN its lease lapses (a stalled machine) and the job's redelivered message reaches the
+    # same runner's other slot, which claims the job again under the same runner id
+    job_lifecycle.load(project["id"], job_id).update(  # type: ignore[union-attr]
+        actions=[Job.lease_expires_at.set(time.time() - 1)])
+    boto3.client("sqs").send_message(
+        QueueUrl=queues.url,
+        MessageBody=f'{{"v": 1, "project_id": {project["id"]}, "job_id": {job_id}}}')
+    second: list[str] = []
+    redelivered = _receive_all(queues, 1)[0]
+    newer = threading.Thread(target=lambda: second.append(runner.handle(redelivered)),
+                             daemon=True)
+    newer.start()
+    # THEN the older attempt learns it lost the job and stops, while the newer one runs on
+    wait_for(lambda: first == ["lost"], timeout=20, what="the older attempt to give up")
+    assert second == [] and slow.calls == ["lint", "lint"]
+    # AND only the newer attempt's result is recorded
+    slow.block.set()
+    newer.join(20)
+    assert second == ["completed"]
+    job = get_job(api, owner, project, job_id)
+    assert job["status"] == "completed" and job["attempts"] == 2, job
+
+
+def test_an_older_claim_of_the_same_runner_can_no_longer_renew_or_finish(
+        api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
+    from chalicelib.models.jobs import Job
+    from chalicelib.services import job_lifecycle
+
+    # GIVEN a job claimed by runner r, whose lease lapsed, then claimed again by r
+    job_id = submit(api, owner, project)
+    older = job_lifecycle.load(project["id"], job_id)
+    assert older is not None and job_lifecycle.claim(older, "r", 60)
+    older.update(actions=[Job.lease_expires_at.set(time.time() - 1)])
+    newer = job_lifecycle.load(project["id"], job_id)
+    assert newer is not None and job_lifecycle.claim(newer, "r", 60)
+    assert (older.attempts, newer.attempts) == (1, 2)
+    result = job_lifecycle.JobResult(
+        status="failed", error_message="older", exit_code=1, duration_s=0.1, inputs=[], steps=[],
+        tool_versions={}, artifacts=[], summary={}, log_bytes=0, log_truncated=False)
+    # WHEN the older claim renews, records log progress and finishes
+    # THEN each is refused, and the newer claim's renewal and finish are not
+    assert not job_lifecycle.renew_lease(older, "r", 60)
+    job_lifecycle.record_log_progress(older, "r", 99)
+    assert not job_lifecycle.finish(older, "r", result)
+    assert job_lifecycle.renew_lease(newer, "r", 60)
+    assert job_lifecycle.finish(newer, "r", dataclasses.replace(result, status="completed",
+                                                                error_message=None))
+    job = get_job(api, owner, project, job_id)
+    assert (job["status"], job["error_message"], job["log_bytes"]) == ("completed", None, 0), job
+
+
 def test_a_job_runs_the_commit_it_was_submitted_on_not_later_edits(
         api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues) -> None:
     import hashlib
