@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 REACTIONS: dict[str, tuple[str, ...]] = {
     "main_moved": ("chalicelib.services.pipelines.runs:on_main_moved",
                    "chalicelib.services.assignments.grading:on_main_moved"),
-    "job_ended": ("chalicelib.services.pipelines.runs:on_job_ended",),
+    "job_ended": ("chalicelib.services.pipelines.runs:on_job_ended",
+                  "chalicelib.services.git.imports:on_job_ended"),
     "pipeline_ended": ("chalicelib.services.webhooks.events:on_pipeline_ended",),
 }
 

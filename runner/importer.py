@@ -8,9 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import PynamoDBException
-
 from chalicelib.models.jobs import CANCELLED, COMPLETED, FAILED, Job
 from chalicelib.services.git import forks
 from chalicelib.services.git import imports as gitimport
@@ -54,26 +51,20 @@ def run_fork(job: Job, say: Callable[[str], None],
 def _copy_job(job: Job, say: Callable[[str], None], kind: str, work: Callable[[], Any],
               cancelled_error: type[Exception], failed_error: type[Exception],
               summary: Callable[[Any, Callable[[str], None]], dict[str, object]]) -> JobResult:
-    """Run an import or fork's `work` and mark the project's import status by its end: cancelled
-    and failed (the error's text) end the job; storage errors propagate so the worker gives the
-    job back (retried); any other error marks the project failed and propagates."""
+    """Run an import or fork's `work`: cancelled and failed (the error's text) end the job;
+    storage errors propagate so the worker gives the job back (retried); any other error
+    propagates and the worker fails the job with it. The project's import status follows the
+    job's recorded end (`imports.on_job_ended`), not this attempt's: an attempt that lost the job
+    or is being released must not mark it."""
     started = time.monotonic()
     try:
         done = work()
     except cancelled_error:
         say(f"{kind} cancelled")
-        gitimport.mark(job.project_id, gitimport.FAILED)
         return _result(CANCELLED, f"{kind} cancelled", time.monotonic() - started, {})
     except failed_error as e:
         say(f"{kind} failed: {e}")
-        gitimport.mark(job.project_id, gitimport.FAILED)
         return _result(FAILED, str(e)[:1000], time.monotonic() - started, {})
-    except (BotoCoreError, ClientError, PynamoDBException):
-        raise  # storage trouble: the worker gives the job back and it is retried
-    except Exception:
-        gitimport.mark(job.project_id, gitimport.FAILED)  # the worker fails the job with the error
-        raise
-    gitimport.mark(job.project_id, gitimport.COMPLETED)
     return _result(COMPLETED, None, time.monotonic() - started, summary(done, say))
 
 

@@ -367,6 +367,34 @@ def test_a_runner_process_without_the_api_key_imports(
     assert shown["file_count"] == 3
 
 
+def test_an_import_released_by_a_stopping_runner_stays_importing_and_then_completes(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    import threading
+
+    from tests.jobs_support import wait_for
+
+    with http_git_server(repos, delay=2) as server:
+        # GIVEN an import being fetched (from a server slow to answer) by a serving runner
+        project = start(api, owner, f"{server.url}/core.git").json
+        base = f"/api/v1/projects/{project['id']}"
+        job_path = f"{base}/jobs/{project['import_job_id']}"
+        worker = make_worker(queues)
+        serving = threading.Thread(target=worker.serve, daemon=True)
+        serving.start()
+        wait_for(lambda: api.get(job_path, token=owner.token).json["status"] == "running",
+                 what="the import to start")
+        # WHEN the runner stops (a deploy): the import is cancelled and the job given back
+        worker.stop(0)
+        serving.join(30)
+        assert api.get(job_path, token=owner.token).json["status"] == "pending"
+        # THEN the project still says importing (the job runs again), not failed
+        assert api.get(base, token=owner.token).json["import_status"] == "importing"
+        # AND the next runner's attempt completes it
+        job = finish(api, owner, queues, project)
+    assert job["status"] == "completed" and job["attempts"] == 2, job
+    assert api.get(base, token=owner.token).json["import_status"] == "completed"
+
+
 def test_the_download_is_capped_in_size_and_time(
         api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None,
         monkeypatch: pytest.MonkeyPatch) -> None:

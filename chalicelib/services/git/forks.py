@@ -30,7 +30,7 @@ from chalicelib.services.git.store import DEFAULT_BRANCH, io_pool, objects_prefi
 from chalicelib.services.git.sync import sync_files
 from chalicelib.services.identity import Caller
 
-JOB_TYPE = "fork"
+JOB_TYPE = imports.FORK_JOB_TYPE
 MAX_FORK_OBJECTS = 5_000  # one job: ~16 server-side copies at a time, ~40 ms each on S3
 FORKS_PER_HOUR = 30  # per user: each queues a runner job of up to MAX_FORK_OBJECTS copies
 _BATCH = 256  # objects copied between two looks at the cancel flag / progress lines

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 from pynamodb.expressions.update import Action
 
 from chalicelib.config import get_settings
@@ -32,6 +32,7 @@ from chalicelib.errors import ServiceUnavailable, TooManyRequests, Unprocessable
 from chalicelib.ids import with_new_id
 from chalicelib.logs import SERVICE
 from chalicelib.models.base import id_taken, utcnow_iso
+from chalicelib.models.jobs import COMPLETED as JOB_COMPLETED
 from chalicelib.models.jobs import PENDING, Job
 from chalicelib.models.projects import Project
 from chalicelib.schemas.git import ImportRequest
@@ -45,6 +46,7 @@ logger = Logger(service=SERVICE, child=True)
 
 JOB_TYPE = "import"
 IMPORTING, COMPLETED, FAILED = "importing", "completed", "failed"
+FORK_JOB_TYPE = "fork"  # services/git/forks.JOB_TYPE (which imports this module)
 _BRANCH = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_OTHER_REFS = 100
@@ -130,6 +132,20 @@ def mark(project_id: int, status: str) -> None:
                                    condition=Project.id.exists(), add_version_condition=False)
     except UpdateError:
         logger.info("import status not recorded: project gone", extra={"project_id": project_id})
+
+
+def on_job_ended(job: Job) -> None:
+    """An import or fork job ended (the write that ended it succeeded): its project shows the
+    outcome. Only the attempt whose end was recorded gets here, so an attempt that lost the job
+    (taken over, or released by a stopping runner to run again) leaves the project importing.
+    Never raises: a project whose mark failed is settled when it is read (`projects.get_project`)."""
+    if job.job_type not in (JOB_TYPE, FORK_JOB_TYPE):
+        return
+    try:
+        mark(job.project_id, COMPLETED if job.status == JOB_COMPLETED else FAILED)
+    except (BotoCoreError, ClientError, PynamoDBException) as e:
+        logger.warning("import status not recorded", extra={"project_id": job.project_id,
+                                                             "error": str(e)})
 
 
 class ImportFailed(Exception):
