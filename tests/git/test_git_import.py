@@ -395,6 +395,68 @@ def test_an_import_released_by_a_stopping_runner_stays_importing_and_then_comple
     assert api.get(base, token=owner.token).json["import_status"] == "completed"
 
 
+def test_an_import_retried_after_main_moved_finishes_the_first_attempts_work(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    from chalicelib.services.git import sync
+
+    # GIVEN an import whose first attempt moved main, then lost storage while filling the files
+    # table (the runner gives such a job back to the queue: it is retried)
+    real_sync = sync.sync_files
+
+    def storage_down(*args: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://storage.invalid")
+
+    monkeypatch.setattr(sync, "sync_files", storage_down)
+    with http_git_server(repos) as server:
+        project = start(api, owner, f"{server.url}/core.git").json
+        base = f"/api/v1/projects/{project['id']}"
+        worker = make_worker(queues)
+        worker.settings = dataclasses.replace(worker.settings, release_backoff_seconds=0)
+        assert worker.poll_once(wait_seconds=1) == 1
+        job_path = f"{base}/jobs/{project['import_job_id']}"
+        assert api.get(job_path, token=owner.token).json["status"] == "pending"
+        assert api.get(f"{base}/git/commits", token=owner.token).json  # main moved
+        assert api.get(f"{base}/files", token=owner.token).json == []
+        # WHEN storage is back and the import runs again
+        monkeypatch.setattr(sync, "sync_files", real_sync)
+        job = finish(api, owner, queues, project)
+    # THEN the retry completes it: same main, every file in the files table
+    assert job["status"] == "completed" and job["attempts"] == 2, logs_of(api, owner, project)
+    shown = api.get(base, token=owner.token).json
+    assert shown["import_status"] == "completed" and shown["file_count"] == 3, shown
+    assert job["summary"]["import"]["files"] == 3
+
+
+def test_an_import_never_resumes_over_a_main_it_did_not_move(
+        api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None) -> None:
+    import threading
+
+    from chalicelib.models.projects import Project
+    from chalicelib.services.git.imports import ImportFailed, fetch_into
+
+    # GIVEN a project whose import completed
+    project, job = import_served(api, owner, queues, repos)
+    assert job["status"] == "completed", job
+    pid = int(project["id"])
+    commits = api.get(f"/api/v1/projects/{pid}/git/commits", token=owner.token).json
+    with http_git_server(repos) as server:
+        # WHEN it is imported into again: refused, the project is no longer importing
+        with pytest.raises(ImportFailed, match="already has commits"):
+            fetch_into(pid, f"{server.url}/core.git", None, lambda _: None, threading.Event())
+        # AND while still importing, from a repository whose tip is not the project's main (as
+        # after a push meanwhile): refused too
+        Project(pid).update(actions=[Project.import_status.set("importing")],
+                            add_version_condition=False)
+        with pytest.raises(ImportFailed, match="received commits while it was being imported"):
+            fetch_into(pid, f"{server.url}/linked.git", "trunk", lambda _: None,
+                       threading.Event())
+    # THEN main and its history are as the import left them
+    assert api.get(f"/api/v1/projects/{pid}/git/commits", token=owner.token).json == commits
+
+
 def test_the_download_is_capped_in_size_and_time(
         api: Api, owner: UserCtx, queues: Queues, repos: Path, allow_private: None,
         monkeypatch: pytest.MonkeyPatch) -> None:

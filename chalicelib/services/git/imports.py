@@ -297,7 +297,8 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
         from chalicelib.services.git.store import open_repo
 
         repo = open_repo(project_id)
-        if repo.head_commit() is not None:
+        head = repo.head_commit()
+        if head is not None and not _importing(project_id):
             raise ImportFailed("the project already has commits; an import needs an empty project")
         client.fetch_pack(path, fetch.determine_wants, repo.get_graph_walker(), fetch.pack_data,
                           progress=fetch.progress)
@@ -308,7 +309,7 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
         fetch.pack.seek(0)
         # The same check as a push: refused by the sizes it declares before it is inflated.
         repo.object_store.add_thin_pack(fetch.pack.read, None, max_input_size=fetch.max_bytes)
-        return _store(repo, fetch, say)
+        return _store(repo, fetch, say, head)
     except url_guard.ImportRefused as e:
         raise ImportFailed(f"refused: {e.detail}") from e
     except (PackInputTooLarge, PackRefused) as e:
@@ -322,8 +323,19 @@ def fetch_into(project_id: int, url: str, branch: str | None, say: Say,
         raise ImportFailed(f"could not reach the repository: {type(e).__name__}: {e}") from e
 
 
-def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
-    """Validate the tip like a push, upload the objects, move main, fill the files table."""
+def _importing(project_id: int) -> bool:
+    project = Project.get(project_id, consistent_read=True, attributes_to_get=["import_status"])
+    return project.import_status == IMPORTING
+
+
+def _store(repo: Any, fetch: _Fetch, say: Say, head: bytes | None) -> Imported:
+    """Validate the tip like a push, upload the objects, move main, fill the files table.
+
+    `head`: main when the attempt started. Set on a project still importing, it was moved by an
+    earlier attempt of this import that ended before recording its outcome (a killed runner, a
+    storage error after the move): when it is the tip fetched again, this attempt does what
+    that one may not have done (the files table, the other refs; both idempotent). Any other
+    commit there was pushed meanwhile, and the import fails as it always did."""
     from dulwich.objects import Commit
 
     from chalicelib.services.git.rules import NewHistory, commit_total_errors, tree_diff, validate
@@ -338,13 +350,16 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
         raise ImportFailed("the remote did not send the branch's commit") from e
     if not isinstance(commit, Commit):
         raise ImportFailed("the branch does not point at a commit")
+    if head is not None and head != fetch.chosen:
+        raise ImportFailed("the project received commits while it was being imported")
     project = Project.get(repo.project_id, consistent_read=True)
     # Every commit of the fetched history is held to the push rules, not only the tip.
     history = NewHistory(repo)
     problems = history.check([fetch.chosen])
     problems = problems or commit_total_errors(repo, project, history)
     changes = [] if problems else tree_diff(repo, None, commit.tree)
-    problems = problems or validate(repo, project, changes, count_limits=True)
+    if head is None:  # (a resumed main was validated when it moved; its files count already)
+        problems = problems or validate(repo, project, changes, count_limits=True)
     if problems:
         repo.object_store.discard()
         raise ImportFailed("the repository breaks the project's rules: " + "; ".join(problems))
@@ -356,7 +371,9 @@ def _store(repo: Any, fetch: _Fetch, say: Say) -> Imported:
         raise ImportFailed(e.detail) from None
     if dropped:
         say(f"left out {dropped} objects no imported branch or tag reaches")
-    if not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):
+    if head == fetch.chosen:
+        say("main is already at this commit: an earlier attempt moved it; finishing its work")
+    elif not repo.refs.set_if_equals(DEFAULT_BRANCH, ZERO_SHA, fetch.chosen):
         raise ImportFailed("the project received commits while it was being imported")
     sync_files(repo, None, commit.tree)
     total = sum(len(repo.object_store.get_raw(c.new_sha)[1]) for c in changes if c.new_sha)
