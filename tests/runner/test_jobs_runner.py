@@ -72,7 +72,8 @@ def _stop_serving_runners() -> Iterator[None]:
     while _serving:
         worker, thread = _serving.pop()
         worker.stop(0)
-        thread.join(10)
+        thread.join(60)  # a receive or delete in flight can take seconds on a loaded machine
+        assert not thread.is_alive(), "a runner did not stop within 60 s"
 
 
 def running_forever(api: Api, owner: UserCtx, project: dict[str, Any], queues: Queues
