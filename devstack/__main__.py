@@ -116,8 +116,22 @@ def start_runner() -> subprocess.Popen[bytes] | None:
     # Short polls: a stop is noticed within 2 s even while the queue is idle.
     env = {"A6HUB_RUNNER_WAIT_SECONDS": "2", **os.environ}
     process = subprocess.Popen([sys.executable, "-m", "runner"], cwd=environment.ROOT, env=env)
-    say(f"started the job runner (python -m runner, pid {process.pid})")
+    say(f"started the job runner (python -m runner, pid {process.pid}; {_slots()})")
     return process
+
+
+def _slots() -> str:
+    """How the runner runs jobs at once (runner/slots.py), as its settings say."""
+    from runner.settings import RunnerConfigError, runner_env
+
+    try:
+        slots = runner_env().jobs_at_once
+    except RunnerConfigError:
+        return "a bad A6HUB_RUNNER_* setting: see its error"
+    if slots == 1:
+        return "one job at a time"
+    return (f"{slots} jobs at once in {slots} slot processes, A6HUB_RUNNER_CONCURRENCY; "
+            "Ctrl-C reaches them through it")
 
 
 def _stop_child(name: str, process: subprocess.Popen[bytes] | None, patience: float,

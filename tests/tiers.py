@@ -115,6 +115,8 @@ MODULE_TIERS = {
     "test_settings": "unit",
     "test_runner_settings": "unit",
     "test_runner_uids": "unit",
+    "test_runner_slots": "unit",
+    "test_runner_slots_e2e": "integration",
     "test_import_graph": "unit",
 }
 

@@ -52,7 +52,7 @@ def picorv32_dir() -> Path:
 class RunnerProcess:
     """`python -m runner` on a given queue, its output kept in a file."""
 
-    def __init__(self, queues: Queues, log: Path, **env: str) -> None:
+    def __init__(self, queues: Queues, log: Path, *args: str, **env: str) -> None:
         self.log = log
         settings = {"A6HUB_RUNNER_WAIT_SECONDS": "1", "A6HUB_RUNNER_DLQ_CHECK_SECONDS": "1",
                     "A6HUB_RUNNER_CANCEL_POLL_SECONDS": "0.25", "A6HUB_LOG_LEVEL": "INFO", **env}
@@ -60,7 +60,7 @@ class RunnerProcess:
         environ = {k: v for k, v in os.environ.items() if k != "A6HUB_JWT_SECRET"}
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runner", "--queue-url", queues.url], cwd=ROOT,
+                [sys.executable, "-m", "runner", "--queue-url", queues.url, *args], cwd=ROOT,
                 env={**environ, **settings}, stdout=out, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
@@ -262,7 +262,8 @@ def test_a_runner_killed_mid_job_leaves_it_recoverable(
     # message bounced to the DLQ and the job was failed while the second runner ran it.
     queues, project, [job_id] = simulations_on_own_queue(api, owner, "tb/slow_tb.v", SLOW_TB,
                                                          visibility=8)
-    first = RunnerProcess(queues, tmp_path / "first.log")
+    # (one process: a supervisor's slots would go on after its SIGKILL; test_runner_slots.py)
+    first = RunnerProcess(queues, tmp_path / "first.log", A6HUB_RUNNER_CONCURRENCY="1")
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN the runner is killed with SIGKILL (no chance to clean up)
@@ -292,13 +293,16 @@ SIGTERM_CASES = {
 }
 
 
+@pytest.mark.parametrize("slots", ["1", "2"], ids=["one process", "2 slot processes"])
 @pytest.mark.parametrize("case", list(SIGTERM_CASES), ids=list(SIGTERM_CASES))
 def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path, emulator: Any,
-                                       case: str) -> None:
+                                       case: str, slots: str) -> None:
     grace, tb_path, tb, status, log_line, left = SIGTERM_CASES[case]
-    # GIVEN a runner with a shutdown grace, running a simulation
+    # GIVEN a runner with a shutdown grace, running a simulation: one process, or a supervisor
+    # of 2 slot processes (runner/slots.py), one of them running it and the other polling
     queues, project, [job_id] = simulations_on_own_queue(api, owner, tb_path, tb)
-    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS=grace)
+    runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_STOP_GRACE_SECONDS=grace,
+                           A6HUB_RUNNER_CONCURRENCY=slots)
     wait_for(lambda: " vvp -n " in logs_of(api, owner, project, job_id), timeout=120,
              what="the simulation to start")
     # WHEN it receives SIGTERM (what ECS sends before stopping a task)
@@ -313,7 +317,8 @@ def test_sigterm_mid_job_exits_cleanly(api: Api, owner: UserCtx, tmp_path: Path,
 
 def test_sigterm_releases_every_job_a_two_slot_runner_holds(
         api: Api, owner: UserCtx, tmp_path: Path, emulator: Any) -> None:
-    # GIVEN a runner with 2 slots (A6HUB_RUNNER_CONCURRENCY) running two never-ending simulations
+    # GIVEN a runner with 2 slots (A6HUB_RUNNER_CONCURRENCY: a supervisor of two slot processes)
+    # running two never-ending simulations
     queues, project, ids = simulations_on_own_queue(api, owner, "tb/forever_tb.v", FOREVER_TB,
                                                     count=2)
     runner = RunnerProcess(queues, tmp_path / "runner.log", A6HUB_RUNNER_CONCURRENCY="2",
