@@ -146,8 +146,10 @@ class Supervisor:
         if self._tickets is not None:
             argv += ["--tickets-fd", str(self._tickets[0])]
             pass_fds = (self._tickets[0],)
-        # The slot inherits this signal mask: a stop signal forwarded before it has installed
-        # its handlers stays pending until it has (instead of killing it half started).
+        # Always from the main thread: the kernel sends PR_SET_PDEATHSIG when the *thread* that
+        # started a child ends, not the process. The slot inherits this signal mask: a stop
+        # signal forwarded before it has installed its handlers stays pending until it has
+        # (instead of killing it half started).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             slot.process = subprocess.Popen(argv, pass_fds=pass_fds, process_group=0)
