@@ -272,3 +272,18 @@ def test_chalice_package_output_is_wired_to_the_deployed_exports(
     missing = resources["RestAPI"]["Properties"]["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["StatusCode"] == "404"  # SAM wants a string
     assert json.loads(missing["ResponseTemplates"]["application/json"]) == {"detail": "Not Found"}
+
+
+def test_a_runner_task_that_runs_several_jobs_at_once_runs_as_root_in_its_container() -> None:
+    # GIVEN the runner template's task definitions: the image's USER is `runner` (10001)
+    resources = load_template(str(INFRA / "runner.yaml"))["Resources"]
+    tasks = {name: r["Properties"]["ContainerDefinitions"][0] for name, r in resources.items()
+             if r["Type"] == "AWS::ECS::TaskDefinition"}
+    concurrency = {name: {e["Name"]: e["Value"] for e in c["Environment"]}.get(
+        "A6HUB_RUNNER_CONCURRENCY") for name, c in tasks.items()}
+    # THEN the ECS-on-EC2 task (JobsPerRunner jobs at once) overrides it with root, so each job
+    # draws a uid of its own (runner/uids.py): as 10001 all its jobs would share one RLIMIT_NPROC
+    assert concurrency["Ec2TaskDefinition"] == {"Ref": "JobsPerRunner"}
+    assert tasks["Ec2TaskDefinition"].get("User") == "0"
+    # AND the Fargate task, one job at a time, keeps the unprivileged user
+    assert concurrency["TaskDefinition"] == "1" and "User" not in tasks["TaskDefinition"]
