@@ -284,6 +284,38 @@ def test_webhooks_made_before_the_count_existed_are_counted(api: Api, owner: Use
     assert Project.get(pid, consistent_read=True).webhook_count == 5
 
 
+def test_a_delete_that_read_the_project_before_it_was_counted_still_counts_down(
+        api: Api, owner: UserCtx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.models.projects import Project
+    from chalicelib.models.webhooks import Webhook
+    from chalicelib.services.webhooks import manage
+
+    # GIVEN a project with 5 webhooks and no `webhook_count` (as one from before it existed)
+    pid = int(make_project(api, owner)["id"])
+    url = "https://93.184.215.14/hook"
+    ids = [create(api, owner, pid, url).json["id"] for _ in range(5)]
+    Project(pid).update(actions=[Project.webhook_count.remove()], add_version_condition=False)
+    # WHEN a delete reads the project (no count yet) and, before it writes, a create elsewhere
+    # counts the 5 (refused: the cap is reached)
+    real, raced = manage.authorize, []
+
+    def authorize_then_race(*args: Any, **kwargs: Any) -> Any:
+        answer = real(*args, **kwargs)
+        if not raced:  # once: the create below authorizes too
+            raced.append(0)
+            raced[0] = create(api, owner, pid, url).status
+        return answer
+
+    monkeypatch.setattr(manage, "authorize", authorize_then_race)
+    assert api.delete(f"{_p(pid)}/webhooks/{ids[0]}", token=owner.token).status == 204
+    monkeypatch.setattr(manage, "authorize", real)
+    assert raced == [409]
+    # THEN the count follows the webhooks left (4), and one more can be created
+    left = sum(1 for _ in Webhook.query(pid, consistent_read=True))
+    assert Project.get(pid, consistent_read=True).webhook_count == left == 4
+    assert create(api, owner, pid, url).status == 201
+
+
 # --- deliveries ----------------------------------------------------------------------------------------
 
 
