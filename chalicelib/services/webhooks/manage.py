@@ -125,7 +125,8 @@ def _count_existing(project: Project) -> None:
     creates, one sets it and the other's identical count is refused)."""
     if project.webhook_count is not None:
         return
-    existing = sum(1 for _ in Webhook.query(project.id, attributes_to_get=["id"]))
+    existing = sum(1 for _ in Webhook.query(project.id, attributes_to_get=["id"],
+                                            consistent_read=True))
     try:
         Project(project.id).update(actions=[Project.webhook_count.set(existing)],
                                    condition=Project.id.exists()
@@ -156,14 +157,16 @@ def _hook(caller: Caller, project_id: int, hook_id: int) -> Webhook:
 
 def delete_webhook(caller: Caller, project_id: int, hook_id: int) -> None:
     """Remove a webhook and take it off the project's `webhook_count` in one transaction; queued
-    attempts then end as failed ("the webhook was deleted"). 404 for an unknown webhook."""
+    attempts then end as failed ("the webhook was deleted"). 404 for an unknown webhook.
+    A project without the count gets it first (`_count_existing`): a delete that skipped the
+    count because it read none would leave it one too high if a create counted meanwhile."""
     project = authorize(caller, project_id, "admin").project
+    _count_existing(project)
 
     def write(tx: TransactWrite) -> None:
         tx.delete(Webhook(project_id, hook_id), condition=Webhook.id.exists())
-        if project.webhook_count is not None:
-            tx.update(Project(project_id), actions=[Project.webhook_count.add(-1)],
-                      condition=Project.webhook_count > 0, add_version_condition=False)
+        tx.update(Project(project_id), actions=[Project.webhook_count.add(-1)],
+                  condition=Project.webhook_count > 0, add_version_condition=False)
 
     try:
         _transact(write)
