@@ -48,6 +48,10 @@ def test_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     ("A6HUB_RUNNER_UNSANDBOXED", "maybe"),       # was read as "no" before
     ("A6HUB_RUNNER_SANDBOX_UID", "root"),        # was an int() crash at the first job
     ("A6HUB_RUNNER_SANDBOX_UIDS", "200000-"),
+    ("A6HUB_RUNNER_SANDBOX_UIDS", "0-100"),      # root's uid: a step's uid reaper kills root's all
+    ("A6HUB_RUNNER_SANDBOX_UIDS", "0"),
+    ("A6HUB_RUNNER_SANDBOX_UIDS", "300-200"),    # empty: was a ValueError at the sandbox probe
+    ("A6HUB_RUNNER_SANDBOX_UIDS", "200000-4294967295"),  # (uid_t)-1 is no uid
 ])
 def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,
                                                      value: str) -> None:
