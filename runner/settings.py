@@ -15,11 +15,21 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runner.limits import Limits
 
 PREFIX = "A6HUB_RUNNER_"
+
+
+MAX_UID = 2**32 - 2  # (uid_t)-1 means "unchanged" to setresuid(2)
 
 
 class RunnerConfigError(ValueError):
@@ -64,10 +74,23 @@ class RunnerEnv(BaseModel):
 
     sandbox_dir: str = ""
     unsandboxed: bool = False
-    sandbox_uid: int | None = Field(default=None, gt=0)
+    sandbox_uid: int | None = Field(default=None, gt=0, le=MAX_UID)
     sandbox_uids: str = Field(default="200000-265535", pattern=r"^\d+(-\d+)?$")
     uid_lock_dir: str = "/run/lock/a6hub-uids"
     cgroup: str = ""
+
+    @field_validator("sandbox_uids")
+    @classmethod
+    def _real_uids_not_root(cls, value: str) -> str:
+        """A non-empty range of uids 1..4294967294: a job's uid is RLIMIT_NPROC's and the uid
+        reaper's (watch.reap_uid), so uid 0 would let a job's processes ignore the limit and
+        have the reaper SIGKILL every root process, the runner's own included; 4294967295 is
+        (uid_t)-1, which setresuid(2) reads as "unchanged"."""
+        first, _, last = value.partition("-")
+        low, high = int(first), int(last or first)
+        if not 1 <= low <= high <= MAX_UID:
+            raise ValueError(f"want first-last with 1 <= first <= last <= {MAX_UID}")
+        return value
 
     @model_validator(mode="after")
     def _one_uid_one_job(self) -> RunnerEnv:
