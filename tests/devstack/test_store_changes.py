@@ -102,8 +102,10 @@ def test_transactions_batches_and_deletes_mark_each_item_they_write(
 
 
 def test_a_bad_changes_query_is_a_400_with_a_detail(emulator: Any) -> None:
-    # WHEN the endpoint is asked without `since`, or with a key for two tables
-    for query in ("table=a", "table=a&table=b&since=0&key=%7B%7D"):
+    # WHEN the endpoint is asked without `since`, with a key for two tables, or with a key
+    # nested past the JSON decoder's recursion limit
+    for query in ("table=a", "table=a&table=b&since=0&key=%7B%7D",
+                  "table=a&since=0&key=" + "%5B" * 5000):
         reply = requests.get(f"{emulator.url}/_a6hub/store/changes?{query}", timeout=30)
         # THEN it is refused with the reason
         assert reply.status_code == 400
