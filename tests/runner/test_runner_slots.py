@@ -156,6 +156,26 @@ def test_a_dead_slot_is_reported_and_restarted(tmp_path: Path) -> None:
     assert output.count(" died ") == 1
 
 
+
+def test_a_slot_stopped_from_outside_is_restarted(tmp_path: Path) -> None:
+    # GIVEN a supervisor of 2 slots, both ready, that is not stopping
+    sup = supervisor(tmp_path, 2, "0", "1", "-")
+    wait_for(lambda: all("ready" in lines(tmp_path, n) for n in range(2)), timeout=60,
+             what="both slots to be ready")
+    first = ready_pid(tmp_path, 1)
+    # WHEN slot 1 alone is sent SIGTERM by someone else (an operator, a cgroup-wide kill) and
+    # exits 0 as a stopped runner does
+    os.kill(first, signal.SIGTERM)
+    # THEN a new slot 1 starts: the runner keeps its 2 slots, and says what happened
+    wait_for(lambda: lines(tmp_path, 1).count("ready") == 2 or sup.poll() is not None,
+             timeout=60, what="slot 1 to be restarted")
+    assert lines(tmp_path, 1).count("ready") == 2
+    assert sup.poll() is None
+    sup.send_signal(signal.SIGTERM)
+    assert sup.wait(timeout=60) == 0
+    assert sup.stdout is not None
+    assert f"runner slot 1 (pid {first}) ended (exit 0) unasked" in sup.stdout.read()
+
 def test_slots_that_keep_dying_stop_the_runner_with_an_error(tmp_path: Path) -> None:
     # GIVEN slots that exit 3 as soon as they start (a broken host, say)
     sup = supervisor(tmp_path, 2, "0", "1", "3")
