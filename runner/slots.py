@@ -16,7 +16,8 @@ What the supervisor does, and only it:
 - **Its own death.** Each slot asks the kernel for SIGTERM when the supervisor dies
   (PR_SET_PDEATHSIG), even by SIGKILL: the slots then release or finish their jobs as on a
   SIGTERM and exit; none is left behind.
-- **A slot that dies** (a non-zero exit or a signal the supervisor did not forward) is logged
+- **A slot that dies** (a non-zero exit or a signal the supervisor did not forward; also a
+  slot that exits 0 on a stop signal someone else sent it, without --max-jobs) is logged
   with its exit status and restarted after `RESTART_DELAY_SECONDS`: its job, if any, comes back
   when its lease lapses, and the other slots' jobs go on undisturbed. A slot that dies
   `CRASH_LIMIT` times within `CRASH_WINDOW_SECONDS` means something is wrong with the host or the
@@ -197,23 +198,27 @@ class Supervisor:
         slot.process.returncode = code  # waited for above: Popen must not wait again
         pid, slot.process, slot.exit_code = slot.process.pid, None, code
         how = f"exit {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
-        if code == 0:
+        if code == 0 and (self.stopping or self.max_jobs):  # asked to, or out of tickets
             logger.info(f"runner slot {slot.number} (pid {pid}) exited")
             return
         if self.stopping:
             logger.error(f"runner slot {slot.number} (pid {pid}) ended with {how} while stopping")
             return
+        if code == 0:  # a stop signal from someone else (the slot stops as a runner does)
+            how = "ended (exit 0) unasked"
+        else:
+            how = f"died ({how})"
         now = time.monotonic()
         self._deaths = [t for t in self._deaths if now - t < CRASH_WINDOW_SECONDS] + [now]
         if len(self._deaths) >= CRASH_LIMIT:
-            logger.error(f"runner slot {slot.number} (pid {pid}) died ({how}): {CRASH_LIMIT} "
+            logger.error(f"runner slot {slot.number} (pid {pid}) {how}: {CRASH_LIMIT} "
                          f"slot deaths within {CRASH_WINDOW_SECONDS:.0f}s; stopping the runner")
             self._gave_up = True
             self.signals.append(signal.SIGTERM)  # the others finish or release their jobs
             self._forward()
             return
-        logger.error(f"runner slot {slot.number} (pid {pid}) died ({how}); its job, if any, "
-                     f"comes back when its lease lapses; restarting it in "
+        lapses = "; its job, if any, comes back when its lease lapses" if code else ""
+        logger.error(f"runner slot {slot.number} (pid {pid}) {how}{lapses}; restarting it in "
                      f"{RESTART_DELAY_SECONDS:.0f}s")
         slot.restart_at = now + RESTART_DELAY_SECONDS
 
