@@ -98,6 +98,11 @@ class RunnerEnv(BaseModel):
             raise ValueError("A6HUB_RUNNER_CONCURRENCY above 1 needs a uid per job: unset "
                              "A6HUB_RUNNER_SANDBOX_UID (jobs sharing a uid can kill each other's "
                              "processes)")
+        first, last = self.uid_range
+        if self.sandbox_uid is None and last - first + 1 < self.jobs_at_once:
+            raise ValueError(f"A6HUB_RUNNER_SANDBOX_UIDS holds {last - first + 1} uid(s), fewer "
+                             f"than the {self.jobs_at_once} jobs at once "
+                             "(A6HUB_RUNNER_CONCURRENCY): a job would find none free")
         return self
 
     @property

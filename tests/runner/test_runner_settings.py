@@ -60,6 +60,18 @@ def test_a_bad_value_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPa
         runner_env()
 
 
+def test_a_uid_range_smaller_than_the_jobs_at_once_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN 3 jobs at once and 2 uids to give them
+    monkeypatch.setenv("A6HUB_RUNNER_CONCURRENCY", "3")
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_UIDS", "300000-300001")
+    # THEN the runner refuses to start, naming both settings (else the third job fails)
+    with pytest.raises(RunnerConfigError, match="A6HUB_RUNNER_SANDBOX_UIDS holds 2 uid"):
+        runner_env()
+    # AND as many uids as jobs is enough
+    monkeypatch.setenv("A6HUB_RUNNER_SANDBOX_UIDS", "300000-300002")
+    assert runner_env().uid_range == (300000, 300002)
+
+
 def test_a_runner_with_a_bad_setting_exits_at_start() -> None:
     # GIVEN a runner process with a misspelt number (and no queue it could reach)
     env = {**os.environ, "A6HUB_RUNNER_DLQ_CHECK_SECONDS": "30s",
