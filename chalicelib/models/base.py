@@ -3,6 +3,8 @@ connection."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -10,7 +12,9 @@ from typing import Any
 from pynamodb.attributes import Attribute
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.constants import NUMBER
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model as PynamoModel
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.aws import client, share_session
 from chalicelib.config import table_prefix
@@ -74,6 +78,38 @@ def cancelled_by_condition(e: Exception) -> list[bool]:
     deletes, then its puts, then its updates, whatever the order of the calls."""
     reasons = getattr(e, "cancellation_reasons", None) or []
     return [r is not None and r.code == "ConditionalCheckFailed" for r in reasons]
+
+
+def lost_transaction_race(e: Exception) -> bool:
+    """A cancelled TransactWriteItems lost a race with another transaction on one of its items
+    (TransactionConflict: DynamoDB cancels rather than waits; DynamoDB API reference,
+    TransactWriteItems, "TransactionCanceledException")."""
+    reasons = getattr(e, "cancellation_reasons", None) or []
+    return any(r is not None and r.code == "TransactionConflict" for r in reasons)
+
+
+def first_condition_failed(e: Exception) -> bool:
+    """A TransactWriteItems whose first item's condition failed: with_new_id's predicate for a
+    create whose new item comes first (PynamoDB's order: see cancelled_by_condition)."""
+    return isinstance(e, TransactWriteError) and cancelled_by_condition(e)[:1] == [True]
+
+
+def transact(write: Callable[[TransactWrite], None], attempts: int = 5,
+             backoff_seconds: float = 0.01) -> None:
+    """Run `write`'s items as one TransactWriteItems on the shared transaction connection, again
+    (after attempt x `backoff_seconds`) while it only lost a race (`lost_transaction_race`, no
+    condition failed), at most `attempts` times. Raises TransactWriteError otherwise: the caller
+    reads `cancelled_by_condition` to tell which condition refused it."""
+    for attempt in range(attempts):
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                write(tx)
+            return
+        except TransactWriteError as e:
+            if (not lost_transaction_race(e) or any(cancelled_by_condition(e))
+                    or attempt == attempts - 1):
+                raise
+            time.sleep(backoff_seconds * (attempt + 1))
 
 
 def table_name(short: str) -> str:

@@ -18,7 +18,13 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.config import get_settings
 from chalicelib.errors import TooManyRequests
-from chalicelib.models.base import cancelled_by_condition, condition_failed, transaction_connection
+from chalicelib.models.base import (
+    cancelled_by_condition,
+    condition_failed,
+    first_condition_failed,
+    lost_transaction_race,
+    transaction_connection,
+)
 from chalicelib.models.jobs import QUEUED, Job
 from chalicelib.models.projects import Project
 from chalicelib.services import ratelimit
@@ -101,16 +107,13 @@ def save_counted(job: Job, window: ratelimit.Window) -> None:
             if len(failed) > 1 and failed[1]:
                 raise TooManyRequests("Too many jobs submitted in the last minute",
                                       retry_after=wait) from None
-            conflict = any(r is not None and r.code == "TransactionConflict"
-                           for r in e.cancellation_reasons or [])
-            if not conflict or any(failed) or attempt == CONFLICT_RETRIES - 1:
+            if not lost_transaction_race(e) or any(failed) or attempt == CONFLICT_RETRIES - 1:
                 raise
             time.sleep(0.01 * (attempt + 1))
 
 
-def id_collided(e: Exception) -> bool:
-    """`save_counted` failed because the job's drawn id exists (with_new_id's predicate)."""
-    return isinstance(e, TransactWriteError) and cancelled_by_condition(e)[:1] == [True]
+#: `save_counted` failed because the job's drawn id exists (with_new_id's predicate).
+id_collided = first_condition_failed
 
 
 def active_slot_problem(user_id: int, project_id: int) -> str | None:

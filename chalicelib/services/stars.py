@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import NotFound
-from chalicelib.models.base import transaction_connection, utcnow_iso
+from chalicelib.models.base import cancelled_by_condition, transact, utcnow_iso
 from chalicelib.models.projects import Project, Star
 from chalicelib.schemas.projects import StarPublic
 from chalicelib.services.identity import Caller
 from chalicelib.services.projects import authorize
-
-
-def _failed(e: TransactWriteError) -> list[bool]:
-    return [r is not None and r.code == "ConditionalCheckFailed" for r in e.cancellation_reasons or []]
-
-
-def _conflict(e: TransactWriteError) -> bool:
-    """Another transaction held the project item (DynamoDB cancels rather than waits)."""
-    return any(r is not None and r.code == "TransactionConflict" for r in e.cancellation_reasons or [])
-
-
-def _transact(write: Callable[[TransactWrite], None], attempts: int = 5) -> None:
-    """Run one transaction, again while it only lost a race for the project item."""
-    for attempt in range(attempts):
-        try:
-            with TransactWrite(connection=transaction_connection()) as tx:
-                write(tx)
-            return
-        except TransactWriteError as e:
-            if not _conflict(e) or attempt == attempts - 1:
-                raise
-            time.sleep(0.02 * (attempt + 1))
 
 
 def _count(project_id: int) -> int:
@@ -57,9 +32,9 @@ def star(caller: Caller, project_id: int) -> StarPublic:
                   condition=Project.id.exists(), add_version_condition=False)
 
     try:
-        _transact(write)
+        transact(write, backoff_seconds=0.02)
     except TransactWriteError as e:
-        failed = _failed(e) + [False, False]
+        failed = cancelled_by_condition(e) + [False, False]
         if failed[1]:
             raise NotFound("Project not found") from e
         if not failed[0]:
@@ -83,9 +58,9 @@ def unstar(caller: Caller, project_id: int) -> StarPublic:
                   add_version_condition=False)
 
     try:
-        _transact(write)
+        transact(write, backoff_seconds=0.02)
     except TransactWriteError as e:
-        failed = _failed(e) + [False, False]
+        failed = cancelled_by_condition(e) + [False, False]
         if not failed[0] and not failed[1]:
             raise
         # not starred (or the counter already at 0): nothing to change

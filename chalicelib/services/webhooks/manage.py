@@ -8,8 +8,6 @@ token, and its deliveries show what the receiver answered, so editors and viewer
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -20,7 +18,8 @@ from chalicelib.ids import with_new_id
 from chalicelib.models.base import (
     cancelled_by_condition,
     condition_failed,
-    transaction_connection,
+    first_condition_failed,
+    transact,
     utcnow_iso,
 )
 from chalicelib.models.projects import Project
@@ -85,7 +84,7 @@ def create_webhook(caller: Caller, project_id: int, data: WebhookCreate) -> Webh
                       add_version_condition=False)
 
         try:
-            _transact(write)
+            transact(write)
         except TransactWriteError as e:
             # the request's items: the put (the webhook), then the update (the project's count)
             if (cancelled_by_condition(e) + [False, False])[1]:
@@ -94,29 +93,8 @@ def create_webhook(caller: Caller, project_id: int, data: WebhookCreate) -> Webh
             raise
         return hook
 
-    hook = with_new_id(create, _id_taken)
+    hook = with_new_id(create, first_condition_failed)
     return WebhookCreated(**_public(hook).model_dump(), secret=secret)
-
-
-def _id_taken(e: Exception) -> bool:
-    """The create's transaction failed only on the webhook's drawn id (with_new_id's predicate)."""
-    return isinstance(e, TransactWriteError) and cancelled_by_condition(e)[:1] == [True]
-
-
-def _transact(write: Callable[[TransactWrite], None]) -> None:
-    """One TransactWriteItems, again while it only lost a race with another transaction on the
-    same items (TransactionConflict: DynamoDB cancels rather than waits)."""
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with TransactWrite(connection=transaction_connection()) as tx:
-                write(tx)
-            return
-        except TransactWriteError as e:
-            conflict = any(r is not None and r.code == "TransactionConflict"
-                           for r in e.cancellation_reasons or [])
-            if not conflict or any(cancelled_by_condition(e)) or attempt == CONFLICT_RETRIES - 1:
-                raise
-            time.sleep(0.01 * (attempt + 1))
 
 
 def _count_existing(project: Project) -> None:
@@ -169,7 +147,7 @@ def delete_webhook(caller: Caller, project_id: int, hook_id: int) -> None:
                   condition=Project.webhook_count > 0, add_version_condition=False)
 
     try:
-        _transact(write)
+        transact(write)
     except TransactWriteError as e:
         if (cancelled_by_condition(e) + [False])[0]:
             raise NotFound("Webhook not found") from None
